@@ -1,0 +1,58 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+/// Light Mesh: Swift sidecars (HTTP and Kafka) plus the deterministic simulator that proves them.
+///
+/// Dependency direction: `MeshCore` <- product modules <- `light-mesh` executable.
+/// `Simulation/` targets depend on product modules; no product library depends on them.
+let package = Package(
+    name: "light-mesh",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "light-mesh", targets: ["light-mesh"]),
+        .library(name: "MeshCore", targets: ["MeshCore"]),
+        .library(name: "MeshSimulator", targets: ["MeshSimulator"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    ],
+    targets: [
+        // Vocabulary and seams shared by production adapters and the simulator.
+        .target(
+            name: "MeshCore",
+            dependencies: [.product(name: "HTTPTypes", package: "swift-http-types")],
+            path: "Sources/MeshCore"
+        ),
+        // Deterministic simulation kernel: virtual time, seeded randomness, network, hosts, faults, checkers.
+        .target(
+            name: "MeshSimulator",
+            dependencies: ["MeshCore"],
+            path: "Simulation/MeshSimulator"
+        ),
+        // Scenario files, workloads, the runner, swarm and replay.
+        .target(
+            name: "MeshScenarios",
+            dependencies: ["MeshCore", "MeshSimulator", .product(name: "Yams", package: "Yams")],
+            path: "Simulation/MeshScenarios"
+        ),
+        // The composition root: the only target that links both product code and the simulator.
+        .executableTarget(
+            name: "light-mesh",
+            dependencies: [
+                "MeshCore", "MeshScenarios",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/light-mesh"
+        ),
+        .testTarget(name: "MeshCoreTests", dependencies: ["MeshCore"], path: "Tests/MeshCoreTests"),
+        .testTarget(
+            name: "SimulationTests",
+            dependencies: ["MeshCore", "MeshSimulator", "MeshScenarios"],
+            path: "Tests/SimulationTests",
+            resources: []
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,170 @@
+import Foundation
+import MeshCore
+import MeshSimulator
+import Yams
+
+/// A simulation scenario, read from YAML in `fixtures/scenarios/`: hosts, network, workload, faults
+/// (fixed or swarm ranges), the invariants checked and the coverage expected, and the duration.
+public struct Scenario: Sendable {
+    public struct HostGroup: Sendable, Hashable {
+        public var name: String
+        public var count: Int
+        public var role: Role
+        public enum Role: String, Sendable, Hashable { case echoServer = "echo-server", echoClient = "echo-client" }
+    }
+
+    public var name: String
+    /// Where it was loaded from (used in replay commands).
+    public var path: String
+    public var description: String
+    /// Virtual time the run lasts.
+    public var duration: Duration
+    /// Faults stop and heal this long before the end, so liveness can be checked.
+    public var quiet: Duration
+    public var network: NetworkConfig
+    public var hosts: [HostGroup]
+    public var server: EchoServerConfig
+    public var client: EchoClientConfig
+    public var faults: FaultRanges
+    /// Host-name prefixes the nemesis may crash, clog and hold.
+    public var faultTargets: [String]
+    /// Coverage names a swarm must hit at least once, or it fails.
+    public var expectSometimes: [String]
+    /// A stable hash of the file's text, recorded in logs so replay notices an edited scenario.
+    public var contentHash: UInt64
+
+    /// Loads and validates a scenario file.
+    public static func load(path: String) throws -> Scenario {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw ConfigError(key: "", "cannot read scenario file \(path)")
+        }
+        return try parse(text, path: path)
+    }
+
+    /// Parses scenario YAML; every unknown or malformed key is refused with its path.
+    public static func parse(_ text: String, path: String) throws -> Scenario {
+        let root: Node?
+        do { root = try Yams.compose(yaml: text) } catch { throw ConfigError(key: "", "\(path) is not valid YAML: \(error)") }
+        var top = try YAMLFields(root, path: "")
+        guard let name = try top.string("name") else { throw ConfigError(key: "name", "is required") }
+        var s = Scenario(
+            name: name, path: path, description: try top.string("description") ?? "",
+            duration: try top.duration("duration") ?? .seconds(10), quiet: try top.duration("quiet") ?? .seconds(2),
+            network: NetworkConfig(), hosts: [], server: EchoServerConfig(), client: EchoClientConfig(),
+            faults: FaultRanges(), faultTargets: [], expectSometimes: try top.strings("expect_sometimes") ?? [],
+            contentHash: StableHash.fnv1a(text))
+        guard s.quiet < s.duration else { throw ConfigError(key: "quiet", "must be shorter than duration") }
+
+        var net = try top.child("network")
+        s.network.latencyMin = try net.duration("latency_min") ?? s.network.latencyMin
+        s.network.latencyTailMean = try net.duration("latency_tail_mean") ?? s.network.latencyTailMean
+        s.network.capacity = try net.int("capacity") ?? s.network.capacity
+        s.network.reorderDelay = try net.duration("reorder_delay") ?? s.network.reorderDelay
+        s.network.retransmitDelay = try net.duration("retransmit_delay") ?? s.network.retransmitDelay
+        try net.rejectUnknownKeys()
+
+        for var group in try top.children("hosts") {
+            guard let gname = try group.string("name") else { throw ConfigError(key: group.path + ".name", "is required") }
+            let roleText = try group.string("role") ?? ""
+            guard let role = HostGroup.Role(rawValue: roleText) else {
+                throw ConfigError(key: group.path + ".role", "unknown role '\(roleText)' (known: echo-server, echo-client)")
+            }
+            let count = try group.int("count") ?? 1
+            guard count >= 1 else { throw ConfigError(key: group.path + ".count", "must be at least 1") }
+            s.hosts.append(HostGroup(name: gname, count: count, role: role))
+            try group.rejectUnknownKeys()
+        }
+        guard s.hosts.contains(where: { $0.role == .echoServer }), s.hosts.contains(where: { $0.role == .echoClient }) else {
+            throw ConfigError(key: "hosts", "needs at least one echo-server and one echo-client group")
+        }
+
+        var w = try top.child("workload")
+        if let t = try w.string("transport") {
+            guard let transport = EchoClientConfig.Transport(rawValue: t) else { throw ConfigError(key: "workload.transport", "must be datagram or stream") }
+            s.client.transport = transport
+        }
+        s.client.concurrency = try w.int("concurrency") ?? s.client.concurrency
+        s.client.thinkTime = try w.duration("think_time") ?? s.client.thinkTime
+        s.client.attemptTimeout = try w.duration("attempt_timeout") ?? s.client.attemptTimeout
+        s.client.deadline = try w.duration("deadline") ?? s.client.deadline
+        var backoff = try w.child("backoff")
+        let initial = try backoff.duration("initial") ?? s.client.backoff.initial
+        let maximum = try backoff.duration("max") ?? s.client.backoff.maximum
+        guard initial > .zero, maximum >= initial else { throw ConfigError(key: "workload.backoff", "needs 0 < initial <= max") }
+        s.client.backoff = ExponentialBackoff(initial: initial, maximum: maximum)
+        try backoff.rejectUnknownKeys()
+        var budget = try w.child("retry_budget")
+        s.client.budgetRatio = try budget.double("ratio") ?? s.client.budgetRatio
+        s.client.budgetMinPerSecond = try budget.double("min_per_second") ?? s.client.budgetMinPerSecond
+        try budget.rejectUnknownKeys()
+        var service = try w.child("service_time")
+        s.server.serviceMin = try service.duration("min") ?? s.server.serviceMin
+        s.server.serviceTailMean = try service.duration("tail_mean") ?? s.server.serviceTailMean
+        try service.rejectUnknownKeys()
+        if let bug = try w.string("planted_bug") {
+            guard let planted = EchoClientConfig.PlantedBug(rawValue: bug) else {
+                throw ConfigError(key: "workload.planted_bug", "unknown bug '\(bug)' (known: none, reuse-request-id)")
+            }
+            s.client.plantedBug = planted
+        }
+        guard s.client.concurrency >= 1 else { throw ConfigError(key: "workload.concurrency", "must be at least 1") }
+        guard s.client.deadline + .milliseconds(1) < s.duration - s.quiet else {
+            throw ConfigError(key: "workload.deadline", "must be shorter than duration minus quiet")
+        }
+        try w.rejectUnknownKeys()
+
+        var f = try top.child("faults")
+        s.faultTargets = try f.strings("targets") ?? s.hosts.filter { $0.role == .echoServer }.map(\.name)
+        func rate(_ key: String, _ f: inout YAMLFields) throws -> FaultRanges.Rate? {
+            guard f.has(key) else { return nil }
+            var r = try f.child(key)
+            let p = try r.probability("p") ?? 1
+            let (lo, hi) = try r.numberRange("range") ?? (0, 0)
+            try r.rejectUnknownKeys()
+            return FaultRanges.Rate(probability: p, low: lo, high: hi)
+        }
+        func periodic(_ key: String, _ f: inout YAMLFields) throws -> (FaultRanges.Periodic, YAMLFields)? {
+            guard f.has(key) else { return nil }
+            var r = try f.child(key)
+            let p = try r.probability("p") ?? 1
+            guard let every = try r.durationRange("every") else { throw ConfigError(key: r.path + ".every", "is required") }
+            let length = try r.durationRange("length") ?? (Duration.milliseconds(100)...Duration.milliseconds(100))
+            return (FaultRanges.Periodic(probability: p, every: every, length: length), r)
+        }
+        s.faults.loss = try rate("loss", &f)
+        s.faults.duplicate = try rate("duplicate", &f)
+        s.faults.reorder = try rate("reorder", &f)
+        for key in ["crash", "partition", "clog", "hold"] {
+            guard let (p, r) = try periodic(key, &f) else { continue }
+            try r.rejectUnknownKeys()
+            switch key {
+            case "crash": s.faults.crash = p
+            case "partition": s.faults.partition = p
+            case "clog": s.faults.clog = p
+            default: s.faults.hold = p
+            }
+        }
+        if let (p, fields) = try periodic("latency_spike", &f) {
+            var r = fields
+            if let (lo, hi) = try r.numberRange("factor") { s.faults.spikeFactor = .init(probability: 1, low: lo, high: hi) }
+            try r.rejectUnknownKeys()
+            s.faults.latencySpike = p
+        }
+        if f.has("buggify") {
+            var b = try f.child("buggify")
+            let p = try b.probability("p") ?? 1
+            let (lo, hi) = try b.numberRange("fire") ?? (0.05, 0.05)
+            s.faults.buggify = .init(probability: p, low: lo, high: hi)
+            s.faults.buggifyEnable = try b.probability("enable") ?? s.faults.buggifyEnable
+            try b.rejectUnknownKeys()
+        }
+        try f.rejectUnknownKeys()
+        try top.rejectUnknownKeys()
+        return s
+    }
+
+    /// Names of the hosts this scenario creates, in creation order.
+    public var hostNames: [String] {
+        hosts.flatMap { g in (0..<g.count).map { "\(g.name)-\($0)" } }
+    }
+}

@@ -1,0 +1,102 @@
+import Foundation
+import MeshCore
+import MeshSimulator
+
+/// The outcome of one simulated run.
+public struct RunResult: Sendable {
+    public var scenario: String
+    public var seed: UInt64
+    public var profile: FaultProfile
+    /// Rolling hash of the event log.
+    public var hash: UInt64
+    public var events: Int
+    public var logLines: Int
+    public var virtualTime: Duration
+    public var wallTime: Duration
+    public var violations: [Violation]
+    /// Coverage hits by name, sorted.
+    public var coverage: [(name: String, hits: Int)]
+    public var operations: (ok: Int, failed: Int, unknown: Int)
+
+    public var passed: Bool { violations.isEmpty }
+    public var hashString: String { EventLog.format(hash: hash) }
+
+    /// The one command that replays this run.
+    public func replayCommand(scenarioPath: String) -> String {
+        "light-mesh sim run \(scenarioPath) --seed \(seed)"
+    }
+}
+
+/// Builds a simulation from a scenario and a seed, runs it, and checks it.
+public enum ScenarioRunner {
+    /// Runs `scenario` with `seed`. The fault profile is drawn from the seed unless `profile` is given
+    /// (replay passes the recorded one). `sink` receives every log line.
+    public static func run(_ scenario: Scenario, seed: UInt64, profile: FaultProfile? = nil, sink: (any LogSink)? = nil) -> RunResult {
+        let wallStart = ContinuousClock.now
+        let profile = profile ?? scenario.faults.draw(seed: seed)
+        let sim = Simulation(seed: seed, network: scenario.network)
+        sim.log.sink = sink
+
+        // Hosts: servers first so clients can name them.
+        var servers: [HostID] = []
+        var clientGroups: [String] = []
+        let end = MeshInstant.zero + scenario.duration
+        let quietAt = end - scenario.quiet
+        let stopIssuing = quietAt - scenario.client.deadline
+        for group in scenario.hosts where group.role == .echoServer {
+            for i in 0..<group.count {
+                let config = scenario.server
+                let faults = sim.faults!
+                let host = sim.addHost(named: "\(group.name)-\(i)") { _ in EchoServer(config: config, faults: faults) }
+                servers.append(host.id)
+            }
+        }
+        for group in scenario.hosts where group.role == .echoClient {
+            clientGroups.append(group.name)
+            for i in 0..<group.count {
+                let config = scenario.client
+                let targets = servers
+                sim.addHost(named: "\(group.name)-\(i)") { _ in EchoClient(config: config, servers: targets, stopIssuingAt: stopIssuing) }
+            }
+        }
+        sim.crashObservers.append { [unowned sim] host in sim.history.abandon(process: host.name, at: sim.now) }
+
+        let targets = sim.hosts.filter { h in scenario.faultTargets.contains { h.name.hasPrefix($0 + "-") || h.name == $0 } }.map(\.id)
+        sim.log.record(0, -1, .setup, Int64(bitPattern: seed), Int64(sim.hosts.count), "profile \(profile)")
+        for host in sim.hosts { host.boot() }
+        Nemesis(simulation: sim, profile: profile, crashTargets: targets).start(quietAt: quietAt)
+
+        sim.run(until: end)
+        if !sim.isStopped { checkHistory(sim) }
+
+        var ok = 0, failed = 0, unknown = 0
+        for op in sim.history.operations {
+            switch op.outcome {
+            case .ok: ok += 1
+            case .failed: failed += 1
+            case .unknown, .pending: unknown += 1
+            }
+        }
+        return RunResult(
+            scenario: scenario.name, seed: seed, profile: profile, hash: sim.log.hash, events: sim.eventsProcessed,
+            logLines: sim.log.count, virtualTime: sim.now - .zero, wallTime: ContinuousClock.now - wallStart,
+            violations: sim.violations, coverage: sim.coverage.counts, operations: (ok, failed, unknown))
+    }
+
+    /// End-of-run checks over the whole history: every request ended (ok or failed) within its deadline.
+    static func checkHistory(_ sim: Simulation) {
+        for op in sim.history.operations {
+            switch op.outcome {
+            case .pending:
+                sim.violation("echo.complete", "\(op.argument) invoked at \(op.invoked) never ended")
+            case .ok, .failed:
+                if let deadline = op.deadline, let done = op.completed, done > deadline {
+                    sim.violation("echo.deadline", "\(op.argument) ended at \(done), after \(deadline)")
+                }
+            case .unknown:
+                break
+            }
+            if sim.isStopped { return }
+        }
+    }
+}

@@ -1,0 +1,133 @@
+import Foundation
+import MeshCore
+
+/// The deterministic simulation kernel: virtual time, one event queue, seeded randomness, the network,
+/// the hosts, fault injection and the checkers.
+///
+/// Everything runs on the thread that created the simulation; the kernel jumps from event to event,
+/// so virtual time advances only between events and nothing reads the wall clock. Product code reaches
+/// the kernel only through the `MeshCore` seams (``SimHostClock``, ``SimFaultInjector``, host random
+/// sub-streams), never directly.
+public final class Simulation {
+    /// The run's seed; every random draw in the run derives from it.
+    public let seed: UInt64
+    /// The current virtual instant.
+    public private(set) var now: MeshInstant = .zero
+    public let log = EventLog()
+    public let coverage = Coverage()
+    public let history = History()
+    public private(set) var violations: [Violation] = []
+    public private(set) var hosts: [SimHost] = []
+    public private(set) var network: SimNetwork!
+    public private(set) var faults: SimFaultInjector!
+    /// Number of events the kernel has processed.
+    public private(set) var eventsProcessed: Int = 0
+
+    private var queue = EventQueue()
+    private let root: SeededRandom
+    private let owner = pthread_self()
+    private var stopRequested = false
+    /// Stop the run at the first violation (keeps failing runs short and their logs readable).
+    public var stopOnViolation = true
+    /// Called when a host crashes, after its process is gone (checkers mark its open operations unknown).
+    public var crashObservers: [(SimHost) -> Void] = []
+
+    public init(seed: UInt64, network config: NetworkConfig = NetworkConfig()) {
+        self.seed = seed
+        self.root = SeededRandom(seed: seed)
+        self.network = SimNetwork(simulation: self, config: config, random: root.split(named: "network"))
+        self.faults = SimFaultInjector(simulation: self, random: root.split(named: "buggify"))
+    }
+
+    /// An independent random sub-stream for the subsystem called `name`.
+    public func random(_ name: String) -> SeededRandom { root.split(named: name) }
+
+    /// Adds a host whose process is made by `factory` (again at every restart). It starts at time zero.
+    @discardableResult
+    public func addHost(named name: String, _ factory: @escaping (SimHost) -> any SimProcess) -> SimHost {
+        let host = SimHost(id: hosts.count, name: name, simulation: self, random: root.split(named: "host/" + name), factory: factory)
+        hosts.append(host)
+        log.hostNames.append(name)
+        network.hostAdded()
+        return host
+    }
+
+    /// Looks a host up by name.
+    public func host(named name: String) -> SimHost? { hosts.first { $0.name == name } }
+
+    // MARK: Scheduling
+
+    /// Runs `body` at `now + delay` on the kernel (not tied to any host's lifetime).
+    public func schedule(after delay: Duration, _ body: @escaping () -> Void) {
+        enqueue(at: now.nanoseconds &+ max(0, delay.nanoseconds), .closure(host: nil, incarnation: 0, body: body))
+    }
+
+    @inline(__always)
+    func enqueue(at time: Int64, _ event: SimEvent) {
+        queue.push(time: max(time, now.nanoseconds), event)
+    }
+
+    /// Processes events in time order until the queue is empty, `end` is reached, or the run stops.
+    /// Returns with `now == end` unless stopped early.
+    public func run(until end: MeshInstant) {
+        assertConfined()
+        while !stopRequested, let next = queue.nextTime, next <= end.nanoseconds {
+            let entry = queue.pop()!
+            now = MeshInstant(nanoseconds: entry.time)
+            eventsProcessed &+= 1
+            dispatch(entry.event)
+        }
+        if !stopRequested { now = max(now, end) }
+    }
+
+    /// Asks the run loop to stop after the current event.
+    public func stop() { stopRequested = true }
+
+    public var isStopped: Bool { stopRequested }
+
+    private func dispatch(_ event: SimEvent) {
+        switch event {
+        case .datagram(let d):
+            network.arrive(d)
+        case .segment(let s):
+            network.arrive(s)
+        case .timer(let host, let incarnation, let token):
+            hosts[host].timerDue(incarnation: incarnation, token: token)
+        case .closure(let host, let incarnation, let body):
+            if let host {
+                guard hosts[host].isUp && hosts[host].incarnation == incarnation else { return }
+            }
+            body()
+        }
+    }
+
+    // MARK: Checking
+
+    /// Records that invariant `name` was violated; the run fails and (by default) stops.
+    public func violation(_ name: String, _ detail: String, host: Int = -1) {
+        violations.append(Violation(time: now, invariant: name, detail: detail))
+        log.record(now.nanoseconds, host, .violation, 0, 0, "\(name): \(detail)")
+        if stopOnViolation { stop() }
+    }
+
+    /// Checks `condition`; records a violation of `name` if it is false.
+    @inline(__always)
+    public func expect(_ condition: Bool, _ name: String, _ detail: @autoclosure () -> String, host: Int = -1) {
+        if !condition { violation(name, detail(), host: host) }
+    }
+
+    /// Traps if called off the simulation's thread: simulated code must not escape to other executors.
+    @inline(__always)
+    public func assertConfined() {
+        precondition(pthread_equal(pthread_self(), owner) != 0,
+                     "simulated code escaped the simulator's thread (a Task, Dispatch or timer outside the seams)")
+    }
+}
+
+/// A broken invariant, with when it was detected.
+public struct Violation: Hashable, Sendable, CustomStringConvertible {
+    public var time: MeshInstant
+    public var invariant: String
+    public var detail: String
+    public var description: String { "[\(invariant)] at \(time): \(detail)" }
+}
