@@ -130,7 +130,7 @@ final class EchoClient: SimProcess {
         timers[t.rawValue] = .attempt(op: id, attempt: op.attempts)
         op.timers.append(t)
         ops[id] = op
-        host.log("attempt \(op.key)", Int64(op.attempts), Int64(server))
+        host.log("attempt", Int64(id), Int64(op.attempts), "\(op.key) to \(server)")
         let bytes = EchoMessage.request(wire: wire, key: op.key).encode()
         switch config.transport {
         case .datagram:
@@ -249,7 +249,7 @@ final class EchoClient: SimProcess {
             return
         }
         host.simulation.coverage.hit("echo.retry")
-        host.log("retry \(op.key) after \(reason)", Int64(op.attempts))
+        host.log("retry", Int64(id), Int64(op.attempts), "\(op.key) after \(reason)")
         let t = host.setTimer(after: delay)
         timers[t.rawValue] = .backoff(op: id)
         op.timers.append(t)
@@ -267,9 +267,9 @@ final class EchoClient: SimProcess {
         if case .ok(let body) = outcome {
             sim.expect(body == op.key, "echo.right-response",
                        "\(op.key) received the response meant for \(body)", host: host.id)
-            host.log("ok \(op.key)", Int64(op.attempts))
+            host.log("ok", Int64(id), Int64(op.attempts), op.key)
         } else {
-            host.log("failed \(op.key)", Int64(op.attempts))
+            host.log("failed", Int64(id), Int64(op.attempts), op.key)
         }
         for t in op.timers { host.cancelTimer(t); timers[t.rawValue] = nil }
         for w in op.wires where opByWire[w] == id { opByWire[w] = nil }

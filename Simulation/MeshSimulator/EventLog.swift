@@ -54,6 +54,24 @@ public final class EventLog {
 
     init() {}
 
+    /// Records an application event: a static name and two numbers go into the hash; `detail` is
+    /// formatted only when a sink is attached (it must be derived from the same state, for readers).
+    @inline(__always)
+    public func record(_ time: Int64, _ host: Int, app name: StaticString, _ a: Int64, _ b: Int64, detail: () -> String) {
+        count &+= 1
+        var h = hash
+        StableHash.fold(&h, UInt64(bitPattern: time))
+        StableHash.fold(&h, UInt64(bitPattern: Int64(host)) &<< 8 | UInt64(LogKind.app.rawValue))
+        StableHash.fold(&h, UInt64(bitPattern: a))
+        StableHash.fold(&h, UInt64(bitPattern: b))
+        name.withUTF8Buffer { for byte in $0 { h = (h ^ UInt64(byte)) &* StableHash.prime } }
+        hash = h
+        if let sink {
+            let d = detail()
+            sink.line(count, format(time, host, .app, a, b, d.isEmpty ? "\(name)" : "\(name) \(d)"))
+        }
+    }
+
     /// Records one event.
     @inline(__always)
     public func record(_ time: Int64, _ host: Int, _ kind: LogKind, _ a: Int64 = 0, _ b: Int64 = 0, _ text: String? = nil) {

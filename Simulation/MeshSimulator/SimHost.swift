@@ -133,9 +133,10 @@ public final class SimHost {
 
     // MARK: Observability
 
-    /// Logs an application-level event on this host.
-    public func log(_ text: String, _ a: Int64 = 0, _ b: Int64 = 0) {
-        simulation.log.record(now.nanoseconds, id, .app, a, b, text)
+    /// Logs an application-level event on this host: a static name and two numbers (hashed), plus a
+    /// human-readable detail that is only built when the log is being written.
+    public func log(_ name: StaticString, _ a: Int64 = 0, _ b: Int64 = 0, _ detail: @autoclosure () -> String = "") {
+        simulation.log.record(now.nanoseconds, id, app: name, a, b, detail: detail)
     }
 
     func deliver(_ event: NetEvent) {

@@ -11,12 +11,10 @@ public enum StableHash {
         return h
     }
 
-    /// Folds the eight bytes of `value` into `hash`.
+    /// Folds a 64-bit word into `hash` (one multiply-xorshift round per word: FNV-style, word-wise).
     @inlinable public static func fold(_ hash: inout UInt64, _ value: UInt64) {
-        var v = value
-        for _ in 0..<8 {
-            hash = (hash ^ (v & 0xff)) &* prime
-            v >>= 8
-        }
+        var h = (hash ^ value) &* prime
+        h ^= h >> 32
+        hash = h
     }
 }
