@@ -28,6 +28,10 @@ public struct Scenario: Sendable {
     public var faults: FaultRanges
     /// Host-name prefixes the nemesis may crash, clog and hold.
     public var faultTargets: [String]
+    /// Faults at fixed times, applied in every run on top of the drawn profile.
+    public var schedule: [ScheduledFault]
+    /// Invariants enforced in this scenario (all of the workload's by default).
+    public var invariants: [String]
     /// Coverage names a swarm must hit at least once, or it fails.
     public var expectSometimes: [String]
     /// A stable hash of the file's text, recorded in logs so replay notices an edited scenario.
@@ -51,7 +55,7 @@ public struct Scenario: Sendable {
             name: name, path: path, description: try top.string("description") ?? "",
             duration: try top.duration("duration") ?? .seconds(10), quiet: try top.duration("quiet") ?? .seconds(2),
             network: NetworkConfig(), hosts: [], server: EchoServerConfig(), client: EchoClientConfig(),
-            faults: FaultRanges(), faultTargets: [], expectSometimes: try top.strings("expect_sometimes") ?? [],
+            faults: FaultRanges(), faultTargets: [], schedule: [], invariants: Scenario.echoInvariants, expectSometimes: try top.strings("expect_sometimes") ?? [],
             contentHash: StableHash.fnv1a(text))
         guard s.quiet < s.duration else { throw ConfigError(key: "quiet", "must be shorter than duration") }
 
@@ -159,9 +163,52 @@ public struct Scenario: Sendable {
             try b.rejectUnknownKeys()
         }
         try f.rejectUnknownKeys()
+
+        let names = Set(s.hostNames)
+        for var entry in try top.children("schedule") {
+            guard let at = try entry.duration("at") else { throw ConfigError(key: entry.path + ".at", "is required") }
+            guard at < s.duration - s.quiet else { throw ConfigError(key: entry.path + ".at", "must fall before the quiet period") }
+            var actions: [ScheduledFault.Action] = []
+            func host(_ key: String) throws -> String? {
+                guard let h = try entry.string(key) else { return nil }
+                guard names.contains(h) else { throw ConfigError(key: "\(entry.path).\(key)", "unknown host '\(h)' (hosts: \(s.hostNames.joined(separator: ", ")))") }
+                return h
+            }
+            if let h = try host("crash") { actions.append(.crash(h)) }
+            if let h = try host("restart") { actions.append(.restart(h)) }
+            if let h = try host("clog") { actions.append(.clog(h)) }
+            if let h = try host("unclog") { actions.append(.unclog(h)) }
+            if let h = try host("hold") { actions.append(.hold(h)) }
+            if let h = try host("release") { actions.append(.release(h)) }
+            if entry.has("heal") { _ = entry.node("heal"); actions.append(.heal) }
+            if entry.has("partition") {
+                var p = try entry.child("partition")
+                let a = try p.strings("a") ?? [], b = try p.strings("b") ?? []
+                for h in a + b where !names.contains(h) { throw ConfigError(key: p.path, "unknown host '\(h)'") }
+                guard !a.isEmpty, !b.isEmpty else { throw ConfigError(key: p.path, "needs non-empty a and b host lists") }
+                let oneWay = try p.string("one_way").map { $0 == "true" } ?? false
+                try p.rejectUnknownKeys()
+                actions.append(.partition(a: a, b: b, oneWay: oneWay))
+            }
+            guard actions.count == 1 else {
+                throw ConfigError(key: entry.path, "needs exactly one of crash, restart, partition, heal, clog, unclog, hold, release")
+            }
+            try entry.rejectUnknownKeys()
+            s.schedule.append(ScheduledFault(at: at, actions[0]))
+        }
+
+        if let listed = try top.strings("invariants") {
+            for name in listed where !Scenario.echoInvariants.contains(name) {
+                throw ConfigError(key: "invariants", "unknown invariant '\(name)' (known: \(Scenario.echoInvariants.joined(separator: ", ")))")
+            }
+            s.invariants = listed
+        }
         try top.rejectUnknownKeys()
         return s
     }
+
+    /// The invariants the echo workload checks.
+    public static let echoInvariants = ["echo.complete", "echo.deadline", "echo.right-response", "echo.single-response"]
 
     /// Names of the hosts this scenario creates, in creation order.
     public var hostNames: [String] {

@@ -64,7 +64,10 @@ public enum ScenarioRunner {
         let targets = sim.hosts.filter { h in scenario.faultTargets.contains { h.name.hasPrefix($0 + "-") || h.name == $0 } }.map(\.id)
         sim.log.record(0, -1, .setup, Int64(bitPattern: seed), Int64(sim.hosts.count), "profile \(profile)")
         for host in sim.hosts { host.boot() }
-        Nemesis(simulation: sim, profile: profile, crashTargets: targets).start(quietAt: quietAt)
+        sim.enabledInvariants = Set(scenario.invariants)
+        let nemesis = Nemesis(simulation: sim, profile: profile, crashTargets: targets)
+        nemesis.start(quietAt: quietAt)
+        nemesis.schedule(scenario.schedule)
 
         sim.run(until: end)
         if !sim.isStopped { checkHistory(sim) }

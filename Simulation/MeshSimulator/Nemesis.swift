@@ -5,7 +5,7 @@ import MeshCore
 /// and schedules crashes, partitions, clogs, holds and latency spikes at random times until the quiet
 /// period, when it heals everything so liveness can be checked.
 public final class Nemesis {
-    private unowned let simulation: Simulation
+    unowned let simulation: Simulation
     private let profile: FaultProfile
     private let crashTargets: [HostID]
     private var random: SeededRandom
@@ -57,7 +57,7 @@ public final class Nemesis {
         .nanoseconds(Int64(Double(d.nanoseconds) * (0.5 + random.nextUnit())))
     }
 
-    private func note(_ what: String, _ host: HostID = -1) {
+    func note(_ what: String, _ host: HostID = -1) {
         simulation.log.record(simulation.now.nanoseconds, host, .fault, 0, 0, what)
         simulation.coverage.hit("fault." + what)
     }

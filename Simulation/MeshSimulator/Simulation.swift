@@ -103,8 +103,15 @@ public final class Simulation {
 
     // MARK: Checking
 
+    /// Invariants enforced in this run; `nil` enforces every one. Others are still logged, not failed.
+    public var enabledInvariants: Set<String>?
+
     /// Records that invariant `name` was violated; the run fails and (by default) stops.
     public func violation(_ name: String, _ detail: String, host: Int = -1) {
+        guard enabledInvariants?.contains(name) ?? true else {
+            log.record(now.nanoseconds, host, .app, 0, 0, "ignored invariant \(name): \(detail)")
+            return
+        }
         violations.append(Violation(time: now, invariant: name, detail: detail))
         log.record(now.nanoseconds, host, .violation, 0, 0, "\(name): \(detail)")
         if stopOnViolation { stop() }

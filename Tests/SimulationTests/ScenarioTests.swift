@@ -4,7 +4,7 @@ import MeshSimulator
 import Testing
 
 @Suite struct ScenarioTests {
-    static let scenarios = ["fixtures/scenarios/echo-datagram.yaml", "fixtures/scenarios/echo-stream.yaml"]
+    static let scenarios = ["fixtures/scenarios/echo-datagram.yaml", "fixtures/scenarios/echo-stream.yaml", "fixtures/scenarios/echo-incident.yaml"]
 
     @Test(arguments: scenarios)
     func sameSeedSameHashDifferentSeedDifferentHash(path: String) throws {
@@ -65,6 +65,9 @@ import Testing
         #expect(error("duration: ten\n")?.hasPrefix("duration: expected a duration") == true)
         #expect(error("faults: {loss: {p: 2}}\n") == "faults.loss.p: must be between 0 and 1, got 2.0")
         #expect(error("workload: {planted_bug: gremlins}\n")?.hasPrefix("workload.planted_bug: unknown bug") == true)
+        #expect(error("schedule: [{at: 1s, crash: server-9}]\n")?.hasPrefix("schedule[0].crash: unknown host 'server-9'") == true)
+        #expect(error("schedule: [{at: 1s, crash: s-0, heal: all}]\n") == "schedule[0]: needs exactly one of crash, restart, partition, heal, clog, unclog, hold, release")
+        #expect(error("invariants: [echo.fast]\n")?.hasPrefix("invariants: unknown invariant 'echo.fast'") == true)
     }
 }
 
@@ -86,5 +89,30 @@ import Testing
         let fixed = try Scenario.load(path: fixture("fixtures/scenarios/echo-datagram.yaml"))
         let clean = Swarm.run(fixed, seeds: Array(1...40), jobs: 2)
         #expect(clean.failures.isEmpty, "\(clean.failures.first?.violations ?? [])")
+    }
+}
+
+@Suite struct ScheduleTests {
+    @Test func scheduledFaultsHappenAtTheirTimes() throws {
+        let s = try Scenario.parse("""
+            name: t
+            duration: 3s
+            quiet: 1s
+            hosts:
+              - {name: server, count: 2, role: echo-server}
+              - {name: client, role: echo-client}
+            workload: {transport: stream}
+            schedule:
+              - {at: 500ms, crash: server-0}
+              - {at: 900ms, restart: server-0}
+            """, path: "t.yaml")
+        final class Faults: LogSink {
+            var lines: [String] = []
+            func line(_ number: Int, _ text: String) { if text.contains(" fault ") { lines.append(text) } }
+        }
+        let faults = Faults()
+        let r = ScenarioRunner.run(s, seed: 1, sink: faults)
+        #expect(r.passed, "\(r.violations)")
+        #expect(faults.lines == ["500000000 server-0 fault 0 0 crash", "900000000 server-0 fault 0 0 restart"])
     }
 }
