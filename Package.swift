@@ -22,6 +22,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
     ],
     targets: [
         // Vocabulary and seams shared by production adapters and the simulator.
@@ -29,6 +31,23 @@ let package = Package(
             name: "MeshCore",
             dependencies: [.product(name: "HTTPTypes", package: "swift-http-types")],
             path: "Sources/MeshCore"
+        ),
+        // librdkafka from Debian's librdkafka-dev, found by pkg-config.
+        .systemLibrary(
+            name: "CRdKafka",
+            path: "Sources/CRdKafka",
+            pkgConfig: "rdkafka",
+            providers: [.apt(["librdkafka-dev"])]
+        ),
+        // Production Kafka adapter: the MeshCore Kafka seams on librdkafka, and its mock cluster as the embedded broker.
+        .target(
+            name: "KafkaRdKafka",
+            dependencies: [
+                "MeshCore", "CRdKafka",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            path: "Sources/KafkaRdKafka"
         ),
         // Deterministic simulation kernel: virtual time, seeded randomness, network, hosts, faults, checkers.
         .target(
@@ -48,8 +67,9 @@ let package = Package(
         .executableTarget(
             name: "light-mesh",
             dependencies: [
-                "MeshCore", "MeshScenarios",
+                "MeshCore", "MeshScenarios", "KafkaRdKafka",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             path: "Sources/light-mesh"
         ),

@@ -11,7 +11,7 @@ struct LightMesh: ParsableCommand {
               light-mesh sim run fixtures/scenarios/echo-datagram.yaml --seed 42
               light-mesh sim swarm fixtures/scenarios/echo-datagram.yaml --seeds 200
             """,
-        subcommands: [Sim.self]
+        subcommands: [Sim.self, Broker.self]
     )
 }
 

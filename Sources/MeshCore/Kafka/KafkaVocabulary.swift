@@ -135,12 +135,16 @@ public enum ConsumerEvent: Hashable, Sendable {
 /// Identity of a consumer group member, needed to commit offsets inside a producer transaction.
 public struct ConsumerGroupMetadata: Hashable, Sendable {
     public var groupId: String
+    /// The group generation, or -1 where the client does not expose it (librdkafka keeps it in `native`).
     public var generation: Int32
     public var memberId: String
-    public init(groupId: String, generation: Int32, memberId: String) {
+    /// The client library's own serialized form, when it has one; producers of the same library prefer it.
+    public var native: [UInt8]
+    public init(groupId: String, generation: Int32, memberId: String, native: [UInt8] = []) {
         self.groupId = groupId
         self.generation = generation
         self.memberId = memberId
+        self.native = native
     }
 }
 
