@@ -56,6 +56,13 @@ let package = Package(
             path: "Simulation/MeshSimulator",
             swiftSettings: simulatorSpeed
         ),
+        // The simulated Kafka cluster: the Kafka seams over the simulation kernel.
+        .target(
+            name: "SimKafka",
+            dependencies: ["MeshCore", "MeshSimulator"],
+            path: "Simulation/SimKafka",
+            swiftSettings: simulatorSpeed
+        ),
         // Scenario files, workloads, the runner, swarm and replay.
         .target(
             name: "MeshScenarios",
@@ -74,6 +81,12 @@ let package = Package(
             path: "Sources/light-mesh"
         ),
         .testTarget(name: "MeshCoreTests", dependencies: ["MeshCore"], path: "Tests/MeshCoreTests"),
+        // One Kafka conformance suite, run against the simulated cluster and against librdkafka + the embedded broker.
+        .testTarget(
+            name: "KafkaConformanceTests",
+            dependencies: ["MeshCore", "MeshSimulator", "SimKafka", "KafkaRdKafka"],
+            path: "Tests/KafkaConformanceTests"
+        ),
         .testTarget(
             name: "SimulationTests",
             dependencies: ["MeshCore", "MeshSimulator", "MeshScenarios"],

@@ -99,6 +99,14 @@ public final class SimNetwork {
 
     // MARK: Latency
 
+    /// One message's latency drawn from the network's model (for protocol models layered on the kernel).
+    public func sampleLatency() -> Duration { .nanoseconds(latency()) }
+
+    /// Whether a message from `a` to `b` would get through now (not partitioned, neither end clogged).
+    public func canReach(_ a: HostID, _ b: HostID) -> Bool {
+        !blocked[a * hostCount + b] && !clogged[a] && !clogged[b] && !holding[b]
+    }
+
     private func latency() -> Int64 {
         var ns = Double(config.latencyMin.nanoseconds)
         let tail = Double(config.latencyTailMean.nanoseconds)

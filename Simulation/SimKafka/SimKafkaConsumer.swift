@@ -1,0 +1,183 @@
+import MeshCore
+import MeshSimulator
+
+/// A group consumer on a simulated host. Each poll is a heartbeat to the group coordinator and a
+/// fetch from the partition leaders, both over the simulated network.
+final class SimKafkaConsumer: KafkaGroupConsumer, @unchecked Sendable {
+    let groupId: String
+    private let cluster: SimKafkaCluster
+    private let host: SimHost
+    private let config: KafkaConsumerConfig
+    private let memberId: String
+    private var subscribed = false
+    private var assignment: [TopicPartition] = []
+    private var positions: [TopicPartition: Int64] = [:]
+    private var paused: Set<TopicPartition> = []
+    private var manualEvents: [ConsumerEvent] = []
+    private var closed = false
+
+    init(cluster: SimKafkaCluster, host: SimHost, config: KafkaConsumerConfig) {
+        self.cluster = cluster
+        self.host = host
+        self.config = config
+        self.groupId = config.groupId
+        self.memberId = cluster.newMemberId(config.clientId)
+    }
+
+    private var sim: Simulation { cluster.simulation }
+
+    func subscribe(_ topics: [String]) throws(KafkaError) {
+        sim.assertConfined()
+        guard !subscribed else { throw KafkaError(code: "state", message: "already subscribed") }
+        subscribed = true
+        let coordinator = cluster.coordinator(of: groupId)
+        cluster.request(from: host, to: coordinator, unknownOnTimeout: false, { [self] () -> Result<Void, KafkaError> in
+            cluster.join(groupId, memberId: memberId, topics: topics.sorted(), sessionTimeout: config.sessionTimeout)
+            return .success(())
+        }, reply: { _ in })
+    }
+
+    func assign(_ partitions: [TopicPartition]) throws(KafkaError) {
+        assignment = partitions.sorted()
+        positions = [:]
+        manualEvents.append(.assigned(assignment))
+    }
+
+    func poll(maxRecords: Int, timeout: Duration, _ handler: @escaping @Sendable ([ConsumerEvent]) -> Void) {
+        sim.assertConfined()
+        guard !closed else { return handler([]) }
+        let deadline = sim.now + timeout
+        if !manualEvents.isEmpty {
+            let events = manualEvents
+            manualEvents.removeAll()
+            return handler(events)
+        }
+        guard subscribed else { return fetchLoop(maxRecords, deadline, [], handler) }
+        cluster.request(from: host, to: cluster.coordinator(of: groupId), unknownOnTimeout: false, { [self] () -> Result<[ConsumerEvent], KafkaError> in
+            let (events, known) = cluster.heartbeat(groupId, memberId: memberId)
+            if !known { return .failure(KafkaError(code: "unknown_member_id", message: "\(memberId) is no longer in \(groupId)")) }
+            return .success(events)
+        }, reply: { [self] result in
+            switch result {
+            case .success(let events):
+                for e in events { apply(e) }
+                if !events.isEmpty { return handler(events) }  // hand assignment changes over promptly
+                fetchLoop(maxRecords, deadline, [], handler)
+            case .failure(let e) where e.code == "unknown_member_id":
+                // Our session expired: give up what we had and rejoin.
+                let lost = assignment
+                assignment = []
+                subscribed = false
+                try? subscribe(cluster.groupState(groupId).member(memberId)?.topics ?? [])
+                handler(lost.isEmpty ? [.error(e)] : [.revoked(lost), .error(e)])
+            case .failure(let e):
+                handler([.error(e)])
+            }
+        })
+    }
+
+    private func apply(_ event: ConsumerEvent) {
+        switch event {
+        case .assigned(let tps):
+            assignment = tps
+            for tp in tps where positions[tp] == nil {
+                positions[tp] = cluster.groupState(groupId).committed[tp]
+            }
+        case .revoked(let tps):
+            assignment.removeAll { tps.contains($0) }
+            for tp in tps { positions[tp] = nil }
+        default:
+            break
+        }
+    }
+
+    /// Fetches from every assigned, unpaused partition whose leader is reachable; waits
+    /// `fetchWait` and tries again while nothing is there and time is left.
+    private func fetchLoop(_ max: Int, _ deadline: MeshInstant, _ sofar: [ConsumerRecord], _ handler: @escaping @Sendable ([ConsumerEvent]) -> Void) {
+        var records: [ConsumerRecord] = []
+        var errors: [ConsumerEvent] = []
+        for tp in assignment where !paused.contains(tp) && records.count < max {
+            guard let part = cluster.partition(tp) else { continue }
+            guard sim.network.canReach(host.id, cluster.brokers[part.leader].id) else { continue }
+            let start = positions[tp] ?? resetPosition(tp)
+            positions[tp] = start
+            guard let (batch, next) = cluster.fetch(tp, from: start, max: max - records.count, readCommitted: config.isolation == .readCommitted) else { continue }
+            if start < part.logStart {
+                errors.append(.error(KafkaError(code: "offset_out_of_range", message: "\(tp) position \(start) was deleted; reset to \(part.logStart)")))
+            }
+            records += batch
+            positions[tp] = next
+        }
+        let latency = sim.network.sampleLatency() + sim.network.sampleLatency()
+        if records.isEmpty && errors.isEmpty && sim.now + cluster.config.fetchWait < deadline {
+            sim.schedule(after: cluster.config.fetchWait) { [self] in
+                guard !closed, host.isUp else { return }
+                fetchLoop(max, deadline, sofar, handler)
+            }
+            return
+        }
+        let incarnation = host.incarnation
+        sim.schedule(after: latency) { [host] in
+            guard host.isUp, host.incarnation == incarnation else { return }
+            handler(errors + (records.isEmpty ? [] : [.records(records)]))
+        }
+    }
+
+    private func resetPosition(_ tp: TopicPartition) -> Int64 {
+        guard let p = cluster.partition(tp) else { return 0 }
+        if let c = cluster.groupState(groupId).committed[tp] { return c }
+        return config.resetPolicy == .earliest ? p.logStart : (config.isolation == .readCommitted ? p.lastStableOffset : p.highWatermark)
+    }
+
+    func commit(_ offsets: [PartitionOffset], _ completion: @escaping @Sendable (Result<Void, KafkaError>) -> Void) {
+        let generation = cluster.groupState(groupId).generation
+        cluster.request(from: host, to: cluster.coordinator(of: groupId), unknownOnTimeout: true, { [self] () -> Result<Void, KafkaError> in
+            let g = cluster.groupState(groupId)
+            if subscribed {
+                guard g.member(memberId) != nil else { return .failure(KafkaError(code: "unknown_member_id", message: "not a member of \(groupId)")) }
+                guard g.generation == generation, !g.rebalancing else {
+                    return .failure(KafkaError(code: "rebalance_in_progress", message: "group \(groupId) is rebalancing", retriable: true))
+                }
+            }
+            cluster.commitOffsets(groupId, offsets)
+            return .success(())
+        }, reply: completion)
+    }
+
+    func committed(_ partitions: [TopicPartition], _ completion: @escaping @Sendable (Result<[PartitionOffset], KafkaError>) -> Void) {
+        cluster.request(from: host, to: cluster.coordinator(of: groupId), unknownOnTimeout: false, { [self] () -> Result<[PartitionOffset], KafkaError> in
+            let c = cluster.groupState(groupId).committed
+            return .success(partitions.sorted().compactMap { tp in c[tp].map { PartitionOffset(tp, $0) } })
+        }, reply: completion)
+    }
+
+    func pause(_ partitions: [TopicPartition]) { paused.formUnion(partitions) }
+
+    func resume(_ partitions: [TopicPartition]) { paused.subtract(partitions) }
+
+    func seek(_ partition: TopicPartition, to target: SeekTarget) throws(KafkaError) {
+        guard assignment.contains(partition), let p = cluster.partition(partition) else {
+            throw KafkaError(code: "state", message: "\(partition) is not assigned")
+        }
+        switch target {
+        case .offset(let o): positions[partition] = o
+        case .beginning: positions[partition] = p.logStart
+        case .end: positions[partition] = config.isolation == .readCommitted ? p.lastStableOffset : p.highWatermark
+        }
+    }
+
+    func position(_ partition: TopicPartition) -> Int64? { positions[partition] }
+
+    func groupMetadata() -> ConsumerGroupMetadata {
+        ConsumerGroupMetadata(groupId: groupId, generation: cluster.groupState(groupId).generation, memberId: memberId)
+    }
+
+    func close(_ completion: @escaping @Sendable () -> Void) {
+        closed = true
+        guard subscribed else { return completion() }
+        cluster.request(from: host, to: cluster.coordinator(of: groupId), unknownOnTimeout: false, { [self] () -> Result<Void, KafkaError> in
+            cluster.leave(groupId, memberId: memberId)
+            return .success(())
+        }, reply: { _ in completion() })
+    }
+}
