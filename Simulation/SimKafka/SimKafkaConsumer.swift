@@ -8,8 +8,11 @@ final class SimKafkaConsumer: KafkaGroupConsumer, @unchecked Sendable {
     private let cluster: SimKafkaCluster
     private let host: SimHost
     private let config: KafkaConsumerConfig
-    private let memberId: String
+    private var memberId: String
     private var subscribed = false
+    /// Our join request reached the coordinator; until then polls do not heartbeat.
+    private var joined = false
+    private var topics: [String] = []
     private var assignment: [TopicPartition] = []
     private var positions: [TopicPartition: Int64] = [:]
     private var paused: Set<TopicPartition> = []
@@ -30,11 +33,20 @@ final class SimKafkaConsumer: KafkaGroupConsumer, @unchecked Sendable {
         sim.assertConfined()
         guard !subscribed else { throw KafkaError(code: "state", message: "already subscribed") }
         subscribed = true
-        let coordinator = cluster.coordinator(of: groupId)
-        cluster.request(from: host, to: coordinator, unknownOnTimeout: false, { [self] () -> Result<Void, KafkaError> in
-            cluster.join(groupId, memberId: memberId, topics: topics.sorted(), sessionTimeout: config.sessionTimeout)
+        self.topics = topics.sorted()
+        join()
+    }
+
+    /// Sends a join request, again after a timeout, until the coordinator has it.
+    private func join() {
+        let member = memberId
+        cluster.request(from: host, to: cluster.coordinator(of: groupId), unknownOnTimeout: false, { [self] () -> Result<Void, KafkaError> in
+            cluster.join(groupId, memberId: member, topics: topics, sessionTimeout: config.sessionTimeout)
             return .success(())
-        }, reply: { _ in })
+        }, reply: { [self] result in
+            guard member == memberId, !closed else { return }
+            if case .success = result { joined = true } else { join() }
+        })
     }
 
     func assign(_ partitions: [TopicPartition]) throws(KafkaError) {
@@ -53,6 +65,11 @@ final class SimKafkaConsumer: KafkaGroupConsumer, @unchecked Sendable {
             return handler(events)
         }
         guard subscribed else { return fetchLoop(maxRecords, deadline, [], handler) }
+        guard joined else {
+            // Still joining: nothing is assigned yet; come back when the poll's time is up.
+            sim.schedule(after: timeout) { handler([]) }
+            return
+        }
         cluster.request(from: host, to: cluster.coordinator(of: groupId), unknownOnTimeout: false, { [self] () -> Result<[ConsumerEvent], KafkaError> in
             let (events, known) = cluster.heartbeat(groupId, memberId: memberId)
             if !known { return .failure(KafkaError(code: "unknown_member_id", message: "\(memberId) is no longer in \(groupId)")) }
@@ -64,11 +81,13 @@ final class SimKafkaConsumer: KafkaGroupConsumer, @unchecked Sendable {
                 if !events.isEmpty { return handler(events) }  // hand assignment changes over promptly
                 fetchLoop(maxRecords, deadline, [], handler)
             case .failure(let e) where e.code == "unknown_member_id":
-                // Our session expired: give up what we had and rejoin.
+                // Our session expired: give up what we had and rejoin under a new member id.
                 let lost = assignment
                 assignment = []
-                subscribed = false
-                try? subscribe(cluster.groupState(groupId).member(memberId)?.topics ?? [])
+                for tp in lost { positions[tp] = nil }
+                memberId = cluster.newMemberId(config.clientId)
+                joined = false
+                join()
                 handler(lost.isEmpty ? [.error(e)] : [.revoked(lost), .error(e)])
             case .failure(let e):
                 handler([.error(e)])

@@ -39,6 +39,7 @@ final class SimGroup {
 extension SimKafkaCluster {
     func join(_ groupId: String, memberId: String, topics: [String], sessionTimeout: Duration) {
         let g = groupState(groupId)
+        g.members.removeAll { $0.id == memberId }  // a retried join replaces the first
         g.members.append(SimGroup.Member(id: memberId, topics: topics, now: simulation.now, sessionTimeout: sessionTimeout))
         startRebalance(g)
     }

@@ -1,0 +1,70 @@
+import MeshCore
+import MeshSimulator
+import SimKafka
+import Testing
+
+/// Behaviour only the simulated cluster can show on demand: what goes wrong when someone relies on
+/// `acks=1` or on retries without idempotence, and how a crashed member leaves its group.
+@Suite struct SimulatedClusterTests {
+    private func values(_ w: SimulatedWorld, _ topic: String, count: Int) throws -> [String] {
+        let consumer = try w.cluster(client: 9).makeConsumer(KafkaConsumerConfig(groupId: "reader-\(topic)"))
+        try consumer.assign([TopicPartition(topic, 0)])
+        return try w.consume(consumer, count: count, timeout: .seconds(3)).records.map { String(decoding: $0.value ?? [], as: UTF8.self) }
+    }
+
+    @Test func acksOneLosesTheUnreplicatedTailOnFailoverAndAcksAllDoesNot() throws {
+        for acks in [KafkaProducerConfig.Acks.leader, .all] {
+            let w = SimulatedWorld(seed: 3)
+            w.createTopic("t", partitions: 1)
+            var config = KafkaProducerConfig()
+            config.idempotent = acks == .all
+            config.acks = acks
+            let producer = try w.cluster(client: 0).makeProducer(config)
+            _ = try w.produce(producer, ProducerRecord(topic: "t", partition: 0, value: Array("a".utf8)))
+            w.sleep(.milliseconds(100))  // "a" is replicated
+            _ = try w.produce(producer, ProducerRecord(topic: "t", partition: 0, value: Array("b".utf8)))  // acknowledged
+            w.brokerDown(w.leader(of: TopicPartition("t", 0))!)  // before the followers copy "b"
+            w.sleep(.seconds(1))
+            let seen = try values(w, "t", count: 2)
+            if acks == .leader {
+                #expect(seen == ["a"], "acks=1 kept the unreplicated record: \(seen)")
+                #expect(w.simulation.coverage.count("kafka.acks1-tail-lost") == 1)
+            } else {
+                #expect(seen == ["a", "b"])
+            }
+        }
+    }
+
+    @Test func retriesWithoutIdempotenceDuplicateWhenARepliesIsLost() throws {
+        for idempotent in [false, true] {
+            let w = SimulatedWorld(seed: 4)
+            w.createTopic("t", partitions: 1)
+            var config = KafkaProducerConfig()
+            config.idempotent = idempotent
+            let producer = try w.cluster(client: 0).makeProducer(config)
+            w.failProduceRequests(1)
+            _ = try w.produce(producer, ProducerRecord(topic: "t", partition: 0, value: Array("x".utf8)))
+            let seen = try values(w, "t", count: 2)
+            #expect(seen == (idempotent ? ["x"] : ["x", "x"]))
+        }
+    }
+
+    @Test func aCrashedMemberIsDroppedAfterItsSessionTimeoutAndItsPartitionsMove() throws {
+        let w = SimulatedWorld(seed: 5)
+        w.createTopic("t", partitions: 2)
+        var config = KafkaConsumerConfig(groupId: "g")
+        config.sessionTimeout = .seconds(2)
+        let a = try w.cluster(client: 0).makeConsumer(config)
+        let b = try w.cluster(client: 1).makeConsumer(config)
+        try a.subscribe(["t"])
+        try b.subscribe(["t"])
+        var held: [[TopicPartition]] = [[], []]
+        #expect(try w.pollUntilAssigned([a, b], tracked: &held) { $0[0].count == 1 && $0[1].count == 1 })
+        w.simulation.host(named: "client-1")!.crash()
+        var survivor = [held[0]]
+        let start = w.simulation.now
+        #expect(try w.pollUntilAssigned([a], tracked: &survivor) { $0[0].count == 2 })
+        #expect(w.simulation.now - start >= .seconds(2), "partitions moved before the session timeout")
+        #expect(w.simulation.coverage.count("kafka.session-expired") == 1)
+    }
+}
