@@ -80,6 +80,12 @@ let package = Package(
             ],
             path: "Sources/light-mesh"
         ),
+        // ci/bench-kafka-client's Swift side (times the adapter against kcat).
+        .executableTarget(
+            name: "kafka-client-bench",
+            dependencies: ["KafkaRdKafka", "MeshCore", .product(name: "Logging", package: "swift-log")],
+            path: "Benchmarks/kafka-client"
+        ),
         .testTarget(name: "MeshCoreTests", dependencies: ["MeshCore"], path: "Tests/MeshCoreTests"),
         // One Kafka conformance suite, run against the simulated cluster and against librdkafka + the embedded broker.
         .testTarget(

@@ -12,6 +12,8 @@ final class RdKafkaClientContext: @unchecked Sendable {
     let name: String
     /// Events gathered during the current `rd_kafka_consumer_poll` (rebalance callbacks run inside it).
     let rebalanceEvents = Mutex<[ConsumerEvent]>([])
+    /// Topic names for delivery reports; touched only by the thread serving `rd_kafka_poll`.
+    var deliveryTopicNames = TopicNameCache()
     private let queued: Gauge
     private let queuedBytes: Gauge
     private let transmitted: Gauge

@@ -21,6 +21,8 @@ public final class RdKafkaConsumer: KafkaGroupConsumer, @unchecked Sendable {
     private let pollQueue = DispatchQueue(label: "light-mesh.kafka.consumer.poll")
     private let blocking = DispatchQueue(label: "light-mesh.kafka.consumer.blocking")
     private let closed = Mutex(false)
+    /// Topic names by handle; touched only on `pollQueue`.
+    private var topicNames = TopicNameCache()
 
     public init(_ cluster: RdKafkaClusterSettings, config: KafkaConsumerConfig) throws(KafkaError) {
         groupId = config.groupId
@@ -66,7 +68,20 @@ public final class RdKafkaConsumer: KafkaGroupConsumer, @unchecked Sendable {
     }
 
     public func assign(_ partitions: [TopicPartition]) throws(KafkaError) {
-        let list = PartitionList.make(partitions, offsets: partitions.map { _ in Int64(RD_KAFKA_OFFSET_STORED) })
+        try assign(partitions, startingAt: nil)
+    }
+
+    /// Assigns partitions starting at `start` (`nil`: the group's committed offsets, else the reset
+    /// policy). Starting at the beginning or end skips the committed-offset lookup entirely.
+    public func assign(_ partitions: [TopicPartition], startingAt start: SeekTarget?) throws(KafkaError) {
+        let offset: Int64
+        switch start {
+        case nil: offset = Int64(RD_KAFKA_OFFSET_STORED)
+        case .beginning: offset = Int64(RD_KAFKA_OFFSET_BEGINNING)
+        case .end: offset = Int64(RD_KAFKA_OFFSET_END)
+        case .offset(let o): offset = o
+        }
+        let list = PartitionList.make(partitions, offsets: partitions.map { _ in offset })
         defer { rd_kafka_topic_partition_list_destroy(list) }
         let err = rd_kafka_assign(rk.pointer, list)
         if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(rdkafka: err, context: "assign") }
@@ -105,7 +120,7 @@ public final class RdKafkaConsumer: KafkaGroupConsumer, @unchecked Sendable {
                     events.append(.error(KafkaError(rdkafka: message.pointee.err, context: "consume")))
                     continue
                 }
-                records.append(RdKafkaConsumer.record(message))
+                records.append(RdKafkaConsumer.record(message, topicNames: &topicNames))
             }
             _ = takeRebalances()
             flushRecords()
@@ -113,9 +128,9 @@ public final class RdKafkaConsumer: KafkaGroupConsumer, @unchecked Sendable {
         }
     }
 
-    static func record(_ message: UnsafeMutablePointer<rd_kafka_message_t>) -> ConsumerRecord {
+    static func record(_ message: UnsafeMutablePointer<rd_kafka_message_t>, topicNames: inout TopicNameCache) -> ConsumerRecord {
         let m = message.pointee
-        let topic = String(cString: rd_kafka_topic_name(m.rkt))
+        let topic = topicNames.name(m.rkt)
         var type = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
         let timestamp = rd_kafka_message_timestamp(message, &type)
         func bytes(_ p: UnsafeMutableRawPointer?, _ n: Int) -> [UInt8]? {

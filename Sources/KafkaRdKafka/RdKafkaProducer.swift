@@ -21,7 +21,7 @@ public final class RdKafkaProducer: KafkaProducer, @unchecked Sendable {
     private let blocking = DispatchQueue(label: "light-mesh.kafka.producer.blocking")
     private let stopped = StopFlag()
     private let poller: Thread
-    private let closed = Mutex(false)
+    private let closed = Atomic<Bool>(false)
 
     public init(_ cluster: RdKafkaClusterSettings, config: KafkaProducerConfig) throws(KafkaError) {
         var settings = cluster.base(clientId: config.clientId)
@@ -34,10 +34,10 @@ public final class RdKafkaProducer: KafkaProducer, @unchecked Sendable {
         var conf = try RdKafkaConf(settings)
         let context = RdKafkaClientContext(name: config.clientId, logger: cluster.logger)
         context.install(on: conf.pointer!)
-        rd_kafka_conf_set_dr_msg_cb(conf.pointer!) { _, message, _ in
-            guard let message, let opaque = message.pointee._private else { return }
+        rd_kafka_conf_set_dr_msg_cb(conf.pointer!) { rk, message, _ in
+            guard let message, let opaque = message.pointee._private, let ctx = RdKafkaClientContext.from(rk) else { return }
             let box = Unmanaged<DeliveryBox>.fromOpaque(opaque).takeRetainedValue()
-            box.completion(RdKafkaProducer.result(of: message))
+            box.completion(RdKafkaProducer.result(of: message, topicNames: &ctx.deliveryTopicNames))
         }
         let rk = RdHandle(pointer: try conf.makeClient(RD_KAFKA_PRODUCER))
         self.rk = rk
@@ -52,20 +52,20 @@ public final class RdKafkaProducer: KafkaProducer, @unchecked Sendable {
 
     deinit { close(timeout: .seconds(5)) }
 
-    private static func result(of message: UnsafePointer<rd_kafka_message_t>) -> Result<RecordMetadata, KafkaError> {
+    private static func result(of message: UnsafePointer<rd_kafka_message_t>, topicNames: inout TopicNameCache) -> Result<RecordMetadata, KafkaError> {
         let m = message.pointee
         if m.err != RD_KAFKA_RESP_ERR_NO_ERROR {
             let unknown = rd_kafka_message_status(message) == RD_KAFKA_MSG_STATUS_POSSIBLY_PERSISTED
             return .failure(KafkaError(rdkafka: m.err, context: "delivery failed", outcomeUnknown: unknown))
         }
-        let topic = String(cString: rd_kafka_topic_name(m.rkt))
+        let topic = topicNames.name(m.rkt)
         var type = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
         let timestamp = rd_kafka_message_timestamp(message, &type)
         return .success(RecordMetadata(topicPartition: TopicPartition(topic, m.partition), offset: m.offset, timestamp: timestamp))
     }
 
     public func send(_ record: ProducerRecord, _ completion: @escaping @Sendable (Result<RecordMetadata, KafkaError>) -> Void) {
-        if closed.withLock({ $0 }) {
+        if closed.load(ordering: .relaxed) {
             completion(.failure(KafkaError(code: "producer_closed", message: "the producer is closed")))
             return
         }
@@ -84,18 +84,26 @@ public final class RdKafkaProducer: KafkaProducer, @unchecked Sendable {
         let error: OpaquePointer? = record.topic.withCString { topic in
             withBytes(record.key) { key in
                 withBytes(record.value) { value in
-                    var vus: [rd_kafka_vu_t] = []
-                    vus.reserveCapacity(8)
-                    var v = rd_kafka_vu_t()
-                    v.vtype = RD_KAFKA_VTYPE_TOPIC; v.u.cstr = topic; vus.append(v)
-                    if let p = record.partition { v = rd_kafka_vu_t(); v.vtype = RD_KAFKA_VTYPE_PARTITION; v.u.i32 = p; vus.append(v) }
-                    if let key { v = rd_kafka_vu_t(); v.vtype = RD_KAFKA_VTYPE_KEY; v.u.mem.ptr = UnsafeMutableRawPointer(mutating: key.baseAddress); v.u.mem.size = key.count; vus.append(v) }
-                    if let value { v = rd_kafka_vu_t(); v.vtype = RD_KAFKA_VTYPE_VALUE; v.u.mem.ptr = UnsafeMutableRawPointer(mutating: value.baseAddress); v.u.mem.size = value.count; vus.append(v) }
-                    v = rd_kafka_vu_t(); v.vtype = RD_KAFKA_VTYPE_MSGFLAGS; v.u.i = RD_KAFKA_MSG_F_COPY; vus.append(v)
-                    v = rd_kafka_vu_t(); v.vtype = RD_KAFKA_VTYPE_OPAQUE; v.u.ptr = box.toOpaque(); vus.append(v)
-                    if let ts = record.timestamp { v = rd_kafka_vu_t(); v.vtype = RD_KAFKA_VTYPE_TIMESTAMP; v.u.i64 = ts; vus.append(v) }
-                    if let headers { v = rd_kafka_vu_t(); v.vtype = RD_KAFKA_VTYPE_HEADERS; v.u.headers = headers; vus.append(v) }
-                    return rd_kafka_produceva(rk.pointer, vus, vus.count)
+                    // At most 8 fields, built on the stack: no allocation per record.
+                    withUnsafeTemporaryAllocation(of: rd_kafka_vu_t.self, capacity: 8) { vus in
+                        var n = 0
+                        func add(_ type: rd_kafka_vtype_t, _ fill: (inout rd_kafka_vu_t) -> Void) {
+                            var v = rd_kafka_vu_t()
+                            v.vtype = type
+                            fill(&v)
+                            vus.initializeElement(at: n, to: v)
+                            n += 1
+                        }
+                        add(RD_KAFKA_VTYPE_TOPIC) { $0.u.cstr = topic }
+                        if let p = record.partition { add(RD_KAFKA_VTYPE_PARTITION) { $0.u.i32 = p } }
+                        if let key { add(RD_KAFKA_VTYPE_KEY) { $0.u.mem.ptr = UnsafeMutableRawPointer(mutating: key.baseAddress); $0.u.mem.size = key.count } }
+                        if let value { add(RD_KAFKA_VTYPE_VALUE) { $0.u.mem.ptr = UnsafeMutableRawPointer(mutating: value.baseAddress); $0.u.mem.size = value.count } }
+                        add(RD_KAFKA_VTYPE_MSGFLAGS) { $0.u.i = RD_KAFKA_MSG_F_COPY }
+                        add(RD_KAFKA_VTYPE_OPAQUE) { $0.u.ptr = box.toOpaque() }
+                        if let ts = record.timestamp { add(RD_KAFKA_VTYPE_TIMESTAMP) { $0.u.i64 = ts } }
+                        if let headers { add(RD_KAFKA_VTYPE_HEADERS) { $0.u.headers = headers } }
+                        return rd_kafka_produceva(rk.pointer, vus.baseAddress, n)
+                    }
                 }
             }
         }
@@ -167,7 +175,7 @@ public final class RdKafkaProducer: KafkaProducer, @unchecked Sendable {
 
     /// Flushes what is queued (up to `timeout`), fails what is left, and frees the client. Idempotent.
     public func close(timeout: Duration = .seconds(10)) {
-        guard closed.withLock({ c in defer { c = true }; return !c }) else { return }
+        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         _ = rd_kafka_flush(rk.pointer, milliseconds(timeout))
         _ = rd_kafka_purge(rk.pointer, Int32(RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT))
         stopped.set()

@@ -64,3 +64,17 @@ enum PartitionList {
 
 /// Milliseconds for librdkafka timeouts.
 func milliseconds(_ d: Duration) -> Int32 { Int32(clamping: max(0, d.nanoseconds / 1_000_000)) }
+
+/// Topic names by librdkafka topic handle, so a record does not allocate its topic name again.
+/// Not thread-safe: each owner touches it from one thread only.
+struct TopicNameCache {
+    private var names: [OpaquePointer: String] = [:]
+
+    mutating func name(_ rkt: OpaquePointer?) -> String {
+        guard let rkt else { return "" }
+        if let n = names[rkt] { return n }
+        let n = String(cString: rd_kafka_topic_name(rkt))
+        names[rkt] = n
+        return n
+    }
+}
