@@ -66,7 +66,7 @@ let package = Package(
         // Scenario files, workloads, the runner, swarm and replay.
         .target(
             name: "MeshScenarios",
-            dependencies: ["MeshCore", "MeshSimulator", .product(name: "Yams", package: "Yams")],
+            dependencies: ["MeshCore", "MeshSimulator", "SimKafka", .product(name: "Yams", package: "Yams")],
             path: "Simulation/MeshScenarios",
             swiftSettings: simulatorSpeed
         ),

@@ -10,7 +10,10 @@ public struct Scenario: Sendable {
         public var name: String
         public var count: Int
         public var role: Role
-        public enum Role: String, Sendable, Hashable { case echoServer = "echo-server", echoClient = "echo-client" }
+        public enum Role: String, Sendable, Hashable, CaseIterable {
+            case echoServer = "echo-server", echoClient = "echo-client"
+            case kafkaProducer = "kafka-producer", kafkaConsumer = "kafka-consumer"
+        }
     }
 
     public var name: String
@@ -25,6 +28,8 @@ public struct Scenario: Sendable {
     public var hosts: [HostGroup]
     public var server: EchoServerConfig
     public var client: EchoClientConfig
+    /// The Kafka pipeline workload, when the scenario has kafka-producer / kafka-consumer hosts.
+    public var kafka: KafkaWorkloadConfig?
     public var faults: FaultRanges
     /// Host-name prefixes the nemesis may crash, clog and hold.
     public var faultTargets: [String]
@@ -54,7 +59,7 @@ public struct Scenario: Sendable {
         var s = Scenario(
             name: name, path: path, description: try top.string("description") ?? "",
             duration: try top.duration("duration") ?? .seconds(10), quiet: try top.duration("quiet") ?? .seconds(2),
-            network: NetworkConfig(), hosts: [], server: EchoServerConfig(), client: EchoClientConfig(),
+            network: NetworkConfig(), hosts: [], server: EchoServerConfig(), client: EchoClientConfig(), kafka: nil,
             faults: FaultRanges(), faultTargets: [], schedule: [], invariants: Scenario.echoInvariants, expectSometimes: try top.strings("expect_sometimes") ?? [],
             contentHash: StableHash.fnv1a(text))
         guard s.quiet < s.duration else { throw ConfigError(key: "quiet", "must be shorter than duration") }
@@ -71,15 +76,41 @@ public struct Scenario: Sendable {
             guard let gname = try group.string("name") else { throw ConfigError(key: group.path + ".name", "is required") }
             let roleText = try group.string("role") ?? ""
             guard let role = HostGroup.Role(rawValue: roleText) else {
-                throw ConfigError(key: group.path + ".role", "unknown role '\(roleText)' (known: echo-server, echo-client)")
+                throw ConfigError(key: group.path + ".role", "unknown role '\(roleText)' (known: \(HostGroup.Role.allCases.map(\.rawValue).joined(separator: ", ")))")
             }
             let count = try group.int("count") ?? 1
             guard count >= 1 else { throw ConfigError(key: group.path + ".count", "must be at least 1") }
             s.hosts.append(HostGroup(name: gname, count: count, role: role))
             try group.rejectUnknownKeys()
         }
-        guard s.hosts.contains(where: { $0.role == .echoServer }), s.hosts.contains(where: { $0.role == .echoClient }) else {
-            throw ConfigError(key: "hosts", "needs at least one echo-server and one echo-client group")
+        let roles = Set(s.hosts.map(\.role))
+        let echo = roles.contains(.echoServer) || roles.contains(.echoClient)
+        let kafka = roles.contains(.kafkaProducer) || roles.contains(.kafkaConsumer)
+        guard echo || kafka else { throw ConfigError(key: "hosts", "needs an echo or a kafka workload") }
+        if echo && !(roles.contains(.echoServer) && roles.contains(.echoClient)) {
+            throw ConfigError(key: "hosts", "the echo workload needs an echo-server and an echo-client group")
+        }
+        if kafka && !(roles.contains(.kafkaProducer) && roles.contains(.kafkaConsumer)) {
+            throw ConfigError(key: "hosts", "the kafka workload needs a kafka-producer and a kafka-consumer group")
+        }
+        if kafka {
+            var k = try top.child("kafka")
+            var config = KafkaWorkloadConfig()
+            config.brokers = try k.int("brokers") ?? config.brokers
+            config.partitions = Int32(try k.int("partitions") ?? Int(config.partitions))
+            if let acks = try k.string("acks") {
+                guard let a = KafkaProducerConfig.Acks(rawValue: acks == "1" ? "1" : acks) else { throw ConfigError(key: "kafka.acks", "must be all, 1 or 0") }
+                config.acks = a
+            }
+            if let idem = try k.string("idempotent") { config.idempotent = idem == "true" }
+            config.produceInterval = try k.duration("produce_interval") ?? config.produceInterval
+            config.sessionTimeout = try k.duration("session_timeout") ?? config.sessionTimeout
+            guard config.brokers >= 1, config.partitions >= 1 else { throw ConfigError(key: "kafka", "needs at least one broker and one partition") }
+            try k.rejectUnknownKeys()
+            s.kafka = config
+            s.invariants = (echo ? Scenario.echoInvariants : []) + KafkaChecker.invariants
+        } else if top.has("kafka") {
+            throw ConfigError(key: "kafka", "given, but no kafka-producer / kafka-consumer hosts")
         }
 
         var w = try top.child("workload")
@@ -118,7 +149,7 @@ public struct Scenario: Sendable {
         try w.rejectUnknownKeys()
 
         var f = try top.child("faults")
-        s.faultTargets = try f.strings("targets") ?? s.hosts.filter { $0.role == .echoServer }.map(\.name)
+        s.faultTargets = try f.strings("targets") ?? (s.hosts.filter { $0.role == .echoServer }.map(\.name) + (s.kafka == nil ? [] : ["broker"]))
         func rate(_ key: String, _ f: inout YAMLFields) throws -> FaultRanges.Rate? {
             guard f.has(key) else { return nil }
             var r = try f.child(key)
@@ -198,8 +229,9 @@ public struct Scenario: Sendable {
         }
 
         if let listed = try top.strings("invariants") {
-            for name in listed where !Scenario.echoInvariants.contains(name) {
-                throw ConfigError(key: "invariants", "unknown invariant '\(name)' (known: \(Scenario.echoInvariants.joined(separator: ", ")))")
+            let known = Scenario.echoInvariants + KafkaChecker.invariants
+            for name in listed where !known.contains(name) {
+                throw ConfigError(key: "invariants", "unknown invariant '\(name)' (known: \(known.joined(separator: ", ")))")
             }
             s.invariants = listed
         }
@@ -212,6 +244,6 @@ public struct Scenario: Sendable {
 
     /// Names of the hosts this scenario creates, in creation order.
     public var hostNames: [String] {
-        hosts.flatMap { g in (0..<g.count).map { "\(g.name)-\($0)" } }
+        hosts.flatMap { g in (0..<g.count).map { "\(g.name)-\($0)" } } + (0..<(kafka?.brokers ?? 0)).map { "broker-\($0 + 1)" }
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import MeshCore
 import MeshSimulator
+import SimKafka
 
 /// The outcome of one simulated run.
 public struct RunResult: Sendable {
@@ -59,11 +60,30 @@ public enum ScenarioRunner {
                 sim.addHost(named: "\(group.name)-\(i)") { _ in EchoClient(config: config, servers: targets, stopIssuingAt: stopIssuing) }
             }
         }
+        var kafkaRun: (SimKafkaCluster, KafkaWorkloadConfig, KafkaLedger)?
+        if let config = scenario.kafka {
+            var kc = SimKafkaConfig()
+            kc.requestTimeout = .milliseconds(500)
+            let kafka = SimKafkaCluster(simulation: sim, brokers: config.brokers, config: kc)
+            kafka.createTopic(config.topic, partitions: config.partitions)
+            let ledger = KafkaLedger()
+            for group in scenario.hosts where group.role == .kafkaProducer {
+                for i in 0..<group.count {
+                    sim.addHost(named: "\(group.name)-\(i)") { _ in KafkaProducerProcess(kafka: kafka, config: config, stopAt: quietAt) }
+                }
+            }
+            for group in scenario.hosts where group.role == .kafkaConsumer {
+                for i in 0..<group.count {
+                    sim.addHost(named: "\(group.name)-\(i)") { _ in KafkaConsumerProcess(kafka: kafka, config: config, ledger: ledger) }
+                }
+            }
+            kafkaRun = (kafka, config, ledger)
+        }
         sim.crashObservers.append { [unowned sim] host in sim.history.abandon(process: host.name, at: sim.now) }
 
         let targets = sim.hosts.filter { h in scenario.faultTargets.contains { h.name.hasPrefix($0 + "-") || h.name == $0 } }.map(\.id)
         sim.log.record(0, -1, .setup, Int64(bitPattern: seed), Int64(sim.hosts.count), "profile \(profile)")
-        for host in sim.hosts { host.boot() }
+        for host in sim.hosts where !host.isUp { host.boot() }
         sim.enabledInvariants = Set(scenario.invariants)
         let nemesis = Nemesis(simulation: sim, profile: profile, crashTargets: targets)
         nemesis.start(quietAt: quietAt)
@@ -71,6 +91,7 @@ public enum ScenarioRunner {
 
         sim.run(until: end)
         if !sim.isStopped { checkHistory(sim) }
+        if !sim.isStopped, let (kafka, config, ledger) = kafkaRun { KafkaChecker.check(sim, kafka, config, ledger) }
 
         var ok = 0, failed = 0, unknown = 0
         for op in sim.history.operations {
@@ -88,7 +109,7 @@ public enum ScenarioRunner {
 
     /// End-of-run checks over the whole history: every request ended (ok or failed) within its deadline.
     static func checkHistory(_ sim: Simulation) {
-        for op in sim.history.operations {
+        for op in sim.history.operations where op.name == "echo" {
             switch op.outcome {
             case .pending:
                 sim.violation("echo.complete", "\(op.argument) invoked at \(op.invoked) never ended")

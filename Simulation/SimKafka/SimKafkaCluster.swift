@@ -270,3 +270,14 @@ public final class SimKafkaCluster: @unchecked Sendable {
         return g
     }
 }
+
+extension SimKafkaCluster {
+    /// Every readable (below the high watermark, not aborted) value of `topic`, partition by partition:
+    /// what a checker compares with what producers were told.
+    public func committedValues(_ topic: String) -> [String] {
+        guard let t = topics[topic] else { return [] }
+        return t.partitions.flatMap { p in
+            p.log.prefix { $0.offset < p.highWatermark }.filter { $0.txn != .aborted }.map { String(decoding: $0.value ?? [], as: UTF8.self) }
+        }
+    }
+}

@@ -4,7 +4,7 @@ import MeshSimulator
 import Testing
 
 @Suite struct ScenarioTests {
-    static let scenarios = ["fixtures/scenarios/echo-datagram.yaml", "fixtures/scenarios/echo-stream.yaml", "fixtures/scenarios/echo-incident.yaml"]
+    static let scenarios = ["fixtures/scenarios/echo-datagram.yaml", "fixtures/scenarios/echo-stream.yaml", "fixtures/scenarios/echo-incident.yaml", "fixtures/scenarios/kafka-pipeline.yaml"]
 
     @Test(arguments: scenarios)
     func sameSeedSameHashDifferentSeedDifferentHash(path: String) throws {
@@ -14,7 +14,7 @@ import Testing
         #expect(a.events == b.events)
         #expect(a.hash != c.hash)
         #expect(a.passed, "\(a.violations)")
-        #expect(a.operations.ok > 100, "the workload made progress")
+        #expect(a.operations.ok > 100, "the workload made progress: \(a.operations)")
     }
 
     @Test func recordedLogReplaysIdenticallyAndAnEditIsFound() throws {
@@ -89,6 +89,15 @@ import Testing
         let fixed = try Scenario.load(path: fixture("fixtures/scenarios/echo-datagram.yaml"))
         let clean = Swarm.run(fixed, seeds: Array(1...40), jobs: 2)
         #expect(clean.failures.isEmpty, "\(clean.failures.first?.violations ?? [])")
+    }
+
+    /// Relying on acks=1 loses acknowledged records on leader failover; the Kafka checker must say so.
+    @Test func swarmCatchesRecordsLostByAcksOne() throws {
+        let planted = try Scenario.load(path: fixture("fixtures/planted/kafka-acks1.yaml"))
+        let report = Swarm.run(planted, seeds: Array(1...20), jobs: 2)
+        let first = try #require(report.failures.min { $0.seed < $1.seed }, "acks=1 losses went unnoticed")
+        #expect(first.violations.first?.invariant == "kafka.no-lost-ack")
+        #expect(ScenarioRunner.run(planted, seed: first.seed).hash == first.hash)
     }
 }
 

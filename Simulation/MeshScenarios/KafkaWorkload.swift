@@ -1,0 +1,154 @@
+import MeshCore
+import MeshSimulator
+import SimKafka
+
+/// Settings of the Kafka pipeline workload: producers append numbered records, a consumer group
+/// reads and commits them, the checkers compare what was acknowledged, stored and consumed.
+public struct KafkaWorkloadConfig: Hashable, Sendable {
+    public var brokers = 3
+    public var partitions: Int32 = 4
+    public var topic = "events"
+    public var acks: KafkaProducerConfig.Acks = .all
+    public var idempotent = true
+    /// Pause between two records of one producer.
+    public var produceInterval: Duration = .milliseconds(5)
+    public var sessionTimeout: Duration = .seconds(1)
+    public init() {}
+}
+
+/// What all Kafka workload processes share with the end-of-run checker (kernel-level, survives crashes).
+final class KafkaLedger {
+    /// Values each consumer processed, in processing order.
+    var consumed: Set<String> = []
+    var consumedCount = 0
+}
+
+/// Produces `producer-N/incarnation/seq` records until the quiet period, recording each in the history.
+final class KafkaProducerProcess: SimProcess {
+    private let kafka: SimKafkaCluster
+    private let config: KafkaWorkloadConfig
+    private let stopAt: MeshInstant
+    private var producer: (any KafkaProducer)?
+    private var sequence = 0
+
+    init(kafka: SimKafkaCluster, config: KafkaWorkloadConfig, stopAt: MeshInstant) {
+        self.kafka = kafka
+        self.config = config
+        self.stopAt = stopAt
+    }
+
+    func start(on host: SimHost) {
+        var pc = KafkaProducerConfig()
+        pc.clientId = host.name
+        pc.idempotent = config.idempotent
+        pc.acks = config.acks
+        pc.deliveryTimeout = .seconds(5)
+        producer = try? kafka.connection(from: host).makeProducer(pc)
+        host.setTimer(after: config.produceInterval)
+    }
+
+    func receive(_ event: NetEvent, on host: SimHost) {}
+
+    func timerFired(_ token: TimerToken, on host: SimHost) {
+        guard host.now < stopAt, let producer else { return }
+        let value = "\(host.name)/\(host.incarnation)/\(sequence)"
+        sequence += 1
+        let history = host.simulation.history
+        let op = history.invoke(process: host.name, "produce", value, at: host.now)
+        let bound = SimThreadBound((host, history))
+        producer.send(ProducerRecord(topic: config.topic, key: Array("k\(sequence % 16)".utf8), value: Array(value.utf8))) { result in
+            let (host, history) = bound.value
+            switch result {
+            case .success(let m): history.complete(op, .ok("\(m.topicPartition.partition)@\(m.offset)"), at: host.now)
+            case .failure(let e) where e.outcomeUnknown: history.complete(op, .unknown(e.code), at: host.now)
+            case .failure(let e): history.complete(op, .failed(e.code), at: host.now)
+            }
+        }
+        host.setTimer(after: config.produceInterval)
+    }
+}
+
+/// A group member that processes records and commits the next offset of each partition after every
+/// batch (at-least-once).
+final class KafkaConsumerProcess: SimProcess {
+    private let kafka: SimKafkaCluster
+    private let config: KafkaWorkloadConfig
+    private let ledger: KafkaLedger
+    private var consumer: (any KafkaGroupConsumer)?
+
+    init(kafka: SimKafkaCluster, config: KafkaWorkloadConfig, ledger: KafkaLedger) {
+        self.kafka = kafka
+        self.config = config
+        self.ledger = ledger
+    }
+
+    func start(on host: SimHost) {
+        var cc = KafkaConsumerConfig(groupId: "pipeline")
+        cc.clientId = host.name
+        cc.sessionTimeout = config.sessionTimeout
+        consumer = try? kafka.connection(from: host).makeConsumer(cc)
+        try? consumer?.subscribe([config.topic])
+        poll(host)
+    }
+
+    func receive(_ event: NetEvent, on host: SimHost) {}
+
+    private func poll(_ host: SimHost) {
+        guard let consumer else { return }
+        let incarnation = host.incarnation
+        let bound = SimThreadBound((self, host))
+        consumer.poll(maxRecords: 200, timeout: .milliseconds(100)) { events in
+            let (process, host) = bound.value
+            guard host.isUp, host.incarnation == incarnation else { return }
+            process.handle(events, consumer, host)
+        }
+    }
+
+    private func handle(_ events: [ConsumerEvent], _ consumer: any KafkaGroupConsumer, _ host: SimHost) {
+        do {
+            var next: [TopicPartition: Int64] = [:]
+            for case .records(let records) in events {
+                for r in records {
+                    ledger.consumed.insert(String(decoding: r.value ?? [], as: UTF8.self))
+                    ledger.consumedCount += 1
+                    next[r.topicPartition] = r.offset + 1
+                }
+            }
+            host.simulation.coverage.sometimes(events.contains { if case .revoked = $0 { true } else { false } }, "kafka.consumer-revoked")
+            if !next.isEmpty {
+                let offsets = next.sorted { $0.key < $1.key }.map { PartitionOffset($0.key, $0.value) }
+                let coverage = SimThreadBound(host.simulation.coverage)
+                consumer.commit(offsets) { result in
+                    if case .failure = result { coverage.value.hit("kafka.commit-refused") }
+                }
+            }
+            poll(host)
+        }
+    }
+}
+
+/// End-of-run checks for the Kafka pipeline.
+enum KafkaChecker {
+    static let invariants = ["kafka.no-lost-ack", "kafka.no-duplicate", "kafka.all-consumed"]
+
+    static func check(_ sim: Simulation, _ kafka: SimKafkaCluster, _ config: KafkaWorkloadConfig, _ ledger: KafkaLedger) {
+        let stored = kafka.committedValues(config.topic)
+        var seen: [String: Int] = [:]
+        for v in stored { seen[v, default: 0] += 1 }
+        for op in sim.history.operations where op.name == "produce" {
+            guard case .ok(let at) = op.outcome else { continue }
+            guard seen[op.argument] != nil else {
+                sim.violation("kafka.no-lost-ack", "\(op.argument) was acknowledged at \(at) but is not in the log")
+                return
+            }
+            if config.idempotent, let n = seen[op.argument], n > 1 {
+                sim.violation("kafka.no-duplicate", "\(op.argument) is in the log \(n) times")
+                return
+            }
+            guard ledger.consumed.contains(op.argument) else {
+                sim.violation("kafka.all-consumed", "\(op.argument) was acknowledged but never consumed by the group")
+                return
+            }
+        }
+    }
+}
