@@ -32,6 +32,12 @@ let package = Package(
             dependencies: [.product(name: "HTTPTypes", package: "swift-http-types")],
             path: "Sources/MeshCore"
         ),
+        // The HTTP sidecar's product logic: egress resilience and ingress middleware decisions, sans-IO.
+        .target(
+            name: "HTTPSidecar",
+            dependencies: ["MeshCore"],
+            path: "Sources/HTTPSidecar"
+        ),
         // librdkafka from Debian's librdkafka-dev, found by pkg-config.
         .systemLibrary(
             name: "CRdKafka",
@@ -66,7 +72,7 @@ let package = Package(
         // Scenario files, workloads, the runner, swarm and replay.
         .target(
             name: "MeshScenarios",
-            dependencies: ["MeshCore", "MeshSimulator", "SimKafka", .product(name: "Yams", package: "Yams")],
+            dependencies: ["MeshCore", "MeshSimulator", "SimKafka", "HTTPSidecar", .product(name: "Yams", package: "Yams")],
             path: "Simulation/MeshScenarios",
             swiftSettings: simulatorSpeed
         ),
@@ -87,6 +93,7 @@ let package = Package(
             path: "Benchmarks/kafka-client"
         ),
         .testTarget(name: "MeshCoreTests", dependencies: ["MeshCore"], path: "Tests/MeshCoreTests"),
+        .testTarget(name: "HTTPSidecarTests", dependencies: ["HTTPSidecar", "MeshCore"], path: "Tests/HTTPSidecarTests"),
         // One Kafka conformance suite, run against the simulated cluster and against librdkafka + the embedded broker.
         .testTarget(
             name: "KafkaConformanceTests",

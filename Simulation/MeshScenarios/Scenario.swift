@@ -1,4 +1,5 @@
 import Foundation
+import HTTPSidecar
 import MeshCore
 import MeshSimulator
 import Yams
@@ -13,6 +14,7 @@ public struct Scenario: Sendable {
         public enum Role: String, Sendable, Hashable, CaseIterable {
             case echoServer = "echo-server", echoClient = "echo-client"
             case kafkaProducer = "kafka-producer", kafkaConsumer = "kafka-consumer"
+            case httpUpstream = "http-upstream", httpClient = "http-client"
         }
     }
 
@@ -30,6 +32,9 @@ public struct Scenario: Sendable {
     public var client: EchoClientConfig
     /// The Kafka pipeline workload, when the scenario has kafka-producer / kafka-consumer hosts.
     public var kafka: KafkaWorkloadConfig?
+    /// The egress workload, when the scenario has http-upstream / http-client hosts.
+    public var http: HTTPEgressConfig?
+    public var httpPool = UpstreamPool.Config()
     public var faults: FaultRanges
     /// Host-name prefixes the nemesis may crash, clog and hold.
     public var faultTargets: [String]
@@ -59,7 +64,7 @@ public struct Scenario: Sendable {
         var s = Scenario(
             name: name, path: path, description: try top.string("description") ?? "",
             duration: try top.duration("duration") ?? .seconds(10), quiet: try top.duration("quiet") ?? .seconds(2),
-            network: NetworkConfig(), hosts: [], server: EchoServerConfig(), client: EchoClientConfig(), kafka: nil,
+            network: NetworkConfig(), hosts: [], server: EchoServerConfig(), client: EchoClientConfig(), kafka: nil, http: nil,
             faults: FaultRanges(), faultTargets: [], schedule: [], invariants: Scenario.echoInvariants, expectSometimes: try top.strings("expect_sometimes") ?? [],
             contentHash: StableHash.fnv1a(text))
         guard s.quiet < s.duration else { throw ConfigError(key: "quiet", "must be shorter than duration") }
@@ -86,7 +91,17 @@ public struct Scenario: Sendable {
         let roles = Set(s.hosts.map(\.role))
         let echo = roles.contains(.echoServer) || roles.contains(.echoClient)
         let kafka = roles.contains(.kafkaProducer) || roles.contains(.kafkaConsumer)
-        guard echo || kafka else { throw ConfigError(key: "hosts", "needs an echo or a kafka workload") }
+        let http = roles.contains(.httpUpstream) || roles.contains(.httpClient)
+        guard echo || kafka || http else { throw ConfigError(key: "hosts", "needs an echo, kafka or http workload") }
+        if http && !(roles.contains(.httpUpstream) && roles.contains(.httpClient)) {
+            throw ConfigError(key: "hosts", "the http workload needs an http-upstream and an http-client group")
+        }
+        if http {
+            try parseHTTP(&top, into: &s)
+            s.invariants = (echo ? Scenario.echoInvariants : []) + HTTPEgressChecks.invariants
+        } else if top.has("http") {
+            throw ConfigError(key: "http", "given, but no http-upstream / http-client hosts")
+        }
         if echo && !(roles.contains(.echoServer) && roles.contains(.echoClient)) {
             throw ConfigError(key: "hosts", "the echo workload needs an echo-server and an echo-client group")
         }
@@ -108,7 +123,7 @@ public struct Scenario: Sendable {
             guard config.brokers >= 1, config.partitions >= 1 else { throw ConfigError(key: "kafka", "needs at least one broker and one partition") }
             try k.rejectUnknownKeys()
             s.kafka = config
-            s.invariants = (echo ? Scenario.echoInvariants : []) + KafkaChecker.invariants
+            s.invariants = (echo ? Scenario.echoInvariants : []) + (http ? HTTPEgressChecks.invariants : []) + KafkaChecker.invariants
         } else if top.has("kafka") {
             throw ConfigError(key: "kafka", "given, but no kafka-producer / kafka-consumer hosts")
         }
@@ -149,7 +164,8 @@ public struct Scenario: Sendable {
         try w.rejectUnknownKeys()
 
         var f = try top.child("faults")
-        s.faultTargets = try f.strings("targets") ?? (s.hosts.filter { $0.role == .echoServer }.map(\.name) + (s.kafka == nil ? [] : ["broker"]))
+        s.faultTargets = try f.strings("targets")
+            ?? (s.hosts.filter { $0.role == .echoServer || $0.role == .httpUpstream }.map(\.name) + (s.kafka == nil ? [] : ["broker"]))
         func rate(_ key: String, _ f: inout YAMLFields) throws -> FaultRanges.Rate? {
             guard f.has(key) else { return nil }
             var r = try f.child(key)
@@ -229,7 +245,7 @@ public struct Scenario: Sendable {
         }
 
         if let listed = try top.strings("invariants") {
-            let known = Scenario.echoInvariants + KafkaChecker.invariants
+            let known = Scenario.echoInvariants + KafkaChecker.invariants + HTTPEgressChecks.invariants
             for name in listed where !known.contains(name) {
                 throw ConfigError(key: "invariants", "unknown invariant '\(name)' (known: \(known.joined(separator: ", ")))")
             }
@@ -237,6 +253,49 @@ public struct Scenario: Sendable {
         }
         try top.rejectUnknownKeys()
         return s
+    }
+
+    /// Reads the `http:` section (egress workload and the pool's resilience settings).
+    static func parseHTTP(_ top: inout YAMLFields, into s: inout Scenario) throws {
+        var h = try top.child("http")
+        var c = HTTPEgressConfig()
+        c.concurrency = try h.int("concurrency") ?? c.concurrency
+        c.thinkTime = try h.duration("think_time") ?? c.thinkTime
+        c.attemptTimeout = try h.duration("attempt_timeout") ?? c.attemptTimeout
+        c.deadline = try h.duration("deadline") ?? c.deadline
+        c.unsafeShare = try h.probability("unsafe_share") ?? c.unsafeShare
+        if let p = try h.string("policy") {
+            guard let policy = LoadBalancingPolicy(rawValue: p) else {
+                throw ConfigError(key: "http.policy", "unknown policy '\(p)' (known: \(LoadBalancingPolicy.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            c.policy = policy
+        }
+        var service = try h.child("service_time")
+        c.serviceMin = try service.duration("min") ?? c.serviceMin
+        c.serviceTailMean = try service.duration("tail_mean") ?? c.serviceTailMean
+        try service.rejectUnknownKeys()
+        var pool = UpstreamPool.Config()
+        pool.policy = c.policy
+        var retry = try h.child("retry")
+        pool.retry.maxAttempts = try retry.int("max_attempts") ?? pool.retry.maxAttempts
+        pool.retry.budgetRatio = try retry.double("budget_ratio") ?? pool.retry.budgetRatio
+        pool.retry.budgetMinPerSecond = try retry.double("budget_min_per_second") ?? pool.retry.budgetMinPerSecond
+        pool.retry.budgetWindow = try retry.duration("budget_window") ?? pool.retry.budgetWindow
+        pool.retry.retryNonIdempotent = try retry.string("non_idempotent").map { $0 == "true" } ?? false
+        try retry.rejectUnknownKeys()
+        var breaker = try h.child("breaker")
+        pool.breaker.consecutiveFailures = try breaker.int("consecutive_failures") ?? pool.breaker.consecutiveFailures
+        pool.breaker.openDuration = try breaker.duration("open_duration") ?? pool.breaker.openDuration
+        try breaker.rejectUnknownKeys()
+        var outlier = try h.child("outlier")
+        pool.outlier.consecutiveServerErrors = try outlier.int("consecutive_5xx") ?? pool.outlier.consecutiveServerErrors
+        pool.outlier.consecutiveGatewayErrors = try outlier.int("consecutive_gateway_errors") ?? pool.outlier.consecutiveGatewayErrors
+        pool.outlier.baseEjectionTime = try outlier.duration("base_ejection_time") ?? pool.outlier.baseEjectionTime
+        pool.outlier.maxEjectedPercent = try outlier.int("max_ejected_percent") ?? pool.outlier.maxEjectedPercent
+        try outlier.rejectUnknownKeys()
+        try h.rejectUnknownKeys()
+        s.http = c
+        s.httpPool = pool
     }
 
     /// The invariants the echo workload checks.

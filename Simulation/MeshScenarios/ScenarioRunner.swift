@@ -1,5 +1,6 @@
 import Foundation
 import MeshCore
+import HTTPSidecar
 import MeshSimulator
 import SimKafka
 
@@ -43,7 +44,7 @@ public enum ScenarioRunner {
         var clientGroups: [String] = []
         let end = MeshInstant.zero + scenario.duration
         let quietAt = end - scenario.quiet
-        let stopIssuing = quietAt - scenario.client.deadline
+        let stopIssuing = quietAt - max(scenario.client.deadline, scenario.http?.deadline ?? .zero)
         for group in scenario.hosts where group.role == .echoServer {
             for i in 0..<group.count {
                 let config = scenario.server
@@ -58,6 +59,30 @@ public enum ScenarioRunner {
                 let config = scenario.client
                 let targets = servers
                 sim.addHost(named: "\(group.name)-\(i)") { _ in EchoClient(config: config, servers: targets, stopIssuingAt: stopIssuing) }
+            }
+        }
+        var httpClients: [(SimHost, () -> HTTPEgressClient?)] = []
+        if let config = scenario.http {
+            let ledger = HTTPLedger()
+            var upstreams: [(host: HostID, address: MeshAddress)] = []
+            for group in scenario.hosts where group.role == .httpUpstream {
+                for i in 0..<group.count {
+                    let faults = sim.faults!
+                    let h = sim.addHost(named: "\(group.name)-\(i)") { _ in HTTPUpstream(config: config, ledger: ledger, faults: faults) }
+                    upstreams.append((h.id, MeshAddress(host: h.name, port: HTTPUpstream.port)))
+                }
+            }
+            for group in scenario.hosts where group.role == .httpClient {
+                for i in 0..<group.count {
+                    let pool = scenario.httpPool
+                    let box = ClientBox()
+                    let h = sim.addHost(named: "\(group.name)-\(i)") { _ in
+                        let c = HTTPEgressClient(config: config, upstreams: upstreams, poolConfig: pool, stopAt: stopIssuing)
+                        box.client = c
+                        return c
+                    }
+                    httpClients.append((h, { box.client }))
+                }
             }
         }
         var kafkaRun: (SimKafkaCluster, KafkaWorkloadConfig, KafkaLedger)?
@@ -92,6 +117,7 @@ public enum ScenarioRunner {
         sim.run(until: end)
         if !sim.isStopped { checkHistory(sim) }
         if !sim.isStopped, let (kafka, config, ledger) = kafkaRun { KafkaChecker.check(sim, kafka, config, ledger) }
+        for (host, client) in httpClients where !sim.isStopped && host.isUp { client()?.checkBudget(host) }
 
         var ok = 0, failed = 0, unknown = 0
         for op in sim.history.operations {
@@ -109,13 +135,13 @@ public enum ScenarioRunner {
 
     /// End-of-run checks over the whole history: every request ended (ok or failed) within its deadline.
     static func checkHistory(_ sim: Simulation) {
-        for op in sim.history.operations where op.name == "echo" {
+        for op in sim.history.operations where op.name == "echo" || op.name == "http" {
             switch op.outcome {
             case .pending:
-                sim.violation("echo.complete", "\(op.argument) invoked at \(op.invoked) never ended")
+                sim.violation(op.name == "echo" ? "echo.complete" : "http.complete", "\(op.argument) invoked at \(op.invoked) never ended")
             case .ok, .failed:
                 if let deadline = op.deadline, let done = op.completed, done > deadline {
-                    sim.violation("echo.deadline", "\(op.argument) ended at \(done), after \(deadline)")
+                    sim.violation(op.name == "echo" ? "echo.deadline" : "http.deadline", "\(op.argument) ended at \(done), after \(deadline)")
                 }
             case .unknown:
                 break
@@ -123,4 +149,9 @@ public enum ScenarioRunner {
             if sim.isStopped { return }
         }
     }
+}
+
+/// Holds the current process of a host so the end-of-run checks can reach it.
+final class ClientBox {
+    var client: HTTPEgressClient?
 }

@@ -4,7 +4,7 @@ import MeshSimulator
 import Testing
 
 @Suite struct ScenarioTests {
-    static let scenarios = ["fixtures/scenarios/echo-datagram.yaml", "fixtures/scenarios/echo-stream.yaml", "fixtures/scenarios/echo-incident.yaml", "fixtures/scenarios/kafka-pipeline.yaml"]
+    static let scenarios = ["fixtures/scenarios/echo-datagram.yaml", "fixtures/scenarios/echo-stream.yaml", "fixtures/scenarios/echo-incident.yaml", "fixtures/scenarios/kafka-pipeline.yaml", "fixtures/scenarios/http-egress.yaml"]
 
     @Test(arguments: scenarios)
     func sameSeedSameHashDifferentSeedDifferentHash(path: String) throws {
@@ -89,6 +89,17 @@ import Testing
         let fixed = try Scenario.load(path: fixture("fixtures/scenarios/echo-datagram.yaml"))
         let clean = Swarm.run(fixed, seeds: Array(1...40), jobs: 2)
         #expect(clean.failures.isEmpty, "\(clean.failures.first?.violations ?? [])")
+    }
+
+    /// A route that retries POSTs after they may have been sent duplicates them; the upstream's check must say so.
+    @Test func swarmCatchesDuplicatedUnsafeRequests() throws {
+        let planted = try Scenario.load(path: fixture("fixtures/planted/http-retry-posts.yaml"))
+        let report = Swarm.run(planted, seeds: Array(1...10), jobs: 2)
+        let first = try #require(report.failures.min { $0.seed < $1.seed }, "duplicated POSTs went unnoticed")
+        #expect(first.violations.first?.invariant == "http.no-duplicate-unsafe")
+        let fixed = try Scenario.load(path: fixture("fixtures/scenarios/http-egress.yaml"))
+        let same = ScenarioRunner.run(fixed, seed: first.seed)
+        #expect(same.passed, "the same seed without retrying POSTs: \(same.violations)")
     }
 
     /// Relying on acks=1 loses acknowledged records on leader failover; the Kafka checker must say so.

@@ -1,0 +1,250 @@
+import HTTPSidecar
+import MeshCore
+import MeshSimulator
+
+/// An app and its sidecar's egress path on one simulated pod: requests go to upstream pods chosen by
+/// the product's ``UpstreamPool`` (load balancing, breakers, ejection, retry budget and safety); this
+/// driver only moves bytes and timers, as the NIO driver does in production.
+final class HTTPEgressClient: SimProcess {
+    private struct Request {
+        var historyId: Int
+        var key: String
+        var method: String
+        var deadline: MeshInstant
+        var slot: Int
+        var attempts = 0
+        var tried: [MeshAddress] = []
+        var current: Attempt?
+        var timers: [TimerToken] = []
+    }
+    private struct Attempt {
+        var wire: UInt64
+        var endpoint: MeshAddress
+        var sentAt: MeshInstant
+        var written = false
+    }
+    private enum Purpose { case think(Int), attempt(Int, UInt64), backoff(Int), deadline(Int), connect(HostID, StreamID) }
+    private struct Connection {
+        var stream: StreamID
+        var open = false
+        var queued: [(request: Int, wire: UInt64, bytes: [UInt8])] = []
+    }
+
+    private let config: HTTPEgressConfig
+    private let upstreams: [(host: HostID, address: MeshAddress)]
+    private let stopAt: MeshInstant
+    private var pool: UpstreamPool
+    private var requests: [Int: Request] = [:]
+    private var byWire: [UInt64: Int] = [:]
+    private var timers: [UInt64: Purpose] = [:]
+    private var connections: [HostID: Connection] = [:]
+    private var hostOfStream: [StreamID: HostID] = [:]
+    private var nextWire: UInt64 = 0
+    private var issued = 0
+    private(set) var originals = 0
+    private(set) var retries = 0
+    private var startedAt: MeshInstant = .zero
+
+    init(config: HTTPEgressConfig, upstreams: [(host: HostID, address: MeshAddress)], poolConfig: UpstreamPool.Config, stopAt: MeshInstant) {
+        self.config = config
+        self.upstreams = upstreams
+        self.stopAt = stopAt
+        self.pool = UpstreamPool(poolConfig, endpoints: upstreams.map(\.address))
+    }
+
+    var retryBudget: RetryPolicy { pool.config.retry }
+
+    func start(on host: SimHost) {
+        nextWire = (host.random.next() & 0xffff_ffff) << 32
+        startedAt = host.now
+        for slot in 0..<config.concurrency { think(slot, host) }
+    }
+
+    private func think(_ slot: Int, _ host: SimHost, afterFailure: Bool = false) {
+        // An app that just got an error waits a little longer, as real clients do.
+        var pause = Int64(Double(config.thinkTime.nanoseconds) * host.random.nextUnit())
+        if afterFailure { pause += 20_000_000 }
+        timers[host.setTimer(after: .nanoseconds(pause)).rawValue] = .think(slot)
+    }
+
+    private func issue(_ slot: Int, _ host: SimHost) {
+        guard host.now < stopAt else { return }
+        let method = host.random.chance(config.unsafeShare) ? "POST" : "GET"
+        let key = "\(host.name)/\(issued)"
+        issued += 1
+        originals += 1
+        let deadline = host.now + config.deadline
+        let id = host.simulation.history.invoke(process: host.name, "http", "\(method) \(key)", at: host.now, deadline: deadline)
+        var r = Request(historyId: id, key: key, method: method, deadline: deadline, slot: slot)
+        let t = host.setTimer(after: config.deadline)
+        timers[t.rawValue] = .deadline(id)
+        r.timers.append(t)
+        requests[id] = r
+        pool.requestArrived(now: host.now)
+        attempt(id, host)
+    }
+
+    private func attempt(_ id: Int, _ host: SimHost) {
+        guard var r = requests[id] else { return }
+        let sim = host.simulation
+        let availableBefore = pool.endpoints.filter { $0.available(now: host.now) }.map(\.address)
+        guard let pick = pool.pick(now: host.now, exclude: r.tried, random: &host.random) else {
+            sim.coverage.hit("http.no-endpoint")
+            return finish(id, .failed("503 no healthy endpoint"), host)
+        }
+        sim.expect(availableBefore.contains(pick.address), "http.no-traffic-to-unavailable",
+                   "\(r.key) sent to \(pick.address), which was ejected or open", host: host.id)
+        sim.coverage.sometimes(pick.isProbe, "http.breaker-probe")
+        r.attempts += 1
+        r.tried.append(pick.address)
+        nextWire += 1
+        let wire = nextWire
+        r.current = Attempt(wire: wire, endpoint: pick.address, sentAt: host.now)
+        byWire[wire] = id
+        let t = host.setTimer(after: config.attemptTimeout)
+        timers[t.rawValue] = .attempt(id, wire)
+        r.timers.append(t)
+        requests[id] = r
+        let upstream = upstreams.first { $0.address == pick.address }!.host
+        let bytes = EgressMessage.request(id: wire, method: r.method, key: r.key, probe: pick.isProbe).encode()
+        if var c = connections[upstream] {
+            if c.open {
+                host.write(c.stream, bytes)
+                requests[id]!.current!.written = true
+            } else {
+                c.queued.append((id, wire, bytes))
+            }
+            connections[upstream] = c
+        } else {
+            let s = host.connect(to: upstream, port: HTTPUpstream.port)
+            connections[upstream] = Connection(stream: s, queued: [(id, wire, bytes)])
+            hostOfStream[s] = upstream
+            timers[host.setTimer(after: config.attemptTimeout).rawValue] = .connect(upstream, s)
+        }
+    }
+
+    func receive(_ event: NetEvent, on host: SimHost) {
+        switch event {
+        case .connected(let s):
+            guard let u = hostOfStream[s], var c = connections[u], c.stream == s else { return }
+            c.open = true
+            for q in c.queued where requests[q.request]?.current?.wire == q.wire {
+                host.write(s, q.bytes)
+                requests[q.request]!.current!.written = true
+            }
+            c.queued.removeAll()
+            connections[u] = c
+        case .connectFailed(let s, let kind):
+            lost(s, .gatewayError(kind), host)
+        case .reset(let s):
+            lost(s, .gatewayError(.reset), host)
+        case .closed(let s):
+            lost(s, .gatewayError(.closed), host)
+            host.close(s)
+        case .data(_, let bytes):
+            guard case .response(let wire, let status, let key)? = EgressMessage.decode(bytes) else { return }
+            guard let id = byWire.removeValue(forKey: wire), let r = requests[id], let a = r.current, a.wire == wire else {
+                host.simulation.coverage.hit("http.late-response")
+                return
+            }
+            host.simulation.expect(key == r.key, "http.right-response", "\(r.key) got the response for \(key)", host: host.id)
+            let outcome: UpstreamOutcome = status >= 500 ? .serverError(status: status) : .success
+            ended(id, outcome, sent: true, host)
+        case .datagram, .accepted:
+            break
+        }
+    }
+
+    private func lost(_ stream: StreamID, _ outcome: UpstreamOutcome, _ host: SimHost) {
+        guard let u = hostOfStream.removeValue(forKey: stream), let c = connections[u], c.stream == stream else { return }
+        connections[u] = nil
+        // Every attempt on this upstream whose current connection this was.
+        let affected = requests.keys.sorted().filter { id in
+            guard let a = requests[id]?.current else { return false }
+            return upstreams.first { $0.address == a.endpoint }?.host == u
+        }
+        for id in affected {
+            let sent = requests[id]!.current!.written
+            if case .gatewayError(.connectRefused?) = outcome { host.simulation.coverage.hit("http.connect-refused") }
+            ended(id, outcome, sent: sent, host)
+        }
+    }
+
+    /// The current attempt of request `id` ended; record it once, then finish or retry.
+    private func ended(_ id: Int, _ outcome: UpstreamOutcome, sent: Bool, _ host: SimHost) {
+        guard var r = requests[id], let a = r.current else { return }
+        r.current = nil
+        byWire[a.wire] = nil
+        requests[id] = r
+        let sim = host.simulation
+        for event in pool.record(a.endpoint, outcome, latency: host.now - a.sentAt, now: host.now) {
+            switch event {
+            case .ejected: sim.coverage.hit("http.ejected")
+            case .ejectionSkipped: sim.coverage.hit("http.ejection-skipped-max-percent")
+            case .breakerOpened: sim.coverage.hit("http.breaker-opened")
+            case .breakerClosed: sim.coverage.hit("http.breaker-closed")
+            }
+        }
+        if outcome == .success { return finish(id, .ok("200"), host) }
+        let decision = pool.retryDecision(
+            method: r.method, attempt: r.attempts, failure: outcome, requestNeverSent: !sent,
+            now: host.now, timeLeft: r.deadline - host.now, random: &host.random)
+        switch decision {
+        case .retry(let delay):
+            retries += 1
+            sim.coverage.hit("http.retry")
+            sim.coverage.sometimes(!sent, "http.retry-after-connect-failure")
+            let t = host.setTimer(after: delay)
+            timers[t.rawValue] = .backoff(id)
+            requests[id]!.timers.append(t)
+        case .giveUp(let reason):
+            sim.coverage.hit("http.give-up." + reason.rawValue)
+            let status: String
+            switch outcome {
+            case .serverError(let s): status = "\(s)"
+            case .gatewayError(nil): status = "504"
+            default: status = "502"
+            }
+            finish(id, .failed("\(status) \(reason.rawValue)"), host)
+        }
+    }
+
+    func timerFired(_ token: TimerToken, on host: SimHost) {
+        guard let purpose = timers.removeValue(forKey: token.rawValue) else { return }
+        switch purpose {
+        case .think(let slot): issue(slot, host)
+        case .backoff(let id): attempt(id, host)
+        case .attempt(let id, let wire):
+            guard let a = requests[id]?.current, a.wire == wire else { return }
+            ended(id, .gatewayError(nil), sent: a.written, host)
+        case .deadline(let id):
+            guard let r = requests[id] else { return }
+            if let a = r.current { _ = pool.record(a.endpoint, .gatewayError(nil), latency: host.now - a.sentAt, now: host.now) }
+            host.simulation.coverage.hit("http.deadline")
+            finish(id, .failed("504 deadline"), host)
+        case .connect(let u, let s):
+            guard let c = connections[u], c.stream == s, !c.open else { return }
+            host.close(s)
+            lost(s, .gatewayError(.connectTimeout), host)
+        }
+    }
+
+    private func finish(_ id: Int, _ outcome: History.Outcome, _ host: SimHost) {
+        guard let r = requests.removeValue(forKey: id) else { return }
+        if let a = r.current { byWire[a.wire] = nil }
+        let sim = host.simulation
+        sim.expect(sim.history.complete(r.historyId, outcome, at: host.now), "http.one-response", "\(r.key) answered twice", host: host.id)
+        sim.expect(host.now <= r.deadline, "http.deadline", "\(r.key) ended at \(host.now), after \(r.deadline)", host: host.id)
+        for t in r.timers { host.cancelTimer(t); timers[t.rawValue] = nil }
+        if case .ok = outcome { think(r.slot, host) } else { think(r.slot, host, afterFailure: true) }
+    }
+
+    /// End-of-run check: retries stayed within the budget (ratio of requests plus the per-window floor).
+    func checkBudget(_ host: SimHost) {
+        let p = pool.config.retry
+        let elapsed = (host.now - startedAt).seconds
+        let bound = p.budgetRatio * Double(originals) + p.budgetMinPerSecond * (elapsed + p.budgetWindow.seconds)
+        host.simulation.expect(Double(retries) <= bound, "http.retry-budget",
+                               "\(host.name) retried \(retries) times for \(originals) requests; the budget allows \(Int(bound))", host: host.id)
+    }
+}
