@@ -24,12 +24,16 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-otel/swift-w3c-trace-context", from: "1.0.0"),
     ],
     targets: [
         // Vocabulary and seams shared by production adapters and the simulator.
         .target(
             name: "MeshCore",
-            dependencies: [.product(name: "HTTPTypes", package: "swift-http-types")],
+            dependencies: [
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "W3CTraceContext", package: "swift-w3c-trace-context"),
+            ],
             path: "Sources/MeshCore"
         ),
         // The HTTP sidecar's product logic: egress resilience and ingress middleware decisions, sans-IO.
@@ -93,7 +97,7 @@ let package = Package(
             path: "Benchmarks/kafka-client"
         ),
         .testTarget(name: "MeshCoreTests", dependencies: ["MeshCore"], path: "Tests/MeshCoreTests"),
-        .testTarget(name: "HTTPSidecarTests", dependencies: ["HTTPSidecar", "MeshCore"], path: "Tests/HTTPSidecarTests"),
+        .testTarget(name: "HTTPSidecarTests", dependencies: ["HTTPSidecar", "MeshCore", .product(name: "W3CTraceContext", package: "swift-w3c-trace-context")], path: "Tests/HTTPSidecarTests"),
         // One Kafka conformance suite, run against the simulated cluster and against librdkafka + the embedded broker.
         .testTarget(
             name: "KafkaConformanceTests",

@@ -1,0 +1,71 @@
+import MeshCore
+
+/// A keyed rate limiter using the generic cell rate algorithm (GCRA), sans-IO.
+///
+/// Each key admits `rate` requests per second on average with bursts of up to `burst`; over any
+/// window of length W it admits at most `rate × W + burst`. One timestamp per key (the theoretical
+/// arrival time), no timers, no background refill.
+public struct RateLimiter: Sendable {
+    public struct Config: Hashable, Sendable {
+        /// Requests per second.
+        public var rate: Double
+        /// Requests admitted at once after a quiet period.
+        public var burst: Int
+        /// Keys tracked at most; the idle ones are dropped first (they would be admitted anyway).
+        public var maxKeys = 100_000
+        public init(rate: Double, burst: Int) {
+            precondition(rate > 0 && burst >= 1, "rate must be positive and burst at least 1")
+            self.rate = rate
+            self.burst = burst
+        }
+    }
+
+    /// The verdict, with what the `RateLimit-*` and `Retry-After` headers report.
+    public struct Decision: Hashable, Sendable {
+        public var allowed: Bool
+        /// `RateLimit-Limit`: the burst.
+        public var limit: Int
+        /// `RateLimit-Remaining`: requests that would still be admitted right now.
+        public var remaining: Int
+        /// `RateLimit-Reset`: until the key is back to a full burst.
+        public var reset: Duration
+        /// `Retry-After` when refused: until the next request would be admitted.
+        public var retryAfter: Duration?
+    }
+
+    public let config: Config
+    private var tat: [String: Int64] = [:]
+    private let interval: Int64
+    private let tolerance: Int64
+
+    public init(_ config: Config) {
+        self.config = config
+        interval = Int64((1e9 / config.rate).rounded(.up))
+        tolerance = interval * Int64(config.burst - 1)
+    }
+
+    public var trackedKeys: Int { tat.count }
+
+    /// Decides one request for `key` at `now`.
+    public mutating func admit(_ key: String, now: MeshInstant) -> Decision {
+        let t = now.nanoseconds
+        let current = max(tat[key] ?? t, t)
+        let allowAt = current - tolerance
+        if t < allowAt {
+            return Decision(allowed: false, limit: config.burst, remaining: 0,
+                            reset: .nanoseconds(current - t), retryAfter: .nanoseconds(allowAt - t))
+        }
+        let next = current + interval
+        if tat[key] == nil && tat.count >= config.maxKeys { evictIdle(now: t) }
+        tat[key] = next
+        let remaining = Int((t - (next - tolerance - interval)) / interval)
+        return Decision(allowed: true, limit: config.burst, remaining: max(0, min(config.burst, remaining)),
+                        reset: .nanoseconds(next - t), retryAfter: nil)
+    }
+
+    /// Drops keys whose theoretical arrival time has passed: they are back to a full burst, so
+    /// forgetting them changes no decision.
+    private mutating func evictIdle(now: Int64) {
+        tat = tat.filter { $0.value > now }
+    }
+}
