@@ -25,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-otel/swift-w3c-trace-context", from: "1.0.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // Vocabulary and seams shared by production adapters and the simulator.
@@ -41,6 +42,19 @@ let package = Package(
             name: "HTTPSidecar",
             dependencies: ["MeshCore"],
             path: "Sources/HTTPSidecar"
+        ),
+        // The HTTP sidecar's data path on SwiftNIO: ingress reverse proxy (egress and TLS next).
+        .target(
+            name: "HTTPSidecarNIO",
+            dependencies: [
+                "MeshCore", "HTTPSidecar",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/HTTPSidecarNIO"
         ),
         // librdkafka from Debian's librdkafka-dev, found by pkg-config.
         .systemLibrary(
@@ -97,6 +111,17 @@ let package = Package(
             path: "Benchmarks/kafka-client"
         ),
         .testTarget(name: "MeshCoreTests", dependencies: ["MeshCore"], path: "Tests/MeshCoreTests"),
+        .testTarget(
+            name: "HTTPSidecarNIOTests",
+            dependencies: [
+                "HTTPSidecarNIO", "HTTPSidecar", "MeshCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            path: "Tests/HTTPSidecarNIOTests"
+        ),
         .testTarget(name: "HTTPSidecarTests", dependencies: ["HTTPSidecar", "MeshCore", .product(name: "W3CTraceContext", package: "swift-w3c-trace-context")], path: "Tests/HTTPSidecarTests"),
         // One Kafka conformance suite, run against the simulated cluster and against librdkafka + the embedded broker.
         .testTarget(

@@ -1,0 +1,120 @@
+import MeshCore
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// A whole response from the app.
+struct AppResponse {
+    var head: HTTPResponseHead
+    var body: ByteBuffer
+}
+
+/// Keep-alive HTTP/1.1 connections from one event loop to the app. Confined to its event loop: every
+/// method must be called on it (the ingress handlers of that loop share it, with no locks).
+final class AppConnectionPool {
+    let eventLoop: any EventLoop
+    private let target: SocketAddress
+    private let config: IngressConfig
+    private var idle: [any Channel] = []
+
+    init(eventLoop: any EventLoop, target: SocketAddress, config: IngressConfig) {
+        self.eventLoop = eventLoop
+        self.target = target
+        self.config = config
+    }
+
+    /// Sends one request and collects the whole response. Fails with `TransportError`.
+    func send(_ head: HTTPRequestHead, body: ByteBuffer?) -> EventLoopFuture<AppResponse> {
+        eventLoop.assertInEventLoop()
+        while let channel = idle.popLast() {
+            if channel.isActive { return send(on: channel, head, body, reused: true) }
+        }
+        let bootstrap = ClientBootstrap(group: eventLoop)
+            .connectTimeout(.nanoseconds(config.connectTimeout.nanoseconds))
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    try channel.pipeline.syncOperations.addHandler(AppClientHandler())
+                }
+            }
+        return bootstrap.connect(to: target).flatMapError { error in
+            let kind: TransportError.Kind = "\(error)".lowercased().contains("timed out") || error is ChannelError ? .connectTimeout : .connectRefused
+            return self.eventLoop.makeFailedFuture(TransportError(kind, "\(self.target): \(error)"))
+        }.flatMap { channel in
+            self.send(on: channel, head, body, reused: false)
+        }
+    }
+
+    private func send(on channel: any Channel, _ head: HTTPRequestHead, _ body: ByteBuffer?, reused: Bool) -> EventLoopFuture<AppResponse> {
+        let promise = eventLoop.makePromise(of: AppResponse.self)
+        let handler = try! channel.pipeline.syncOperations.handler(type: AppClientHandler.self)
+        handler.start(promise)
+        channel.write(HTTPClientRequestPart.head(head), promise: nil)
+        if let body, body.readableBytes > 0 { channel.write(HTTPClientRequestPart.body(.byteBuffer(body)), promise: nil) }
+        channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+        let timeout = eventLoop.scheduleTask(in: .nanoseconds(config.upstreamTimeout.nanoseconds)) {
+            promise.fail(TransportError(.closed, "the app did not answer within \(self.config.upstreamTimeout)"))
+            channel.close(promise: nil)
+        }
+        return promise.futureResult.map { response in
+            timeout.cancel()
+            if response.head.isKeepAlive && self.idle.count < self.config.maxIdleAppConnections {
+                self.idle.append(channel)
+            } else {
+                channel.close(promise: nil)
+            }
+            return response
+        }.flatMapErrorThrowing { error in
+            timeout.cancel()
+            channel.close(promise: nil)
+            throw error
+        }
+    }
+
+    func closeAll() {
+        for c in idle { c.close(promise: nil) }
+        idle.removeAll()
+    }
+}
+
+/// Collects one response at a time from the app.
+final class AppClientHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPClientResponsePart
+
+    private var promise: EventLoopPromise<AppResponse>?
+    private var head: HTTPResponseHead?
+    private var body: ByteBuffer?
+
+    func start(_ promise: EventLoopPromise<AppResponse>) {
+        self.promise = promise
+        head = nil
+        body = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let h):
+            head = h
+            body = context.channel.allocator.buffer(capacity: 0)
+        case .body(var chunk):
+            body?.writeBuffer(&chunk)
+        case .end:
+            guard let promise, let head else { return }
+            self.promise = nil
+            promise.succeed(AppResponse(head: head, body: body ?? context.channel.allocator.buffer(capacity: 0)))
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        promise?.fail(TransportError(.reset, "the app closed the connection"))
+        promise = nil
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        promise?.fail(TransportError(.protocolViolation, "\(error)"))
+        promise = nil
+        context.close(promise: nil)
+    }
+}

@@ -1,0 +1,21 @@
+import HTTPSidecar
+import MeshCore
+
+/// Settings of the ingress listener: where it listens, where the app is, and the middleware chain.
+public struct IngressConfig: Sendable {
+    public var listen = MeshAddress(host: "0.0.0.0", port: 9080)
+    public var app = MeshAddress(host: "127.0.0.1", port: 8080)
+    /// Bodies larger than this get 413 (from `Content-Length` before reading, or while reading).
+    public var maxBodyBytes = 10 * 1024 * 1024
+    /// A client must finish sending a request head within this long (slow-header defence).
+    public var headerTimeout: Duration = .seconds(10)
+    /// The app must answer within this long, or the client gets 504.
+    public var upstreamTimeout: Duration = .seconds(30)
+    public var connectTimeout: Duration = .seconds(2)
+    public var ipFilter = IPFilter()
+    public var cors: CORSPolicy?
+    public var rateLimit: RateLimiter.Config?
+    /// Idle keep-alive connections kept to the app per event loop.
+    public var maxIdleAppConnections = 64
+    public init() {}
+}

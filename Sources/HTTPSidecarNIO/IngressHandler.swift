@@ -1,0 +1,232 @@
+import HTTPSidecar
+import Logging
+import MeshCore
+import NIOCore
+import NIOHTTP1
+import NIOConcurrencyHelpers
+
+/// What all ingress connections share: decisions that hold state across requests.
+final class IngressShared: Sendable {
+    let config: IngressConfig
+    let clock: any MeshClock
+    let limiter: NIOLockedValueBox<RateLimiter>?
+    let logger: Logger
+
+    init(config: IngressConfig, clock: any MeshClock, logger: Logger) {
+        self.config = config
+        self.clock = clock
+        self.limiter = config.rateLimit.map { NIOLockedValueBox(RateLimiter($0)) }
+        self.logger = logger
+    }
+}
+
+/// One client connection of the ingress: reads a request, applies the middleware decisions, forwards
+/// it to the app over the loop's keep-alive pool, and writes the app's answer back.
+///
+/// State machine (one request at a time; NIO's pipelining helper holds later ones):
+/// - `.idle`: waiting for a head; a header timer cuts off clients that send heads too slowly.
+/// - `.reading`: collecting a body up to the limit.
+/// - `.forwarding`: the app has the request; nothing more is read until it answers.
+/// - `.closing`: an answer that ends the connection is on its way.
+final class IngressHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private enum State {
+        case idle
+        case reading(HTTPRequestHead, ByteBuffer, RequestContext)
+        case forwarding
+        case closing
+    }
+
+    /// What the middleware decided for the request being handled.
+    struct RequestContext {
+        var correlationId: String
+        var responseHeaders: [(String, String)] = []
+    }
+
+    private let shared: IngressShared
+    private let pool: AppConnectionPool
+    private var state = State.idle
+    private var headerTimer: Scheduled<Void>?
+    private var random = SystemRandom()
+
+    init(shared: IngressShared, pool: AppConnectionPool) {
+        self.shared = shared
+        self.pool = pool
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        armHeaderTimer(context)
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        headerTimer?.cancel()
+        context.fireChannelInactive()
+    }
+
+    private func armHeaderTimer(_ context: ChannelHandlerContext) {
+        headerTimer?.cancel()
+        let channel = context.channel
+        headerTimer = context.eventLoop.scheduleTask(in: .nanoseconds(shared.config.headerTimeout.nanoseconds)) {
+            channel.close(promise: nil)  // the head did not arrive in time: no answer, just close
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch (unwrapInboundIn(data), state) {
+        case (.head(let head), .idle):
+            headerTimer?.cancel()
+            begin(context, head)
+        case (.body(var chunk), .reading(let head, var body, let ctx)):
+            guard body.readableBytes + chunk.readableBytes <= shared.config.maxBodyBytes else {
+                return reject(context, ErrorResponse(status: .payloadTooLarge, code: "body_too_large",
+                                                     message: "the request body exceeds \(shared.config.maxBodyBytes) bytes"), close: true)
+            }
+            body.writeBuffer(&chunk)
+            state = .reading(head, body, ctx)
+        case (.end, .reading(let head, let body, let ctx)):
+            forward(context, head, body, ctx)
+        default:
+            break  // the rest of a request already answered (and being closed)
+        }
+    }
+
+    // MARK: Middleware decisions
+
+    private func begin(_ context: ChannelHandlerContext, _ head: HTTPRequestHead) {
+        let config = shared.config
+        let client = context.remoteAddress?.ipAddress
+        if !config.ipFilter.allow.isEmpty || !config.ipFilter.deny.isEmpty {
+            guard let client, config.ipFilter.permits(client) else {
+                return reject(context, ErrorResponse(status: .forbidden, code: "ip_denied", message: "this client address is not allowed"), close: true)
+            }
+        }
+        let correlation = head.headers.first(name: "x-correlation-id").flatMap { $0.isEmpty || $0.count > 128 ? nil : $0 }
+            ?? Self.newCorrelationId(&random)
+        var ctx = RequestContext(correlationId: correlation)
+        ctx.responseHeaders.append(("x-correlation-id", correlation))
+
+        if let cors = config.cors {
+            switch cors.decide(method: head.method.rawValue, origin: head.headers.first(name: "origin"),
+                               requestMethod: head.headers.first(name: "access-control-request-method"),
+                               requestHeaders: head.headers.first(name: "access-control-request-headers")) {
+            case .notCORS:
+                break
+            case .preflight(let h):
+                return respond(context, head, status: .noContent, headers: ctx.responseHeaders + h.pairs.map { ($0.name, $0.value) }, body: nil, close: !head.isKeepAlive || head.hasBody)
+            case .rejected(let reason):
+                if head.method == .OPTIONS {
+                    return reject(context, ErrorResponse(status: .forbidden, code: "cors_rejected", message: reason, headers: ctx.responseHeaders), close: head.hasBody)
+                }
+            case .actual(let h):
+                ctx.responseHeaders += h.pairs.map { ($0.name, $0.value) }
+            }
+        }
+        if let limiter = shared.limiter {
+            let now = shared.clock.now
+            let decision = limiter.withLockedValue { $0.admit(client ?? "unknown", now: now) }
+            let reset = Int((decision.reset.seconds).rounded(.up))
+            ctx.responseHeaders += [("ratelimit-limit", String(decision.limit)), ("ratelimit-remaining", String(decision.remaining)), ("ratelimit-reset", String(reset))]
+            if !decision.allowed {
+                let retry = Int((decision.retryAfter ?? .seconds(1)).seconds.rounded(.up))
+                return reject(context, ErrorResponse(status: .tooManyRequests, code: "rate_limited",
+                                                     message: "too many requests; retry in \(retry)s",
+                                                     headers: ctx.responseHeaders + [("retry-after", String(max(1, retry)))]), close: head.hasBody)
+            }
+        }
+        if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > config.maxBodyBytes {
+            return reject(context, ErrorResponse(status: .payloadTooLarge, code: "body_too_large",
+                                                 message: "the request body exceeds \(config.maxBodyBytes) bytes", headers: ctx.responseHeaders), close: true)
+        }
+        state = .reading(head, context.channel.allocator.buffer(capacity: 0), ctx)
+    }
+
+    static func newCorrelationId(_ random: inout SystemRandom) -> String {
+        let a = random.next(), b = random.next()
+        return String(a, radix: 16).leftPadded(16) + String(b, radix: 16).leftPadded(16)
+    }
+
+    // MARK: Forwarding
+
+    private func forward(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ body: ByteBuffer, _ ctx: RequestContext) {
+        state = .forwarding
+        var upstream = head
+        ProxyHeaders.removeHopByHop(&upstream.headers)
+        ProxyHeaders.addForwarded(&upstream.headers, client: context.remoteAddress?.ipAddress, proto: "http")
+        upstream.headers.replaceOrAdd(name: "x-correlation-id", value: ctx.correlationId)
+        let (trace, _) = TracePropagation.nextHop(
+            traceparent: head.headers.first(name: "traceparent"), tracestate: head.headers.first(name: "tracestate"), random: &random)
+        upstream.headers.replaceOrAdd(name: "traceparent", value: trace.traceParentHeaderValue)
+        upstream.headers.remove(name: "tracestate")
+        if let state = trace.traceStateHeaderValue { upstream.headers.add(name: "tracestate", value: state) }
+        upstream.headers.remove(name: "content-length")
+        if body.readableBytes > 0 || head.method == .POST || head.method == .PUT || head.method == .PATCH {
+            upstream.headers.add(name: "content-length", value: String(body.readableBytes))
+        }
+        upstream.version = .http1_1
+        let started = shared.clock.now
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        pool.send(upstream, body: body).whenComplete { result in
+            let (handler, context) = loopBound.value
+            switch result {
+            case .success(let response):
+                var headers = response.head.headers
+                ProxyHeaders.removeHopByHop(&headers)
+                headers.remove(name: "content-length")
+                let pairs = headers.map { ($0.name, $0.value) } + ctx.responseHeaders
+                handler.respond(context, head, status: response.head.status, headers: pairs, body: response.body, close: !head.isKeepAlive)
+            case .failure(let error):
+                let e = error as? TransportError
+                let status: HTTPResponseStatus = e?.kind == .closed && "\(e!.detail)".contains("did not answer") ? .gatewayTimeout : .badGateway
+                handler.respond(context, head, status: status, headers: ctx.responseHeaders + [("content-type", "application/json")],
+                                body: ErrorResponse(status: status, code: status == .gatewayTimeout ? "upstream_timeout" : "upstream_unavailable",
+                                                    message: "the app could not be reached: \(e?.description ?? "\(error)")").body(allocator: context.channel.allocator),
+                                close: !head.isKeepAlive)
+            }
+            handler.shared.logger.info("access", metadata: [
+                "method": "\(head.method.rawValue)", "path": "\(head.uri)", "correlation_id": "\(ctx.correlationId)",
+                "trace_id": "\(trace.traceID)", "duration_ms": "\((handler.shared.clock.now - started).seconds * 1000)",
+            ])
+        }
+    }
+
+    // MARK: Responses
+
+    private func reject(_ context: ChannelHandlerContext, _ error: ErrorResponse, close: Bool) {
+        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/")
+        respond(context, head, status: error.status, headers: error.headers + [("content-type", "application/json")],
+                body: error.body(allocator: context.channel.allocator), close: close)
+    }
+
+    private func respond(_ context: ChannelHandlerContext, _ request: HTTPRequestHead, status: HTTPResponseStatus,
+                         headers: [(String, String)], body: ByteBuffer?, close: Bool) {
+        var h = HTTPHeaders(headers)
+        h.replaceOrAdd(name: "content-length", value: String(body?.readableBytes ?? 0))
+        if close { h.replaceOrAdd(name: "connection", value: "close") }
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: h))), promise: nil)
+        if let body, body.readableBytes > 0, request.method != .HEAD { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
+        if close {
+            state = .closing
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+        } else {
+            state = .idle
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            armHeaderTimer(context)
+        }
+    }
+}
+
+extension HTTPRequestHead {
+    /// Whether a body follows the head (a length or chunked framing).
+    var hasBody: Bool {
+        if let l = headers.first(name: "content-length"), l != "0" { return true }
+        return headers.contains(name: "transfer-encoding")
+    }
+}
+
+extension String {
+    func leftPadded(_ n: Int) -> String { String(repeating: "0", count: max(0, n - count)) + self }
+}

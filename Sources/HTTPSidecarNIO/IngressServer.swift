@@ -1,0 +1,71 @@
+import HTTPSidecar
+import Logging
+import MeshCore
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// The ingress listener: accepts clients, runs the middleware chain and proxies to the app.
+public final class IngressServer: Sendable {
+    public let config: IngressConfig
+    private let group: any EventLoopGroup
+    private let shared: IngressShared
+    private let channel: NIOLockedValueBox<(any Channel)?> = NIOLockedValueBox(nil)
+
+    public init(config: IngressConfig, group: any EventLoopGroup, clock: any MeshClock = SystemClock(), logger: Logger = Logger(label: "light-mesh.ingress")) {
+        self.config = config
+        self.group = group
+        self.shared = IngressShared(config: config, clock: clock, logger: logger)
+    }
+
+    /// Binds and starts accepting; returns the bound address (port 0 picks a free one).
+    @discardableResult
+    public func start() async throws -> MeshAddress {
+        let app = try SocketAddress.makeAddressResolvingHost(config.app.host, port: config.app.port)
+        let shared = self.shared
+        let config = self.config
+        let pools = PoolRegistry(target: app, config: config)
+        let server = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(IngressHandler(shared: shared, pool: pools.pool(for: channel.eventLoop)))
+                }
+            }
+            .bind(host: config.listen.host, port: config.listen.port).get()
+        channel.withLockedValue { $0 = server }
+        let port = server.localAddress?.port ?? config.listen.port
+        return MeshAddress(host: config.listen.host, port: port)
+    }
+
+    /// Stops accepting new connections; open ones finish their current request.
+    public func stop() async throws {
+        try await channel.withLockedValue { $0 }?.close()
+    }
+}
+
+/// One app connection pool per event loop, created on first use on that loop.
+final class PoolRegistry: Sendable {
+    private let target: SocketAddress
+    private let config: IngressConfig
+    private let pools = NIOLockedValueBox<[ObjectIdentifier: NIOLoopBound<AppConnectionPool>]>([:])
+
+    init(target: SocketAddress, config: IngressConfig) {
+        self.target = target
+        self.config = config
+    }
+
+    func pool(for loop: any EventLoop) -> AppConnectionPool {
+        pools.withLockedValue { p in
+            if let existing = p[ObjectIdentifier(loop)] { return existing.value }
+            let pool = AppConnectionPool(eventLoop: loop, target: target, config: config)
+            p[ObjectIdentifier(loop)] = NIOLoopBound(pool, eventLoop: loop)
+            return pool
+        }
+    }
+}
