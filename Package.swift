@@ -98,7 +98,8 @@ let package = Package(
         .executableTarget(
             name: "light-mesh",
             dependencies: [
-                "MeshCore", "MeshScenarios", "KafkaRdKafka",
+                "MeshCore", "MeshScenarios", "KafkaRdKafka", "HTTPSidecar", "HTTPSidecarNIO",
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -4,6 +4,7 @@ import MeshCore
 import NIOCore
 import NIOHTTP1
 import NIOConcurrencyHelpers
+import Synchronization
 
 /// What all ingress connections share: decisions that hold state across requests.
 final class IngressShared: Sendable {
@@ -11,6 +12,8 @@ final class IngressShared: Sendable {
     let clock: any MeshClock
     let limiter: NIOLockedValueBox<RateLimiter>?
     let logger: Logger
+    /// Requests handed to the app and not yet answered (graceful drain waits for zero).
+    let inFlight = Atomic<Int>(0)
 
     init(config: IngressConfig, clock: any MeshClock, logger: Logger) {
         self.config = config
@@ -168,8 +171,10 @@ final class IngressHandler: ChannelInboundHandler, RemovableChannelHandler {
         upstream.version = .http1_1
         let started = shared.clock.now
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        shared.inFlight.add(1, ordering: .relaxed)
         pool.send(upstream, body: body).whenComplete { result in
             let (handler, context) = loopBound.value
+            defer { handler.shared.inFlight.subtract(1, ordering: .relaxed) }
             switch result {
             case .success(let response):
                 var headers = response.head.headers

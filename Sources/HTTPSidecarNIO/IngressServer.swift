@@ -47,6 +47,18 @@ public final class IngressServer: Sendable {
     public func stop() async throws {
         try await channel.withLockedValue { $0 }?.close()
     }
+
+    /// Requests the app has not answered yet.
+    public var inFlight: Int { shared.inFlight.load(ordering: .relaxed) }
+
+    /// Stops accepting, then waits until every in-flight request was answered or `deadline` passed.
+    /// Returns how many were still in flight at the deadline (0 is a clean drain).
+    public func drain(deadline: Duration) async throws -> Int {
+        try await stop()
+        let end = ContinuousClock.now + deadline
+        while inFlight > 0 && ContinuousClock.now < end { try await Task.sleep(for: .milliseconds(10)) }
+        return inFlight
+    }
 }
 
 /// One app connection pool per event loop, created on first use on that loop.

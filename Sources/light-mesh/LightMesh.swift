@@ -2,16 +2,17 @@ import ArgumentParser
 
 /// The `light-mesh` command: the sidecars' entry point and the simulator's front end.
 @main
-struct LightMesh: ParsableCommand {
+struct LightMesh: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "light-mesh",
         abstract: "Light Mesh: HTTP and Kafka sidecars, and the deterministic simulator that proves them.",
         discussion: """
-            The sidecar commands arrive with their issues; today the simulator is complete:
-              light-mesh sim run fixtures/scenarios/echo-datagram.yaml --seed 42
-              light-mesh sim swarm fixtures/scenarios/echo-datagram.yaml --seeds 200
+            Examples:
+              light-mesh http-sidecar --listen 0.0.0.0:9080 --app 127.0.0.1:8080 --rate-limit 100
+              light-mesh broker --brokers 3 --topic orders:6
+              light-mesh sim swarm fixtures/scenarios/http-egress.yaml --seeds 200
             """,
-        subcommands: [Sim.self, Broker.self]
+        subcommands: [HTTPSidecarCommand.self, Broker.self, Sim.self]
     )
 }
 
