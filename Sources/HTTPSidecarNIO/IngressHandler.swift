@@ -52,7 +52,14 @@ final class IngressHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let pool: AppConnectionPool
     private var state = State.idle
     private var headerTimer: Scheduled<Void>?
-    private var random = SystemRandom()
+    /// The client's address, read once per connection (each read is a getpeername system call).
+    private var client: String?
+    /// Ids (correlation, trace, span) come from a fast generator seeded once per connection from the
+    /// system: a getrandom system call per id cost a fifth of the proxy's time.
+    private var random: SeededRandom = {
+        var system = SystemRandom()
+        return SeededRandom(seed: system.next())
+    }()
 
     init(shared: IngressShared, pool: AppConnectionPool) {
         self.shared = shared
@@ -60,6 +67,7 @@ final class IngressHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelActive(context: ChannelHandlerContext) {
+        client = context.remoteAddress?.ipAddress
         armHeaderTimer(context)
         context.fireChannelActive()
     }
@@ -100,7 +108,6 @@ final class IngressHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func begin(_ context: ChannelHandlerContext, _ head: HTTPRequestHead) {
         let config = shared.config
-        let client = context.remoteAddress?.ipAddress
         if !config.ipFilter.allow.isEmpty || !config.ipFilter.deny.isEmpty {
             guard let client, config.ipFilter.permits(client) else {
                 return reject(context, ErrorResponse(status: .forbidden, code: "ip_denied", message: "this client address is not allowed"), close: true)
@@ -146,7 +153,7 @@ final class IngressHandler: ChannelInboundHandler, RemovableChannelHandler {
         state = .reading(head, context.channel.allocator.buffer(capacity: 0), ctx)
     }
 
-    static func newCorrelationId(_ random: inout SystemRandom) -> String {
+    static func newCorrelationId(_ random: inout SeededRandom) -> String {
         let a = random.next(), b = random.next()
         return String(a, radix: 16).leftPadded(16) + String(b, radix: 16).leftPadded(16)
     }
@@ -157,7 +164,7 @@ final class IngressHandler: ChannelInboundHandler, RemovableChannelHandler {
         state = .forwarding
         var upstream = head
         ProxyHeaders.removeHopByHop(&upstream.headers)
-        ProxyHeaders.addForwarded(&upstream.headers, client: context.remoteAddress?.ipAddress, proto: "http")
+        ProxyHeaders.addForwarded(&upstream.headers, client: client, proto: "http")
         upstream.headers.replaceOrAdd(name: "x-correlation-id", value: ctx.correlationId)
         let (trace, _) = TracePropagation.nextHop(
             traceparent: head.headers.first(name: "traceparent"), tracestate: head.headers.first(name: "tracestate"), random: &random)
