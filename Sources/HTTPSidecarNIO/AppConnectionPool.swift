@@ -38,11 +38,13 @@ final class AppConnectionPool {
                     try channel.pipeline.syncOperations.addHandler(AppClientHandler())
                 }
             }
-        return bootstrap.connect(to: target).flatMapError { error in
-            let kind: TransportError.Kind = "\(error)".lowercased().contains("timed out") || error is ChannelError ? .connectTimeout : .connectRefused
-            return self.eventLoop.makeFailedFuture(TransportError(kind, "\(self.target): \(error)"))
+        let target = self.target
+        let pool = NIOLoopBound(self, eventLoop: eventLoop)
+        return bootstrap.connect(to: target).flatMapErrorThrowing { error -> any Channel in
+            let kind: TransportError.Kind = error is ChannelError ? .connectTimeout : .connectRefused  // ChannelError here is the connect timeout
+            throw TransportError(kind, "\(target): \(error)")
         }.flatMap { channel in
-            self.send(on: channel, head, body, reused: false)
+            pool.value.send(on: channel, head, body, reused: false)
         }
     }
 
@@ -53,14 +55,17 @@ final class AppConnectionPool {
         channel.write(HTTPClientRequestPart.head(head), promise: nil)
         if let body, body.readableBytes > 0 { channel.write(HTTPClientRequestPart.body(.byteBuffer(body)), promise: nil) }
         channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
-        let timeout = eventLoop.scheduleTask(in: .nanoseconds(config.upstreamTimeout.nanoseconds)) {
-            promise.fail(TransportError(.closed, "the app did not answer within \(self.config.upstreamTimeout)"))
+        let limit = config.upstreamTimeout
+        let timeout = eventLoop.scheduleTask(in: .nanoseconds(limit.nanoseconds)) {
+            promise.fail(TransportError(.closed, "the app did not answer within \(limit)"))
             channel.close(promise: nil)
         }
+        let pool = NIOLoopBound(self, eventLoop: eventLoop)
         return promise.futureResult.map { response in
             timeout.cancel()
-            if response.head.isKeepAlive && self.idle.count < self.config.maxIdleAppConnections {
-                self.idle.append(channel)
+            let me = pool.value
+            if response.head.isKeepAlive && me.idle.count < me.config.maxIdleAppConnections {
+                me.idle.append(channel)
             } else {
                 channel.close(promise: nil)
             }

@@ -64,7 +64,7 @@ public final class RdKafkaAdmin: KafkaAdmin, @unchecked Sendable {
         queue.async { [self] in
             var errstr = [CChar](repeating: 0, count: 256)
             guard let topic = rd_kafka_NewTopic_new(name, partitions, Int32(replicationFactor), &errstr, errstr.count) else {
-                return completion(.failure(KafkaError(code: "invalid_request", message: String(cString: errstr))))
+                return completion(.failure(KafkaError(code: "invalid_request", message: errstr.cString)))
             }
             defer { rd_kafka_NewTopic_destroy(topic) }
             let opts = options(RD_KAFKA_ADMIN_OP_CREATETOPICS)

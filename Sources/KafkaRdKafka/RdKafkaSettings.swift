@@ -12,7 +12,7 @@ struct RdKafkaConf {
         for (key, value) in settings {
             if rd_kafka_conf_set(conf, key, value, &errstr, errstr.count) != RD_KAFKA_CONF_OK {
                 rd_kafka_conf_destroy(conf)
-                throw KafkaError.invalidConfig("\(key): \(String(cString: errstr))")
+                throw KafkaError.invalidConfig("\(key): \(errstr.cString)")
             }
         }
         pointer = conf
@@ -25,7 +25,7 @@ struct RdKafkaConf {
         pointer = nil
         guard let rk = rd_kafka_new(type, conf, &errstr, errstr.count) else {
             rd_kafka_conf_destroy(conf)
-            throw KafkaError.invalidConfig(String(cString: errstr))
+            throw KafkaError.invalidConfig(errstr.cString)
         }
         return rk
     }
@@ -77,4 +77,9 @@ struct TopicNameCache {
         names[rkt] = n
         return n
     }
+}
+
+extension Array where Element == CChar {
+    /// The NUL-terminated text librdkafka wrote into an error buffer.
+    var cString: String { withUnsafeBufferPointer { String(cString: $0.baseAddress!) } }
 }

@@ -63,7 +63,8 @@ func rawExchange(port: Int, _ request: String, timeout: TimeAmount = .millisecon
             channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Collect(into: collected)) }
         }
         .connect(host: "127.0.0.1", port: port).get()
-    try await channel.writeAndFlush(channel.allocator.buffer(string: request))
+    // The server may answer and close before the whole request is written (that is fine: read what came).
+    try? await channel.writeAndFlush(channel.allocator.buffer(string: request))
     let closed = channel.closeFuture
     let deadline = channel.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
     try? await closed.get()
