@@ -9,15 +9,23 @@ struct AppResponse {
     var body: ByteBuffer
 }
 
-/// Keep-alive HTTP/1.1 connections from one event loop to the app. Confined to its event loop: every
+/// Timeouts and limits of one connection pool.
+struct ConnectionPoolSettings: Sendable {
+    var connectTimeout: Duration
+    /// The whole response must arrive within this long.
+    var responseTimeout: Duration
+    var maxIdle: Int
+}
+
+/// Keep-alive HTTP/1.1 connections from one event loop to one upstream (the app, or an egress endpoint). Confined to its event loop: every
 /// method must be called on it (the ingress handlers of that loop share it, with no locks).
 final class AppConnectionPool {
     let eventLoop: any EventLoop
     private let target: SocketAddress
-    private let config: IngressConfig
+    private let config: ConnectionPoolSettings
     private var idle: [any Channel] = []
 
-    init(eventLoop: any EventLoop, target: SocketAddress, config: IngressConfig) {
+    init(eventLoop: any EventLoop, target: SocketAddress, config: ConnectionPoolSettings) {
         self.eventLoop = eventLoop
         self.target = target
         self.config = config
@@ -55,7 +63,7 @@ final class AppConnectionPool {
         channel.write(HTTPClientRequestPart.head(head), promise: nil)
         if let body, body.readableBytes > 0 { channel.write(HTTPClientRequestPart.body(.byteBuffer(body)), promise: nil) }
         channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
-        let limit = config.upstreamTimeout
+        let limit = config.responseTimeout
         let timeout = eventLoop.scheduleTask(in: .nanoseconds(limit.nanoseconds)) {
             promise.fail(TransportError(.closed, "the app did not answer within \(limit)"))
             channel.close(promise: nil)
@@ -64,7 +72,7 @@ final class AppConnectionPool {
         return promise.futureResult.map { response in
             timeout.cancel()
             let me = pool.value
-            if response.head.isKeepAlive && me.idle.count < me.config.maxIdleAppConnections {
+            if response.head.isKeepAlive && me.idle.count < me.config.maxIdle {
                 me.idle.append(channel)
             } else {
                 channel.close(promise: nil)

@@ -25,7 +25,8 @@ public final class IngressServer: Sendable {
         let app = try SocketAddress.makeAddressResolvingHost(config.app.host, port: config.app.port)
         let shared = self.shared
         let config = self.config
-        let pools = PoolRegistry(target: app, config: config)
+        let pools = PoolRegistry(settings: ConnectionPoolSettings(
+            connectTimeout: config.connectTimeout, responseTimeout: config.upstreamTimeout, maxIdle: config.maxIdleAppConnections))
         let server = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -34,7 +35,7 @@ public final class IngressServer: Sendable {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(IngressHandler(shared: shared, pool: pools.pool(for: channel.eventLoop)))
+                    try channel.pipeline.syncOperations.addHandler(IngressHandler(shared: shared, pool: pools.pool(for: channel.eventLoop, target: app)))
                 }
             }
             .bind(host: config.listen.host, port: config.listen.port).get()
@@ -61,22 +62,23 @@ public final class IngressServer: Sendable {
     }
 }
 
-/// One app connection pool per event loop, created on first use on that loop.
+/// One connection pool per (event loop, upstream), created on first use on that loop.
 final class PoolRegistry: Sendable {
-    private let target: SocketAddress
-    private let config: IngressConfig
-    private let pools = NIOLockedValueBox<[ObjectIdentifier: NIOLoopBound<AppConnectionPool>]>([:])
-
-    init(target: SocketAddress, config: IngressConfig) {
-        self.target = target
-        self.config = config
+    private struct Key: Hashable {
+        var loop: ObjectIdentifier
+        var target: String
     }
+    private let settings: ConnectionPoolSettings
+    private let pools = NIOLockedValueBox<[Key: NIOLoopBound<AppConnectionPool>]>([:])
 
-    func pool(for loop: any EventLoop) -> AppConnectionPool {
-        pools.withLockedValue { p in
-            if let existing = p[ObjectIdentifier(loop)] { return existing.value }
-            let pool = AppConnectionPool(eventLoop: loop, target: target, config: config)
-            p[ObjectIdentifier(loop)] = NIOLoopBound(pool, eventLoop: loop)
+    init(settings: ConnectionPoolSettings) { self.settings = settings }
+
+    func pool(for loop: any EventLoop, target: SocketAddress) -> AppConnectionPool {
+        let key = Key(loop: ObjectIdentifier(loop), target: "\(target)")
+        return pools.withLockedValue { p in
+            if let existing = p[key] { return existing.value }
+            let pool = AppConnectionPool(eventLoop: loop, target: target, config: settings)
+            p[key] = NIOLoopBound(pool, eventLoop: loop)
             return pool
         }
     }

@@ -9,13 +9,18 @@ import NIOPosix
 struct HTTPSidecarCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "http-sidecar",
-        abstract: "Run the HTTP sidecar's ingress: a reverse proxy in front of the app with the middleware chain.",
+        abstract: "Run the HTTP sidecar: ingress in front of the app, and egress for the app's outgoing calls.",
         discussion: """
-            Today: ingress proxying with keep-alive to the app, hop-by-hop header removal, X-Forwarded-*,
+            Ingress: keep-alive proxying to the app, hop-by-hop header removal, X-Forwarded-*,
             X-Correlation-Id, W3C traceparent (new span per hop), IP allow/deny, CORS, rate limiting
             (GCRA, RateLimit-* and Retry-After), body-size limit, header timeout, smuggling defence.
+            Egress (with --service): the app names a service by a service_id header, a Host equal to the
+            service name, or a --route path prefix; the sidecar balances (peak-EWMA by default), breaks
+            circuits, ejects outliers and retries safe requests under a budget. 503 when no endpoint is
+            healthy, 504 on timeout, 404 for an unknown service, 403 for service_url.
             SIGTERM or SIGINT stops accepting and drains in-flight requests up to --drain-timeout.
-            Egress routing, JWT, metrics, TLS and YAML configuration are not in this build yet.
+            JWT, metrics, the admin port, TLS, discovery beyond static endpoints and YAML configuration
+            are not in this build yet.
             """
     )
 
@@ -29,6 +34,10 @@ struct HTTPSidecarCommand: AsyncParsableCommand {
     @Option(name: .customLong("cors-origin"), help: "Allowed CORS origin (repeatable; * for any).") var corsOrigins: [String] = []
     @Option(name: .customLong("allow"), help: "Allowed client CIDR (repeatable; when given, only these pass).") var allow: [String] = []
     @Option(name: .customLong("deny"), help: "Denied client CIDR (repeatable; deny wins).") var deny: [String] = []
+    @Option(help: "Egress listen address, HOST:PORT (loopback by default: not an open proxy).") var egressListen = "127.0.0.1:9090"
+    @Option(name: .customLong("service"), help: "Egress service: NAME=HOST:PORT[,HOST:PORT...] (repeatable).") var services: [String] = []
+    @Option(name: .customLong("route"), help: "Egress path route: PREFIX=SERVICE (repeatable).") var routes: [String] = []
+    @Option(help: "Egress load balancing: peak-ewma, least-request or round-robin.") var lbPolicy = "peak-ewma"
     @Option(help: "Event-loop threads.") var threads = 1
     @Option(help: "Seconds to wait for in-flight requests on SIGTERM.") var drainTimeout = 10.0
 
@@ -40,6 +49,22 @@ struct HTTPSidecarCommand: AsyncParsableCommand {
         if let r = rateLimit, r <= 0 { throw ValidationError("--rate-limit must be positive") }
         guard burst >= 1 else { throw ValidationError("--burst must be at least 1") }
         for c in allow + deny where CIDR(c) == nil { throw ValidationError("'\(c)' is not a CIDR such as 10.0.0.0/8") }
+        _ = try address(egressListen, "--egress-listen")
+        _ = try egressServices()
+        guard LoadBalancingPolicy(rawValue: lbPolicy) != nil else { throw ValidationError("--lb-policy must be peak-ewma, least-request or round-robin") }
+        for r in routes where r.split(separator: "=").count != 2 { throw ValidationError("--route expects PREFIX=SERVICE, got '\(r)'") }
+    }
+
+    func egressServices() throws -> [ServiceConfig] {
+        try services.map { spec in
+            let parts = spec.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, !parts[0].isEmpty else { throw ValidationError("--service expects NAME=HOST:PORT[,HOST:PORT], got '\(spec)'") }
+            let endpoints = try parts[1].split(separator: ",").map { try address(String($0), "--service \(parts[0])") }
+            guard !endpoints.isEmpty else { throw ValidationError("--service \(parts[0]) has no endpoints") }
+            var s = ServiceConfig(name: parts[0], endpoints: endpoints)
+            s.pool.policy = LoadBalancingPolicy(rawValue: lbPolicy) ?? .peakEWMA
+            return s
+        }
     }
 
     func address(_ text: String, _ option: String) throws -> MeshAddress {
@@ -65,7 +90,19 @@ struct HTTPSidecarCommand: AsyncParsableCommand {
         let ingress = IngressServer(config: config, group: group, logger: logger)
         let bound = try await ingress.start()
         FileHandle.standardError.write(Data("light-mesh http-sidecar: ingress on \(bound), app at \(config.app)\n".utf8))
+        var egress: EgressServer?
+        if !services.isEmpty {
+            var e = EgressConfig()
+            e.listen = try address(egressListen, "--egress-listen")
+            e.services = try egressServices()
+            e.pathRoutes = routes.map { r in let p = r.split(separator: "=").map(String.init); return (p[0], p[1]) }
+            let server = try EgressServer(config: e, group: group)
+            let at = try await server.start()
+            FileHandle.standardError.write(Data("light-mesh http-sidecar: egress on \(at) for \(e.services.map(\.name).joined(separator: ", "))\n".utf8))
+            egress = server
+        }
         await waitForSignal()
+        try await egress?.stop()
         let left = try await ingress.drain(deadline: .milliseconds(Int64(drainTimeout * 1000)))
         FileHandle.standardError.write(Data("light-mesh http-sidecar: drained (\(left) request(s) cut off)\n".utf8))
         try await group.shutdownGracefully()

@@ -7,25 +7,35 @@ import NIOPosix
 /// counts requests, so a test can assert what did (and did not) reach the app.
 final class TestBackend: Sendable {
     let received = NIOLockedValueBox<[String]>([])
+    private let children = NIOLockedValueBox<[any Channel]>([])
     private let channel: any Channel
+    /// The listening port (kept: a closed channel no longer knows it).
+    let port: Int
 
     init(group: any EventLoopGroup) async throws {
         let received = self.received
+        let children = self.children
         channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                children.withLockedValue { $0.append(channel) }
+                return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                     try channel.pipeline.syncOperations.addHandler(Echo(received: received))
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
+        port = channel.localAddress!.port!
     }
-
-    var port: Int { channel.localAddress!.port! }
     var requests: [String] { received.withLockedValue { $0 } }
 
     func stop() async throws { try await channel.close() }
+
+    /// Like a crashed pod: stops listening and resets every open connection.
+    func kill() async throws {
+        try await channel.close()
+        for c in children.withLockedValue({ $0 }) { try? await c.close() }
+    }
 
     final class Echo: ChannelInboundHandler {
         typealias InboundIn = HTTPServerRequestPart
