@@ -14,8 +14,10 @@ final class EgressShared: Sendable {
     let addresses: [String: SocketAddress]
     let connections: PoolRegistry
     let logger: Logger
+    let metrics: SidecarMetrics
 
-    init(config: EgressConfig, clock: any MeshClock, logger: Logger) throws {
+    init(config: EgressConfig, clock: any MeshClock, logger: Logger, metrics: SidecarMetrics) throws {
+        self.metrics = metrics
         self.config = config
         self.clock = clock
         self.logger = logger
@@ -119,6 +121,8 @@ final class EgressHandler: ChannelInboundHandler, RemovableChannelHandler {
         let now = shared.clock.now
         let box = shared.pools[ex.service]!
         guard let pick = box.withLockedValue({ state in state.pool.pick(now: now, exclude: ex.tried, random: &state.random) }) else {
+            shared.metrics.service(ex.service).noEndpoint.increment()
+            shared.metrics.finished("egress", status: 503, seconds: 0)
             return fail(context, .serviceUnavailable, "no_healthy_endpoint", "every endpoint of \(ex.service) is ejected, open or gone", close: !ex.keepAlive)
         }
         ex.attempts += 1
@@ -153,9 +157,13 @@ final class EgressHandler: ChannelInboundHandler, RemovableChannelHandler {
                                              requestNeverSent: neverSent, now: now, timeLeft: ex.deadline - now, random: &state.random)
             return (events, d)
         }
-        for e in events { shared.logger.notice("egress \(ex.service): \(e)") }
+        for e in events {
+            shared.logger.notice("egress \(ex.service): \(e)")
+            shared.metrics.record(ex.service, e)
+        }
         switch decision {
         case .retry(let delay)?:
+            shared.metrics.service(ex.service).retries.increment()
             let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             context.eventLoop.scheduleTask(in: .nanoseconds(delay.nanoseconds)) {
                 let (handler, context) = bound.value
@@ -164,12 +172,14 @@ final class EgressHandler: ChannelInboundHandler, RemovableChannelHandler {
         default:
             switch result {
             case .success(let r):
+                shared.metrics.finished("egress", status: Int(r.head.status.code), seconds: (now - started).seconds)
                 var headers = r.head.headers
                 ProxyHeaders.removeHopByHop(&headers)
                 respond(context, r.head.status, headers.map { ($0.name, $0.value) }, r.body, close: !ex.keepAlive, method: ex.head.method)
             case .failure(let error):
                 let timedOut: Bool
                 if let e = error as? TransportError, e.kind == .closed, e.detail.contains("did not answer") { timedOut = true } else { timedOut = false }
+                shared.metrics.finished("egress", status: timedOut ? 504 : 502, seconds: (now - started).seconds)
                 fail(context, timedOut ? .gatewayTimeout : .badGateway, timedOut ? "upstream_timeout" : "upstream_unavailable",
                      "\(ex.service) failed after \(ex.attempts) attempt(s): \(error)", close: !ex.keepAlive)
             }

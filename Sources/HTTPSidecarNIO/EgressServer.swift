@@ -12,10 +12,11 @@ public final class EgressServer: Sendable {
     private let shared: EgressShared
     private let channel = NIOLockedValueBox<(any Channel)?>(nil)
 
-    public init(config: EgressConfig, group: any EventLoopGroup, clock: any MeshClock = SystemClock(), logger: Logger = Logger(label: "light-mesh.egress")) throws {
+    public init(config: EgressConfig, group: any EventLoopGroup, clock: any MeshClock = SystemClock(),
+                logger: Logger = Logger(label: "light-mesh.egress"), metrics: SidecarMetrics = .none) throws {
         self.config = config
         self.group = group
-        self.shared = try EgressShared(config: config, clock: clock, logger: logger)
+        self.shared = try EgressShared(config: config, clock: clock, logger: logger, metrics: metrics)
     }
 
     @discardableResult

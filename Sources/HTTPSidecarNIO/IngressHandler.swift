@@ -15,7 +15,10 @@ final class IngressShared: Sendable {
     /// Requests handed to the app and not yet answered (graceful drain waits for zero).
     let inFlight = Atomic<Int>(0)
 
-    init(config: IngressConfig, clock: any MeshClock, logger: Logger) {
+    let metrics: SidecarMetrics
+
+    init(config: IngressConfig, clock: any MeshClock, logger: Logger, metrics: SidecarMetrics) {
+        self.metrics = metrics
         self.config = config
         self.clock = clock
         self.limiter = config.rateLimit.map { NIOLockedValueBox(RateLimiter($0)) }
@@ -178,10 +181,14 @@ final class IngressHandler: ChannelInboundHandler, RemovableChannelHandler {
         upstream.version = .http1_1
         let started = shared.clock.now
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        shared.inFlight.add(1, ordering: .relaxed)
+        shared.metrics.inFlight("ingress", shared.inFlight.add(1, ordering: .relaxed).newValue)
         pool.send(upstream, body: body).whenComplete { result in
             let (handler, context) = loopBound.value
-            defer { handler.shared.inFlight.subtract(1, ordering: .relaxed) }
+            let shared = handler.shared
+            defer { shared.metrics.inFlight("ingress", shared.inFlight.subtract(1, ordering: .relaxed).newValue) }
+            let status: Int
+            if case .success(let r) = result { status = Int(r.head.status.code) } else { status = 502 }
+            shared.metrics.finished("ingress", status: status, seconds: (shared.clock.now - started).seconds)
             switch result {
             case .success(let response):
                 var headers = response.head.headers

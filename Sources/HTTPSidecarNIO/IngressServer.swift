@@ -13,10 +13,11 @@ public final class IngressServer: Sendable {
     private let shared: IngressShared
     private let channel: NIOLockedValueBox<(any Channel)?> = NIOLockedValueBox(nil)
 
-    public init(config: IngressConfig, group: any EventLoopGroup, clock: any MeshClock = SystemClock(), logger: Logger = Logger(label: "light-mesh.ingress")) {
+    public init(config: IngressConfig, group: any EventLoopGroup, clock: any MeshClock = SystemClock(),
+                logger: Logger = Logger(label: "light-mesh.ingress"), metrics: SidecarMetrics = .none) {
         self.config = config
         self.group = group
-        self.shared = IngressShared(config: config, clock: clock, logger: logger)
+        self.shared = IngressShared(config: config, clock: clock, logger: logger, metrics: metrics)
     }
 
     /// Binds and starts accepting; returns the bound address (port 0 picks a free one).

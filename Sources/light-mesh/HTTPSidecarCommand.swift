@@ -5,6 +5,7 @@ import HTTPSidecarNIO
 import Logging
 import MeshCore
 import NIOPosix
+import Prometheus
 
 struct HTTPSidecarCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -19,8 +20,9 @@ struct HTTPSidecarCommand: AsyncParsableCommand {
             circuits, ejects outliers and retries safe requests under a budget. 503 when no endpoint is
             healthy, 504 on timeout, 404 for an unknown service, 403 for service_url.
             SIGTERM or SIGINT stops accepting and drains in-flight requests up to --drain-timeout.
-            JWT, metrics, the admin port, TLS, discovery beyond static endpoints and YAML configuration
-            are not in this build yet.
+            Admin (--admin-listen): /health/live, /health/ready (ready when --app-health-path answers),
+            /metrics (Prometheus), /config, /endpoints.
+            JWT, TLS, discovery beyond static endpoints and YAML configuration are not in this build yet.
             """
     )
 
@@ -38,6 +40,8 @@ struct HTTPSidecarCommand: AsyncParsableCommand {
     @Option(name: .customLong("service"), help: "Egress service: NAME=HOST:PORT[,HOST:PORT...] (repeatable).") var services: [String] = []
     @Option(name: .customLong("route"), help: "Egress path route: PREFIX=SERVICE (repeatable).") var routes: [String] = []
     @Option(help: "Egress load balancing: peak-ewma, least-request or round-robin.") var lbPolicy = "peak-ewma"
+    @Option(help: "Admin listen address, HOST:PORT (loopback by default).") var adminListen = "127.0.0.1:9901"
+    @Option(help: "App path /health/ready checks (ready without a check when absent).") var appHealthPath: String?
     @Option(help: "Event-loop threads.") var threads = 1
     @Option(help: "Seconds to wait for in-flight requests on SIGTERM.") var drainTimeout = 10.0
 
@@ -50,9 +54,23 @@ struct HTTPSidecarCommand: AsyncParsableCommand {
         guard burst >= 1 else { throw ValidationError("--burst must be at least 1") }
         for c in allow + deny where CIDR(c) == nil { throw ValidationError("'\(c)' is not a CIDR such as 10.0.0.0/8") }
         _ = try address(egressListen, "--egress-listen")
+        _ = try address(adminListen, "--admin-listen")
+        if let p = appHealthPath, !p.hasPrefix("/") { throw ValidationError("--app-health-path must start with /") }
         _ = try egressServices()
         guard LoadBalancingPolicy(rawValue: lbPolicy) != nil else { throw ValidationError("--lb-policy must be peak-ewma, least-request or round-robin") }
         for r in routes where r.split(separator: "=").count != 2 { throw ValidationError("--route expects PREFIX=SERVICE, got '\(r)'") }
+    }
+
+    /// The effective settings as JSON for /config (no secrets are configurable yet).
+    func effectiveConfigJSON() -> String {
+        func list(_ xs: [String]) -> String { "[" + xs.map { "\"\($0)\"" }.joined(separator: ",") + "]" }
+        return """
+            {"ingress":{"listen":"\(listen)","app":"\(app)","max_body_bytes":\(maxBodyBytes),"header_timeout_s":\(headerTimeout),\
+            "upstream_timeout_s":\(upstreamTimeout),"rate_limit":\(rateLimit.map { "{\"rate\":\($0),\"burst\":\(burst)}" } ?? "null"),\
+            "cors_origins":\(list(corsOrigins)),"allow":\(list(allow)),"deny":\(list(deny))},\
+            "egress":{"listen":"\(egressListen)","services":\(list(services)),"routes":\(list(routes)),"lb_policy":"\(lbPolicy)"},\
+            "admin":{"listen":"\(adminListen)","app_health_path":\(appHealthPath.map { "\"\($0)\"" } ?? "null")},"threads":\(threads)}
+            """
     }
 
     func egressServices() throws -> [ServiceConfig] {
@@ -87,7 +105,9 @@ struct HTTPSidecarCommand: AsyncParsableCommand {
         var logger = Logger(label: "light-mesh.ingress")
         logger.logLevel = .warning
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
-        let ingress = IngressServer(config: config, group: group, logger: logger)
+        let registry = PrometheusCollectorRegistry()
+        let metrics = SidecarMetrics(factory: PrometheusMetricsFactory(registry: registry))
+        let ingress = IngressServer(config: config, group: group, logger: logger, metrics: metrics)
         let bound = try await ingress.start()
         FileHandle.standardError.write(Data("light-mesh http-sidecar: ingress on \(bound), app at \(config.app)\n".utf8))
         var egress: EgressServer?
@@ -96,12 +116,18 @@ struct HTTPSidecarCommand: AsyncParsableCommand {
             e.listen = try address(egressListen, "--egress-listen")
             e.services = try egressServices()
             e.pathRoutes = routes.map { r in let p = r.split(separator: "=").map(String.init); return (p[0], p[1]) }
-            let server = try EgressServer(config: e, group: group)
+            let server = try EgressServer(config: e, group: group, metrics: metrics)
             let at = try await server.start()
             FileHandle.standardError.write(Data("light-mesh http-sidecar: egress on \(at) for \(e.services.map(\.name).joined(separator: ", "))\n".utf8))
             egress = server
         }
+        let effective = effectiveConfigJSON()
+        let admin = AdminServer(listen: try address(adminListen, "--admin-listen"), group: group, sources: AdminServer.Sources(
+            registry: registry, configJSON: { effective }, egress: egress, appHealth: appHealthPath.map { (config.app, $0) }))
+        let adminAt = try await admin.start()
+        FileHandle.standardError.write(Data("light-mesh http-sidecar: admin on \(adminAt)\n".utf8))
         await waitForSignal()
+        try await admin.stop()
         try await egress?.stop()
         let left = try await ingress.drain(deadline: .milliseconds(Int64(drainTimeout * 1000)))
         FileHandle.standardError.write(Data("light-mesh http-sidecar: drained (\(left) request(s) cut off)\n".utf8))

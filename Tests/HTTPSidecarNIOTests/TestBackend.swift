@@ -66,7 +66,7 @@ final class TestBackend: Sendable {
 }
 
 /// Sends raw bytes and returns everything the server sends back until it closes or `timeout` passes.
-func rawExchange(port: Int, _ request: String, timeout: TimeAmount = .milliseconds(500), group: any EventLoopGroup) async throws -> String {
+func rawExchange(port: Int, _ request: String, timeout: TimeAmount = .seconds(8), group: any EventLoopGroup) async throws -> String {
     let collected = NIOLockedValueBox("")
     let channel = try await ClientBootstrap(group: group)
         .channelInitializer { channel in
