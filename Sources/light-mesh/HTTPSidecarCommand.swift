@@ -93,6 +93,31 @@ struct HTTPSidecarCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        let sidecar = try await start()
+        await waitForSignal()
+        try await sidecar.stop()
+    }
+
+    /// The running listeners, so `up` can start the sidecar next to other parts.
+    struct Running {
+        let group: MultiThreadedEventLoopGroup
+        let ingress: IngressServer
+        let egress: EgressServer?
+        let admin: AdminServer
+        let drainTimeout: Duration
+
+        /// Stops admin and egress, drains the ingress, shuts the event loops down.
+        func stop() async throws {
+            try await admin.stop()
+            try await egress?.stop()
+            let left = try await ingress.drain(deadline: drainTimeout)
+            FileHandle.standardError.write(Data("light-mesh http-sidecar: drained (\(left) request(s) cut off)\n".utf8))
+            try await group.shutdownGracefully()
+        }
+    }
+
+    /// Starts ingress, egress (when services are configured) and admin.
+    func start() async throws -> Running {
         var config = IngressConfig()
         config.listen = try address(listen, "--listen")
         config.app = try address(app, "--app")
@@ -126,12 +151,7 @@ struct HTTPSidecarCommand: AsyncParsableCommand {
             registry: registry, configJSON: { effective }, egress: egress, appHealth: appHealthPath.map { (config.app, $0) }))
         let adminAt = try await admin.start()
         FileHandle.standardError.write(Data("light-mesh http-sidecar: admin on \(adminAt)\n".utf8))
-        await waitForSignal()
-        try await admin.stop()
-        try await egress?.stop()
-        let left = try await ingress.drain(deadline: .milliseconds(Int64(drainTimeout * 1000)))
-        FileHandle.standardError.write(Data("light-mesh http-sidecar: drained (\(left) request(s) cut off)\n".utf8))
-        try await group.shutdownGracefully()
+        return Running(group: group, ingress: ingress, egress: egress, admin: admin, drainTimeout: .milliseconds(Int64(drainTimeout * 1000)))
     }
 }
 

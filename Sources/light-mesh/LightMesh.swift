@@ -12,7 +12,7 @@ struct LightMesh: AsyncParsableCommand {
               light-mesh broker --brokers 3 --topic orders:6
               light-mesh sim swarm fixtures/scenarios/http-egress.yaml --seeds 200
             """,
-        subcommands: [HTTPSidecarCommand.self, Broker.self, Sim.self]
+        subcommands: [Up.self, HTTPSidecarCommand.self, Broker.self, Sim.self]
     )
 }
 
