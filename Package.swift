@@ -27,6 +27,7 @@ let package = Package(
         .package(url: "https://github.com/swift-otel/swift-w3c-trace-context", from: "1.0.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/vapor/jwt-kit", from: "5.8.0"),
     ],
     targets: [
         // Vocabulary and seams shared by production adapters and the simulator.
@@ -44,11 +45,17 @@ let package = Package(
             dependencies: ["MeshCore"],
             path: "Sources/HTTPSidecar"
         ),
+        // JWT verification against a JWKS (jwt-kit), for the HTTP sidecar's ingress.
+        .target(
+            name: "SidecarAuth",
+            dependencies: ["MeshCore", .product(name: "JWTKit", package: "jwt-kit")],
+            path: "Sources/SidecarAuth"
+        ),
         // The HTTP sidecar's data path on SwiftNIO: ingress reverse proxy (egress and TLS next).
         .target(
             name: "HTTPSidecarNIO",
             dependencies: [
-                "MeshCore", "HTTPSidecar",
+                "MeshCore", "HTTPSidecar", "SidecarAuth",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -119,7 +126,8 @@ let package = Package(
         .testTarget(
             name: "HTTPSidecarNIOTests",
             dependencies: [
-                "HTTPSidecarNIO", "HTTPSidecar", "MeshCore",
+                "HTTPSidecarNIO", "HTTPSidecar", "MeshCore", "SidecarAuth",
+                .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -1,5 +1,6 @@
 import HTTPSidecar
 import MeshCore
+import SidecarAuth
 
 /// Settings of the ingress listener: where it listens, where the app is, and the middleware chain.
 public struct IngressConfig: Sendable {
@@ -15,6 +16,8 @@ public struct IngressConfig: Sendable {
     public var ipFilter = IPFilter()
     public var cors: CORSPolicy?
     public var rateLimit: RateLimiter.Config?
+    /// Bearer-token verification; requests without a valid token get 401 (403 for missing scopes).
+    public var jwt: JWTAuthenticator?
     /// Idle keep-alive connections kept to the app per event loop.
     public var maxIdleAppConnections = 64
     public init() {}

@@ -165,6 +165,28 @@ final class IngressHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func forward(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ body: ByteBuffer, _ ctx: RequestContext) {
         state = .forwarding
+        guard let jwt = shared.config.jwt else { return proxy(context, head, body, ctx) }
+        let authorization = head.headers.first(name: "authorization")
+        let path = head.uri
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        context.eventLoop.makeFutureWithTask {
+            await jwt.authenticate(authorization: authorization, path: path)
+        }.whenComplete { result in
+            let (handler, context) = bound.value
+            switch result {
+            case .success(.success):
+                handler.proxy(context, head, body, ctx)
+            case .success(.failure(let failure)):
+                let status = HTTPResponseStatus(statusCode: failure.status)
+                handler.reject(context, ErrorResponse(status: status, code: failure.code, message: failure.message,
+                                                      headers: ctx.responseHeaders + [("www-authenticate", failure.wwwAuthenticate)]), close: !head.isKeepAlive)
+            case .failure(let error):
+                handler.reject(context, ErrorResponse(status: .internalServerError, code: "auth_error", message: "\(error)", headers: ctx.responseHeaders), close: true)
+            }
+        }
+    }
+
+    private func proxy(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ body: ByteBuffer, _ ctx: RequestContext) {
         var upstream = head
         ProxyHeaders.removeHopByHop(&upstream.headers)
         ProxyHeaders.addForwarded(&upstream.headers, client: client, proto: "http")

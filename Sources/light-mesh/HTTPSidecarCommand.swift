@@ -6,6 +6,7 @@ import Logging
 import MeshCore
 import NIOPosix
 import Prometheus
+import SidecarAuth
 
 struct HTTPSidecarCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -22,7 +23,9 @@ struct HTTPSidecarCommand: AsyncParsableCommand {
             SIGTERM or SIGINT stops accepting and drains in-flight requests up to --drain-timeout.
             Admin (--admin-listen): /health/live, /health/ready (ready when --app-health-path answers),
             /metrics (Prometheus), /config, /endpoints.
-            JWT, TLS, discovery beyond static endpoints and YAML configuration are not in this build yet.
+            JWT (--jwks-file): 401 with WWW-Authenticate for a missing, forged, expired or misaddressed
+            token (alg none and HMAC-with-public-key are refused), 403 for missing scopes.
+            TLS, discovery beyond static endpoints and YAML configuration are not in this build yet.
             """
     )
 
@@ -40,6 +43,10 @@ struct HTTPSidecarCommand: AsyncParsableCommand {
     @Option(name: .customLong("service"), help: "Egress service: NAME=HOST:PORT[,HOST:PORT...] (repeatable).") var services: [String] = []
     @Option(name: .customLong("route"), help: "Egress path route: PREFIX=SERVICE (repeatable).") var routes: [String] = []
     @Option(help: "Egress load balancing: peak-ewma, least-request or round-robin.") var lbPolicy = "peak-ewma"
+    @Option(help: "Verify Authorization: Bearer JWTs against this JWKS file (RS256, ES256; reloaded on an unknown kid).") var jwksFile: String?
+    @Option(help: "Required JWT issuer (iss).") var jwtIssuer: String?
+    @Option(help: "Required JWT audience (aud).") var jwtAudience: String?
+    @Option(name: .customLong("jwt-scope"), help: "Scopes a path prefix requires: PREFIX=SCOPE[ SCOPE...] (repeatable).") var jwtScopes: [String] = []
     @Option(help: "Admin listen address, HOST:PORT (loopback by default).") var adminListen = "127.0.0.1:9901"
     @Option(help: "App path /health/ready checks (ready without a check when absent).") var appHealthPath: String?
     @Option(help: "Event-loop threads.") var threads = 1
@@ -56,6 +63,8 @@ struct HTTPSidecarCommand: AsyncParsableCommand {
         _ = try address(egressListen, "--egress-listen")
         _ = try address(adminListen, "--admin-listen")
         if let p = appHealthPath, !p.hasPrefix("/") { throw ValidationError("--app-health-path must start with /") }
+        for rule in jwtScopes where rule.split(separator: "=", maxSplits: 1).count != 2 { throw ValidationError("--jwt-scope expects PREFIX=SCOPE, got '\(rule)'") }
+        if jwksFile == nil && (jwtIssuer != nil || jwtAudience != nil || !jwtScopes.isEmpty) { throw ValidationError("--jwt-* options need --jwks-file") }
         _ = try egressServices()
         guard LoadBalancingPolicy(rawValue: lbPolicy) != nil else { throw ValidationError("--lb-policy must be peak-ewma, least-request or round-robin") }
         for r in routes where r.split(separator: "=").count != 2 { throw ValidationError("--route expects PREFIX=SERVICE, got '\(r)'") }
@@ -127,6 +136,20 @@ struct HTTPSidecarCommand: AsyncParsableCommand {
         config.rateLimit = rateLimit.map { RateLimiter.Config(rate: $0, burst: burst) }
         config.cors = corsOrigins.isEmpty ? nil : CORSPolicy(allowedOrigins: corsOrigins)
         config.ipFilter = IPFilter(allow: allow.compactMap(CIDR.init), deny: deny.compactMap(CIDR.init))
+        if let jwksFile {
+            var policy = JWTPolicy()
+            policy.issuer = jwtIssuer
+            policy.audience = jwtAudience
+            policy.requiredScopes = jwtScopes.map { r in
+                let p = r.split(separator: "=", maxSplits: 1).map(String.init)
+                return (p[0], p[1].split(separator: " ").map(String.init))
+            }
+            do {
+                config.jwt = try await JWTAuthenticator(policy: policy, jwksFile: jwksFile)
+            } catch {
+                throw ValidationError("--jwks-file \(jwksFile): \(error)")
+            }
+        }
         var logger = Logger(label: "light-mesh.ingress")
         logger.logLevel = .warning
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)

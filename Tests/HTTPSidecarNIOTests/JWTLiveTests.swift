@@ -1,0 +1,92 @@
+import Foundation
+import HTTPSidecar
+import HTTPSidecarNIO
+import JWTKit
+import MeshCore
+import NIOCore
+import NIOPosix
+import SidecarAuth
+import Testing
+
+/// JWT verification in the ingress chain, with the test keys in fixtures/jwt.
+@Suite(.serialized) struct JWTLiveTests {
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+    static let fixtures: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return url.path + "/fixtures/jwt/"
+    }()
+
+    struct Payload: JWTPayload {
+        var exp: ExpirationClaim
+        var nbf: NotBeforeClaim?
+        var iss: IssuerClaim?
+        var aud: AudienceClaim?
+        var sub: SubjectClaim?
+        var scope: String?
+        func verify(using algorithm: some JWTAlgorithm) async throws {}
+    }
+
+    private func signer() async throws -> JWTKeyCollection {
+        let keys = JWTKeyCollection()
+        let rsa = try Insecure.RSA.PrivateKey(pem: String(contentsOfFile: Self.fixtures + "test-rsa-private.pem", encoding: .utf8))
+        let ec = try ES256PrivateKey(pem: String(contentsOfFile: Self.fixtures + "test-ec-private.pem", encoding: .utf8))
+        await keys.add(rsa: rsa, digestAlgorithm: .sha256, kid: "test-rsa")
+        await keys.add(ecdsa: ec, kid: "test-ec")
+        return keys
+    }
+
+    private func payload(expiresIn: TimeInterval = 300, aud: String = "light-mesh", scope: String = "pets:read") -> Payload {
+        Payload(exp: ExpirationClaim(value: Date().addingTimeInterval(expiresIn)), nbf: nil, iss: IssuerClaim(value: "https://issuer.test"),
+                aud: AudienceClaim(value: [aud]), sub: SubjectClaim(value: "alice"), scope: scope)
+    }
+
+    private func b64(_ s: String) -> String {
+        Data(s.utf8).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+    }
+
+    @Test func acceptsValidTokensAndRejectsForgedExpiredAndUnderScoped() async throws {
+        let backend = try await TestBackend(group: group)
+        var policy = JWTPolicy()
+        policy.issuer = "https://issuer.test"
+        policy.audience = "light-mesh"
+        policy.clockSkew = .seconds(5)
+        policy.requiredScopes = [("/admin", ["pets:admin"])]
+        var config = IngressConfig()
+        config.listen = MeshAddress(host: "127.0.0.1", port: 0)
+        config.app = MeshAddress(host: "127.0.0.1", port: backend.port)
+        config.jwt = try await JWTAuthenticator(policy: policy, jwksFile: Self.fixtures + "jwks.json")
+        let ingress = IngressServer(config: config, group: group)
+        let port = try await ingress.start().port
+        func call(_ path: String = "/pets", token: String?) async throws -> String {
+            let auth = token.map { "Authorization: Bearer \($0)\r\n" } ?? ""
+            return try await rawExchange(port: port, "GET \(path) HTTP/1.1\r\nHost: x\r\n\(auth)Connection: close\r\n\r\n", group: group)
+        }
+        let keys = try await signer()
+
+        #expect(try await call(token: try await keys.sign(payload(), kid: "test-rsa")).hasPrefix("HTTP/1.1 200"), "RS256")
+        #expect(try await call(token: try await keys.sign(payload(), kid: "test-ec")).hasPrefix("HTTP/1.1 200"), "ES256")
+
+        let missing = try await call(token: nil)
+        #expect(missing.hasPrefix("HTTP/1.1 401") && missing.lowercased().contains("www-authenticate: bearer"))
+        let expired = try await call(token: try await keys.sign(payload(expiresIn: -60), kid: "test-rsa"))
+        #expect(expired.hasPrefix("HTTP/1.1 401") && expired.contains("\"code\":\"invalid_token\"") && expired.lowercased().contains("error=\"invalid_token\""))
+        #expect(try await call(token: try await keys.sign(payload(aud: "someone-else"), kid: "test-rsa")).hasPrefix("HTTP/1.1 401"), "wrong audience")
+
+        let none = b64("{\"alg\":\"none\",\"typ\":\"JWT\",\"kid\":\"test-rsa\"}") + "." + b64("{\"exp\":\(Int(Date().timeIntervalSince1970) + 300),\"aud\":\"light-mesh\",\"iss\":\"https://issuer.test\"}") + "."
+        #expect(try await call(token: none).hasPrefix("HTTP/1.1 401"), "alg none accepted")
+
+        let confused = JWTKeyCollection()
+        let publicPEM = try String(contentsOfFile: Self.fixtures + "test-rsa-public.pem", encoding: .utf8)
+        await confused.add(hmac: HMACKey(from: publicPEM), digestAlgorithm: .sha256, kid: "test-rsa")
+        #expect(try await call(token: try await confused.sign(payload(), kid: "test-rsa")).hasPrefix("HTTP/1.1 401"), "HS256 signed with the public key accepted")
+
+        let underScoped = try await call("/admin/users", token: try await keys.sign(payload(), kid: "test-rsa"))
+        #expect(underScoped.hasPrefix("HTTP/1.1 403") && underScoped.contains("insufficient_scope"))
+        #expect(try await call("/admin/users", token: try await keys.sign(payload(scope: "pets:read pets:admin"), kid: "test-rsa")).hasPrefix("HTTP/1.1 200"))
+
+        #expect(backend.requests.count == 3, "rejected requests reached the app: \(backend.requests.count)")
+        try await ingress.stop()
+        try await backend.stop()
+    }
+}
