@@ -83,6 +83,12 @@ let package = Package(
             ],
             path: "Sources/KafkaRdKafka"
         ),
+        // Configuration files: YAML with every key validated and named in errors.
+        .target(
+            name: "MeshConfig",
+            dependencies: [.product(name: "Yams", package: "Yams")],
+            path: "Sources/MeshConfig"
+        ),
         // Deterministic simulation kernel: virtual time, seeded randomness, network, hosts, faults, checkers.
         .target(
             name: "MeshSimulator",
@@ -100,7 +106,7 @@ let package = Package(
         // Scenario files, workloads, the runner, swarm and replay.
         .target(
             name: "MeshScenarios",
-            dependencies: ["MeshCore", "MeshSimulator", "SimKafka", "HTTPSidecar", .product(name: "Yams", package: "Yams")],
+            dependencies: ["MeshCore", "MeshConfig", "MeshSimulator", "SimKafka", "HTTPSidecar", .product(name: "Yams", package: "Yams")],
             path: "Simulation/MeshScenarios",
             swiftSettings: simulatorSpeed
         ),
@@ -108,7 +114,7 @@ let package = Package(
         .executableTarget(
             name: "light-mesh",
             dependencies: [
-                "MeshCore", "MeshScenarios", "KafkaRdKafka", "HTTPSidecar", "HTTPSidecarNIO",
+                "MeshCore", "MeshConfig", "MeshScenarios", "KafkaRdKafka", "HTTPSidecar", "HTTPSidecarNIO", "SidecarAuth",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -145,7 +151,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SimulationTests",
-            dependencies: ["MeshCore", "MeshSimulator", "MeshScenarios"],
+            dependencies: ["MeshCore", "MeshConfig", "MeshSimulator", "MeshScenarios"],
             path: "Tests/SimulationTests",
             resources: []
         ),

@@ -1,3 +1,4 @@
+import MeshConfig
 import Foundation
 import MeshSimulator
 

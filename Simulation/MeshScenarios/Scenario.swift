@@ -1,5 +1,6 @@
 import Foundation
 import HTTPSidecar
+import MeshConfig
 import MeshCore
 import MeshSimulator
 import Yams

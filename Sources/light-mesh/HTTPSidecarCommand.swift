@@ -6,6 +6,7 @@ import Logging
 import MeshCore
 import NIOPosix
 import Prometheus
+import MeshConfig
 import SidecarAuth
 
 struct HTTPSidecarCommand: AsyncParsableCommand {
@@ -29,6 +30,7 @@ struct HTTPSidecarCommand: AsyncParsableCommand {
             """
     )
 
+    @Option(help: "YAML configuration (keys mirror these options; LIGHT_MESH_<KEY_PATH> variables override it). With it, the file and the variables configure everything.") var config: String?
     @Option(help: "Listen address, HOST:PORT.") var listen = "0.0.0.0:9080"
     @Option(help: "The app, HOST:PORT.") var app = "127.0.0.1:8080"
     @Option(help: "Largest request body in bytes (larger: 413).") var maxBodyBytes = 10 * 1024 * 1024
@@ -101,8 +103,21 @@ struct HTTPSidecarCommand: AsyncParsableCommand {
         return MeshAddress(host: String(text[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]")), port: port)
     }
 
+    /// This command with the configuration file (and its environment overrides) applied.
+    func resolved() throws -> HTTPSidecarCommand {
+        guard let config else { return self }
+        var copy = self
+        do {
+            try SidecarConfigFile.apply(config, to: &copy)
+        } catch let error as ConfigError {
+            throw ValidationError("\(config): \(error)")
+        }
+        try copy.validate()
+        return copy
+    }
+
     func run() async throws {
-        let sidecar = try await start()
+        let sidecar = try await resolved().start()
         await waitForSignal()
         try await sidecar.stop()
     }

@@ -1,3 +1,4 @@
+import MeshConfig
 import ArgumentParser
 import Foundation
 import MeshScenarios

@@ -13,12 +13,12 @@ public struct ConfigError: Error, CustomStringConvertible, Sendable {
 
 /// Typed access to one YAML mapping that remembers which keys were read, so unknown keys (typos)
 /// are refused with their full path instead of being silently ignored.
-struct YAMLFields {
-    let path: String
+public struct YAMLFields {
+    public let path: String
     private let pairs: [(String, Node)]
     private var read: Set<String> = []
 
-    init(_ node: Node?, path: String) throws {
+    public init(_ node: Node?, path: String) throws {
         self.path = path
         guard let node else { pairs = []; return }
         guard let mapping = node.mapping else { throw ConfigError(key: path, "expected a mapping") }
@@ -30,40 +30,51 @@ struct YAMLFields {
         self.pairs = pairs
     }
 
-    private func name(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+    /// The full path of `key` under this mapping, as error messages name it.
+    public func name(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
 
-    mutating func node(_ key: String) -> Node? {
+    /// Keys of this mapping, in file order.
+    public var keys: [String] { pairs.map(\.0) }
+
+    /// Parses a whole document; an empty document is an empty mapping.
+    public static func document(_ text: String, source: String) throws -> YAMLFields {
+        let root: Node?
+        do { root = try Yams.compose(yaml: text) } catch { throw ConfigError(key: "", "\(source) is not valid YAML: \(error)") }
+        return try YAMLFields(root, path: "")
+    }
+
+    public mutating func node(_ key: String) -> Node? {
         read.insert(key)
         return pairs.first { $0.0 == key }?.1
     }
 
-    mutating func has(_ key: String) -> Bool { pairs.contains { $0.0 == key } }
+    public mutating func has(_ key: String) -> Bool { pairs.contains { $0.0 == key } }
 
-    mutating func string(_ key: String) throws -> String? {
+    public mutating func string(_ key: String) throws -> String? {
         guard let n = node(key) else { return nil }
         guard let s = n.string else { throw ConfigError(key: name(key), "expected a string") }
         return s
     }
 
-    mutating func int(_ key: String) throws -> Int? {
+    public mutating func int(_ key: String) throws -> Int? {
         guard let n = node(key) else { return nil }
         guard let v = n.int else { throw ConfigError(key: name(key), "expected an integer, got '\(n.string ?? "?")'") }
         return v
     }
 
-    mutating func double(_ key: String) throws -> Double? {
+    public mutating func double(_ key: String) throws -> Double? {
         guard let n = node(key) else { return nil }
         guard let v = n.float ?? n.int.map(Double.init) else { throw ConfigError(key: name(key), "expected a number, got '\(n.string ?? "?")'") }
         return v
     }
 
-    mutating func probability(_ key: String) throws -> Double? {
+    public mutating func probability(_ key: String) throws -> Double? {
         guard let v = try double(key) else { return nil }
         guard (0...1).contains(v) else { throw ConfigError(key: name(key), "must be between 0 and 1, got \(v)") }
         return v
     }
 
-    mutating func duration(_ key: String) throws -> Duration? {
+    public mutating func duration(_ key: String) throws -> Duration? {
         guard let n = node(key) else { return nil }
         guard let s = n.string, let d = DurationText.parse(s) else {
             throw ConfigError(key: name(key), "expected a duration such as 250us, 10ms or 2s, got '\(n.string ?? "?")'")
@@ -72,7 +83,7 @@ struct YAMLFields {
     }
 
     /// A two-element list `[low, high]` of numbers.
-    mutating func numberRange(_ key: String) throws -> (Double, Double)? {
+    public mutating func numberRange(_ key: String) throws -> (Double, Double)? {
         guard let n = node(key) else { return nil }
         let values = n.sequence?.compactMap { $0.float ?? $0.int.map(Double.init) } ?? []
         guard values.count == 2, values[0] <= values[1] else { throw ConfigError(key: name(key), "expected [low, high]") }
@@ -80,14 +91,14 @@ struct YAMLFields {
     }
 
     /// A two-element list `[low, high]` of durations.
-    mutating func durationRange(_ key: String) throws -> ClosedRange<Duration>? {
+    public mutating func durationRange(_ key: String) throws -> ClosedRange<Duration>? {
         guard let n = node(key) else { return nil }
         let values = n.sequence?.compactMap { $0.string.flatMap(DurationText.parse) } ?? []
         guard values.count == 2, values[0] <= values[1] else { throw ConfigError(key: name(key), "expected [low, high] durations") }
         return values[0]...values[1]
     }
 
-    mutating func strings(_ key: String) throws -> [String]? {
+    public mutating func strings(_ key: String) throws -> [String]? {
         guard let n = node(key) else { return nil }
         guard let seq = n.sequence else { throw ConfigError(key: name(key), "expected a list") }
         return try seq.map {
@@ -96,18 +107,18 @@ struct YAMLFields {
         }
     }
 
-    mutating func child(_ key: String) throws -> YAMLFields {
+    public mutating func child(_ key: String) throws -> YAMLFields {
         try YAMLFields(node(key), path: name(key))
     }
 
-    mutating func children(_ key: String) throws -> [YAMLFields] {
+    public mutating func children(_ key: String) throws -> [YAMLFields] {
         guard let n = node(key) else { return [] }
         guard let seq = n.sequence else { throw ConfigError(key: name(key), "expected a list") }
         return try seq.enumerated().map { try YAMLFields($0.element, path: "\(name(key))[\($0.offset)]") }
     }
 
     /// Throws if the mapping has a key nobody read.
-    func rejectUnknownKeys() throws {
+    public func rejectUnknownKeys() throws {
         for (key, _) in pairs where !read.contains(key) {
             throw ConfigError(key: name(key), "unknown key")
         }
