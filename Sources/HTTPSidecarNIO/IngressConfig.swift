@@ -16,6 +16,8 @@ public struct IngressConfig: Sendable {
     public var ipFilter = IPFilter()
     public var cors: CORSPolicy?
     public var rateLimit: RateLimiter.Config?
+    /// One JSON line per request, when set.
+    public var accessLog: AccessLog?
     /// Bearer-token verification; requests without a valid token get 401 (403 for missing scopes).
     public var jwt: JWTAuthenticator?
     /// Idle keep-alive connections kept to the app per event loop.

@@ -1,3 +1,4 @@
+import Foundation
 import HTTPSidecar
 import Logging
 import MeshCore
@@ -211,6 +212,15 @@ final class IngressHandler: ChannelInboundHandler, RemovableChannelHandler {
             let status: Int
             if case .success(let r) = result { status = Int(r.head.status.code) } else { status = 502 }
             shared.metrics.finished("ingress", status: status, seconds: (shared.clock.now - started).seconds)
+            if let log = shared.config.accessLog {
+                log.record([
+                    ("time", .string(Date().formatted(.iso8601))), ("client", .string(handler.client ?? "")),
+                    ("method", .string(head.method.rawValue)), ("path", .string(head.uri)), ("status", .int(status)),
+                    ("duration_ms", .double((shared.clock.now - started).seconds * 1000)), ("bytes_in", .int(body.readableBytes)),
+                    ("correlation_id", .string(ctx.correlationId)), ("trace_id", .string("\(trace.traceID)")),
+                    ("user_agent", .string(head.headers.first(name: "user-agent") ?? "")),
+                ])
+            }
             switch result {
             case .success(let response):
                 var headers = response.head.headers
@@ -226,10 +236,7 @@ final class IngressHandler: ChannelInboundHandler, RemovableChannelHandler {
                                                     message: "the app could not be reached: \(e?.description ?? "\(error)")").body(allocator: context.channel.allocator),
                                 close: !head.isKeepAlive)
             }
-            handler.shared.logger.info("access", metadata: [
-                "method": "\(head.method.rawValue)", "path": "\(head.uri)", "correlation_id": "\(ctx.correlationId)",
-                "trace_id": "\(trace.traceID)", "duration_ms": "\((handler.shared.clock.now - started).seconds * 1000)",
-            ])
+
         }
     }
 

@@ -51,6 +51,7 @@ struct HTTPSidecarCommand: AsyncParsableCommand {
     @Option(name: .customLong("jwt-scope"), help: "Scopes a path prefix requires: PREFIX=SCOPE[ SCOPE...] (repeatable).") var jwtScopes: [String] = []
     @Option(help: "Admin listen address, HOST:PORT (loopback by default).") var adminListen = "127.0.0.1:9901"
     @Option(help: "App path /health/ready checks (ready without a check when absent).") var appHealthPath: String?
+    @Flag(help: "Write a JSON access-log line per ingress request to standard output.") var accessLog = false
     @Option(help: "Event-loop threads.") var threads = 1
     @Option(help: "Seconds to wait for in-flight requests on SIGTERM.") var drainTimeout = 10.0
 
@@ -165,6 +166,7 @@ struct HTTPSidecarCommand: AsyncParsableCommand {
                 throw ValidationError("--jwks-file \(jwksFile): \(error)")
             }
         }
+        if accessLog { config.accessLog = AccessLog() }
         var logger = Logger(label: "light-mesh.ingress")
         logger.logLevel = .warning
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)

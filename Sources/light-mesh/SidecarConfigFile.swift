@@ -25,6 +25,10 @@ enum SidecarConfigFile {
             command.burst = try Me.first(env.int("ingress.rate_limit.burst"), r.int("burst")) ?? command.burst
             try r.rejectUnknownKeys()
         }
+        if let log = try Me.first(env.string("ingress.access_log"), ingress.string("access_log")) {
+            guard log == "stdout" || log == "off" else { throw ConfigError(key: "ingress.access_log", "must be stdout or off") }
+            command.accessLog = log == "stdout"
+        }
         var cors = try ingress.child("cors")
         command.corsOrigins = try Me.first(env.list("ingress.cors.origins"), cors.strings("origins")) ?? command.corsOrigins
         try cors.rejectUnknownKeys()

@@ -1,3 +1,4 @@
+import Foundation
 import HTTPSidecar
 import HTTPSidecarNIO
 import MeshCore
@@ -40,6 +41,23 @@ import Testing
             #expect(!seen.contains("x-hop"))
             #expect(seen.contains("traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-"))
             #expect(!seen.contains("00f067aa0ba902b7"), "the span id must be new at each hop")
+        }
+    }
+
+    @Test func writesOneJSONAccessLogLinePerRequest() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("access-\(UInt64.random(in: 0...UInt64.max)).log").path
+        FileManager.default.createFile(atPath: path, contents: nil)
+        let log = AccessLog(to: FileHandle(forWritingAtPath: path)!)
+        try await withIngress({ $0.accessLog = log }) { port, _ in
+            _ = try await rawExchange(port: port, "GET /x?q=1 HTTP/1.1\r\nHost: x\r\nUser-Agent: t\"ua\r\nConnection: close\r\n\r\n", group: group)
+            log.flush()
+            let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
+            #expect(lines.count == 1)
+            let entry = try #require(try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as? [String: Any])
+            #expect(entry["status"] as? Int == 200)
+            #expect(entry["method"] as? String == "GET")
+            #expect(entry["user_agent"] as? String == "t\"ua")
+            #expect((entry["correlation_id"] as? String)?.count == 32)
         }
     }
 
