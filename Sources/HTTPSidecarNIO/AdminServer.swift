@@ -63,6 +63,12 @@ final class AdminHandler: ChannelInboundHandler {
 
     init(sources: AdminServer.Sources) { self.sources = sources }
 
+    /// A protocol error (malformed framing, smuggling attempt) was already answered with 400 by NIO's
+    /// error handler; the connection must not be used again.
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let h): head = h

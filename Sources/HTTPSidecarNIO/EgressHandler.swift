@@ -60,17 +60,23 @@ final class EgressHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     init(shared: EgressShared) { self.shared = shared }
 
+    /// A protocol error (malformed framing, smuggling attempt) was already answered with 400 by NIO's
+    /// error handler; the connection must not be used again.
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch (unwrapInboundIn(data), state) {
         case (.head(let head), .idle):
             if head.headers.contains(name: "service_url") {
-                return fail(context, .forbidden, "service_url_not_allowed", "service_url is not on the allow-list", close: head.hasBody)
+                return fail(context, .forbidden, "service_url_not_allowed", "service_url is not on the allow-list", close: head.hasBody || !head.isKeepAlive)
             }
             guard let service = shared.service(for: head) else {
-                return fail(context, .notFound, "unknown_service", "name the target with a service_id header, a service host name or a mapped path", close: head.hasBody)
+                return fail(context, .notFound, "unknown_service", "name the target with a service_id header, a service host name or a mapped path", close: head.hasBody || !head.isKeepAlive)
             }
             guard shared.pools[service] != nil else {
-                return fail(context, .notFound, "unknown_service", "no service called \(service) is configured", close: head.hasBody)
+                return fail(context, .notFound, "unknown_service", "no service called \(service) is configured", close: head.hasBody || !head.isKeepAlive)
             }
             if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > shared.config.maxBodyBytes {
                 return fail(context, .payloadTooLarge, "body_too_large", "the request body exceeds \(shared.config.maxBodyBytes) bytes", close: true)

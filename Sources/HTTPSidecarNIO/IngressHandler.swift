@@ -76,6 +76,12 @@ final class IngressHandler: ChannelInboundHandler, RemovableChannelHandler {
         context.fireChannelActive()
     }
 
+    /// A protocol error (malformed framing, smuggling attempt) was already answered with 400 by NIO's
+    /// error handler; the connection must not be used again.
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
         headerTimer?.cancel()
         context.fireChannelInactive()
@@ -132,7 +138,7 @@ final class IngressHandler: ChannelInboundHandler, RemovableChannelHandler {
                 return respond(context, head, status: .noContent, headers: ctx.responseHeaders + h.pairs.map { ($0.name, $0.value) }, body: nil, close: !head.isKeepAlive || head.hasBody)
             case .rejected(let reason):
                 if head.method == .OPTIONS {
-                    return reject(context, ErrorResponse(status: .forbidden, code: "cors_rejected", message: reason, headers: ctx.responseHeaders), close: head.hasBody)
+                    return reject(context, ErrorResponse(status: .forbidden, code: "cors_rejected", message: reason, headers: ctx.responseHeaders), close: head.hasBody || !head.isKeepAlive)
                 }
             case .actual(let h):
                 ctx.responseHeaders += h.pairs.map { ($0.name, $0.value) }
@@ -147,7 +153,7 @@ final class IngressHandler: ChannelInboundHandler, RemovableChannelHandler {
                 let retry = Int((decision.retryAfter ?? .seconds(1)).seconds.rounded(.up))
                 return reject(context, ErrorResponse(status: .tooManyRequests, code: "rate_limited",
                                                      message: "too many requests; retry in \(retry)s",
-                                                     headers: ctx.responseHeaders + [("retry-after", String(max(1, retry)))]), close: head.hasBody)
+                                                     headers: ctx.responseHeaders + [("retry-after", String(max(1, retry)))]), close: head.hasBody || !head.isKeepAlive)
             }
         }
         if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > config.maxBodyBytes {
