@@ -14,6 +14,8 @@ final class HTTPEgressClient: SimProcess {
         var slot: Int
         var attempts = 0
         var tried: [MeshAddress] = []
+        /// The app's trace context for this request; every attempt continues it with a new span.
+        var traceparent: String = ""
         var current: Attempt?
         var timers: [TimerToken] = []
     }
@@ -76,6 +78,7 @@ final class HTTPEgressClient: SimProcess {
         let deadline = host.now + config.deadline
         let id = host.simulation.history.invoke(process: host.name, "http", "\(method) \(key)", at: host.now, deadline: deadline)
         var r = Request(historyId: id, key: key, method: method, deadline: deadline, slot: slot)
+        r.traceparent = TracePropagation.nextHop(traceparent: nil, tracestate: nil, random: &host.random).context.traceParentHeaderValue
         let t = host.setTimer(after: config.deadline)
         timers[t.rawValue] = .deadline(id)
         r.timers.append(t)
@@ -106,7 +109,9 @@ final class HTTPEgressClient: SimProcess {
         r.timers.append(t)
         requests[id] = r
         let upstream = upstreams.first { $0.address == pick.address }!.host
-        let bytes = EgressMessage.request(id: wire, method: r.method, key: r.key, probe: pick.isProbe).encode()
+        // The sidecar hop: same trace, new span (the product's propagation code).
+        let hop = TracePropagation.nextHop(traceparent: r.traceparent, tracestate: nil, random: &host.random).context.traceParentHeaderValue
+        let bytes = EgressMessage.request(id: wire, method: r.method, key: r.key, probe: pick.isProbe, traceparent: hop).encode()
         if var c = connections[upstream] {
             if c.open {
                 host.write(c.stream, bytes)
@@ -142,12 +147,16 @@ final class HTTPEgressClient: SimProcess {
             lost(s, .gatewayError(.closed), host)
             host.close(s)
         case .data(_, let bytes):
-            guard case .response(let wire, let status, let key)? = EgressMessage.decode(bytes) else { return }
+            guard case .response(let wire, let status, let key, let trace)? = EgressMessage.decode(bytes) else { return }
             guard let id = byWire.removeValue(forKey: wire), let r = requests[id], let a = r.current, a.wire == wire else {
                 host.simulation.coverage.hit("http.late-response")
                 return
             }
             host.simulation.expect(key == r.key, "http.right-response", "\(r.key) got the response for \(key)", host: host.id)
+            // traceparent = 00-<trace id>-<span id>-<flags>: the trace id must survive the hop, the span must be new.
+            let sent = r.traceparent.split(separator: "-"), seen = trace.split(separator: "-")
+            host.simulation.expect(seen.count == 4 && seen[1] == sent[1] && seen[2] != sent[2], "http.trace-survives",
+                                   "\(r.key) sent trace \(r.traceparent), the upstream saw \(trace)", host: host.id)
             let outcome: UpstreamOutcome = status >= 500 ? .serverError(status: status) : .success
             ended(id, outcome, sent: true, host)
         case .datagram, .accepted:

@@ -21,7 +21,7 @@ public struct HTTPEgressConfig: Hashable, Sendable {
 enum HTTPEgressChecks {
     static let invariants = [
         "http.no-duplicate-unsafe", "http.no-traffic-to-unavailable", "http.retry-budget",
-        "http.one-response", "http.deadline", "http.right-response", "http.complete",
+        "http.one-response", "http.deadline", "http.right-response", "http.complete", "http.trace-survives",
     ]
 }
 
@@ -32,20 +32,21 @@ final class HTTPLedger {
 
 /// The wire format between the simulated sidecar and upstreams.
 enum EgressMessage {
-    case request(id: UInt64, method: String, key: String, probe: Bool)
-    case response(id: UInt64, status: Int, key: String)
+    case request(id: UInt64, method: String, key: String, probe: Bool, traceparent: String)
+    /// The upstream echoes the `traceparent` it received, as a traced service's span would carry it on.
+    case response(id: UInt64, status: Int, key: String, traceparent: String)
 
     func encode() -> [UInt8] {
         switch self {
-        case .request(let id, let method, let key, let probe): Array("Q|\(id)|\(method)|\(key)|\(probe ? 1 : 0)".utf8)
-        case .response(let id, let status, let key): Array("R|\(id)|\(status)|\(key)".utf8)
+        case .request(let id, let method, let key, let probe, let trace): Array("Q|\(id)|\(method)|\(key)|\(probe ? 1 : 0)|\(trace)".utf8)
+        case .response(let id, let status, let key, let trace): Array("R|\(id)|\(status)|\(key)|\(trace)".utf8)
         }
     }
 
     static func decode(_ bytes: [UInt8]) -> EgressMessage? {
         let f = String(decoding: bytes, as: UTF8.self).split(separator: "|", omittingEmptySubsequences: false).map(String.init)
-        if f.count == 5, f[0] == "Q", let id = UInt64(f[1]) { return .request(id: id, method: f[2], key: f[3], probe: f[4] == "1") }
-        if f.count == 4, f[0] == "R", let id = UInt64(f[1]), let status = Int(f[2]) { return .response(id: id, status: status, key: f[3]) }
+        if f.count == 6, f[0] == "Q", let id = UInt64(f[1]) { return .request(id: id, method: f[2], key: f[3], probe: f[4] == "1", traceparent: f[5]) }
+        if f.count == 5, f[0] == "R", let id = UInt64(f[1]), let status = Int(f[2]) { return .response(id: id, status: status, key: f[3], traceparent: f[4]) }
         return nil
     }
 }
@@ -78,7 +79,7 @@ final class HTTPUpstream: SimProcess {
             open.remove(s)
             host.close(s)
         case .data(let s, let bytes):
-            guard case .request(let id, let method, let key, _)? = EgressMessage.decode(bytes) else { return }
+            guard case .request(let id, let method, let key, _, let trace)? = EgressMessage.decode(bytes) else { return }
             if !RetryPolicy.idempotentMethods.contains(method) {
                 ledger.receivedUnsafe[key, default: 0] += 1
                 host.simulation.expect(ledger.receivedUnsafe[key]! == 1, "http.no-duplicate-unsafe",
@@ -90,7 +91,7 @@ final class HTTPUpstream: SimProcess {
             var service = Double(config.serviceMin.nanoseconds) - Double(config.serviceTailMean.nanoseconds) * log1p(-host.random.nextUnit())
             if faults.fires(Self.slow) { service *= 40 }
             let t = host.setTimer(after: .nanoseconds(Int64(service)))
-            pending[t.rawValue] = (s, .response(id: id, status: status, key: key))
+            pending[t.rawValue] = (s, .response(id: id, status: status, key: key, traceparent: trace))
         default:
             break
         }
