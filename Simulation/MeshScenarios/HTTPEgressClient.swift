@@ -157,7 +157,7 @@ final class HTTPEgressClient: SimProcess {
             let sent = r.traceparent.split(separator: "-"), seen = trace.split(separator: "-")
             host.simulation.expect(seen.count == 4 && seen[1] == sent[1] && seen[2] != sent[2], "http.trace-survives",
                                    "\(r.key) sent trace \(r.traceparent), the upstream saw \(trace)", host: host.id)
-            let outcome: UpstreamOutcome = status >= 500 ? .serverError(status: status) : .success
+            let outcome = UpstreamOutcome(responseStatus: status)
             ended(id, outcome, sent: true, host)
         case .datagram, .accepted:
             break

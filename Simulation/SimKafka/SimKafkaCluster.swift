@@ -221,7 +221,7 @@ public final class SimKafkaCluster: @unchecked Sendable {
     // MARK: Transactions
 
     func initTransactions(_ id: String) -> (Int64, Int32) {
-        if let old = transactions[id] { finishTransaction(id, commit: false) ; _ = old }
+        if transactions[id] != nil { finishTransaction(id, commit: false) }  // a new epoch aborts what the old one left open
         let epoch = (transactions[id]?.epoch ?? -1) + 1
         let pid = transactions[id]?.producerId ?? newProducerId()
         transactions[id] = SimTransaction(producerId: pid, epoch: epoch)

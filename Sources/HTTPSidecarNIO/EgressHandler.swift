@@ -149,7 +149,7 @@ final class EgressHandler: ChannelInboundHandler, RemovableChannelHandler {
         let outcome: UpstreamOutcome
         var neverSent = false
         switch result {
-        case .success(let r): outcome = r.head.status.code >= 500 ? .serverError(status: Int(r.head.status.code)) : .success
+        case .success(let r): outcome = UpstreamOutcome(responseStatus: Int(r.head.status.code))
         case .failure(let e as TransportError):
             outcome = .gatewayError(e.kind)
             neverSent = e.requestNeverSent
@@ -200,18 +200,7 @@ final class EgressHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func respond(_ context: ChannelHandlerContext, _ status: HTTPResponseStatus, _ headers: [(String, String)], _ body: ByteBuffer, close: Bool, method: HTTPMethod) {
-        var h = HTTPHeaders(headers)
-        h.replaceOrAdd(name: "content-length", value: String(body.readableBytes))
-        if close { h.replaceOrAdd(name: "connection", value: "close") }
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: h))), promise: nil)
-        if body.readableBytes > 0 && method != .HEAD { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
-        if close {
-            state = .closing
-            let channel = context.channel
-            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
-        } else {
-            state = .idle
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-        }
+        state = close ? .closing : .idle
+        ResponseWriter.write(context, status: status, headers: headers, body: body, close: close, method: method)
     }
 }

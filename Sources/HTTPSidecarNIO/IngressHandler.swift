@@ -256,20 +256,9 @@ final class IngressHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func respond(_ context: ChannelHandlerContext, _ request: HTTPRequestHead, status: HTTPResponseStatus,
                          headers: [(String, String)], body: ByteBuffer?, close: Bool) {
-        var h = HTTPHeaders(headers)
-        h.replaceOrAdd(name: "content-length", value: String(body?.readableBytes ?? 0))
-        if close { h.replaceOrAdd(name: "connection", value: "close") }
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: h))), promise: nil)
-        if let body, body.readableBytes > 0, request.method != .HEAD { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
-        if close {
-            state = .closing
-            let channel = context.channel
-            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
-        } else {
-            state = .idle
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-            armHeaderTimer(context)
-        }
+        state = close ? .closing : .idle
+        ResponseWriter.write(context, status: status, headers: headers, body: body, close: close, method: request.method)
+        if !close { armHeaderTimer(context) }
     }
 }
 

@@ -45,7 +45,7 @@ import Testing
 
     @Test func writesOneJSONAccessLogLinePerRequest() async throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("access-\(UInt64.random(in: 0...UInt64.max)).log").path
-        FileManager.default.createFile(atPath: path, contents: nil)
+        #expect(FileManager.default.createFile(atPath: path, contents: nil))
         let log = AccessLog(to: FileHandle(forWritingAtPath: path)!)
         try await withIngress({ $0.accessLog = log }) { port, _ in
             _ = try await rawExchange(port: port, "GET /x?q=1 HTTP/1.1\r\nHost: x\r\nUser-Agent: t\"ua\r\nConnection: close\r\n\r\n", group: group)

@@ -11,6 +11,11 @@ public enum UpstreamOutcome: Hashable, Sendable {
     case gatewayError(TransportError.Kind?)
 
     public var isFailure: Bool { self != .success }
+
+    /// How an upstream's answer counts: 500-599 from the upstream itself is a server error.
+    public init(responseStatus: Int) {
+        self = responseStatus >= 500 ? .serverError(status: responseStatus) : .success
+    }
 }
 
 /// Outlier ejection for one endpoint (Envoy-style consecutive errors), sans-IO.

@@ -1,0 +1,25 @@
+import NIOCore
+import NIOHTTP1
+
+/// Writes one whole response on a server pipeline: sets `Content-Length`, adds `Connection: close`
+/// and closes after the flush when asked, and leaves the body out for HEAD.
+enum ResponseWriter {
+    static func write(
+        _ context: ChannelHandlerContext, status: HTTPResponseStatus, headers: [(String, String)],
+        body: ByteBuffer?, close: Bool, method: HTTPMethod
+    ) {
+        var h = HTTPHeaders(headers)
+        h.replaceOrAdd(name: "content-length", value: String(body?.readableBytes ?? 0))
+        if close { h.replaceOrAdd(name: "connection", value: "close") }
+        context.write(NIOAny(HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: status, headers: h))), promise: nil)
+        if let body, body.readableBytes > 0, method != .HEAD {
+            context.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(body))), promise: nil)
+        }
+        if close {
+            let channel = context.channel
+            context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+        } else {
+            context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil)), promise: nil)
+        }
+    }
+}
