@@ -2,6 +2,7 @@ import MeshCore
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 /// A whole response from the app.
 struct AppResponse {
@@ -10,11 +11,14 @@ struct AppResponse {
 }
 
 /// Timeouts and limits of one connection pool.
-struct ConnectionPoolSettings: Sendable {
+struct ConnectionPoolSettings: Sendable, Hashable {
     var connectTimeout: Duration
     /// The whole response must arrive within this long.
     var responseTimeout: Duration
     var maxIdle: Int
+    /// A pooled connection unused for this long is closed rather than reused (the peer may have
+    /// dropped it already).
+    var idleTimeout: Duration = .seconds(60)
 }
 
 /// Keep-alive HTTP/1.1 connections from one event loop to one upstream (the app, or an egress endpoint). Confined to its event loop: every
@@ -23,25 +27,33 @@ final class AppConnectionPool {
     let eventLoop: any EventLoop
     private let target: SocketAddress
     private let config: ConnectionPoolSettings
-    private var idle: [any Channel] = []
+    private let tls: ClientTLS?
+    private var idle: [(channel: any Channel, since: NIODeadline)] = []
 
-    init(eventLoop: any EventLoop, target: SocketAddress, config: ConnectionPoolSettings) {
+    init(eventLoop: any EventLoop, target: SocketAddress, config: ConnectionPoolSettings, tls: ClientTLS? = nil) {
         self.eventLoop = eventLoop
         self.target = target
         self.config = config
+        self.tls = tls
     }
 
     /// Sends one request and collects the whole response. Fails with `TransportError`.
     func send(_ head: HTTPRequestHead, body: ByteBuffer?) -> EventLoopFuture<AppResponse> {
         eventLoop.assertInEventLoop()
-        while let channel = idle.popLast() {
-            if channel.isActive { return send(on: channel, head, body, reused: true) }
+        let freshSince = NIODeadline.now() - .nanoseconds(config.idleTimeout.nanoseconds)
+        while let (channel, since) = idle.popLast() {
+            if channel.isActive && since > freshSince { return send(on: channel, head, body, reused: true) }
+            channel.close(promise: nil)
         }
+        let tls = self.tls
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(.nanoseconds(config.connectTimeout.nanoseconds))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls.context, serverHostname: tls.hostname))
+                    }
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
                     try channel.pipeline.syncOperations.addHandler(AppClientHandler())
                 }
@@ -73,7 +85,7 @@ final class AppConnectionPool {
             timeout.cancel()
             let me = pool.value
             if response.head.isKeepAlive && me.idle.count < me.config.maxIdle {
-                me.idle.append(channel)
+                me.idle.append((channel, .now()))
             } else {
                 channel.close(promise: nil)
             }
@@ -86,7 +98,7 @@ final class AppConnectionPool {
     }
 
     func closeAll() {
-        for c in idle { c.close(promise: nil) }
+        for c in idle { c.channel.close(promise: nil) }
         idle.removeAll()
     }
 }
@@ -126,7 +138,8 @@ final class AppClientHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        promise?.fail(TransportError(.protocolViolation, "\(error)"))
+        let tls = error is NIOSSLError || error is NIOSSLExtraError || error is BoringSSLError
+        promise?.fail(TransportError(tls ? .tls : .protocolViolation, "\(error)"))
         promise = nil
         context.close(promise: nil)
     }

@@ -1,14 +1,38 @@
 import HTTPSidecar
 import MeshCore
 
+/// Per-service timeouts; unset fields take the egress listener's.
+public struct ServiceTimeouts: Sendable, Hashable {
+    public var connect: Duration?
+    /// One attempt may take this long before it counts as a timeout.
+    public var attempt: Duration?
+    /// The whole request, retries included (then 504).
+    public var request: Duration?
+    /// A pooled connection idle this long is not reused.
+    public var idle: Duration?
+    public init() {}
+}
+
 /// One upstream service the app may call through the egress listener.
 public struct ServiceConfig: Sendable {
     public var name: String
-    public var endpoints: [MeshAddress]
+    public var discovery: Discovery
     public var pool = UpstreamPool.Config()
+    /// TLS (and mutual TLS) to the endpoints.
+    public var tls: UpstreamTLS?
+    /// Client-credentials token injection (`Authorization: Bearer`).
+    public var oauth: OAuthClientCredentials?
+    public var headers = HeaderRewrite()
+    public var timeouts = ServiceTimeouts()
+
     public init(name: String, endpoints: [MeshAddress]) {
         self.name = name
-        self.endpoints = endpoints
+        self.discovery = .fixed(endpoints)
+    }
+
+    public init(name: String, discovery: Discovery) {
+        self.name = name
+        self.discovery = discovery
     }
 }
 
@@ -19,11 +43,17 @@ public struct EgressConfig: Sendable {
     public var services: [ServiceConfig] = []
     /// Path prefixes mapped to services (`/v1/pets` → `petstore`); the longest prefix wins.
     public var pathRoutes: [(prefix: String, service: String)] = []
-    /// One attempt may take this long before it counts as a timeout.
+    /// Origins (`https://api.partner.example`, `http://10.0.0.5:8080`) a `service_url` header may
+    /// name; any other `service_url` gets 403. Each allowed origin is proxied like a one-endpoint
+    /// service (retries, breaker, outlier ejection), over TLS for `https` with `serviceURLTLS`.
+    public var serviceURLAllowList: [String] = []
+    /// TLS for `https` allow-listed origins (the system's trust roots when nil).
+    public var serviceURLTLS: UpstreamTLS?
+    /// Defaults for services that set no timeout of their own.
     public var attemptTimeout: Duration = .seconds(5)
-    /// The whole request, retries included, must end within this long (then 504).
     public var requestTimeout: Duration = .seconds(15)
     public var connectTimeout: Duration = .seconds(1)
+    public var idleTimeout: Duration = .seconds(60)
     public var maxBodyBytes = 10 * 1024 * 1024
     public var maxIdlePerEndpoint = 32
     public init() {}

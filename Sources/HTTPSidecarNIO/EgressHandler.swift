@@ -5,41 +5,12 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 
-/// The egress services' decision state, shared by all connections (each pool behind its own lock;
-/// the lock is held only for a decision, never across I/O).
-final class EgressShared: Sendable {
-    let config: EgressConfig
-    let clock: any MeshClock
-    let pools: [String: NIOLockedValueBox<(pool: UpstreamPool, random: SeededRandom)>]
-    let addresses: [String: SocketAddress]
-    let connections: PoolRegistry
-    let logger: Logger
-    let metrics: SidecarMetrics
-
-    init(config: EgressConfig, clock: any MeshClock, logger: Logger, metrics: SidecarMetrics) throws {
-        self.metrics = metrics
-        self.config = config
-        self.clock = clock
-        self.logger = logger
-        var system = SystemRandom()
-        var pools: [String: NIOLockedValueBox<(pool: UpstreamPool, random: SeededRandom)>] = [:]
-        var addresses: [String: SocketAddress] = [:]
-        for s in config.services {
-            pools[s.name] = NIOLockedValueBox((UpstreamPool(s.pool, endpoints: s.endpoints, now: clock.now), SeededRandom(seed: system.next())))
-            for e in s.endpoints { addresses[e.description] = try SocketAddress.makeAddressResolvingHost(e.host, port: e.port) }
-        }
-        self.pools = pools
-        self.addresses = addresses
-        self.connections = PoolRegistry(settings: ConnectionPoolSettings(
-            connectTimeout: config.connectTimeout, responseTimeout: config.attemptTimeout, maxIdle: config.maxIdlePerEndpoint))
-    }
-
-    /// Which service a request names: the `service_id` header, else a service named like the `Host`, else a path prefix.
-    func service(for head: HTTPRequestHead) -> String? {
-        if let id = head.headers.first(name: "service_id") { return id }
-        if let host = head.headers.first(name: "host")?.split(separator: ":").first.map(String.init), pools[host] != nil { return host }
-        return config.pathRoutes.filter { head.uri.hasPrefix($0.prefix) }.max { $0.prefix.count < $1.prefix.count }?.service
-    }
+/// The current egress generation, read by each connection at the start of each request.
+final class EgressGeneration: Sendable {
+    private let box: NIOLockedValueBox<EgressShared>
+    init(_ first: EgressShared) { box = NIOLockedValueBox(first) }
+    var current: EgressShared { box.withLockedValue { $0 } }
+    func replace(_ next: EgressShared) { box.withLockedValue { $0 = next } }
 }
 
 /// One app connection to the egress listener: routes each request to a service and runs the
@@ -50,33 +21,40 @@ final class EgressHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private enum State {
         case idle
-        case reading(HTTPRequestHead, ByteBuffer, service: String)
+        case reading(HTTPRequestHead, ByteBuffer, service: ServiceRuntime)
         case forwarding
         case closing
     }
 
-    private let shared: EgressShared
+    private let generation: EgressGeneration
+    private var shared: EgressShared
     private var state = State.idle
 
-    init(shared: EgressShared) { self.shared = shared }
+    init(generation: EgressGeneration) {
+        self.generation = generation
+        self.shared = generation.current
+    }
 
-    /// A protocol error (malformed framing, smuggling attempt) was already answered with 400 by NIO's
-    /// error handler; the connection must not be used again.
+    /// A protocol error (malformed framing, smuggling attempt, oversized head): answered with 400 or
+    /// 431 when no response is under way, and the connection is closed either way.
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        context.close(promise: nil)
+        let started: Bool
+        switch state {
+        case .idle, .reading: started = false
+        case .forwarding, .closing: started = true
+        }
+        state = .closing
+        ProtocolErrors.answer(context, error, responseStarted: started)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch (unwrapInboundIn(data), state) {
         case (.head(let head), .idle):
-            if head.headers.contains(name: "service_url") {
-                return fail(context, .forbidden, "service_url_not_allowed", "service_url is not on the allow-list", close: head.hasBody || !head.isKeepAlive)
-            }
-            guard let service = shared.service(for: head) else {
-                return fail(context, .notFound, "unknown_service", "name the target with a service_id header, a service host name or a mapped path", close: head.hasBody || !head.isKeepAlive)
-            }
-            guard shared.pools[service] != nil else {
-                return fail(context, .notFound, "unknown_service", "no service called \(service) is configured", close: head.hasBody || !head.isKeepAlive)
+            shared = generation.current
+            let service: ServiceRuntime
+            switch shared.route(head) {
+            case .success(let s): service = s
+            case .failure(let e): return fail(context, e.status, e.code, e.message, close: head.hasBody || !head.isKeepAlive)
             }
             if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > shared.config.maxBodyBytes {
                 return fail(context, .payloadTooLarge, "body_too_large", "the request body exceeds \(shared.config.maxBodyBytes) bytes", close: true)
@@ -101,40 +79,60 @@ final class EgressHandler: ChannelInboundHandler, RemovableChannelHandler {
     private struct Exchange {
         var head: HTTPRequestHead
         var body: ByteBuffer
-        var service: String
+        var service: ServiceRuntime
         var deadline: MeshInstant
         var attempts = 0
         var tried: [MeshAddress] = []
         var keepAlive: Bool
+        /// The bearer token sent (so a 401 can retire it).
+        var token: String?
     }
 
-    private func start(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ body: ByteBuffer, _ service: String) {
+    private func start(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ body: ByteBuffer, _ service: ServiceRuntime) {
         var upstream = head
         ProxyHeaders.removeHopByHop(&upstream.headers)
         upstream.headers.remove(name: "service_id")
+        upstream.headers.remove(name: "service_url")
         upstream.headers.remove(name: "content-length")
         if body.readableBytes > 0 || head.method == .POST || head.method == .PUT || head.method == .PATCH {
             upstream.headers.add(name: "content-length", value: String(body.readableBytes))
         }
+        service.config.headers.request.apply(to: &upstream.headers)
         upstream.version = .http1_1
         let now = shared.clock.now
-        shared.pools[service]!.withLockedValue { $0.pool.requestArrived(now: now) }
-        attempt(context, Exchange(head: upstream, body: body, service: service, deadline: now + shared.config.requestTimeout, keepAlive: head.isKeepAlive))
+        service.decisions.withLockedValue { $0.pool.requestArrived(now: now) }
+        let exchange = Exchange(head: upstream, body: body, service: service, deadline: now + service.requestTimeout, keepAlive: head.isKeepAlive)
+        guard let source = service.token else { return attempt(context, exchange) }
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        source.token(on: context.eventLoop).whenComplete { result in
+            let (handler, context) = bound.value
+            switch result {
+            case .success(let token):
+                var ex = exchange
+                ex.token = token
+                ex.head.headers.replaceOrAdd(name: "authorization", value: "Bearer \(token)")
+                handler.attempt(context, ex)
+            case .failure(let error):
+                handler.shared.metrics.finished("egress", status: 503, seconds: 0)
+                handler.fail(context, .serviceUnavailable, "token_unavailable", "no access token for \(service.config.name): \(error)", close: !exchange.keepAlive)
+            }
+        }
     }
 
     private func attempt(_ context: ChannelHandlerContext, _ exchange: Exchange) {
         var ex = exchange
         let now = shared.clock.now
-        let box = shared.pools[ex.service]!
-        guard let pick = box.withLockedValue({ state in state.pool.pick(now: now, exclude: ex.tried, random: &state.random) }) else {
-            shared.metrics.service(ex.service).noEndpoint.increment()
+        let service = ex.service
+        let name = service.config.name
+        guard let pick = service.decisions.withLockedValue({ state in state.pool.pick(now: now, exclude: ex.tried, random: &state.random) }),
+              let target = service.sockets.withLockedValue({ $0[pick.address] }) else {
+            shared.metrics.service(name).noEndpoint.increment()
             shared.metrics.finished("egress", status: 503, seconds: 0)
-            return fail(context, .serviceUnavailable, "no_healthy_endpoint", "every endpoint of \(ex.service) is ejected, open or gone", close: !ex.keepAlive)
+            return fail(context, .serviceUnavailable, "no_healthy_endpoint", "every endpoint of \(name) is ejected, open or gone", close: !ex.keepAlive)
         }
         ex.attempts += 1
         ex.tried.append(pick.address)
-        let target = shared.addresses[pick.address.description]!
-        let pool = shared.connections.pool(for: context.eventLoop, target: target)
+        let pool = service.connections.pool(for: context.eventLoop, target: target, host: service.hostName(for: pick.address))
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         let started = now
         let sent = ex
@@ -155,8 +153,9 @@ final class EgressHandler: ChannelInboundHandler, RemovableChannelHandler {
             neverSent = e.requestNeverSent
         case .failure: outcome = .gatewayError(nil)
         }
-        let box = shared.pools[ex.service]!
-        let (events, decision) = box.withLockedValue { state -> ([UpstreamPool.Event], RetryDecision?) in
+        let name = ex.service.config.name
+        if case .success(let r) = result, r.head.status == .unauthorized, let token = ex.token { ex.service.token?.rejected(token) }
+        let (events, decision) = ex.service.decisions.withLockedValue { state -> ([UpstreamPool.Event], RetryDecision?) in
             let events = state.pool.record(pick.address, outcome, latency: now - started, now: now)
             guard outcome != .success else { return (events, nil) }
             let d = state.pool.retryDecision(method: ex.head.method.rawValue, attempt: ex.attempts, failure: outcome,
@@ -164,12 +163,12 @@ final class EgressHandler: ChannelInboundHandler, RemovableChannelHandler {
             return (events, d)
         }
         for e in events {
-            shared.logger.notice("egress \(ex.service): \(e)")
-            shared.metrics.record(ex.service, e)
+            shared.logger.notice("egress \(name): \(e)")
+            shared.metrics.record(name, e)
         }
         switch decision {
         case .retry(let delay)?:
-            shared.metrics.service(ex.service).retries.increment()
+            shared.metrics.service(name).retries.increment()
             let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             context.eventLoop.scheduleTask(in: .nanoseconds(delay.nanoseconds)) {
                 let (handler, context) = bound.value
@@ -181,13 +180,14 @@ final class EgressHandler: ChannelInboundHandler, RemovableChannelHandler {
                 shared.metrics.finished("egress", status: Int(r.head.status.code), seconds: (now - started).seconds)
                 var headers = r.head.headers
                 ProxyHeaders.removeHopByHop(&headers)
+                ex.service.config.headers.response.apply(to: &headers)
                 respond(context, r.head.status, headers.map { ($0.name, $0.value) }, r.body, close: !ex.keepAlive, method: ex.head.method)
             case .failure(let error):
                 let timedOut: Bool
                 if let e = error as? TransportError, e.kind == .closed, e.detail.contains("did not answer") { timedOut = true } else { timedOut = false }
                 shared.metrics.finished("egress", status: timedOut ? 504 : 502, seconds: (now - started).seconds)
                 fail(context, timedOut ? .gatewayTimeout : .badGateway, timedOut ? "upstream_timeout" : "upstream_unavailable",
-                     "\(ex.service) failed after \(ex.attempts) attempt(s): \(error)", close: !ex.keepAlive)
+                     "\(name) failed after \(ex.attempts) attempt(s): \(error)", close: !ex.keepAlive)
             }
         }
     }

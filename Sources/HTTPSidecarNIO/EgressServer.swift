@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import MeshCore
 import NIOConcurrencyHelpers
@@ -7,43 +8,69 @@ import NIOPosix
 
 /// The egress listener: the app calls other services through it.
 public final class EgressServer: Sendable {
-    public let config: EgressConfig
     private let group: any EventLoopGroup
-    private let shared: EgressShared
+    private let generation: EgressGeneration
     private let channel = NIOLockedValueBox<(any Channel)?>(nil)
 
+    /// Builds every service (resolving static endpoints, TLS contexts, token sources); fails with a
+    /// ``ConfigurationError`` naming the key that is wrong.
     public init(config: EgressConfig, group: any EventLoopGroup, clock: any MeshClock = SystemClock(),
                 logger: Logger = Logger(label: "light-mesh.egress"), metrics: SidecarMetrics = .none) throws {
-        self.config = config
         self.group = group
-        self.shared = try EgressShared(config: config, clock: clock, logger: logger, metrics: metrics)
+        self.generation = EgressGeneration(try EgressShared(config: config, group: group, clock: clock, logger: logger, metrics: metrics, previous: nil))
     }
+
+    /// The configuration in effect.
+    public var config: EgressConfig { generation.current.config }
 
     @discardableResult
     public func start() async throws -> MeshAddress {
-        let shared = self.shared
+        let generation = self.generation
+        let listen = config.listen
         let server = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(EgressHandler(shared: shared))
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: false)
+                    try channel.pipeline.syncOperations.addHandler(EgressHandler(generation: generation))
                 }
             }
-            .bind(host: config.listen.host, port: config.listen.port).get()
+            .bind(host: listen.host, port: listen.port).get()
         channel.withLockedValue { $0 = server }
-        return MeshAddress(host: config.listen.host, port: server.localAddress?.port ?? config.listen.port)
+        return MeshAddress(host: listen.host, port: server.localAddress?.port ?? listen.port)
     }
 
-    public func stop() async throws { try await channel.withLockedValue { $0 }?.close() }
+    /// Applies a new configuration without dropping connections (see ``IngressServer/reload(_:)``);
+    /// services that stay keep their endpoint health, connections and tokens. Returns warnings.
+    @discardableResult
+    public func reload(_ config: EgressConfig) throws -> [String] {
+        let old = generation.current
+        var next = config
+        var warnings: [String] = []
+        if next.listen != old.config.listen {
+            warnings.append("egress.listen changed: takes effect after a restart")
+            next.listen = old.config.listen
+        }
+        generation.replace(try EgressShared(config: next, group: group, clock: old.clock, logger: old.logger, metrics: old.metrics, previous: old))
+        return warnings
+    }
+
+    public func stop() async throws {
+        try await channel.withLockedValue { $0 }?.close()
+        generation.current.retireAll()
+    }
+
+    /// Token fetches made for `service` (0 without OAuth).
+    public func tokenFetches(_ service: String) -> Int { generation.current.services[service]?.token?.fetches.withLockedValue { $0 } ?? 0 }
 
     /// Each endpoint's state for `/endpoints`: service, address, available, breaker, in flight, EWMA ms.
     public func endpoints() -> [(service: String, address: MeshAddress, available: Bool, breaker: String, inFlight: Int, ewmaMilliseconds: Double)] {
+        let shared = generation.current
         let now = shared.clock.now
-        return shared.pools.keys.sorted().flatMap { name in
-            shared.pools[name]!.withLockedValue { state in
+        return shared.services.keys.sorted().flatMap { name in
+            shared.services[name]!.decisions.withLockedValue { state in
                 state.pool.endpoints.map { e in
                     (name, e.address, e.available(now: now), e.outlier.isEjected(now: now) ? "ejected" : e.breaker.state.name, e.inFlight, e.latency.nanoseconds / 1e6)
                 }

@@ -2,7 +2,7 @@ import NIOCore
 import NIOHTTP1
 
 /// A JSON error body with a stable code: `{"error":{"code":"...","message":"..."}}`.
-struct ErrorResponse {
+struct ErrorResponse: Error {
     var status: HTTPResponseStatus
     var code: String
     var message: String

@@ -16,6 +16,12 @@ public struct IngressConfig: Sendable {
     public var ipFilter = IPFilter()
     public var cors: CORSPolicy?
     public var rateLimit: RateLimiter.Config?
+    /// What the rate limit counts by: client address (default), a header, or the JWT subject.
+    public var rateLimitKey = RateLimitKey.clientAddress
+    /// Header edits on the way to the app (request) and back (response).
+    public var headers = HeaderRewrite()
+    /// The TLS listener (default port 9445), when a certificate and key are configured.
+    public var tls: ServerTLS?
     /// One JSON line per request, when set.
     public var accessLog: AccessLog?
     /// Bearer-token verification; requests without a valid token get 401 (403 for missing scopes).

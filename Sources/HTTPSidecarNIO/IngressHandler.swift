@@ -7,26 +7,6 @@ import NIOHTTP1
 import NIOConcurrencyHelpers
 import Synchronization
 
-/// What all ingress connections share: decisions that hold state across requests.
-final class IngressShared: Sendable {
-    let config: IngressConfig
-    let clock: any MeshClock
-    let limiter: NIOLockedValueBox<RateLimiter>?
-    let logger: Logger
-    /// Requests handed to the app and not yet answered (graceful drain waits for zero).
-    let inFlight = Atomic<Int>(0)
-
-    let metrics: SidecarMetrics
-
-    init(config: IngressConfig, clock: any MeshClock, logger: Logger, metrics: SidecarMetrics) {
-        self.metrics = metrics
-        self.config = config
-        self.clock = clock
-        self.limiter = config.rateLimit.map { NIOLockedValueBox(RateLimiter($0)) }
-        self.logger = logger
-    }
-}
-
 /// One client connection of the ingress: reads a request, applies the middleware decisions, forwards
 /// it to the app over the loop's keep-alive pool, and writes the app's answer back.
 ///
@@ -52,8 +32,14 @@ final class IngressHandler: ChannelInboundHandler, RemovableChannelHandler {
         var responseHeaders: [(String, String)] = []
     }
 
-    private let shared: IngressShared
-    private let pool: AppConnectionPool
+    private let generation: IngressGeneration
+    /// The configuration generation of the request being handled (read afresh at each request head).
+    private var shared: IngressShared
+    /// The app pool of this loop for ``shared``'s generation, looked up once per generation.
+    private var pool: AppConnectionPool?
+    private var poolGeneration: ObjectIdentifier?
+    /// `http` or `https`: the listener's scheme, for `X-Forwarded-Proto`.
+    private let scheme: String
     private var state = State.idle
     private var headerTimer: Scheduled<Void>?
     /// The client's address, read once per connection (each read is a getpeername system call).
@@ -65,9 +51,19 @@ final class IngressHandler: ChannelInboundHandler, RemovableChannelHandler {
         return SeededRandom(seed: system.next())
     }()
 
-    init(shared: IngressShared, pool: AppConnectionPool) {
-        self.shared = shared
-        self.pool = pool
+    init(generation: IngressGeneration, scheme: String) {
+        self.generation = generation
+        self.shared = generation.current
+        self.scheme = scheme
+    }
+
+    private func appPool(_ context: ChannelHandlerContext) -> AppConnectionPool {
+        let id = ObjectIdentifier(shared.appPools)
+        if let pool, poolGeneration == id { return pool }
+        let fresh = shared.appPools.pool(for: context.eventLoop, target: shared.app)
+        pool = fresh
+        poolGeneration = id
+        return fresh
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -76,10 +72,17 @@ final class IngressHandler: ChannelInboundHandler, RemovableChannelHandler {
         context.fireChannelActive()
     }
 
-    /// A protocol error (malformed framing, smuggling attempt) was already answered with 400 by NIO's
-    /// error handler; the connection must not be used again.
+    /// A protocol error (malformed framing, smuggling attempt, oversized head): answered with 400 or
+    /// 431 when no response is under way, and the connection is closed either way.
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        context.close(promise: nil)
+        let started: Bool
+        switch state {
+        case .idle, .reading: started = false
+        case .forwarding, .closing: started = true
+        }
+        headerTimer?.cancel()
+        state = .closing
+        ProtocolErrors.answer(context, error, responseStarted: started)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -99,6 +102,7 @@ final class IngressHandler: ChannelInboundHandler, RemovableChannelHandler {
         switch (unwrapInboundIn(data), state) {
         case (.head(let head), .idle):
             headerTimer?.cancel()
+            shared = generation.current
             begin(context, head)
         case (.body(var chunk), .reading(let head, var body, let ctx)):
             guard body.readableBytes + chunk.readableBytes <= shared.config.maxBodyBytes else {
@@ -144,23 +148,33 @@ final class IngressHandler: ChannelInboundHandler, RemovableChannelHandler {
                 ctx.responseHeaders += h.pairs.map { ($0.name, $0.value) }
             }
         }
-        if let limiter = shared.limiter {
-            let now = shared.clock.now
-            let decision = limiter.withLockedValue { $0.admit(client ?? "unknown", now: now) }
-            let reset = Int((decision.reset.seconds).rounded(.up))
-            ctx.responseHeaders += [("ratelimit-limit", String(decision.limit)), ("ratelimit-remaining", String(decision.remaining)), ("ratelimit-reset", String(reset))]
-            if !decision.allowed {
-                let retry = Int((decision.retryAfter ?? .seconds(1)).seconds.rounded(.up))
-                return reject(context, ErrorResponse(status: .tooManyRequests, code: "rate_limited",
-                                                     message: "too many requests; retry in \(retry)s",
-                                                     headers: ctx.responseHeaders + [("retry-after", String(max(1, retry)))]), close: head.hasBody || !head.isKeepAlive)
-            }
+        if config.rateLimitKey != .jwtSubject || config.jwt == nil {
+            let key: String
+            if case .header(let name) = config.rateLimitKey, let value = head.headers.first(name: name) { key = "h:" + value } else { key = client ?? "unknown" }
+            guard admit(context, head, &ctx, key: key) else { return }
         }
         if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > config.maxBodyBytes {
             return reject(context, ErrorResponse(status: .payloadTooLarge, code: "body_too_large",
                                                  message: "the request body exceeds \(config.maxBodyBytes) bytes", headers: ctx.responseHeaders), close: true)
         }
         state = .reading(head, context.channel.allocator.buffer(capacity: 0), ctx)
+    }
+
+    /// Runs the rate limit for `key`; answers 429 and returns false when over it.
+    private func admit(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ ctx: inout RequestContext, key: String) -> Bool {
+        guard let limiter = shared.limiter else { return true }
+        let now = shared.clock.now
+        let decision = limiter.withLockedValue { $0.admit(key, now: now) }
+        let reset = Int((decision.reset.seconds).rounded(.up))
+        ctx.responseHeaders += [("ratelimit-limit", String(decision.limit)), ("ratelimit-remaining", String(decision.remaining)), ("ratelimit-reset", String(reset))]
+        guard decision.allowed else {
+            let retry = Int((decision.retryAfter ?? .seconds(1)).seconds.rounded(.up))
+            reject(context, ErrorResponse(status: .tooManyRequests, code: "rate_limited",
+                                          message: "too many requests; retry in \(retry)s",
+                                          headers: ctx.responseHeaders + [("retry-after", String(max(1, retry)))]), close: head.hasBody || !head.isKeepAlive)
+            return false
+        }
+        return true
     }
 
     static func newCorrelationId(_ random: inout SeededRandom) -> String {
@@ -181,7 +195,11 @@ final class IngressHandler: ChannelInboundHandler, RemovableChannelHandler {
         }.whenComplete { result in
             let (handler, context) = bound.value
             switch result {
-            case .success(.success):
+            case .success(.success(let token)):
+                var ctx = ctx
+                if handler.shared.config.rateLimitKey == .jwtSubject {
+                    guard handler.admit(context, head, &ctx, key: "s:" + (token.subject ?? token.clientId ?? handler.client ?? "unknown")) else { return }
+                }
                 handler.proxy(context, head, body, ctx)
             case .success(.failure(let failure)):
                 let status = HTTPResponseStatus(statusCode: failure.status)
@@ -196,7 +214,7 @@ final class IngressHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func proxy(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ body: ByteBuffer, _ ctx: RequestContext) {
         var upstream = head
         ProxyHeaders.removeHopByHop(&upstream.headers)
-        ProxyHeaders.addForwarded(&upstream.headers, client: client, proto: "http")
+        ProxyHeaders.addForwarded(&upstream.headers, client: client, proto: scheme)
         upstream.headers.replaceOrAdd(name: "x-correlation-id", value: ctx.correlationId)
         let (trace, _) = TracePropagation.nextHop(
             traceparent: head.headers.first(name: "traceparent"), tracestate: head.headers.first(name: "tracestate"), random: &random)
@@ -207,14 +225,15 @@ final class IngressHandler: ChannelInboundHandler, RemovableChannelHandler {
         if body.readableBytes > 0 || head.method == .POST || head.method == .PUT || head.method == .PATCH {
             upstream.headers.add(name: "content-length", value: String(body.readableBytes))
         }
+        shared.config.headers.request.apply(to: &upstream.headers)
         upstream.version = .http1_1
         let started = shared.clock.now
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        shared.metrics.inFlight("ingress", shared.inFlight.add(1, ordering: .relaxed).newValue)
-        pool.send(upstream, body: body).whenComplete { result in
+        let shared = self.shared
+        shared.metrics.inFlight("ingress", shared.inFlight.increment())
+        appPool(context).send(upstream, body: body).whenComplete { result in
             let (handler, context) = loopBound.value
-            let shared = handler.shared
-            defer { shared.metrics.inFlight("ingress", shared.inFlight.subtract(1, ordering: .relaxed).newValue) }
+            defer { shared.metrics.inFlight("ingress", shared.inFlight.decrement()) }
             let status: Int
             if case .success(let r) = result { status = Int(r.head.status.code) } else { status = 502 }
             shared.metrics.finished("ingress", status: status, seconds: (shared.clock.now - started).seconds)
@@ -232,6 +251,7 @@ final class IngressHandler: ChannelInboundHandler, RemovableChannelHandler {
                 var headers = response.head.headers
                 ProxyHeaders.removeHopByHop(&headers)
                 headers.remove(name: "content-length")
+                shared.config.headers.response.apply(to: &headers)
                 let pairs = headers.map { ($0.name, $0.value) } + ctx.responseHeaders
                 handler.respond(context, head, status: response.head.status, headers: pairs, body: response.body, close: !head.isKeepAlive)
             case .failure(let error):

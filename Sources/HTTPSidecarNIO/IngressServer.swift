@@ -5,29 +5,115 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
+import Synchronization
 
-/// The ingress listener: accepts clients, runs the middleware chain and proxies to the app.
+/// One generation of the ingress configuration and the state built from it. A reload builds a new
+/// generation (carrying over what did not change: the app's connection pools, the rate limiter's
+/// buckets) and swaps it in; requests already running finish on the generation they started with.
+final class IngressShared: Sendable {
+    let config: IngressConfig
+    let clock: any MeshClock
+    let limiter: NIOLockedValueBox<RateLimiter>?
+    let logger: Logger
+    let metrics: SidecarMetrics
+    let app: SocketAddress
+    let appPools: PoolRegistry
+    let tlsContext: NIOSSLContext?
+    /// Requests handed to the app and not yet answered (graceful drain waits for zero); shared by all generations.
+    let inFlight: InFlightCounter
+
+    init(config: IngressConfig, clock: any MeshClock, logger: Logger, metrics: SidecarMetrics, previous: IngressShared?) throws {
+        self.config = config
+        self.clock = clock
+        self.logger = logger
+        self.metrics = metrics
+        self.inFlight = previous?.inFlight ?? InFlightCounter()
+        let old = previous?.config
+        if let previous, let same = previous.limiter, old?.rateLimit == config.rateLimit, old?.rateLimitKey == config.rateLimitKey {
+            limiter = same
+        } else {
+            limiter = config.rateLimit.map { NIOLockedValueBox(RateLimiter($0)) }
+        }
+        let settings = ConnectionPoolSettings(connectTimeout: config.connectTimeout, responseTimeout: config.upstreamTimeout,
+                                              maxIdle: config.maxIdleAppConnections)
+        if let previous, old?.app == config.app, previous.appPools.settings == settings {
+            app = previous.app
+            appPools = previous.appPools
+        } else {
+            do {
+                app = try SocketAddress.makeAddressResolvingHost(config.app.host, port: config.app.port)
+            } catch {
+                throw ConfigurationError(key: "ingress.app", "cannot resolve \(config.app): \(error)")
+            }
+            appPools = try PoolRegistry(settings: settings)
+        }
+        tlsContext = try config.tls?.makeContext()
+    }
+}
+
+/// Requests in flight across configuration generations.
+final class InFlightCounter: Sendable {
+    private let value = Atomic<Int>(0)
+    func increment() -> Int { value.add(1, ordering: .relaxed).newValue }
+    func decrement() -> Int { value.subtract(1, ordering: .relaxed).newValue }
+    var current: Int { value.load(ordering: .relaxed) }
+}
+
+/// A configuration value the running sidecar refused; `key` names it.
+public struct ConfigurationError: Error, CustomStringConvertible, Sendable {
+    public var key: String
+    public var message: String
+    public init(key: String, _ message: String) {
+        self.key = key
+        self.message = message
+    }
+    public var description: String { "\(key): \(message)" }
+}
+
+/// The current ingress generation, read by each connection at the start of each request.
+final class IngressGeneration: Sendable {
+    private let box: NIOLockedValueBox<IngressShared>
+    init(_ first: IngressShared) { box = NIOLockedValueBox(first) }
+    var current: IngressShared { box.withLockedValue { $0 } }
+    func replace(_ next: IngressShared) { box.withLockedValue { $0 = next } }
+}
+
+/// The ingress listener: accepts clients (plain HTTP, and TLS when a certificate is configured),
+/// runs the middleware chain and proxies to the app.
 public final class IngressServer: Sendable {
-    public let config: IngressConfig
     private let group: any EventLoopGroup
-    private let shared: IngressShared
-    private let channel: NIOLockedValueBox<(any Channel)?> = NIOLockedValueBox(nil)
+    private let generation: IngressGeneration
+    private let channels = NIOLockedValueBox<[any Channel]>([])
 
     public init(config: IngressConfig, group: any EventLoopGroup, clock: any MeshClock = SystemClock(),
-                logger: Logger = Logger(label: "light-mesh.ingress"), metrics: SidecarMetrics = .none) {
-        self.config = config
+                logger: Logger = Logger(label: "light-mesh.ingress"), metrics: SidecarMetrics = .none) throws {
         self.group = group
-        self.shared = IngressShared(config: config, clock: clock, logger: logger, metrics: metrics)
+        self.generation = IngressGeneration(try IngressShared(config: config, clock: clock, logger: logger, metrics: metrics, previous: nil))
     }
 
-    /// Binds and starts accepting; returns the bound address (port 0 picks a free one).
+    /// The configuration in effect.
+    public var config: IngressConfig { generation.current.config }
+
+    /// Binds the listeners and starts accepting; returns the plain listener's bound address (port 0
+    /// picks a free one). The TLS listener's is in ``tlsAddress``.
     @discardableResult
     public func start() async throws -> MeshAddress {
-        let app = try SocketAddress.makeAddressResolvingHost(config.app.host, port: config.app.port)
-        let shared = self.shared
         let config = self.config
-        let pools = PoolRegistry(settings: ConnectionPoolSettings(
-            connectTimeout: config.connectTimeout, responseTimeout: config.upstreamTimeout, maxIdle: config.maxIdleAppConnections))
+        let plain = try await bind(config.listen, tls: false)
+        if let tls = config.tls { _ = try await bind(tls.listen, tls: true) }
+        return plain
+    }
+
+    /// The TLS listener's bound address, when it runs.
+    public var tlsAddress: MeshAddress? {
+        guard let tls = config.tls else { return nil }
+        let bound = channels.withLockedValue { $0.count > 1 ? $0[1].localAddress?.port : nil }
+        return bound.map { MeshAddress(host: tls.listen.host, port: $0) }
+    }
+
+    private func bind(_ address: MeshAddress, tls: Bool) async throws -> MeshAddress {
+        let generation = self.generation
         let server = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -35,23 +121,47 @@ public final class IngressServer: Sendable {
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(IngressHandler(shared: shared, pool: pools.pool(for: channel.eventLoop, target: app)))
+                    if tls {
+                        // The current generation's certificate: a reload rotates it for new connections.
+                        guard let context = generation.current.tlsContext else { throw ChannelError.ioOnClosedChannel }
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
+                    }
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: false)
+                    try channel.pipeline.syncOperations.addHandler(IngressHandler(generation: generation, scheme: tls ? "https" : "http"))
                 }
             }
-            .bind(host: config.listen.host, port: config.listen.port).get()
-        channel.withLockedValue { $0 = server }
-        let port = server.localAddress?.port ?? config.listen.port
-        return MeshAddress(host: config.listen.host, port: port)
+            .bind(host: address.host, port: address.port).get()
+        channels.withLockedValue { $0.append(server) }
+        return MeshAddress(host: address.host, port: server.localAddress?.port ?? address.port)
+    }
+
+    /// Applies a new configuration without dropping connections: requests that start afterwards use
+    /// it. Fails (keeping the old configuration) when it cannot be built. Listener addresses and
+    /// turning the TLS listener on or off need a restart; those differences come back as warnings.
+    @discardableResult
+    public func reload(_ config: IngressConfig) throws -> [String] {
+        let old = generation.current
+        var warnings: [String] = []
+        var next = config
+        if next.listen != old.config.listen {
+            warnings.append("ingress.listen changed: takes effect after a restart")
+            next.listen = old.config.listen
+        }
+        if (next.tls == nil) != (old.config.tls == nil) || (next.tls != nil && next.tls?.listen != old.config.tls?.listen) {
+            warnings.append("ingress.tls listener added, removed or moved: takes effect after a restart")
+            if old.config.tls == nil { next.tls = nil } else if next.tls == nil { next.tls = old.config.tls } else { next.tls?.listen = old.config.tls!.listen }
+        }
+        generation.replace(try IngressShared(config: next, clock: old.clock, logger: old.logger, metrics: old.metrics, previous: old))
+        return warnings
     }
 
     /// Stops accepting new connections; open ones finish their current request.
     public func stop() async throws {
-        try await channel.withLockedValue { $0 }?.close()
+        for channel in channels.withLockedValue({ $0 }) { try? await channel.close() }
     }
 
     /// Requests the app has not answered yet.
-    public var inFlight: Int { shared.inFlight.load(ordering: .relaxed) }
+    public var inFlight: Int { generation.current.inFlight.current }
 
     /// Stops accepting, then waits until every in-flight request was answered or `deadline` passed.
     /// Returns how many were still in flight at the deadline (0 is a clean drain).
@@ -69,16 +179,25 @@ final class PoolRegistry: Sendable {
         var loop: ObjectIdentifier
         var target: String
     }
-    private let settings: ConnectionPoolSettings
+    let settings: ConnectionPoolSettings
+    private let tls: UpstreamTLS?
+    private let tlsContext: NIOSSLContext?
     private let pools = NIOLockedValueBox<[Key: NIOLoopBound<AppConnectionPool>]>([:])
 
-    init(settings: ConnectionPoolSettings) { self.settings = settings }
+    /// `tls` set: every connection is TLS with that configuration (its context built here, once).
+    init(settings: ConnectionPoolSettings, tls: UpstreamTLS? = nil) throws {
+        self.settings = settings
+        self.tls = tls
+        self.tlsContext = try tls?.makeContext()
+    }
 
-    func pool(for loop: any EventLoop, target: SocketAddress) -> AppConnectionPool {
+    /// The pool of `loop` for `target`; `host` is the name the endpoint was configured with (the TLS name).
+    func pool(for loop: any EventLoop, target: SocketAddress, host: String? = nil) -> AppConnectionPool {
         let key = Key(loop: ObjectIdentifier(loop), target: "\(target)")
         return pools.withLockedValue { p in
             if let existing = p[key] { return existing.value }
-            let pool = AppConnectionPool(eventLoop: loop, target: target, config: settings)
+            let clientTLS = tlsContext.map { ClientTLS(context: $0, hostname: tls?.hostname(for: host ?? target.ipAddress ?? "")) }
+            let pool = AppConnectionPool(eventLoop: loop, target: target, config: settings, tls: clientTLS)
             p[key] = NIOLoopBound(pool, eventLoop: loop)
             return pool
         }

@@ -38,22 +38,22 @@ public struct VerifiedToken: Sendable, Equatable {
 public final class JWTAuthenticator: Sendable {
     private let keys: JWTKeyCollection
     private let policy: JWTPolicy
-    private let loadJWKS: @Sendable () throws -> String
+    private let loadJWKS: @Sendable () async throws -> String
     private let wallClock: @Sendable () -> Date
     private let reloads = ReloadGate()
     public let reloadInterval: Duration
 
     /// - Parameters:
-    ///   - loadJWKS: returns the JWKS JSON (read a file, or fetch a URL through a seam).
+    ///   - loadJWKS: returns the JWKS JSON (read a file, or fetch a URL).
     ///   - wallClock: the time `exp`/`nbf` are compared with.
     public init(policy: JWTPolicy, reloadInterval: Duration = .seconds(30), wallClock: @escaping @Sendable () -> Date = { Date() },
-                loadJWKS: @escaping @Sendable () throws -> String) async throws {
+                loadJWKS: @escaping @Sendable () async throws -> String) async throws {
         self.policy = policy
         self.loadJWKS = loadJWKS
         self.wallClock = wallClock
         self.reloadInterval = reloadInterval
         keys = JWTKeyCollection()
-        try await keys.add(jwksJSON: try loadJWKS())
+        try await keys.add(jwksJSON: try await loadJWKS())
     }
 
     /// Convenience: keys from a JWKS file.
@@ -110,7 +110,7 @@ public final class JWTAuthenticator: Sendable {
         } catch let error as JWTError where "\(error)".contains("unknownKID") || "\(error)".contains("kid") {
             // Key rotation: reload the JWKS once per interval and try again.
             guard reloads.mayReload(every: reloadInterval) else { throw error }
-            try await keys.add(jwksJSON: try loadJWKS())
+            try await keys.add(jwksJSON: try await loadJWKS())
             return try await keys.verify(token, as: Claims.self)
         }
     }

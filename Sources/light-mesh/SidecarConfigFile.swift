@@ -1,113 +1,276 @@
-import ArgumentParser
 import Foundation
+import HTTPSidecar
+import HTTPSidecarNIO
 import MeshConfig
+import MeshCore
 import Yams
 
-/// Reads `light-mesh http-sidecar --config FILE`: YAML mirroring the command's options, every key
-/// validated (an unknown or malformed key is refused naming its path), and every scalar overridable
-/// by an environment variable `LIGHT_MESH_<PATH>` (`LIGHT_MESH_INGRESS_LISTEN`, lists comma-separated).
+/// Reads `light-mesh http-sidecar --config FILE` into ``SidecarSettings``: every key validated (an
+/// unknown or malformed key is refused naming its path), and every scalar or list overridable by an
+/// environment variable `LIGHT_MESH_<PATH>` (`LIGHT_MESH_INGRESS_LISTEN`,
+/// `LIGHT_MESH_EGRESS_SERVICES_PETSTORE_OAUTH_CLIENT_SECRET`; lists comma-separated).
 enum SidecarConfigFile {
-    typealias Me = SidecarConfigFile
-    static func apply(_ path: String, to command: inout HTTPSidecarCommand, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
+    static func load(_ path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> SidecarSettings {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw ConfigError(key: "", "cannot read \(path)") }
-        var top = try YAMLFields.document(text, source: path)
-        let env = Overrides(environment)
+        var top = Section(try YAMLFields.document(text, source: path), environment)
+        var s = SidecarSettings()
 
         var ingress = try top.child("ingress")
-        command.listen = try Me.first(env.string("ingress.listen"), ingress.string("listen")) ?? command.listen
-        command.app = try Me.first(env.string("ingress.app"), ingress.string("app")) ?? command.app
-        command.maxBodyBytes = try Me.first(env.int("ingress.max_body_bytes"), ingress.int("max_body_bytes")) ?? command.maxBodyBytes
-        command.headerTimeout = try Me.first(env.seconds("ingress.header_timeout"), ingress.duration("header_timeout")?.seconds) ?? command.headerTimeout
-        command.upstreamTimeout = try Me.first(env.seconds("ingress.upstream_timeout"), ingress.duration("upstream_timeout")?.seconds) ?? command.upstreamTimeout
-        if ingress.has("rate_limit") || env.has("ingress.rate_limit.rate") {
-            var r = try ingress.child("rate_limit")
-            command.rateLimit = try Me.first(env.double("ingress.rate_limit.rate"), r.double("rate"))
-            command.burst = try Me.first(env.int("ingress.rate_limit.burst"), r.int("burst")) ?? command.burst
-            try r.rejectUnknownKeys()
+        let i = s.ingress
+        s.ingress.listen = try ingress.address("listen") ?? i.listen
+        s.ingress.app = try ingress.address("app") ?? i.app
+        s.ingress.maxBodyBytes = try ingress.int("max_body_bytes", min: 0) ?? i.maxBodyBytes
+        s.ingress.headerTimeout = try ingress.duration("header_timeout") ?? i.headerTimeout
+        s.ingress.upstreamTimeout = try ingress.duration("upstream_timeout") ?? i.upstreamTimeout
+        s.ingress.connectTimeout = try ingress.duration("connect_timeout") ?? i.connectTimeout
+        var rate = try ingress.child("rate_limit")
+        if let r = try rate.double("rate") {
+            guard r > 0 else { throw ConfigError(key: rate.name("rate"), "must be positive") }
+            s.ingress.rateLimit = RateLimiter.Config(rate: r, burst: try rate.int("burst", min: 1) ?? 20)
+            if let key = try rate.string("key") {
+                guard let k = RateLimitKey(text: key) else { throw ConfigError(key: rate.name("key"), "must be client_address, jwt_subject or header:NAME") }
+                s.ingress.rateLimitKey = k
+            }
         }
-        if let log = try Me.first(env.string("ingress.access_log"), ingress.string("access_log")) {
-            guard log == "stdout" || log == "off" else { throw ConfigError(key: "ingress.access_log", "must be stdout or off") }
-            command.accessLog = log == "stdout"
+        try rate.done()
+        if let log = try ingress.string("access_log") {
+            guard log == "stdout" || log == "off" else { throw ConfigError(key: ingress.name("access_log"), "must be stdout or off") }
+            s.accessLog = log == "stdout"
         }
         var cors = try ingress.child("cors")
-        command.corsOrigins = try Me.first(env.list("ingress.cors.origins"), cors.strings("origins")) ?? command.corsOrigins
-        try cors.rejectUnknownKeys()
+        if let origins = try cors.strings("origins"), !origins.isEmpty { s.ingress.cors = CORSPolicy(allowedOrigins: origins) }
+        try cors.done()
         var ip = try ingress.child("ip")
-        command.allow = try Me.first(env.list("ingress.ip.allow"), ip.strings("allow")) ?? command.allow
-        command.deny = try Me.first(env.list("ingress.ip.deny"), ip.strings("deny")) ?? command.deny
-        try ip.rejectUnknownKeys()
+        s.ingress.ipFilter = IPFilter(allow: try ip.cidrs("allow"), deny: try ip.cidrs("deny"))
+        try ip.done()
         var jwt = try ingress.child("jwt")
-        command.jwksFile = try Me.first(env.string("ingress.jwt.jwks_file"), jwt.string("jwks_file")) ?? command.jwksFile
-        command.jwtIssuer = try Me.first(env.string("ingress.jwt.issuer"), jwt.string("issuer")) ?? command.jwtIssuer
-        command.jwtAudience = try Me.first(env.string("ingress.jwt.audience"), jwt.string("audience")) ?? command.jwtAudience
-        if jwt.has("scopes") {
-            var scopes = try jwt.child("scopes")
-            command.jwtScopes = try scopes.keys.map { prefix in "\(prefix)=\((try scopes.strings(prefix) ?? []).joined(separator: " "))" }
+        let jwksFile = try jwt.string("jwks_file"), jwksURL = try jwt.string("jwks_url")
+        var settings = JWTSettings(jwksFile: jwksFile, jwksURL: jwksURL, jwksCA: try jwt.string("jwks_ca"),
+                                   issuer: try jwt.string("issuer"), audience: try jwt.string("audience"))
+        var scopes = try jwt.child("scopes")
+        for prefix in scopes.keys { settings.scopes[prefix] = try scopes.strings(prefix) ?? [] }
+        try scopes.done()
+        if jwksFile != nil && jwksURL != nil { throw ConfigError(key: jwt.name("jwks_url"), "set jwks_file or jwks_url, not both") }
+        if jwksFile != nil || jwksURL != nil {
+            s.jwt = settings
+        } else if settings != JWTSettings() {
+            throw ConfigError(key: jwt.name("jwks_file"), "JWT settings need jwks_file or jwks_url")
         }
-        try jwt.rejectUnknownKeys()
-        try ingress.rejectUnknownKeys()
+        try jwt.done()
+        var tls = try ingress.child("tls")
+        let certificate = try tls.string("certificate"), key = try tls.string("key")
+        if certificate != nil || key != nil {
+            guard let certificate, let key else { throw ConfigError(key: tls.name(certificate == nil ? "certificate" : "key"), "TLS needs both certificate and key") }
+            var server = ServerTLS(certificateFile: certificate, keyFile: key)
+            server.listen = try tls.address("listen") ?? server.listen
+            server.clientCAFile = try tls.string("client_ca")
+            s.ingress.tls = server
+        }
+        try tls.done()
+        s.ingress.headers = try ingress.headerRewrite("headers")
+        try ingress.done()
 
         var egress = try top.child("egress")
-        command.egressListen = try Me.first(env.string("egress.listen"), egress.string("listen")) ?? command.egressListen
-        command.lbPolicy = try Me.first(env.string("egress.lb_policy"), egress.string("lb_policy")) ?? command.lbPolicy
-        if egress.has("services") {
-            var services = try egress.child("services")
-            command.services = try services.keys.map { name in
-                var service = try services.child(name)
-                guard let endpoints = try service.strings("endpoints"), !endpoints.isEmpty else {
-                    throw ConfigError(key: service.name("endpoints"), "a service needs endpoints: [HOST:PORT, ...]")
-                }
-                try service.rejectUnknownKeys()
-                return "\(name)=\(endpoints.joined(separator: ","))"
+        let e = s.egress
+        s.egress.listen = try egress.address("listen") ?? e.listen
+        s.egress.connectTimeout = try egress.duration("connect_timeout") ?? e.connectTimeout
+        s.egress.attemptTimeout = try egress.duration("attempt_timeout") ?? e.attemptTimeout
+        s.egress.requestTimeout = try egress.duration("request_timeout") ?? e.requestTimeout
+        s.egress.idleTimeout = try egress.duration("idle_timeout") ?? e.idleTimeout
+        s.egress.maxBodyBytes = try egress.int("max_body_bytes", min: 0) ?? e.maxBodyBytes
+        let defaultPolicy = try egress.policy("lb_policy") ?? .peakEWMA
+        s.egress.serviceURLAllowList = try egress.strings("service_url_allow") ?? []
+        for (n, origin) in s.egress.serviceURLAllowList.enumerated() {
+            guard let url = FetchURL(origin), url.target == "/" else {
+                throw ConfigError(key: egress.name("service_url_allow") + "[\(n)]", "expected an origin such as https://api.example.com, got '\(origin)'")
             }
         }
-        if egress.has("routes") {
-            var routes = try egress.child("routes")
-            command.routes = try routes.keys.map { prefix in
-                guard let service = try routes.string(prefix) else { throw ConfigError(key: routes.name(prefix), "expected a service name") }
-                return "\(prefix)=\(service)"
-            }
+        if egress.has("service_url_tls") { s.egress.serviceURLTLS = try egress.upstreamTLS("service_url_tls") }
+        var services = try egress.child("services")
+        for name in services.keys {
+            var service = try services.child(name)
+            s.egress.services.append(try serviceConfig(name, &service, defaultPolicy: defaultPolicy))
+            try service.done()
         }
-        try egress.rejectUnknownKeys()
+        try services.done()
+        var routes = try egress.child("routes")
+        for prefix in routes.keys {
+            guard let target = try routes.string(prefix) else { continue }
+            guard s.egress.services.contains(where: { $0.name == target }) else { throw ConfigError(key: routes.name(prefix), "no service called \(target)") }
+            s.egress.pathRoutes.append((prefix, target))
+        }
+        try routes.done()
+        try egress.done()
 
         var admin = try top.child("admin")
-        command.adminListen = try Me.first(env.string("admin.listen"), admin.string("listen")) ?? command.adminListen
-        command.appHealthPath = try Me.first(env.string("admin.app_health_path"), admin.string("app_health_path")) ?? command.appHealthPath
-        try admin.rejectUnknownKeys()
-        command.threads = try Me.first(env.int("threads"), top.int("threads")) ?? command.threads
-        command.drainTimeout = try Me.first(env.seconds("drain_timeout"), top.duration("drain_timeout")?.seconds) ?? command.drainTimeout
-        try top.rejectUnknownKeys()
+        s.adminListen = try admin.address("listen") ?? s.adminListen
+        s.appHealthPath = try admin.string("app_health_path")
+        if let p = s.appHealthPath, !p.hasPrefix("/") { throw ConfigError(key: admin.name("app_health_path"), "must start with /") }
+        try admin.done()
+        s.threads = try top.int("threads", min: 1) ?? s.threads
+        s.drainTimeout = try top.duration("drain_timeout") ?? s.drainTimeout
+        try top.done()
+        return s
     }
 
-    /// The environment's value when set, else the file's. Both are evaluated, so the file's key is
-    /// always read (and so never reported as unknown) even when a variable overrides it.
-    static func first<T>(_ override: T?, _ file: T?) -> T? { override ?? file }
+    static func serviceConfig(_ name: String, _ service: inout Section, defaultPolicy: LoadBalancingPolicy) throws -> ServiceConfig {
+        let endpoints = try service.strings("endpoints"), dns = try service.string("dns"), file = try service.string("file")
+        let refresh = try service.duration("refresh") ?? .seconds(dns != nil ? 5 : 1)
+        guard refresh >= .milliseconds(100) else { throw ConfigError(key: service.name("refresh"), "must be at least 100ms") }
+        let discovery: Discovery
+        switch (endpoints, dns, file) {
+        case (let list?, nil, nil):
+            guard !list.isEmpty else { throw ConfigError(key: service.name("endpoints"), "a service needs at least one endpoint") }
+            discovery = .fixed(try list.map { text in
+                guard let a = MeshAddress(parsing: text) else { throw ConfigError(key: service.name("endpoints"), "expected HOST:PORT, got '\(text)'") }
+                return a
+            })
+        case (nil, let name?, nil):
+            guard let a = MeshAddress(parsing: name) else { throw ConfigError(key: service.name("dns"), "expected NAME:PORT, got '\(name)'") }
+            discovery = .dns(name: a.host, port: a.port, every: refresh)
+        case (nil, nil, let path?):
+            discovery = .file(path: path, every: refresh)
+        default:
+            throw ConfigError(key: service.name("endpoints"), "a service needs exactly one of endpoints, dns or file")
+        }
+        var config = ServiceConfig(name: name, discovery: discovery)
+        config.pool.policy = try service.policy("lb_policy") ?? defaultPolicy
+        if service.has("tls") { config.tls = try service.upstreamTLS("tls") }
+        var oauth = try service.child("oauth")
+        if oauth.has("token_url") || oauth.hasOverride("token_url") {
+            guard let url = try oauth.string("token_url"), FetchURL(url) != nil else { throw ConfigError(key: oauth.name("token_url"), "expected an http:// or https:// URL") }
+            guard let id = try oauth.string("client_id") else { throw ConfigError(key: oauth.name("client_id"), "required with token_url") }
+            guard let secret = try oauth.string("client_secret") else { throw ConfigError(key: oauth.name("client_secret"), "required with token_url") }
+            var o = OAuthClientCredentials(tokenURL: url, clientId: id, clientSecret: secret, scope: try oauth.string("scope"))
+            o.audience = try oauth.string("audience")
+            o.tls = try oauth.string("ca").map { UpstreamTLS(caFile: $0) }
+            config.oauth = o
+        }
+        try oauth.done()
+        config.headers = try service.headerRewrite("headers")
+        var timeouts = try service.child("timeouts")
+        config.timeouts.connect = try timeouts.duration("connect")
+        config.timeouts.attempt = try timeouts.duration("attempt")
+        config.timeouts.request = try timeouts.duration("request")
+        config.timeouts.idle = try timeouts.duration("idle")
+        try timeouts.done()
+        var retry = try service.child("retry")
+        config.pool.retry.maxAttempts = try retry.int("max_attempts", min: 1) ?? config.pool.retry.maxAttempts
+        config.pool.retry.retryNonIdempotent = try retry.bool("retry_non_idempotent") ?? false
+        config.pool.retry.budgetRatio = try retry.double("budget_ratio") ?? config.pool.retry.budgetRatio
+        config.pool.retry.budgetMinPerSecond = try retry.double("budget_min_per_second") ?? config.pool.retry.budgetMinPerSecond
+        try retry.done()
+        return config
+    }
 
-    /// `LIGHT_MESH_<PATH>` variables, PATH being the key path upper-cased with `.` as `_`.
-    struct Overrides {
+    /// A YAML mapping whose every key can be overridden by `LIGHT_MESH_<PATH>`.
+    struct Section {
+        var fields: YAMLFields
         let environment: [String: String]
-        init(_ environment: [String: String]) { self.environment = environment }
+
+        init(_ fields: YAMLFields, _ environment: [String: String]) {
+            self.fields = fields
+            self.environment = environment
+        }
 
         static func variable(_ path: String) -> String {
-            "LIGHT_MESH_" + path.uppercased().replacingOccurrences(of: ".", with: "_")
+            "LIGHT_MESH_" + path.uppercased().map { $0.isLetter || $0.isNumber ? String($0) : "_" }.joined()
         }
-        func has(_ path: String) -> Bool { environment[Self.variable(path)] != nil }
-        func string(_ path: String) -> String? { environment[Self.variable(path)] }
-        func list(_ path: String) -> [String]? { string(path).map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } } }
-        func int(_ path: String) throws -> Int? {
-            guard let s = string(path) else { return nil }
-            guard let v = Int(s) else { throw ConfigError(key: Self.variable(path), "expected an integer, got '\(s)'") }
+        func name(_ key: String) -> String { fields.name(key) }
+        var keys: [String] { fields.keys }
+        mutating func has(_ key: String) -> Bool { fields.has(key) }
+        func hasOverride(_ key: String) -> Bool { environment[Self.variable(name(key))] != nil }
+        private func override(_ key: String) -> String? { environment[Self.variable(name(key))] }
+
+        mutating func child(_ key: String) throws -> Section { Section(try fields.child(key), environment) }
+        mutating func done() throws { try fields.rejectUnknownKeys() }
+
+        /// The file's value is always read (so it never counts as unknown), the variable's wins.
+        mutating func string(_ key: String) throws -> String? {
+            let file = try fields.string(key)
+            return override(key) ?? file
+        }
+        mutating func strings(_ key: String) throws -> [String]? {
+            let file = try fields.strings(key)
+            return override(key).map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } } ?? file
+        }
+        mutating func int(_ key: String, min: Int) throws -> Int? {
+            let file = try fields.int(key)
+            let value: Int?
+            if let text = override(key) {
+                guard let v = Int(text) else { throw ConfigError(key: Self.variable(name(key)), "expected an integer, got '\(text)'") }
+                value = v
+            } else {
+                value = file
+            }
+            if let value, value < min { throw ConfigError(key: name(key), "must be at least \(min)") }
+            return value
+        }
+        mutating func double(_ key: String) throws -> Double? {
+            let file = try fields.double(key)
+            guard let text = override(key) else { return file }
+            guard let v = Double(text) else { throw ConfigError(key: Self.variable(name(key)), "expected a number, got '\(text)'") }
             return v
         }
-        func double(_ path: String) throws -> Double? {
-            guard let s = string(path) else { return nil }
-            guard let v = Double(s) else { throw ConfigError(key: Self.variable(path), "expected a number, got '\(s)'") }
-            return v
+        mutating func bool(_ key: String) throws -> Bool? {
+            let file = try fields.string(key)
+            guard let text = override(key) ?? file else { return nil }
+            switch text.lowercased() {
+            case "true", "yes", "on": return true
+            case "false", "no", "off": return false
+            default: throw ConfigError(key: name(key), "expected true or false, got '\(text)'")
+            }
         }
-        func seconds(_ path: String) throws -> Double? {
-            guard let s = string(path) else { return nil }
-            guard let d = DurationText.parse(s) else { throw ConfigError(key: Self.variable(path), "expected a duration such as 10s, got '\(s)'") }
-            return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+        mutating func duration(_ key: String) throws -> Duration? {
+            let file = try fields.duration(key)
+            guard let text = override(key) else { return file }
+            guard let d = DurationText.parse(text) else { throw ConfigError(key: Self.variable(name(key)), "expected a duration such as 10s, got '\(text)'") }
+            return d
+        }
+        mutating func address(_ key: String) throws -> MeshAddress? {
+            guard let text = try string(key) else { return nil }
+            guard let a = MeshAddress(parsing: text) else { throw ConfigError(key: name(key), "expected HOST:PORT, got '\(text)'") }
+            return a
+        }
+        mutating func cidrs(_ key: String) throws -> [CIDR] {
+            try (strings(key) ?? []).map { text in
+                guard let c = CIDR(text) else { throw ConfigError(key: name(key), "'\(text)' is not a CIDR such as 10.0.0.0/8") }
+                return c
+            }
+        }
+        mutating func policy(_ key: String) throws -> LoadBalancingPolicy? {
+            guard let text = try string(key) else { return nil }
+            guard let p = LoadBalancingPolicy(rawValue: text) else { throw ConfigError(key: name(key), "must be peak-ewma, least-request or round-robin") }
+            return p
+        }
+        mutating func upstreamTLS(_ key: String) throws -> UpstreamTLS {
+            var t = try child(key)
+            let tls = UpstreamTLS(caFile: try t.string("ca"), certificateFile: try t.string("certificate"), keyFile: try t.string("key"),
+                                  serverName: try t.string("server_name"))
+            if (tls.certificateFile == nil) != (tls.keyFile == nil) {
+                throw ConfigError(key: t.name(tls.certificateFile == nil ? "certificate" : "key"), "a client certificate needs both certificate and key")
+            }
+            try t.done()
+            return tls
+        }
+        mutating func headerRules(_ key: String) throws -> HeaderRules {
+            var r = try child(key)
+            var add: [String: String] = [:], rename: [String: String] = [:]
+            var adds = try r.child("add")
+            for k in adds.keys { add[k] = try adds.string(k) ?? "" }
+            try adds.done()
+            var renames = try r.child("rename")
+            for k in renames.keys { rename[k] = try renames.string(k) ?? k }
+            try renames.done()
+            let rules = HeaderRules(remove: try r.strings("remove") ?? [], rename: rename, add: add)
+            try r.done()
+            return rules
+        }
+        mutating func headerRewrite(_ key: String) throws -> HeaderRewrite {
+            var h = try child(key)
+            let rewrite = HeaderRewrite(request: try h.headerRules("request"), response: try h.headerRules("response"))
+            try h.done()
+            return rewrite
         }
     }
 }

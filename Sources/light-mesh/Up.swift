@@ -34,7 +34,7 @@ struct Up: AsyncParsableCommand {
         }
         let broker = try EmbeddedKafkaBroker(brokers: brokers, topics: parsedTopics, logger: logger)
         FileHandle.standardOutput.write(Data("kafka bootstrap: \(broker.bootstrapServers)\n".utf8))
-        let sidecar = try await HTTPSidecarCommand.parse(sidecarOptions).resolved().start()
+        let sidecar = try await SidecarProcess.start(try HTTPSidecarCommand.parse(sidecarOptions).settings(), configFile: nil)
         FileHandle.standardError.write(Data("light-mesh up: running; Ctrl-C to stop\n".utf8))
         await waitForSignal()
         try await sidecar.stop()

@@ -21,7 +21,7 @@ import Testing
         var ingressConfig = IngressConfig()
         ingressConfig.listen = MeshAddress(host: "127.0.0.1", port: 0)
         ingressConfig.app = MeshAddress(host: "127.0.0.1", port: app.port)
-        let ingress = IngressServer(config: ingressConfig, group: group, metrics: metrics)
+        let ingress = try IngressServer(config: ingressConfig, group: group, metrics: metrics)
         let ingressPort = try await ingress.start().port
         var egressConfig = EgressConfig()
         egressConfig.listen = MeshAddress(host: "127.0.0.1", port: 0)

@@ -16,7 +16,7 @@ import Testing
         config.listen = MeshAddress(host: "127.0.0.1", port: 0)
         config.app = MeshAddress(host: "127.0.0.1", port: backend.port)
         tweak(&config)
-        let ingress = IngressServer(config: config, group: group)
+        let ingress = try IngressServer(config: config, group: group)
         let bound = try await ingress.start()
         try await body(bound.port, backend)
         try await ingress.stop()

@@ -56,7 +56,7 @@ import Testing
         config.listen = MeshAddress(host: "127.0.0.1", port: 0)
         config.app = MeshAddress(host: "127.0.0.1", port: backend.port)
         config.jwt = try await JWTAuthenticator(policy: policy, jwksFile: Self.fixtures + "jwks.json")
-        let ingress = IngressServer(config: config, group: group)
+        let ingress = try IngressServer(config: config, group: group)
         let port = try await ingress.start().port
         func call(_ path: String = "/pets", token: String?) async throws -> String {
             let auth = token.map { "Authorization: Bearer \($0)\r\n" } ?? ""

@@ -1,7 +1,12 @@
+import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
+
+/// A custom answer of a ``TestBackend``: status, body and extra headers for a request head and body.
+typealias BackendResponder = @Sendable (HTTPRequestHead, String) -> (status: HTTPResponseStatus, body: String, headers: [(String, String)])
 
 /// A tiny app for the live tests: answers every request with a text dump of what it received and
 /// counts requests, so a test can assert what did (and did not) reach the app.
@@ -12,7 +17,10 @@ final class TestBackend: Sendable {
     /// The listening port (kept: a closed channel no longer knows it).
     let port: Int
 
-    init(group: any EventLoopGroup) async throws {
+    /// - Parameters:
+    ///   - tls: serve TLS with this context (which may require client certificates).
+    ///   - respond: answer with this instead of the dump of the request.
+    init(group: any EventLoopGroup, tls: NIOSSLContext? = nil, respond: BackendResponder? = nil) async throws {
         let received = self.received
         let children = self.children
         channel = try await ServerBootstrap(group: group)
@@ -20,8 +28,9 @@ final class TestBackend: Sendable {
             .childChannelInitializer { channel in
                 children.withLockedValue { $0.append(channel) }
                 return channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(Echo(received: received))
+                    try channel.pipeline.syncOperations.addHandler(Echo(received: received, respond: respond))
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
@@ -41,9 +50,13 @@ final class TestBackend: Sendable {
         typealias InboundIn = HTTPServerRequestPart
         typealias OutboundOut = HTTPServerResponsePart
         let received: NIOLockedValueBox<[String]>
+        let respond: BackendResponder?
         var head: HTTPRequestHead?
         var body = ""
-        init(received: NIOLockedValueBox<[String]>) { self.received = received }
+        init(received: NIOLockedValueBox<[String]>, respond: BackendResponder?) {
+            self.received = received
+            self.respond = respond
+        }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             switch unwrapInboundIn(data) {
@@ -55,10 +68,12 @@ final class TestBackend: Sendable {
                 for (n, v) in head.headers { dump += "\(n.lowercased()): \(v)\n" }
                 dump += "\n\(body)"
                 received.withLockedValue { $0.append(dump) }
-                var headers = HTTPHeaders([("content-length", String(dump.utf8.count)), ("x-app", "yes"), ("connection", "keep-alive, x-secret-hop"), ("x-secret-hop", "1")])
+                let answer = respond?(head, body) ?? (.ok, dump, [])
+                var headers = HTTPHeaders([("content-length", String(answer.body.utf8.count)), ("x-app", "yes"), ("connection", "keep-alive, x-secret-hop"), ("x-secret-hop", "1")])
+                for (n, v) in answer.headers { headers.replaceOrAdd(name: n, value: v) }
                 if !head.isKeepAlive { headers.replaceOrAdd(name: "connection", value: "close") }
-                context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
-                context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: dump)))), promise: nil)
+                context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: answer.status, headers: headers))), promise: nil)
+                context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: answer.body)))), promise: nil)
                 context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
             }
         }
@@ -66,11 +81,16 @@ final class TestBackend: Sendable {
 }
 
 /// Sends raw bytes and returns everything the server sends back until it closes or `timeout` passes.
-func rawExchange(port: Int, _ request: String, timeout: TimeAmount = .seconds(8), group: any EventLoopGroup) async throws -> String {
+/// With `tls`, over TLS (verifying the server as `serverName`).
+func rawExchange(port: Int, _ request: String, timeout: TimeAmount = .seconds(8), group: any EventLoopGroup,
+                 tls: NIOSSLContext? = nil, serverName: String? = nil) async throws -> String {
     let collected = NIOLockedValueBox("")
     let channel = try await ClientBootstrap(group: group)
         .channelInitializer { channel in
-            channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Collect(into: collected)) }
+            channel.eventLoop.makeCompletedFuture {
+                if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverName)) }
+                try channel.pipeline.syncOperations.addHandler(Collect(into: collected))
+            }
         }
         .connect(host: "127.0.0.1", port: port).get()
     // The server may answer and close before the whole request is written (that is fine: read what came).
@@ -89,5 +109,35 @@ final class Collect: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let s = String(buffer: unwrapInboundIn(data))
         into.withLockedValue { $0 += s }
+    }
+}
+
+/// The test-only TLS material in `fixtures/tls` (see its gen.sh).
+enum TestTLS {
+    static func path(_ name: String) -> String {
+        var dir = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { dir.deleteLastPathComponent() }
+        return dir.appendingPathComponent("fixtures/tls/\(name)").path
+    }
+
+    /// A server context with the test server certificate; `requireClientCertificate` demands one
+    /// signed by the test CA.
+    /// `name` picks the certificate: `server` (localhost and 127.0.0.1) or `named` (pets.internal only).
+    static func server(requireClientCertificate: Bool = false, name: String = "server") throws -> NIOSSLContext {
+        var config = TLSConfiguration.makeServerConfiguration(
+            certificateChain: try NIOSSLCertificate.fromPEMFile(path("\(name).pem")).map { .certificate($0) },
+            privateKey: .privateKey(try NIOSSLPrivateKey(file: path("\(name)-key.pem"), format: .pem)))
+        if requireClientCertificate {
+            config.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(path("ca.pem")))
+            config.certificateVerification = .noHostnameVerification
+        }
+        return try NIOSSLContext(configuration: config)
+    }
+
+    /// A client context trusting the test CA.
+    static func client() throws -> NIOSSLContext {
+        var config = TLSConfiguration.makeClientConfiguration()
+        config.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(path("ca.pem")))
+        return try NIOSSLContext(configuration: config)
     }
 }

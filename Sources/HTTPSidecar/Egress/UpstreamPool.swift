@@ -4,7 +4,7 @@ import MeshCore
 /// which endpoint gets a request, what each outcome does to breakers and ejection, and whether a
 /// failed attempt may be retried. Drivers (the NIO data path, the simulator) perform the actions.
 public struct UpstreamPool: Sendable {
-    public struct Config: Sendable {
+    public struct Config: Hashable, Sendable {
         public var policy: LoadBalancingPolicy = .peakEWMA
         public var breaker = CircuitBreaker.Config()
         public var outlier = OutlierDetector.Config()

@@ -69,3 +69,31 @@ public struct RateLimiter: Sendable {
         tat = tat.filter { $0.value > now }
     }
 }
+
+/// What a rate limit counts requests by.
+public enum RateLimitKey: Hashable, Sendable, CustomStringConvertible {
+    /// The connection's peer address (the default).
+    case clientAddress
+    /// The value of a request header (an API key, a tenant id); requests without it share one bucket
+    /// per client address.
+    case header(String)
+    /// The verified JWT's `sub` (or `client_id` when there is no subject); needs JWT verification.
+    case jwtSubject
+
+    public init?(text: String) {
+        switch text {
+        case "client", "client_address": self = .clientAddress
+        case "jwt_subject", "jwt": self = .jwtSubject
+        case _ where text.hasPrefix("header:") && text.count > 7: self = .header(String(text.dropFirst(7)).lowercased())
+        default: return nil
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .clientAddress: "client_address"
+        case .header(let name): "header:\(name)"
+        case .jwtSubject: "jwt_subject"
+        }
+    }
+}

@@ -32,7 +32,7 @@ public struct TransportError: Error, Hashable, Sendable, CustomStringConvertible
         case closed = "connection_closed"
         /// The peer sent something that is not valid HTTP.
         case protocolViolation = "protocol_violation"
-        /// TLS handshake or verification failed.
+        /// TLS handshake or verification failed. Safe to retry: the request is written only after a handshake.
         case tls = "tls_failure"
     }
     public var kind: Kind
@@ -42,7 +42,7 @@ public struct TransportError: Error, Hashable, Sendable, CustomStringConvertible
         self.detail = detail
     }
     /// `true` when the failure happened before any byte of the request could have reached the peer.
-    public var requestNeverSent: Bool { kind == .connectRefused || kind == .connectTimeout }
+    public var requestNeverSent: Bool { kind == .connectRefused || kind == .connectTimeout || kind == .tls }
     public var description: String { detail.isEmpty ? kind.rawValue : "\(kind.rawValue): \(detail)" }
 }
 

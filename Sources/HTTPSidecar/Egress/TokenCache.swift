@@ -1,0 +1,89 @@
+import MeshCore
+
+/// An OAuth2 client-credentials access token for one upstream service, shared by every request to
+/// it. Sans-IO: the caller performs the fetch it is told to and reports the result.
+///
+/// - A token is used until shortly before it expires (`expiryMargin`), so it does not expire in flight.
+/// - From `refreshAt` (a share of its lifetime) one background refresh starts while requests keep
+///   using the current token: nobody waits for a routine refresh.
+/// - Without a usable token, the first request starts the one fetch and every request waits for it:
+///   a thousand concurrent requests cause one call to the token endpoint.
+/// - After a failed fetch with no usable token, requests fail fast until `retryAfterFailure` passes,
+///   so a down token endpoint is not hammered by every request.
+public struct TokenCache: Sendable {
+    public struct Config: Hashable, Sendable {
+        /// Start refreshing when this share of the lifetime has passed.
+        public var refreshShare = 0.8
+        /// Stop using a token this long before it expires.
+        public var expiryMargin: Duration = .seconds(5)
+        /// Lifetime assumed when the token endpoint gives no `expires_in`.
+        public var defaultLifetime: Duration = .seconds(300)
+        /// Fail fast for this long after a failed fetch (when no token is usable).
+        public var retryAfterFailure: Duration = .seconds(1)
+        public init() {}
+    }
+
+    /// What a request should do.
+    public enum Decision: Equatable, Sendable {
+        /// Send with this token.
+        case use(String)
+        /// Send with this token, and start a background refresh (reporting its result as usual).
+        case useAndRefresh(String)
+        /// Start the fetch, then wait for its result.
+        case fetchAndWait
+        /// A fetch is running: wait for its result.
+        case wait
+        /// No token, and the last fetch failed recently: fail the request with this message.
+        case fail(String)
+    }
+
+    private struct Token: Sendable {
+        var value: String
+        var refreshAt: MeshInstant
+        var usableUntil: MeshInstant
+    }
+
+    public let config: Config
+    private var token: Token?
+    private var fetching = false
+    private var lastFailure: (at: MeshInstant, message: String)?
+
+    public init(_ config: Config = Config()) { self.config = config }
+
+    /// Whether a fetch is under way.
+    public var isFetching: Bool { fetching }
+
+    public mutating func request(now: MeshInstant) -> Decision {
+        if let token, now < token.usableUntil {
+            if now >= token.refreshAt && !fetching {
+                fetching = true
+                return .useAndRefresh(token.value)
+            }
+            return .use(token.value)
+        }
+        if fetching { return .wait }
+        if let lastFailure, now - lastFailure.at < config.retryAfterFailure { return .fail(lastFailure.message) }
+        fetching = true
+        return .fetchAndWait
+    }
+
+    /// The fetch succeeded; `expiresIn` is the endpoint's `expires_in` (nil: the default lifetime).
+    public mutating func fetched(_ value: String, expiresIn: Duration?, now: MeshInstant) {
+        let lifetime = expiresIn.map { max($0, .seconds(1)) } ?? config.defaultLifetime
+        let margin = min(config.expiryMargin, lifetime / 2)
+        token = Token(value: value, refreshAt: now + lifetime * config.refreshShare, usableUntil: now + lifetime - margin)
+        fetching = false
+        lastFailure = nil
+    }
+
+    /// The fetch failed; requests waiting for it fail with `message` (a usable token stays in use).
+    public mutating func fetchFailed(_ message: String, now: MeshInstant) {
+        fetching = false
+        lastFailure = (now, message)
+    }
+
+    /// The upstream refused `value` (401): stop using it, so the next request fetches a new one.
+    public mutating func rejected(_ value: String) {
+        if token?.value == value { token = nil }
+    }
+}

@@ -1,0 +1,175 @@
+import Foundation
+import HTTPSidecar
+import Logging
+import MeshCore
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+
+/// One upstream service at run time: its decisions (``UpstreamPool`` behind a lock held only for a
+/// decision, never across I/O), where each endpoint is, its connections, its token source and the
+/// watcher that keeps its endpoints current.
+final class ServiceRuntime: Sendable {
+    let config: ServiceConfig
+    let decisions: NIOLockedValueBox<(pool: UpstreamPool, random: SeededRandom)>
+    let sockets: NIOLockedValueBox<[MeshAddress: SocketAddress]>
+    let connections: PoolRegistry
+    let token: OAuthTokenSource?
+    let requestTimeout: Duration
+    private let watcher: NIOLockedValueBox<DiscoveryWatcher?>
+
+    /// Builds the service, carrying over from `previous` (same name, older generation) whatever the
+    /// new configuration did not change, so a reload keeps endpoint health, connections and tokens.
+    init(_ config: ServiceConfig, egress: EgressConfig, previous: ServiceRuntime?, group: any EventLoopGroup,
+         clock: any MeshClock, logger: Logger) throws {
+        self.config = config
+        let now = clock.now
+        let settings = ConnectionPoolSettings(
+            connectTimeout: config.timeouts.connect ?? egress.connectTimeout, responseTimeout: config.timeouts.attempt ?? egress.attemptTimeout,
+            maxIdle: egress.maxIdlePerEndpoint, idleTimeout: config.timeouts.idle ?? egress.idleTimeout)
+        requestTimeout = config.timeouts.request ?? egress.requestTimeout
+        let sameDiscovery = previous?.config.discovery == config.discovery
+        var found: DiscoveredEndpoints?
+        if sameDiscovery, let previous {
+            sockets = previous.sockets
+        } else {
+            do {
+                found = try DiscoveryResolver.resolve(config.discovery)
+            } catch {
+                if case .fixed = config.discovery { throw ConfigurationError(key: "egress.services.\(config.name).endpoints", "\(error)") }
+                logger.warning("discovery \(config.name): \(error); starting without endpoints")
+            }
+            sockets = NIOLockedValueBox(Dictionary((found?.endpoints ?? []).map { ($0.address, $0.socket) }, uniquingKeysWith: { a, _ in a }))
+        }
+        let carried = previous?.config.pool == config.pool
+        if carried, let previous {
+            decisions = previous.decisions
+        } else {
+            var system = SystemRandom()
+            let endpoints = found?.endpoints.map(\.address) ?? previous?.decisions.withLockedValue { $0.pool.endpoints.map(\.address) } ?? []
+            decisions = NIOLockedValueBox((UpstreamPool(config.pool, endpoints: endpoints, now: now), SeededRandom(seed: system.next())))
+        }
+        if let found, carried {
+            decisions.withLockedValue { $0.pool.setEndpoints(found.endpoints.map(\.address), now: now) }
+        }
+        if let previous, previous.connections.settings == settings, previous.config.tls == config.tls {
+            connections = previous.connections
+        } else {
+            do {
+                connections = try PoolRegistry(settings: settings, tls: config.tls)
+            } catch {
+                throw ConfigurationError(key: "egress.services.\(config.name).tls", "\(error)")
+            }
+        }
+        if let previous, let old = previous.token, old.settings == config.oauth {
+            token = old
+        } else if let oauth = config.oauth {
+            do {
+                token = try OAuthTokenSource(oauth, group: group, clock: clock, logger: logger)
+            } catch {
+                throw ConfigurationError(key: "egress.services.\(config.name).oauth", "\(error)")
+            }
+        } else {
+            token = nil
+        }
+        // The old watcher feeds the old boxes: keep it only when both boxes were carried over.
+        watcher = NIOLockedValueBox(sameDiscovery && carried ? previous?.takeWatcher() : nil)
+        if !(sameDiscovery && carried) { previous?.retire() }
+        if watcher.withLockedValue({ $0 == nil }) {
+            let decisions = self.decisions, sockets = self.sockets, name = config.name
+            watcher.withLockedValue {
+                $0 = DiscoveryWatcher(service: name, discovery: config.discovery, logger: logger) { found in
+                    sockets.withLockedValue { s in for e in found.endpoints { s[e.address] = e.socket } }
+                    let now = clock.now
+                    decisions.withLockedValue { $0.pool.setEndpoints(found.endpoints.map(\.address), now: now) }
+                }
+            }
+        }
+    }
+
+    private func takeWatcher() -> DiscoveryWatcher? { watcher.withLockedValue { w in defer { w = nil }; return w } }
+
+    /// Stops discovery (the service left the configuration).
+    func retire() { takeWatcher()?.stop() }
+
+    /// The TLS name of an endpoint: the DNS name it was discovered by, else its host.
+    func hostName(for address: MeshAddress) -> String {
+        if case .dns(let name, _, _) = config.discovery { return name }
+        return address.host
+    }
+}
+
+/// One generation of the egress configuration: its services by name (allow-listed `service_url`
+/// origins included, under their origin) and how requests name them.
+final class EgressShared: Sendable {
+    let config: EgressConfig
+    let clock: any MeshClock
+    let logger: Logger
+    let metrics: SidecarMetrics
+    let services: [String: ServiceRuntime]
+    /// Allow-listed `service_url` origins (normalized `scheme://host:port`).
+    let allowedOrigins: Set<String>
+
+    init(config: EgressConfig, group: any EventLoopGroup, clock: any MeshClock, logger: Logger, metrics: SidecarMetrics,
+         previous: EgressShared?) throws {
+        self.config = config
+        self.clock = clock
+        self.logger = logger
+        self.metrics = metrics
+        var all = config.services
+        var origins = Set<String>()
+        for (i, text) in config.serviceURLAllowList.enumerated() {
+            guard let url = FetchURL(text), url.target == "/" else {
+                throw ConfigurationError(key: "egress.service_url_allow[\(i)]", "expected an origin such as https://api.example.com, got '\(text)'")
+            }
+            origins.insert(url.origin)
+            var service = ServiceConfig(name: url.origin, endpoints: [MeshAddress(host: url.host, port: url.port)])
+            if url.secure {
+                var tls = config.serviceURLTLS ?? UpstreamTLS()
+                tls.serverName = tls.serverName ?? url.host
+                service.tls = tls
+            }
+            all.append(service)
+        }
+        var services: [String: ServiceRuntime] = [:]
+        for s in all {
+            guard services[s.name] == nil else { throw ConfigurationError(key: "egress.services.\(s.name)", "configured twice") }
+            services[s.name] = try ServiceRuntime(s, egress: config, previous: previous?.services[s.name], group: group, clock: clock, logger: logger)
+        }
+        for route in config.pathRoutes where services[route.service] == nil {
+            throw ConfigurationError(key: "egress.routes.\(route.prefix)", "no service called \(route.service)")
+        }
+        self.services = services
+        self.allowedOrigins = origins
+        for (name, old) in previous?.services ?? [:] where services[name] == nil { old.retire() }
+    }
+
+    /// Which service a request names: `service_url` (allow-listed origins only), the `service_id`
+    /// header, a service named like the `Host`, else the longest matching path prefix.
+    func route(_ head: HTTPRequestHead) -> Result<ServiceRuntime, ErrorResponse> {
+        if let url = head.headers.first(name: "service_url") {
+            guard let parsed = FetchURL(url), allowedOrigins.contains(parsed.origin), let service = services[parsed.origin] else {
+                return .failure(ErrorResponse(status: .forbidden, code: "service_url_not_allowed", message: "service_url \(url) is not on the allow-list"))
+            }
+            return .success(service)
+        }
+        let name: String?
+        if let id = head.headers.first(name: "service_id") {
+            name = id
+        } else if let host = head.headers.first(name: "host")?.split(separator: ":").first.map(String.init), services[host] != nil, !allowedOrigins.contains(host) {
+            name = host
+        } else {
+            name = config.pathRoutes.filter { head.uri.hasPrefix($0.prefix) }.max { $0.prefix.count < $1.prefix.count }?.service
+        }
+        guard let name else {
+            return .failure(ErrorResponse(status: .notFound, code: "unknown_service", message: "name the target with a service_id header, a service host name or a mapped path"))
+        }
+        guard let service = services[name], !allowedOrigins.contains(name) else {
+            return .failure(ErrorResponse(status: .notFound, code: "unknown_service", message: "no service called \(name) is configured"))
+        }
+        return .success(service)
+    }
+
+    /// Stops every service's discovery (shutdown).
+    func retireAll() { for s in services.values { s.retire() } }
+}

@@ -1,0 +1,91 @@
+import Foundation
+import MeshCore
+import NIOCore
+import NIOHTTP1
+
+/// An `http://` or `https://` URL split into what a connection needs.
+public struct FetchURL: Sendable, Hashable, CustomStringConvertible {
+    public var secure: Bool
+    public var host: String
+    public var port: Int
+    /// Path and query, at least `/`.
+    public var target: String
+
+    public init?(_ text: String) {
+        guard let c = URLComponents(string: text), let scheme = c.scheme?.lowercased(), scheme == "http" || scheme == "https",
+              let host = c.host, !host.isEmpty else { return nil }
+        secure = scheme == "https"
+        self.host = host
+        port = c.port ?? (secure ? 443 : 80)
+        let path = c.percentEncodedPath.isEmpty ? "/" : c.percentEncodedPath
+        target = c.percentEncodedQuery.map { "\(path)?\($0)" } ?? path
+    }
+
+    /// `scheme://host:port`, the unit a `service_url` allow-list compares.
+    public var origin: String { "\(secure ? "https" : "http")://\(host.lowercased()):\(port)" }
+    public var description: String { origin + target }
+}
+
+/// Small control-plane HTTP calls of the sidecar itself (token endpoint, JWKS URL): keep-alive
+/// connections to one origin, TLS for `https` (trusting `tls`'s CA, or the system's).
+final class HTTPFetcher: Sendable {
+    let origin: FetchURL
+    private let group: any EventLoopGroup
+    private let pools: PoolRegistry
+    private let address: SocketAddress
+
+    init(_ url: FetchURL, group: any EventLoopGroup, tls: UpstreamTLS? = nil, timeout: Duration = .seconds(10)) throws {
+        origin = url
+        self.group = group
+        address = try SocketAddress.makeAddressResolvingHost(url.host, port: url.port)
+        pools = try PoolRegistry(settings: ConnectionPoolSettings(connectTimeout: .seconds(2), responseTimeout: timeout, maxIdle: 2),
+                                 tls: url.secure ? (tls ?? UpstreamTLS()) : nil)
+    }
+
+    /// One request to `target` on the origin; the whole response, or a `TransportError`.
+    func fetch(method: HTTPMethod, target: String, headers: [(String, String)], body: ByteBuffer?, on loop: (any EventLoop)? = nil) -> EventLoopFuture<AppResponse> {
+        let loop = loop ?? group.next()
+        var head = HTTPRequestHead(version: .http1_1, method: method, uri: target)
+        head.headers.add(name: "host", value: origin.port == (origin.secure ? 443 : 80) ? origin.host : "\(origin.host):\(origin.port)")
+        for (name, value) in headers { head.headers.add(name: name, value: value) }
+        head.headers.add(name: "content-length", value: String(body?.readableBytes ?? 0))
+        let pools = self.pools, address = self.address, host = origin.host
+        return loop.flatSubmit { pools.pool(for: loop, target: address, host: host).send(head, body: body) }
+    }
+
+    func fetch(method: HTTPMethod, target: String, headers: [(String, String)], body: ByteBuffer?) async throws -> AppResponse {
+        try await fetch(method: method, target: target, headers: headers, body: body, on: nil).get()
+    }
+}
+
+/// A failed control-plane fetch (JWKS URL): the URL and why.
+public struct FetchError: Error, CustomStringConvertible, Sendable {
+    public var url: String
+    public var message: String
+    public var description: String { "\(url): \(message)" }
+}
+
+/// Loads a document over HTTP(S) for the sidecar's own use (a JWKS URL), with keep-alive between loads.
+public final class DocumentLoader: Sendable {
+    private let fetcher: HTTPFetcher
+    private let url: String
+
+    /// `tls` trusts a private CA for `https` URLs (the system's roots when nil).
+    public init(url: String, group: any EventLoopGroup, tls: UpstreamTLS? = nil) throws {
+        guard let parsed = FetchURL(url) else { throw FetchError(url: url, message: "expected an http:// or https:// URL") }
+        self.url = url
+        fetcher = try HTTPFetcher(parsed, group: group, tls: tls)
+    }
+
+    /// GETs the document; anything but 200 is an error.
+    public func load() async throws -> String {
+        let response: AppResponse
+        do {
+            response = try await fetcher.fetch(method: .GET, target: fetcher.origin.target, headers: [("accept", "application/json")], body: nil)
+        } catch {
+            throw FetchError(url: url, message: "\(error)")
+        }
+        guard response.head.status == .ok else { throw FetchError(url: url, message: "answered \(response.head.status.code)") }
+        return String(buffer: response.body)
+    }
+}

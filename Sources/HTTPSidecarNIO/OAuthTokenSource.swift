@@ -1,0 +1,145 @@
+import Foundation
+import HTTPSidecar
+import Logging
+import MeshCore
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+
+/// OAuth2 client-credentials settings for one upstream service (RFC 6749 §4.4).
+public struct OAuthClientCredentials: Sendable, Hashable {
+    public var tokenURL: String
+    public var clientId: String
+    public var clientSecret: String
+    public var scope: String?
+    public var audience: String?
+    /// TLS to the token endpoint (its CA), when it is `https` with a private CA.
+    public var tls: UpstreamTLS?
+    public var cache = TokenCache.Config()
+
+    public init(tokenURL: String, clientId: String, clientSecret: String, scope: String? = nil) {
+        self.tokenURL = tokenURL
+        self.clientId = clientId
+        self.clientSecret = clientSecret
+        self.scope = scope
+    }
+}
+
+/// Supplies `Authorization: Bearer` tokens for one service: the ``TokenCache`` decides, this fetches
+/// (HTTP Basic client authentication, form body) and wakes the requests waiting for the fetch.
+final class OAuthTokenSource: Sendable {
+    private struct State {
+        var cache: TokenCache
+        var waiters: [EventLoopPromise<String>] = []
+    }
+    let settings: OAuthClientCredentials
+    private let fetcher: HTTPFetcher
+    private let target: String
+    private let clock: any MeshClock
+    private let logger: Logger
+    private let state: NIOLockedValueBox<State>
+    /// Token fetches started (for tests and metrics).
+    let fetches = NIOLockedValueBox(0)
+
+    init(_ settings: OAuthClientCredentials, group: any EventLoopGroup, clock: any MeshClock, logger: Logger) throws {
+        guard let url = FetchURL(settings.tokenURL) else {
+            throw ConfigurationError(key: "oauth.token_url", "expected an http:// or https:// URL, got '\(settings.tokenURL)'")
+        }
+        self.settings = settings
+        self.fetcher = try HTTPFetcher(url, group: group, tls: settings.tls)
+        self.target = url.target
+        self.clock = clock
+        self.logger = logger
+        self.state = NIOLockedValueBox(State(cache: TokenCache(settings.cache)))
+    }
+
+    /// A token for a request on `loop`: at once when cached, else after the one shared fetch.
+    func token(on loop: any EventLoop) -> EventLoopFuture<String> {
+        let now = clock.now
+        let promise = loop.makePromise(of: String.self)
+        let decision = state.withLockedValue { s -> TokenCache.Decision in
+            let d = s.cache.request(now: now)
+            if d == .wait || d == .fetchAndWait { s.waiters.append(promise) }
+            return d
+        }
+        switch decision {
+        case .use(let token):
+            promise.succeed(token)
+        case .useAndRefresh(let token):
+            promise.succeed(token)
+            fetch(on: loop)
+        case .fetchAndWait:
+            fetch(on: loop)
+        case .wait:
+            break
+        case .fail(let message):
+            promise.fail(TokenError(message: message))
+        }
+        return promise.futureResult
+    }
+
+    /// The upstream answered 401 to `token`: the next request fetches a new one.
+    func rejected(_ token: String) {
+        state.withLockedValue { $0.cache.rejected(token) }
+    }
+
+    private func fetch(on loop: any EventLoop) {
+        fetches.withLockedValue { $0 += 1 }
+        var form = "grant_type=client_credentials"
+        if let scope = settings.scope { form += "&scope=" + Self.formEncode(scope) }
+        if let audience = settings.audience { form += "&audience=" + Self.formEncode(audience) }
+        let basic = Data("\(Self.formEncode(settings.clientId)):\(Self.formEncode(settings.clientSecret))".utf8).base64EncodedString()
+        let headers = [("content-type", "application/x-www-form-urlencoded"), ("accept", "application/json"), ("authorization", "Basic \(basic)")]
+        fetcher.fetch(method: .POST, target: target, headers: headers, body: ByteBuffer(string: form), on: loop).whenComplete { [self] result in
+            let now = clock.now
+            let outcome: Result<(String, Duration?), TokenError>
+            switch result {
+            case .success(let response):
+                outcome = Self.parse(response)
+            case .failure(let error):
+                outcome = .failure(TokenError(message: "token endpoint \(settings.tokenURL) unreachable: \(error)"))
+            }
+            let waiters = state.withLockedValue { s -> [EventLoopPromise<String>] in
+                switch outcome {
+                case .success(let (token, expiresIn)): s.cache.fetched(token, expiresIn: expiresIn, now: now)
+                case .failure(let error): s.cache.fetchFailed(error.message, now: now)
+                }
+                defer { s.waiters.removeAll() }
+                return s.waiters
+            }
+            if case .failure(let error) = outcome { logger.warning("oauth: \(error.message)") }
+            for w in waiters {
+                switch outcome {
+                case .success(let (token, _)): w.succeed(token)
+                case .failure(let error): w.fail(error)
+                }
+            }
+        }
+    }
+
+    /// Reads `access_token` and `expires_in` from a 200 JSON answer.
+    static func parse(_ response: AppResponse) -> Result<(String, Duration?), TokenError> {
+        guard response.head.status == .ok else {
+            return .failure(TokenError(message: "token endpoint answered \(response.head.status.code)"))
+        }
+        guard let object = try? JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any],
+              let token = object["access_token"] as? String, !token.isEmpty else {
+            return .failure(TokenError(message: "token endpoint answer has no access_token"))
+        }
+        let expires = (object["expires_in"] as? NSNumber).map { Duration.milliseconds(Int64($0.doubleValue * 1000)) }
+        return .success((token, expires))
+    }
+
+    /// `application/x-www-form-urlencoded` escaping (RFC 6749 appendix B for client credentials too).
+    static func formEncode(_ s: String) -> String {
+        var allowed = CharacterSet.alphanumerics
+        allowed.insert(charactersIn: "-._~")
+        return s.addingPercentEncoding(withAllowedCharacters: allowed)?.replacingOccurrences(of: "%20", with: "+") ?? s
+    }
+}
+
+/// No token could be obtained for a request.
+struct TokenError: Error, CustomStringConvertible {
+    var message: String
+    var description: String { message }
+}

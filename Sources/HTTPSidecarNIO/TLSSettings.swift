@@ -1,0 +1,117 @@
+import MeshCore
+import NIOCore
+import NIOSSL
+
+/// A TLS file could not be used; `file` names it so the operator knows which one.
+public struct TLSSetupError: Error, CustomStringConvertible, Sendable {
+    public var file: String
+    public var detail: String
+    public var description: String { "\(file): \(detail)" }
+}
+
+/// TLS the sidecar terminates (the ingress TLS listener): certificate chain and key, and optionally
+/// a CA that client certificates must chain to (mutual TLS).
+public struct ServerTLS: Sendable {
+    public var listen = MeshAddress(host: "0.0.0.0", port: 9445)
+    public var certificateFile: String
+    public var keyFile: String
+    /// When set, clients must present a certificate signed by this CA.
+    public var clientCAFile: String?
+
+    public init(certificateFile: String, keyFile: String) {
+        self.certificateFile = certificateFile
+        self.keyFile = keyFile
+    }
+
+    /// Reads the files and builds the context; fails naming the file that is wrong.
+    public func makeContext() throws -> NIOSSLContext {
+        var config = TLSConfiguration.makeServerConfiguration(
+            certificateChain: try TLSFiles.certificates(certificateFile).map { .certificate($0) },
+            privateKey: .privateKey(try TLSFiles.key(keyFile)))
+        config.minimumTLSVersion = .tlsv12
+        if let clientCAFile {
+            config.trustRoots = .certificates(try TLSFiles.certificates(clientCAFile))
+            config.certificateVerification = .noHostnameVerification
+        }
+        return try TLSFiles.context(config, certificateFile)
+    }
+}
+
+/// TLS the sidecar originates to an upstream: which CA to trust (the system's when absent), an
+/// optional client certificate (mutual TLS), and the name to verify (the endpoint's host, or its IP).
+public struct UpstreamTLS: Sendable, Hashable {
+    public var caFile: String?
+    public var certificateFile: String?
+    public var keyFile: String?
+    /// Name sent in SNI and verified against the certificate; the endpoint's host name when absent,
+    /// and for an IP endpoint without a name, the certificate must carry that IP.
+    public var serverName: String?
+
+    public init(caFile: String? = nil, certificateFile: String? = nil, keyFile: String? = nil, serverName: String? = nil) {
+        self.caFile = caFile
+        self.certificateFile = certificateFile
+        self.keyFile = keyFile
+        self.serverName = serverName
+    }
+
+    public func makeContext() throws -> NIOSSLContext {
+        var config = TLSConfiguration.makeClientConfiguration()
+        config.minimumTLSVersion = .tlsv12
+        config.certificateVerification = .fullVerification
+        if let caFile { config.trustRoots = .certificates(try TLSFiles.certificates(caFile)) }
+        switch (certificateFile, keyFile) {
+        case (let cert?, let key?):
+            config.certificateChain = try TLSFiles.certificates(cert).map { .certificate($0) }
+            config.privateKey = .privateKey(try TLSFiles.key(key))
+        case (nil, nil):
+            break
+        default:
+            throw TLSSetupError(file: certificateFile ?? keyFile ?? "", detail: "a client certificate needs both a certificate and a key file")
+        }
+        return try TLSFiles.context(config, caFile ?? certificateFile ?? "system trust roots")
+    }
+
+    /// The SNI and verification name for a connection to `host`: nil for an IP literal, which NIOSSL
+    /// then verifies against the peer's address.
+    func hostname(for host: String) -> String? {
+        if let serverName { return serverName }
+        let isIP = host.contains(":") || host.split(separator: ".").allSatisfy { UInt8($0) != nil }
+        return isIP ? nil : host
+    }
+}
+
+/// A ready TLS client side for one upstream: the context (built once) and the name to verify.
+struct ClientTLS: Sendable {
+    let context: NIOSSLContext
+    let hostname: String?
+}
+
+enum TLSFiles {
+    static func certificates(_ file: String) throws -> [NIOSSLCertificate] {
+        do {
+            let certs = try NIOSSLCertificate.fromPEMFile(file)
+            guard !certs.isEmpty else { throw TLSSetupError(file: file, detail: "no PEM certificate in the file") }
+            return certs
+        } catch let error as TLSSetupError {
+            throw error
+        } catch {
+            throw TLSSetupError(file: file, detail: "not a readable PEM certificate file (\(error))")
+        }
+    }
+
+    static func key(_ file: String) throws -> NIOSSLPrivateKey {
+        do {
+            return try NIOSSLPrivateKey(file: file, format: .pem)
+        } catch {
+            throw TLSSetupError(file: file, detail: "not a readable PEM private key (\(error))")
+        }
+    }
+
+    static func context(_ config: TLSConfiguration, _ file: String) throws -> NIOSSLContext {
+        do {
+            return try NIOSSLContext(configuration: config)
+        } catch {
+            throw TLSSetupError(file: file, detail: "TLS setup failed (\(error)); does the key match the certificate?")
+        }
+    }
+}

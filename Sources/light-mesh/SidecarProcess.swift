@@ -1,0 +1,134 @@
+import Dispatch
+import Foundation
+import HTTPSidecarNIO
+import Logging
+import MeshConfig
+import NIOConcurrencyHelpers
+import NIOPosix
+import Prometheus
+import SidecarAuth
+
+/// The running HTTP sidecar: its listeners, and, with a configuration file, the reloads (SIGHUP or
+/// a change of the file). A reload that fails to parse or build is reported and changes nothing.
+final class SidecarProcess: Sendable {
+    let group: MultiThreadedEventLoopGroup
+    let ingress: IngressServer
+    let egress: EgressServer?
+    let admin: AdminServer
+    private let state: NIOLockedValueBox<(settings: SidecarSettings, jwt: (JWTSettings, JWTAuthenticator)?)>
+    private let configFile: String?
+    private let reloading = NIOLockedValueBox<Task<Void, Never>?>(nil)
+    private let logger: Logger
+
+    private init(group: MultiThreadedEventLoopGroup, ingress: IngressServer, egress: EgressServer?, admin: AdminServer,
+                 state: NIOLockedValueBox<(settings: SidecarSettings, jwt: (JWTSettings, JWTAuthenticator)?)>, configFile: String?, logger: Logger) {
+        self.group = group
+        self.ingress = ingress
+        self.egress = egress
+        self.admin = admin
+        self.state = state
+        self.configFile = configFile
+        self.logger = logger
+    }
+
+    /// Starts ingress (and its TLS listener), egress (when services or service_url origins are
+    /// configured) and admin; with `configFile`, watches it for reloads.
+    static func start(_ settings: SidecarSettings, configFile: String?) async throws -> SidecarProcess {
+        var logger = Logger(label: "light-mesh.http-sidecar")
+        logger.logLevel = .notice
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: settings.threads)
+        let ingressConfig = try await settings.ingressConfig(group: group)
+        let jwt = settings.jwt.flatMap { s in ingressConfig.jwt.map { (s, $0) } }
+        let registry = PrometheusCollectorRegistry()
+        let metrics = SidecarMetrics(factory: PrometheusMetricsFactory(registry: registry))
+        let ingress = try IngressServer(config: ingressConfig, group: group, logger: logger, metrics: metrics)
+        let bound = try await ingress.start()
+        say("ingress on \(bound)\(ingress.tlsAddress.map { " and TLS on \($0)" } ?? ""), app at \(ingressConfig.app)")
+        var egress: EgressServer?
+        if !settings.egress.services.isEmpty || !settings.egress.serviceURLAllowList.isEmpty {
+            let server = try EgressServer(config: settings.egress, group: group, logger: logger, metrics: metrics)
+            let at = try await server.start()
+            say("egress on \(at) for \(settings.egress.services.map(\.name).joined(separator: ", "))")
+            egress = server
+        }
+        let state = NIOLockedValueBox((settings: settings, jwt: jwt))
+        let admin = AdminServer(listen: settings.adminListen, group: group, sources: AdminServer.Sources(
+            registry: registry, configJSON: { state.withLockedValue { $0.settings.effectiveJSON() } }, egress: egress,
+            appHealth: settings.appHealthPath.map { (settings.ingress.app, $0) }))
+        let adminAt = try await admin.start()
+        say("admin on \(adminAt)")
+        let process = SidecarProcess(group: group, ingress: ingress, egress: egress, admin: admin, state: state, configFile: configFile, logger: logger)
+        if configFile != nil { process.watchForReloads() }
+        return process
+    }
+
+    static func say(_ line: String) {
+        FileHandle.standardError.write(Data("light-mesh http-sidecar: \(line)\n".utf8))
+    }
+
+    /// SIGHUP, or a change of the file's contents (checked every second), reloads.
+    private func watchForReloads() {
+        guard let configFile else { return }
+        let changes = AsyncStream<Void> { continuation in
+            signal(SIGHUP, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
+            source.setEventHandler { continuation.yield() }
+            source.resume()
+            let handle = SignalSourceHandle(source: source)
+            let poller = Task {
+                var last = try? Data(contentsOf: URL(fileURLWithPath: configFile))
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .seconds(1))
+                    let now = try? Data(contentsOf: URL(fileURLWithPath: configFile))
+                    if now != last, now != nil {
+                        last = now
+                        continuation.yield()
+                    }
+                }
+            }
+            continuation.onTermination = { _ in
+                handle.source.cancel()
+                poller.cancel()
+            }
+        }
+        reloading.withLockedValue {
+            $0 = Task { [self] in
+                for await _ in changes { await reload() }
+            }
+        }
+    }
+
+    /// Reads the file again and applies it; on any error keeps everything as it was.
+    func reload() async {
+        guard let configFile else { return }
+        do {
+            let next = try SidecarConfigFile.load(configFile)
+            let previous = state.withLockedValue { $0 }
+            if next.egress.services.isEmpty != previous.settings.egress.services.isEmpty && egress == nil {
+                Self.say("reload: egress services added; starting the egress listener needs a restart")
+            }
+            let ingressConfig = try await next.ingressConfig(group: group, reuse: previous.jwt)
+            // Build both before applying either, so a failure leaves both as they were.
+            var warnings = try ingress.reload(ingressConfig)
+            if let egress { warnings += try egress.reload(next.egress) }
+            for w in warnings { Self.say("reload: \(w)") }
+            if next.threads != previous.settings.threads { Self.say("reload: threads changed: takes effect after a restart") }
+            let jwt = next.jwt.flatMap { s in ingressConfig.jwt.map { (s, $0) } }
+            state.withLockedValue { $0 = (next, jwt) }
+            Self.say("reloaded \(configFile)")
+        } catch {
+            Self.say("reload of \(configFile) refused, keeping the running configuration: \(error)")
+        }
+    }
+
+    /// Stops admin and egress, drains the ingress, shuts the event loops down.
+    func stop() async throws {
+        reloading.withLockedValue { $0?.cancel() }
+        try await admin.stop()
+        try await egress?.stop()
+        let drainTimeout = state.withLockedValue { $0.settings.drainTimeout }
+        let left = try await ingress.drain(deadline: drainTimeout)
+        Self.say("drained (\(left) request(s) cut off)")
+        try await group.shutdownGracefully()
+    }
+}

@@ -1,0 +1,113 @@
+import Foundation
+import HTTPSidecar
+import HTTPSidecarNIO
+import MeshCore
+import NIOCore
+import SidecarAuth
+
+/// Where JWT verification keys come from, and the claims required.
+struct JWTSettings: Sendable, Hashable {
+    var jwksFile: String?
+    var jwksURL: String?
+    /// CA for an `https` JWKS URL with a private CA.
+    var jwksCA: String?
+    var issuer: String?
+    var audience: String?
+    var scopes: [String: [String]] = [:]
+
+    var policy: JWTPolicy {
+        var p = JWTPolicy()
+        p.issuer = issuer
+        p.audience = audience
+        p.requiredScopes = scopes.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        return p
+    }
+
+    /// Loads the keys (fails naming the file or URL).
+    func makeAuthenticator(group: any EventLoopGroup) async throws -> JWTAuthenticator {
+        if let jwksURL {
+            let loader = try DocumentLoader(url: jwksURL, group: group, tls: jwksCA.map { UpstreamTLS(caFile: $0) })
+            do {
+                return try await JWTAuthenticator(policy: policy) { try await loader.load() }
+            } catch {
+                throw ConfigurationError(key: "ingress.jwt.jwks_url", "\(error)")
+            }
+        }
+        let file = jwksFile ?? ""
+        do {
+            return try await JWTAuthenticator(policy: policy, jwksFile: file)
+        } catch {
+            throw ConfigurationError(key: "ingress.jwt.jwks_file", "\(file): \(error)")
+        }
+    }
+}
+
+/// Everything the HTTP sidecar runs with, from the command line or from a configuration file (and
+/// its environment overrides). A reload builds a new one and hands the changes to the listeners.
+struct SidecarSettings: Sendable {
+    var ingress = IngressConfig()
+    var egress = EgressConfig()
+    var jwt: JWTSettings?
+    var accessLog = false
+    var adminListen = MeshAddress(host: "127.0.0.1", port: 9901)
+    var appHealthPath: String?
+    var threads = 1
+    var drainTimeout: Duration = .seconds(10)
+
+    /// The listener configurations, with the JWT authenticator (`reuse` when the JWT settings did not change).
+    func ingressConfig(group: any EventLoopGroup, reuse: (JWTSettings, JWTAuthenticator)? = nil) async throws -> IngressConfig {
+        var config = ingress
+        if let jwt {
+            if let reuse, reuse.0 == jwt { config.jwt = reuse.1 } else { config.jwt = try await jwt.makeAuthenticator(group: group) }
+        }
+        if accessLog { config.accessLog = AccessLog() }
+        return config
+    }
+
+    /// The effective configuration as JSON for `/config`, secrets redacted.
+    func effectiveJSON() -> String {
+        func seconds(_ d: Duration) -> Double { d.seconds }
+        func tls(_ t: UpstreamTLS?) -> Any {
+            guard let t else { return NSNull() }
+            return ["ca": t.caFile ?? NSNull(), "certificate": t.certificateFile ?? NSNull(), "key": t.keyFile.map { _ in "<redacted>" } ?? NSNull(),
+                    "server_name": t.serverName ?? NSNull()] as [String: Any]
+        }
+        func rules(_ r: HeaderRewrite) -> Any {
+            ["request": ["add": r.request.add, "remove": r.request.remove, "rename": r.request.rename],
+             "response": ["add": r.response.add, "remove": r.response.remove, "rename": r.response.rename]]
+        }
+        let i = ingress
+        var ingressJSON: [String: Any] = [
+            "listen": i.listen.description, "app": i.app.description, "max_body_bytes": i.maxBodyBytes,
+            "header_timeout_s": seconds(i.headerTimeout), "upstream_timeout_s": seconds(i.upstreamTimeout), "connect_timeout_s": seconds(i.connectTimeout),
+            "rate_limit": i.rateLimit.map { ["rate": $0.rate, "burst": $0.burst, "key": i.rateLimitKey.description] as [String: Any] } ?? NSNull(),
+            "cors_origins": i.cors?.allowedOrigins ?? [], "allow": i.ipFilter.allow.map(\.description), "deny": i.ipFilter.deny.map(\.description),
+            "access_log": accessLog ? "stdout" : "off", "headers": rules(i.headers),
+        ]
+        ingressJSON["tls"] = i.tls.map { ["listen": $0.listen.description, "certificate": $0.certificateFile, "key": "<redacted>", "client_ca": $0.clientCAFile ?? NSNull()] as [String: Any] } ?? NSNull()
+        ingressJSON["jwt"] = jwt.map { ["jwks_file": $0.jwksFile ?? NSNull(), "jwks_url": $0.jwksURL ?? NSNull(), "issuer": $0.issuer ?? NSNull(),
+                                       "audience": $0.audience ?? NSNull(), "scopes": $0.scopes] as [String: Any] } ?? NSNull()
+        var services: [String: Any] = [:]
+        for s in egress.services {
+            services[s.name] = [
+                "discovery": s.discovery.description, "lb_policy": s.pool.policy.rawValue, "tls": tls(s.tls), "headers": rules(s.headers),
+                "oauth": s.oauth.map { ["token_url": $0.tokenURL, "client_id": $0.clientId, "client_secret": "<redacted>", "scope": $0.scope ?? NSNull()] as [String: Any] } ?? NSNull(),
+                "retry": ["max_attempts": s.pool.retry.maxAttempts, "retry_non_idempotent": s.pool.retry.retryNonIdempotent,
+                          "budget_ratio": s.pool.retry.budgetRatio, "budget_min_per_second": s.pool.retry.budgetMinPerSecond],
+            ] as [String: Any]
+        }
+        let e = egress
+        let egressJSON: [String: Any] = [
+            "listen": e.listen.description, "services": services, "routes": Dictionary(e.pathRoutes.map { ($0.prefix, $0.service) }, uniquingKeysWith: { a, _ in a }),
+            "service_url_allow": e.serviceURLAllowList, "connect_timeout_s": seconds(e.connectTimeout), "attempt_timeout_s": seconds(e.attemptTimeout),
+            "request_timeout_s": seconds(e.requestTimeout), "idle_timeout_s": seconds(e.idleTimeout), "max_body_bytes": e.maxBodyBytes,
+        ]
+        let all: [String: Any] = [
+            "ingress": ingressJSON, "egress": egressJSON,
+            "admin": ["listen": adminListen.description, "app_health_path": appHealthPath ?? NSNull()] as [String: Any],
+            "threads": threads, "drain_timeout_s": seconds(drainTimeout),
+        ]
+        let data = (try? JSONSerialization.data(withJSONObject: all, options: [.sortedKeys])) ?? Data("{}".utf8)
+        return String(decoding: data, as: UTF8.self)
+    }
+}
