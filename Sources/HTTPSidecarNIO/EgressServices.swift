@@ -123,7 +123,8 @@ final class EgressShared: Sendable {
                 throw ConfigurationError(key: "egress.service_url_allow[\(i)]", "expected an origin such as https://api.example.com, got '\(text)'")
             }
             origins.insert(url.origin)
-            var service = ServiceConfig(name: url.origin, endpoints: [MeshAddress(host: url.host, port: url.port)])
+            // Resolved like a DNS-discovered service: a name that does not resolve yet is not a start failure.
+            var service = ServiceConfig(name: url.origin, discovery: .dns(name: url.host, port: url.port, every: .seconds(30)))
             if url.secure {
                 var tls = config.serviceURLTLS ?? UpstreamTLS()
                 tls.serverName = tls.serverName ?? url.host

@@ -41,6 +41,8 @@ public final class JWTAuthenticator: Sendable {
     private let loadJWKS: @Sendable () async throws -> String
     private let wallClock: @Sendable () -> Date
     private let reloads = ReloadGate()
+    /// The `kid`s of the loaded JWKS: a token naming another one triggers a reload (key rotation).
+    private let knownKids = LockedKids()
     public let reloadInterval: Duration
 
     /// - Parameters:
@@ -53,7 +55,28 @@ public final class JWTAuthenticator: Sendable {
         self.wallClock = wallClock
         self.reloadInterval = reloadInterval
         keys = JWTKeyCollection()
-        try await keys.add(jwksJSON: try await loadJWKS())
+        try await load()
+    }
+
+    private func load() async throws {
+        let json = try await loadJWKS()
+        try await keys.add(jwksJSON: json)
+        knownKids.add(Self.kids(inJWKS: json))
+    }
+
+    static func kids(inJWKS json: String) -> Set<String> {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any],
+              let keys = object["keys"] as? [[String: Any]] else { return [] }
+        return Set(keys.compactMap { $0["kid"] as? String })
+    }
+
+    /// The `kid` of a compact JWS header, when it has one.
+    static func kid(ofToken token: String) -> String? {
+        guard let header = token.split(separator: ".", maxSplits: 1).first else { return nil }
+        var b64 = header.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while b64.count % 4 != 0 { b64 += "=" }
+        guard let data = Data(base64Encoded: b64), let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
+        return object["kid"] as? String
     }
 
     /// Convenience: keys from a JWKS file.
@@ -105,14 +128,13 @@ public final class JWTAuthenticator: Sendable {
     }
 
     private func verify(_ token: String) async throws -> Claims {
-        do {
-            return try await keys.verify(token, as: Claims.self)
-        } catch let error as JWTError where "\(error)".contains("unknownKID") || "\(error)".contains("kid") {
-            // Key rotation: reload the JWKS once per interval and try again.
-            guard reloads.mayReload(every: reloadInterval) else { throw error }
-            try await keys.add(jwksJSON: try await loadJWKS())
-            return try await keys.verify(token, as: Claims.self)
+        // Key rotation: a kid the loaded JWKS does not have reloads it (once per interval) first.
+        // jwt-kit would otherwise try its default key and report a bad signature.
+        if let kid = Self.kid(ofToken: token), !knownKids.contains(kid) {
+            if reloads.mayReload(every: reloadInterval) { try await load() }
+            guard knownKids.contains(kid) else { throw UnknownKeyId(kid: kid) }
         }
+        return try await keys.verify(token, as: Claims.self)
     }
 
     private func invalid(_ message: String) -> AuthFailure {
@@ -134,4 +156,18 @@ final class ReloadGate: @unchecked Sendable {
         last = now
         return true
     }
+}
+
+/// A token names a key the JWKS does not have (even after a reload).
+struct UnknownKeyId: Error, CustomStringConvertible {
+    var kid: String
+    var description: String { "unknown key id \(kid)" }
+}
+
+/// The known key ids, shared by concurrent verifications.
+final class LockedKids: @unchecked Sendable {
+    private let lock = NSLock()
+    private var kids = Set<String>()
+    func add(_ more: Set<String>) { lock.lock(); kids.formUnion(more); lock.unlock() }
+    func contains(_ kid: String) -> Bool { lock.lock(); defer { lock.unlock() }; return kids.contains(kid) }
 }

@@ -3,6 +3,7 @@ import HTTPSidecar
 import HTTPSidecarNIO
 import JWTKit
 import MeshCore
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import SidecarAuth
@@ -88,5 +89,39 @@ import Testing
         #expect(backend.requests.count == 3, "rejected requests reached the app: \(backend.requests.count)")
         try await ingress.stop()
         try await backend.stop()
+    }
+
+    @Test func keysCanComeFromAJWKSURL() async throws {
+        let jwks = try String(contentsOfFile: Self.fixtures + "jwks.json", encoding: .utf8)
+        let served = NIOLockedValueBox(0)
+        let issuer = try await TestBackend(group: group) { head, _ in
+            guard head.uri == "/.well-known/jwks.json" else { return (.notFound, "", []) }
+            served.withLockedValue { $0 += 1 }
+            return (.ok, jwks, [("content-type", "application/json")])
+        }
+        let loader = try DocumentLoader(url: "http://127.0.0.1:\(issuer.port)/.well-known/jwks.json", group: group)
+        var policy = JWTPolicy()
+        policy.issuer = "https://issuer.test"
+        let authenticator = try await JWTAuthenticator(policy: policy) { try await loader.load() }
+        let keys = try await signer()
+        let token = try await keys.sign(payload(), kid: "test-ec")
+        #expect(try await authenticator.authenticate(authorization: "Bearer \(token)", path: "/").get().subject == "alice")
+        #expect(served.withLockedValue { $0 } == 1)
+        // An unknown kid refetches the document (once per interval) before refusing.
+        let strangers = JWTKeyCollection()
+        await strangers.add(ecdsa: ES256PrivateKey(), kid: "unknown-kid")
+        let stranger = try await strangers.sign(payload(), kid: "unknown-kid")
+        let strangerResult = await authenticator.authenticate(authorization: "Bearer \(stranger)", path: "/")
+        if case .success = strangerResult { Issue.record("unknown kid accepted") }
+        #expect(served.withLockedValue { $0 } == 2)
+        // A URL that does not serve a JWKS is refused at start, naming it.
+        let missing = try DocumentLoader(url: "http://127.0.0.1:\(issuer.port)/nope", group: group)
+        do {
+            _ = try await JWTAuthenticator(policy: policy) { try await missing.load() }
+            Issue.record("started without keys")
+        } catch {
+            #expect("\(error)".contains("/nope") && "\(error)".contains("404"), "\(error)")
+        }
+        try await issuer.stop()
     }
 }
