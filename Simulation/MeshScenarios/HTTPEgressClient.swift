@@ -16,6 +16,8 @@ final class HTTPEgressClient: SimProcess {
         var tried: [MeshAddress] = []
         /// The app's trace context for this request; every attempt continues it with a new span.
         var traceparent: String = ""
+        /// The bearer token the sidecar injects (empty without OAuth).
+        var token = ""
         var current: Attempt?
         var timers: [TimerToken] = []
     }
@@ -25,7 +27,7 @@ final class HTTPEgressClient: SimProcess {
         var sentAt: MeshInstant
         var written = false
     }
-    private enum Purpose { case think(Int), attempt(Int, UInt64), backoff(Int), deadline(Int), connect(HostID, StreamID) }
+    private enum Purpose { case think(Int), attempt(Int, UInt64), backoff(Int), deadline(Int), connect(HostID, StreamID), discovery, tokenTimeout(UInt64) }
     private struct Connection {
         var stream: StreamID
         var open = false
@@ -46,12 +48,23 @@ final class HTTPEgressClient: SimProcess {
     private(set) var originals = 0
     private(set) var retries = 0
     private var startedAt: MeshInstant = .zero
+    /// The endpoints discovery lists now (all of them unless churn removed one).
+    private var listed: [MeshAddress]
+    /// The product's token cache, and the one fetch it asked for (its wire id and stream).
+    private var tokens: TokenCache?
+    private var tokenFetch: (wire: UInt64, stream: StreamID, sent: Bool)?
+    private var waitingForToken: [Int] = []
+    private let tokenServer: HostID?
 
-    init(config: HTTPEgressConfig, upstreams: [(host: HostID, address: MeshAddress)], poolConfig: UpstreamPool.Config, stopAt: MeshInstant) {
+    init(config: HTTPEgressConfig, upstreams: [(host: HostID, address: MeshAddress)], poolConfig: UpstreamPool.Config, stopAt: MeshInstant,
+         tokenServer: HostID? = nil) {
         self.config = config
         self.upstreams = upstreams
         self.stopAt = stopAt
         self.pool = UpstreamPool(poolConfig, endpoints: upstreams.map(\.address))
+        self.listed = upstreams.map(\.address)
+        self.tokens = config.oauth.map { TokenCache($0) }
+        self.tokenServer = tokenServer
     }
 
     var retryBudget: RetryPolicy { pool.config.retry }
@@ -60,6 +73,105 @@ final class HTTPEgressClient: SimProcess {
         nextWire = (host.random.next() & 0xffff_ffff) << 32
         startedAt = host.now
         for slot in 0..<config.concurrency { think(slot, host) }
+        scheduleDiscovery(host)
+    }
+
+    // MARK: Discovery churn
+
+    private func scheduleDiscovery(_ host: SimHost) {
+        guard let range = config.discoveryChurn else { return }
+        let span = Double((range.upperBound - range.lowerBound).nanoseconds)
+        let delay = range.lowerBound + .nanoseconds(Int64(span * host.random.nextUnit()))
+        timers[host.setTimer(after: delay).rawValue] = .discovery
+    }
+
+    /// A discovery update: one endpoint leaves (a pod scaled down), or every endpoint is back.
+    private func discoveryChanged(_ host: SimHost) {
+        let all = upstreams.map(\.address)
+        if host.now < stopAt && listed.count > 1 && (listed.count == all.count || host.random.chance(0.5)) {
+            listed.remove(at: Int(host.random.next() % UInt64(listed.count)))
+            host.simulation.coverage.hit("http.endpoint-removed")
+        } else if listed.count < all.count {
+            listed = all
+            host.simulation.coverage.hit("http.endpoint-restored")
+        }
+        pool.setEndpoints(listed, now: host.now)
+        scheduleDiscovery(host)
+    }
+
+    // MARK: Tokens
+
+    /// Asks the product's token cache before each attempt (a retry late in a long deadline must not
+    /// carry a token that expired meanwhile); the attempt proceeds, waits for the one fetch, or fails.
+    private func attempt(_ id: Int, _ host: SimHost) {
+        guard var cache = tokens else { return send(id, host) }
+        let decision = cache.request(now: host.now)
+        tokens = cache
+        switch decision {
+        case .use(let token):
+            requests[id]?.token = token
+            send(id, host)
+        case .useAndRefresh(let token):
+            host.simulation.coverage.hit("http.token-refresh-background")
+            requests[id]?.token = token
+            fetchToken(host)
+            send(id, host)
+        case .fetchAndWait:
+            waitingForToken.append(id)
+            fetchToken(host)
+        case .wait:
+            host.simulation.coverage.hit("http.token-waiters")
+            waitingForToken.append(id)
+        case .fail:
+            host.simulation.coverage.hit("http.token-fail-fast")
+            finish(id, .failed("503 token_unavailable"), host)
+        }
+    }
+
+    private func fetchToken(_ host: SimHost) {
+        guard let server = tokenServer else { return }
+        host.simulation.expect(tokenFetch == nil, "http.single-token-fetch", "\(host.name) started a token fetch while one was running", host: host.id)
+        nextWire += 1
+        let s = host.connect(to: server, port: HTTPTokenServer.port)
+        tokenFetch = (nextWire, s, false)
+        timers[host.setTimer(after: config.attemptTimeout * 4).rawValue] = .tokenTimeout(nextWire)
+    }
+
+    /// The fetch ended: the cache learns the result, and every waiting request goes on or fails.
+    private func tokenFetched(_ token: String?, lifetime: Duration?, _ host: SimHost) {
+        guard let fetch = tokenFetch, var cache = tokens else { return }
+        tokenFetch = nil
+        host.close(fetch.stream)
+        if let token {
+            host.simulation.coverage.hit("http.token-fetched")
+            cache.fetched(token, expiresIn: lifetime, now: host.now)
+        } else {
+            host.simulation.coverage.hit("http.token-fetch-failed")
+            cache.fetchFailed("token endpoint failed", now: host.now)
+        }
+        tokens = cache
+        let waiting = waitingForToken
+        waitingForToken.removeAll()
+        for id in waiting where requests[id] != nil {
+            if token != nil { attempt(id, host) } else { finish(id, .failed("503 token_unavailable"), host) }
+        }
+    }
+
+    private func tokenStream(_ event: NetEvent, _ host: SimHost) -> Bool {
+        guard let fetch = tokenFetch else { return false }
+        switch event {
+        case .connected(let s) where s == fetch.stream:
+            host.write(s, EgressMessage.tokenRequest(id: fetch.wire).encode())
+            tokenFetch?.sent = true
+        case .connectFailed(let s, _) where s == fetch.stream, .reset(let s) where s == fetch.stream, .closed(let s) where s == fetch.stream:
+            tokenFetched(nil, lifetime: nil, host)
+        case .data(let s, let bytes) where s == fetch.stream:
+            guard case .tokenResponse(let wire, let status, let token, let lifetime)? = EgressMessage.decode(bytes), wire == fetch.wire else { return true }
+            tokenFetched(status == 200 ? token : nil, lifetime: .nanoseconds(lifetime), host)
+        default:
+            return false
+        }
+        return true
     }
 
     private func think(_ slot: Int, _ host: SimHost, afterFailure: Bool = false) {
@@ -87,7 +199,7 @@ final class HTTPEgressClient: SimProcess {
         attempt(id, host)
     }
 
-    private func attempt(_ id: Int, _ host: SimHost) {
+    private func send(_ id: Int, _ host: SimHost) {
         guard var r = requests[id] else { return }
         let sim = host.simulation
         let availableBefore = pool.endpoints.filter { $0.available(now: host.now) }.map(\.address)
@@ -97,6 +209,8 @@ final class HTTPEgressClient: SimProcess {
         }
         sim.expect(availableBefore.contains(pick.address), "http.no-traffic-to-unavailable",
                    "\(r.key) sent to \(pick.address), which was ejected or open", host: host.id)
+        sim.expect(listed.contains(pick.address), "http.no-traffic-to-removed",
+                   "\(r.key) sent to \(pick.address), which discovery no longer lists", host: host.id)
         sim.coverage.sometimes(pick.isProbe, "http.breaker-probe")
         r.attempts += 1
         r.tried.append(pick.address)
@@ -111,7 +225,7 @@ final class HTTPEgressClient: SimProcess {
         let upstream = upstreams.first { $0.address == pick.address }!.host
         // The sidecar hop: same trace, new span (the product's propagation code).
         let hop = TracePropagation.nextHop(traceparent: r.traceparent, tracestate: nil, random: &host.random).context.traceParentHeaderValue
-        let bytes = EgressMessage.request(id: wire, method: r.method, key: r.key, probe: pick.isProbe, traceparent: hop).encode()
+        let bytes = EgressMessage.request(id: wire, method: r.method, key: r.key, probe: pick.isProbe, traceparent: hop, token: r.token).encode()
         if var c = connections[upstream] {
             if c.open {
                 host.write(c.stream, bytes)
@@ -129,6 +243,7 @@ final class HTTPEgressClient: SimProcess {
     }
 
     func receive(_ event: NetEvent, on host: SimHost) {
+        if tokenStream(event, host) { return }
         switch event {
         case .connected(let s):
             guard let u = hostOfStream[s], var c = connections[u], c.stream == s else { return }
@@ -157,6 +272,11 @@ final class HTTPEgressClient: SimProcess {
             let sent = r.traceparent.split(separator: "-"), seen = trace.split(separator: "-")
             host.simulation.expect(seen.count == 4 && seen[1] == sent[1] && seen[2] != sent[2], "http.trace-survives",
                                    "\(r.key) sent trace \(r.traceparent), the upstream saw \(trace)", host: host.id)
+            if status == 401, var cache = tokens {
+                cache.rejected(r.token)
+                tokens = cache
+            }
+            if !listed.contains(a.endpoint) { host.simulation.coverage.hit("http.response-from-removed") }
             let outcome = UpstreamOutcome(responseStatus: status)
             ended(id, outcome, sent: true, host)
         case .datagram, .accepted:
@@ -235,6 +355,11 @@ final class HTTPEgressClient: SimProcess {
             guard let c = connections[u], c.stream == s, !c.open else { return }
             host.close(s)
             lost(s, .gatewayError(.connectTimeout), host)
+        case .discovery:
+            discoveryChanged(host)
+        case .tokenTimeout(let wire):
+            guard tokenFetch?.wire == wire else { return }
+            tokenFetched(nil, lifetime: nil, host)
         }
     }
 

@@ -14,6 +14,15 @@ public struct HTTPEgressConfig: Hashable, Sendable {
     public var policy: LoadBalancingPolicy = .peakEWMA
     public var serviceMin: Duration = .microseconds(300)
     public var serviceTailMean: Duration = .milliseconds(2)
+    /// Discovery updates at random intervals in this range: an endpoint leaves the service (a pod
+    /// scaled down or rolled) or every endpoint is listed again.
+    public var discoveryChurn: ClosedRange<Duration>?
+    /// Each upstream pod's ingress rate limit, keyed by the calling pod (the product's ``RateLimiter``).
+    public var rateLimit: RateLimiter.Config?
+    /// Client-credentials tokens from an `http-token-server` host (the product's ``TokenCache``).
+    public var oauth: TokenCache.Config?
+    /// Lifetime of the tokens the token server issues.
+    public var tokenLifetime: Duration = .seconds(2)
     public init() {}
 }
 
@@ -22,31 +31,44 @@ enum HTTPEgressChecks {
     static let invariants = [
         "http.no-duplicate-unsafe", "http.no-traffic-to-unavailable", "http.retry-budget",
         "http.one-response", "http.deadline", "http.right-response", "http.complete", "http.trace-survives",
+        "http.no-traffic-to-removed", "http.rate-limit-bound", "http.token-valid", "http.single-token-fetch",
     ]
 }
 
-/// Kernel-level record the upstreams and the checker share (it survives crashes).
+/// Kernel-level record the upstreams, the token server and the checker share (it survives crashes).
 final class HTTPLedger {
     var receivedUnsafe: [String: Int] = [:]
+    /// Every token issued, with the virtual instant it expires.
+    var issuedTokens: [String: MeshInstant] = [:]
 }
 
 /// The wire format between the simulated sidecar and upstreams.
 enum EgressMessage {
-    case request(id: UInt64, method: String, key: String, probe: Bool, traceparent: String)
+    /// `token` is the bearer token the sidecar injected (empty without OAuth).
+    case request(id: UInt64, method: String, key: String, probe: Bool, traceparent: String, token: String)
     /// The upstream echoes the `traceparent` it received, as a traced service's span would carry it on.
     case response(id: UInt64, status: Int, key: String, traceparent: String)
+    /// A client-credentials token request, and its answer (status 200 with a token, or an error).
+    case tokenRequest(id: UInt64)
+    case tokenResponse(id: UInt64, status: Int, token: String, lifetimeNanos: Int64)
 
     func encode() -> [UInt8] {
         switch self {
-        case .request(let id, let method, let key, let probe, let trace): Array("Q|\(id)|\(method)|\(key)|\(probe ? 1 : 0)|\(trace)".utf8)
+        case .request(let id, let method, let key, let probe, let trace, let token): Array("Q|\(id)|\(method)|\(key)|\(probe ? 1 : 0)|\(trace)|\(token)".utf8)
         case .response(let id, let status, let key, let trace): Array("R|\(id)|\(status)|\(key)|\(trace)".utf8)
+        case .tokenRequest(let id): Array("T|\(id)".utf8)
+        case .tokenResponse(let id, let status, let token, let lifetime): Array("K|\(id)|\(status)|\(token)|\(lifetime)".utf8)
         }
     }
 
     static func decode(_ bytes: [UInt8]) -> EgressMessage? {
         let f = String(decoding: bytes, as: UTF8.self).split(separator: "|", omittingEmptySubsequences: false).map(String.init)
-        if f.count == 6, f[0] == "Q", let id = UInt64(f[1]) { return .request(id: id, method: f[2], key: f[3], probe: f[4] == "1", traceparent: f[5]) }
+        if f.count == 7, f[0] == "Q", let id = UInt64(f[1]) { return .request(id: id, method: f[2], key: f[3], probe: f[4] == "1", traceparent: f[5], token: f[6]) }
         if f.count == 5, f[0] == "R", let id = UInt64(f[1]), let status = Int(f[2]) { return .response(id: id, status: status, key: f[3], traceparent: f[4]) }
+        if f.count == 2, f[0] == "T", let id = UInt64(f[1]) { return .tokenRequest(id: id) }
+        if f.count == 5, f[0] == "K", let id = UInt64(f[1]), let status = Int(f[2]), let lifetime = Int64(f[4]) {
+            return .tokenResponse(id: id, status: status, token: f[3], lifetimeNanos: lifetime)
+        }
         return nil
     }
 }
@@ -63,6 +85,10 @@ final class HTTPUpstream: SimProcess {
     private var open: Set<StreamID> = []
     private var pending: [UInt64: (StreamID, EgressMessage)] = [:]
     private var burstLeft = 0
+    /// This pod's ingress rate limiter (a restarted pod starts with a fresh one, as a real one does).
+    private var limiter: RateLimiter?
+    /// Admission times per calling pod since this pod started, for the rate-limit bound.
+    private var admitted: [String: [MeshInstant]] = [:]
 
     init(config: HTTPEgressConfig, ledger: HTTPLedger, faults: any FaultInjector) {
         self.config = config
@@ -70,7 +96,33 @@ final class HTTPUpstream: SimProcess {
         self.faults = faults
     }
 
-    func start(on host: SimHost) { host.listen(port: Self.port) }
+    func start(on host: SimHost) {
+        host.listen(port: Self.port)
+        limiter = config.rateLimit.map { RateLimiter($0) }
+    }
+
+    /// Runs the product's rate limiter for `caller`; checks that, over any window of one GCRA period
+    /// or one second, no more than rate × window + burst requests were admitted.
+    private func admit(_ caller: String, _ host: SimHost) -> Bool {
+        guard var limiter, let limit = config.rateLimit else { return true }
+        let allowed = limiter.admit(caller, now: host.now).allowed
+        self.limiter = limiter
+        guard allowed else {
+            host.simulation.coverage.hit("http.rate-limited")
+            return false
+        }
+        var times = admitted[caller, default: []]
+        times.append(host.now)
+        times.removeAll { host.now - $0 > .seconds(1) }
+        admitted[caller] = times
+        for window in [Duration.seconds(Double(limit.burst) / limit.rate), .seconds(1)] {
+            let count = times.filter { host.now - $0 <= window }.count
+            let bound = limit.rate * window.seconds + Double(limit.burst)
+            host.simulation.expect(Double(count) <= bound + 1e-6, "http.rate-limit-bound",
+                                   "\(host.name) admitted \(count) requests from \(caller) within \(window); the bound is \(bound)", host: host.id)
+        }
+        return true
+    }
 
     func receive(_ event: NetEvent, on host: SimHost) {
         switch event {
@@ -79,7 +131,15 @@ final class HTTPUpstream: SimProcess {
             open.remove(s)
             host.close(s)
         case .data(let s, let bytes):
-            guard case .request(let id, let method, let key, _, let trace)? = EgressMessage.decode(bytes) else { return }
+            guard case .request(let id, let method, let key, _, let trace, let token)? = EgressMessage.decode(bytes) else { return }
+            if config.oauth != nil {
+                let valid = ledger.issuedTokens[token].map { host.now < $0 } ?? false
+                host.simulation.expect(valid, "http.token-valid", "\(key) arrived with \(token.isEmpty ? "no token" : "token \(token)"), which is "
+                                       + "\(ledger.issuedTokens[token].map { "expired since \($0)" } ?? "unknown")", host: host.id)
+                if !valid { return host.write(s, EgressMessage.response(id: id, status: 401, key: key, traceparent: trace).encode()) }
+            }
+            let caller = String(key.split(separator: "/").first ?? "")
+            if !admit(caller, host) { return host.write(s, EgressMessage.response(id: id, status: 429, key: key, traceparent: trace).encode()) }
             if !RetryPolicy.idempotentMethods.contains(method) {
                 ledger.receivedUnsafe[key, default: 0] += 1
                 host.simulation.expect(ledger.receivedUnsafe[key]! == 1, "http.no-duplicate-unsafe",
@@ -104,3 +164,48 @@ final class HTTPUpstream: SimProcess {
 }
 
 import Foundation
+
+/// The token endpoint: issues client-credentials tokens with a fixed lifetime after a short service
+/// time; buggify makes it fail some requests.
+final class HTTPTokenServer: SimProcess {
+    static let failure = FaultSite("http.token-server.error")
+    static let port = 8090
+
+    private let config: HTTPEgressConfig
+    private let ledger: HTTPLedger
+    private let faults: any FaultInjector
+    private var pending: [UInt64: (StreamID, UInt64)] = [:]
+    private var issued = 0
+
+    init(config: HTTPEgressConfig, ledger: HTTPLedger, faults: any FaultInjector) {
+        self.config = config
+        self.ledger = ledger
+        self.faults = faults
+    }
+
+    func start(on host: SimHost) { host.listen(port: Self.port) }
+
+    func receive(_ event: NetEvent, on host: SimHost) {
+        switch event {
+        case .closed(let s), .reset(let s):
+            host.close(s)
+        case .data(let s, let bytes):
+            guard case .tokenRequest(let id)? = EgressMessage.decode(bytes) else { return }
+            let t = host.setTimer(after: .microseconds(500 + Int64(host.random.nextUnit() * 2000)))
+            pending[t.rawValue] = (s, id)
+        default:
+            break
+        }
+    }
+
+    func timerFired(_ token: TimerToken, on host: SimHost) {
+        guard let (s, id) = pending.removeValue(forKey: token.rawValue) else { return }
+        if faults.fires(Self.failure) {
+            return host.write(s, EgressMessage.tokenResponse(id: id, status: 500, token: "", lifetimeNanos: 0).encode())
+        }
+        issued += 1
+        let value = "\(host.name).\(host.random.next() & 0xffff).\(issued)"
+        ledger.issuedTokens[value] = host.now + config.tokenLifetime
+        host.write(s, EgressMessage.tokenResponse(id: id, status: 200, token: value, lifetimeNanos: config.tokenLifetime.nanoseconds).encode())
+    }
+}

@@ -15,7 +15,7 @@ public struct Scenario: Sendable {
         public enum Role: String, Sendable, Hashable, CaseIterable {
             case echoServer = "echo-server", echoClient = "echo-client"
             case kafkaProducer = "kafka-producer", kafkaConsumer = "kafka-consumer"
-            case httpUpstream = "http-upstream", httpClient = "http-client"
+            case httpUpstream = "http-upstream", httpClient = "http-client", httpTokenServer = "http-token-server"
         }
     }
 
@@ -294,6 +294,26 @@ public struct Scenario: Sendable {
         pool.outlier.baseEjectionTime = try outlier.duration("base_ejection_time") ?? pool.outlier.baseEjectionTime
         pool.outlier.maxEjectedPercent = try outlier.int("max_ejected_percent") ?? pool.outlier.maxEjectedPercent
         try outlier.rejectUnknownKeys()
+        c.discoveryChurn = try h.durationRange("discovery_churn")
+        var rate = try h.child("rate_limit")
+        if let r = try rate.double("rate") {
+            guard r > 0 else { throw ConfigError(key: "http.rate_limit.rate", "must be positive") }
+            c.rateLimit = RateLimiter.Config(rate: r, burst: max(1, try rate.int("burst") ?? 10))
+        }
+        try rate.rejectUnknownKeys()
+        if h.has("oauth") {
+            var o = try h.child("oauth")
+            var cache = TokenCache.Config()
+            c.tokenLifetime = try o.duration("lifetime") ?? c.tokenLifetime
+            cache.expiryMargin = try o.duration("expiry_margin") ?? cache.expiryMargin
+            cache.refreshShare = try o.probability("refresh_share") ?? cache.refreshShare
+            cache.retryAfterFailure = try o.duration("retry_after_failure") ?? cache.retryAfterFailure
+            try o.rejectUnknownKeys()
+            c.oauth = cache
+            guard s.hosts.contains(where: { $0.role == .httpTokenServer && $0.count == 1 }) else {
+                throw ConfigError(key: "http.oauth", "needs one http-token-server host (a group with count 1)")
+            }
+        }
         try h.rejectUnknownKeys()
         s.http = c
         s.httpPool = pool

@@ -72,12 +72,17 @@ public enum ScenarioRunner {
                     upstreams.append((h.id, MeshAddress(host: h.name, port: HTTPUpstream.port)))
                 }
             }
+            var tokenServer: HostID?
+            for group in scenario.hosts where group.role == .httpTokenServer {
+                let faults = sim.faults!
+                tokenServer = sim.addHost(named: "\(group.name)-0") { _ in HTTPTokenServer(config: config, ledger: ledger, faults: faults) }.id
+            }
             for group in scenario.hosts where group.role == .httpClient {
                 for i in 0..<group.count {
                     let pool = scenario.httpPool
                     let box = ClientBox()
-                    let h = sim.addHost(named: "\(group.name)-\(i)") { _ in
-                        let c = HTTPEgressClient(config: config, upstreams: upstreams, poolConfig: pool, stopAt: stopIssuing)
+                    let h = sim.addHost(named: "\(group.name)-\(i)") { [tokenServer] _ in
+                        let c = HTTPEgressClient(config: config, upstreams: upstreams, poolConfig: pool, stopAt: stopIssuing, tokenServer: tokenServer)
                         box.client = c
                         return c
                     }

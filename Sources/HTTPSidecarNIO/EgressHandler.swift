@@ -101,8 +101,13 @@ final class EgressHandler: ChannelInboundHandler, RemovableChannelHandler {
         upstream.version = .http1_1
         let now = shared.clock.now
         service.decisions.withLockedValue { $0.pool.requestArrived(now: now) }
-        let exchange = Exchange(head: upstream, body: body, service: service, deadline: now + service.requestTimeout, keepAlive: head.isKeepAlive)
-        guard let source = service.token else { return attempt(context, exchange) }
+        attempt(context, Exchange(head: upstream, body: body, service: service, deadline: now + service.requestTimeout, keepAlive: head.isKeepAlive))
+    }
+
+    /// Asks the service's token source before every attempt (a retry late in a long deadline must
+    /// not carry a token that expired meanwhile); cached tokens come back at once.
+    private func attempt(_ context: ChannelHandlerContext, _ exchange: Exchange) {
+        guard let source = exchange.service.token else { return send(context, exchange) }
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         source.token(on: context.eventLoop).whenComplete { result in
             let (handler, context) = bound.value
@@ -111,15 +116,15 @@ final class EgressHandler: ChannelInboundHandler, RemovableChannelHandler {
                 var ex = exchange
                 ex.token = token
                 ex.head.headers.replaceOrAdd(name: "authorization", value: "Bearer \(token)")
-                handler.attempt(context, ex)
+                handler.send(context, ex)
             case .failure(let error):
                 handler.shared.metrics.finished("egress", status: 503, seconds: 0)
-                handler.fail(context, .serviceUnavailable, "token_unavailable", "no access token for \(service.config.name): \(error)", close: !exchange.keepAlive)
+                handler.fail(context, .serviceUnavailable, "token_unavailable", "no access token for \(exchange.service.config.name): \(error)", close: !exchange.keepAlive)
             }
         }
     }
 
-    private func attempt(_ context: ChannelHandlerContext, _ exchange: Exchange) {
+    private func send(_ context: ChannelHandlerContext, _ exchange: Exchange) {
         var ex = exchange
         let now = shared.clock.now
         let service = ex.service

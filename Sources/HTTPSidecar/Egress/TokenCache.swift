@@ -4,15 +4,18 @@ import MeshCore
 /// it. Sans-IO: the caller performs the fetch it is told to and reports the result.
 ///
 /// - A token is used until shortly before it expires (`expiryMargin`), so it does not expire in flight.
-/// - From `refreshAt` (a share of its lifetime) one background refresh starts while requests keep
+/// - After `refreshShare` of its usable life, one background refresh starts while requests keep
 ///   using the current token: nobody waits for a routine refresh.
+/// - The caller asks before every attempt, retries included, so a request retried late in a long
+///   deadline does not carry a token that expired meanwhile. The margin must still cover one
+///   attempt's time on the wire.
 /// - Without a usable token, the first request starts the one fetch and every request waits for it:
 ///   a thousand concurrent requests cause one call to the token endpoint.
 /// - After a failed fetch with no usable token, requests fail fast until `retryAfterFailure` passes,
 ///   so a down token endpoint is not hammered by every request.
 public struct TokenCache: Sendable {
     public struct Config: Hashable, Sendable {
-        /// Start refreshing when this share of the lifetime has passed.
+        /// Start refreshing when this share of the usable life (lifetime minus margin) has passed.
         public var refreshShare = 0.8
         /// Stop using a token this long before it expires.
         public var expiryMargin: Duration = .seconds(5)
@@ -71,7 +74,7 @@ public struct TokenCache: Sendable {
     public mutating func fetched(_ value: String, expiresIn: Duration?, now: MeshInstant) {
         let lifetime = expiresIn.map { max($0, .seconds(1)) } ?? config.defaultLifetime
         let margin = min(config.expiryMargin, lifetime / 2)
-        token = Token(value: value, refreshAt: now + lifetime * config.refreshShare, usableUntil: now + lifetime - margin)
+        token = Token(value: value, refreshAt: now + (lifetime - margin) * config.refreshShare, usableUntil: now + lifetime - margin)
         fetching = false
         lastFailure = nil
     }
