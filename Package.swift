@@ -9,6 +9,9 @@ import PackageDescription
 /// skips dynamic exclusivity checks on class properties: about a fifth of kernel time otherwise.
 /// Debug builds, and therefore `swift test`, keep the checks.
 let simulatorSpeed: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+/// The NIO data path: every handler is confined to its event loop, so release builds skip the
+/// dynamic exclusivity checks there too (debug builds and tests keep them).
+let eventLoopConfinedSpeed = simulatorSpeed
 
 let package = Package(
     name: "light-mesh",
@@ -66,7 +69,8 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
-            path: "Sources/HTTPSidecarNIO"
+            path: "Sources/HTTPSidecarNIO",
+            swiftSettings: eventLoopConfinedSpeed
         ),
         // librdkafka from Debian's librdkafka-dev, found by pkg-config.
         .systemLibrary(

@@ -105,7 +105,7 @@ final class AdminHandler: ChannelInboundHandler {
         let loop = context.eventLoop
         do {
             let target = try SocketAddress.makeAddressResolvingHost(address.host, port: address.port)
-            let pool = AppConnectionPool(eventLoop: loop, target: target, config: ConnectionPoolSettings(connectTimeout: .seconds(1), responseTimeout: .seconds(2), maxIdle: 0))
+            let pool = UpstreamConnectionPool(eventLoop: loop, target: target, config: ConnectionPoolSettings(connectTimeout: .seconds(1), responseTimeout: .seconds(2), maxIdle: 0))
             pool.send(HTTPRequestHead(version: .http1_1, method: .GET, uri: path, headers: ["host": address.description, "connection": "close"]), body: nil).whenComplete { result in
                 let (handler, context) = bound.value
                 switch result {

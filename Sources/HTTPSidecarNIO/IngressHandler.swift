@@ -4,43 +4,84 @@ import Logging
 import MeshCore
 import NIOCore
 import NIOHTTP1
-import NIOConcurrencyHelpers
-import Synchronization
+import SidecarAuth
 
-/// One client connection of the ingress: reads a request, applies the middleware decisions, forwards
-/// it to the app over the loop's keep-alive pool, and writes the app's answer back.
+/// One client connection of the ingress: reads a request, applies the middleware decisions, and
+/// streams it to the app over the loop's keep-alive pool, streaming the answer back. Bodies are not
+/// buffered whole: a part is forwarded as it arrives, and each side's backpressure pauses reading
+/// on the other (a slow app slows the client's upload; a slow client slows reading the app).
 ///
-/// State machine (one request at a time; NIO's pipelining helper holds later ones):
-/// - `.idle`: waiting for a head; a header timer cuts off clients that send heads too slowly.
-/// - `.reading`: collecting a body up to the limit.
-/// - `.forwarding`: the app has the request; nothing more is read until it answers.
-/// - `.closing`: an answer that ends the connection is on its way.
-final class IngressHandler: ChannelInboundHandler, RemovableChannelHandler {
+/// Only JWT verification holds a request back (the head waits for the verdict); parts that arrive
+/// meanwhile are kept, up to the body limit.
+///
+/// Requests are answered in order, one at a time. Parts of a pipelined next request that arrive
+/// while one is being answered wait in a queue; reading stops while it is long. Reads are not
+/// paused per request (NIO's pipelining helper does that, at two `epoll_ctl` calls a request).
+///
+/// States:
+/// - `.idle`: waiting for a head; a header deadline cuts off clients that send heads too slowly.
+/// - `.held`: the head waits for JWT verification or for a connection to the app; parts are kept.
+/// - `.streaming`: the app has the head; body parts go straight on; the response streams back.
+/// - `.draining`: the answer was given without the app (a rejection); the request's end is awaited.
+/// - `.closing`: the connection ends after the current write.
+final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, UpstreamResponseSink {
     typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
 
     private enum State {
         case idle
-        case reading(HTTPRequestHead, ByteBuffer, RequestContext)
-        case forwarding
+        case held(Exchange, parts: [HTTPServerRequestPart])
+        case streaming(Exchange, UpstreamConnection)
+        case draining
         case closing
     }
 
-    /// What the middleware decided for the request being handled.
-    struct RequestContext {
-        var correlationId: String
-        var responseHeaders: [(String, String)] = []
+    /// The request being answered (a class: the state enum carries it without copying its fields).
+    private final class Exchange {
+        let head: HTTPRequestHead
+        let upstreamHead: HTTPRequestHead
+        let correlationId: String
+        let traceId: String
+        var responseHeaders: [(String, String)]
+        let started: MeshInstant
+        var bodyBytes = 0
+        var requestEnded = false
+        var responseStarted = false
+        var status = 0
+        let keepAlive: Bool
+
+        init(head: HTTPRequestHead, upstreamHead: HTTPRequestHead, correlationId: String, traceId: String,
+             responseHeaders: [(String, String)], started: MeshInstant, keepAlive: Bool) {
+            self.head = head
+            self.upstreamHead = upstreamHead
+            self.correlationId = correlationId
+            self.traceId = traceId
+            self.responseHeaders = responseHeaders
+            self.started = started
+            self.keepAlive = keepAlive
+        }
     }
 
     private let generation: IngressGeneration
     /// The configuration generation of the request being handled (read afresh at each request head).
     private var shared: IngressShared
     /// The app pool of this loop for ``shared``'s generation, looked up once per generation.
-    private var pool: AppConnectionPool?
+    private var pool: UpstreamConnectionPool?
     private var poolGeneration: ObjectIdentifier?
     /// `http` or `https`: the listener's scheme, for `X-Forwarded-Proto`.
     private let scheme: String
     private var state = State.idle
+    private var context: ChannelHandlerContext?
+    /// Parts of pipelined requests that arrived while one was being answered.
+    private var queued: CircularBuffer<HTTPServerRequestPart> = []
+    private var readsPaused = false
+    private var readPending = false
+    /// Inside a read burst from the client: upstream writes are flushed once, at its end.
+    private var inReadBurst = false
+    private var upstreamNeedsFlush = false
+    /// Header deadline: one timer per connection, re-armed lazily.
+    private var headerDeadline: NIODeadline?
     private var headerTimer: Scheduled<Void>?
     /// The client's address, read once per connection (each read is a getpeername system call).
     private var client: String?
@@ -57,7 +98,7 @@ final class IngressHandler: ChannelInboundHandler, RemovableChannelHandler {
         self.scheme = scheme
     }
 
-    private func appPool(_ context: ChannelHandlerContext) -> AppConnectionPool {
+    private func appPool(_ context: ChannelHandlerContext) -> UpstreamConnectionPool {
         let id = ObjectIdentifier(shared.appPools)
         if let pool, poolGeneration == id { return pool }
         let fresh = shared.appPools.pool(for: context.eventLoop, target: shared.app)
@@ -66,55 +107,172 @@ final class IngressHandler: ChannelInboundHandler, RemovableChannelHandler {
         return fresh
     }
 
+    // MARK: Connection events
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+
     func channelActive(context: ChannelHandlerContext) {
         client = context.remoteAddress?.ipAddress
-        armHeaderTimer(context)
+        armHeaderDeadline()
         context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        headerTimer?.cancel()
+        headerTimer = nil
+        switch state {
+        case .streaming(let ex, let upstream):
+            upstream.abandon()
+            finished(ex, status: ex.responseStarted ? ex.status : 499)
+        case .held(let ex, _):
+            finished(ex, status: 499)
+        default:
+            break
+        }
+        state = .closing
+        context.fireChannelInactive()
     }
 
     /// A protocol error (malformed framing, smuggling attempt, oversized head): answered with 400 or
     /// 431 when no response is under way, and the connection is closed either way.
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        let started: Bool
+        var started = false
         switch state {
-        case .idle, .reading: started = false
-        case .forwarding, .closing: started = true
+        case .streaming(let ex, let upstream):
+            started = ex.responseStarted
+            upstream.abandon()
+        case .closing, .draining:
+            started = true
+        default:
+            break
         }
-        headerTimer?.cancel()
         state = .closing
         ProtocolErrors.answer(context, error, responseStarted: started)
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
-        headerTimer?.cancel()
-        context.fireChannelInactive()
+    func read(context: ChannelHandlerContext) {
+        if readsPaused { readPending = true } else { context.read() }
     }
 
-    private func armHeaderTimer(_ context: ChannelHandlerContext) {
-        headerTimer?.cancel()
-        let channel = context.channel
-        headerTimer = context.eventLoop.scheduleTask(in: .nanoseconds(shared.config.headerTimeout.nanoseconds)) {
-            channel.close(promise: nil)  // the head did not arrive in time: no answer, just close
+    private func pauseReads() { readsPaused = true }
+
+    private func resumeReads() {
+        guard readsPaused else { return }
+        readsPaused = false
+        if readPending, let context {
+            readPending = false
+            context.read()
         }
     }
 
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        // The client reads slowly: stop reading the app's answer until it catches up.
+        if case .streaming(_, let upstream) = state {
+            if context.channel.isWritable { upstream.resumeReading() } else { upstream.pauseReading() }
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    // MARK: Header deadline
+
+    private func armHeaderDeadline() {
+        guard let context else { return }
+        headerDeadline = .now() + .nanoseconds(shared.config.headerTimeout.nanoseconds)
+        guard headerTimer == nil, let deadline = headerDeadline else { return }
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        headerTimer = context.eventLoop.scheduleTask(deadline: deadline) { bound.value.headerTimerFired() }
+    }
+
+    private func headerTimerFired() {
+        headerTimer = nil
+        guard case .idle = state, let deadline = headerDeadline, let context else { return }
+        if deadline <= .now() {
+            context.close(promise: nil)  // the head did not arrive in time: no answer, just close
+        } else {
+            let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+            headerTimer = context.eventLoop.scheduleTask(deadline: deadline) { bound.value.headerTimerFired() }
+        }
+    }
+
+    // MARK: Reading requests
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch (unwrapInboundIn(data), state) {
-        case (.head(let head), .idle):
-            headerTimer?.cancel()
+        inReadBurst = true
+        handle(unwrapInboundIn(data), context)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        inReadBurst = false
+        if upstreamNeedsFlush, case .streaming(_, let upstream) = state { upstream.flush() }
+        upstreamNeedsFlush = false
+        context.fireChannelReadComplete()
+    }
+
+    private func handle(_ part: HTTPServerRequestPart, _ context: ChannelHandlerContext) {
+        switch state {
+        case .idle:
+            guard case .head(let head) = part else { return }  // stray parts of a request already answered
+            headerDeadline = nil
             shared = generation.current
             begin(context, head)
-        case (.body(var chunk), .reading(let head, var body, let ctx)):
-            guard body.readableBytes + chunk.readableBytes <= shared.config.maxBodyBytes else {
-                return reject(context, ErrorResponse(status: .payloadTooLarge, code: "body_too_large",
-                                                     message: "the request body exceeds \(shared.config.maxBodyBytes) bytes"), close: true)
+        case .held(let ex, var parts):
+            if ex.requestEnded { return enqueue(part) }
+            guard admitBody(part, ex, context) else { return }
+            state = .idle  // keeps `parts` uniquely referenced while it grows
+            parts.append(part)
+            state = .held(ex, parts: parts)
+        case .streaming(let ex, let upstream):
+            if ex.requestEnded { return enqueue(part) }
+            guard admitBody(part, ex, context) else { return }
+            forward(part, to: upstream)
+        case .draining:
+            if case .end = part { requestDone(context) }
+        case .closing:
+            break
+        }
+    }
+
+    /// Counts body bytes against the limit; answers 413 (and closes) when over it.
+    private func admitBody(_ part: HTTPServerRequestPart, _ ex: Exchange, _ context: ChannelHandlerContext) -> Bool {
+        switch part {
+        case .body(let chunk):
+            ex.bodyBytes += chunk.readableBytes
+            if ex.bodyBytes > shared.config.maxBodyBytes {
+                if case .streaming(_, let upstream) = state { upstream.abandon() }
+                if ex.responseStarted {
+                    state = .closing
+                    context.close(promise: nil)
+                } else {
+                    finished(ex, status: 413)
+                    reject(context, ErrorResponse(status: .payloadTooLarge, code: "body_too_large",
+                                                  message: "the request body exceeds \(shared.config.maxBodyBytes) bytes", headers: ex.responseHeaders), close: true)
+                }
+                return false
             }
-            body.writeBuffer(&chunk)
-            state = .reading(head, body, ctx)
-        case (.end, .reading(let head, let body, let ctx)):
-            forward(context, head, body, ctx)
-        default:
-            break  // the rest of a request already answered (and being closed)
+        case .end:
+            ex.requestEnded = true
+        case .head:
+            break
+        }
+        return true
+    }
+
+    private func enqueue(_ part: HTTPServerRequestPart) {
+        queued.append(part)
+        if queued.count > 64 { pauseReads() }
+    }
+
+    private func forward(_ part: HTTPServerRequestPart, to upstream: UpstreamConnection) {
+        switch part {
+        case .body(let chunk):
+            upstream.sendBody(chunk)
+            if inReadBurst { upstreamNeedsFlush = true } else { upstream.flush() }
+            if !upstream.isWritable { pauseReads() }  // the app reads slowly: stop reading the client
+        case .end:
+            upstream.sendEnd()
+            upstreamNeedsFlush = false
+        case .head:
+            break
         }
     }
 
@@ -122,15 +280,15 @@ final class IngressHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func begin(_ context: ChannelHandlerContext, _ head: HTTPRequestHead) {
         let config = shared.config
+        let closeAfter = head.hasBody || !head.isKeepAlive
         if !config.ipFilter.allow.isEmpty || !config.ipFilter.deny.isEmpty {
             guard let client, config.ipFilter.permits(client) else {
-                return reject(context, ErrorResponse(status: .forbidden, code: "ip_denied", message: "this client address is not allowed"), close: true)
+                return refuse(context, head, ErrorResponse(status: .forbidden, code: "ip_denied", message: "this client address is not allowed"), close: true)
             }
         }
         let correlation = head.headers.first(name: "x-correlation-id").flatMap { $0.isEmpty || $0.count > 128 ? nil : $0 }
             ?? Self.newCorrelationId(&random)
-        var ctx = RequestContext(correlationId: correlation)
-        ctx.responseHeaders.append(("x-correlation-id", correlation))
+        var responseHeaders = [("x-correlation-id", correlation)]
 
         if let cors = config.cors {
             switch cors.decide(method: head.method.rawValue, origin: head.headers.first(name: "origin"),
@@ -139,42 +297,69 @@ final class IngressHandler: ChannelInboundHandler, RemovableChannelHandler {
             case .notCORS:
                 break
             case .preflight(let h):
-                return respond(context, head, status: .noContent, headers: ctx.responseHeaders + h.pairs.map { ($0.name, $0.value) }, body: nil, close: !head.isKeepAlive || head.hasBody)
+                return refuse(context, head, status: .noContent, headers: responseHeaders + h.pairs.map { ($0.name, $0.value) }, body: nil, close: closeAfter)
             case .rejected(let reason):
                 if head.method == .OPTIONS {
-                    return reject(context, ErrorResponse(status: .forbidden, code: "cors_rejected", message: reason, headers: ctx.responseHeaders), close: head.hasBody || !head.isKeepAlive)
+                    return refuse(context, head, ErrorResponse(status: .forbidden, code: "cors_rejected", message: reason, headers: responseHeaders), close: closeAfter)
                 }
             case .actual(let h):
-                ctx.responseHeaders += h.pairs.map { ($0.name, $0.value) }
+                responseHeaders += h.pairs.map { ($0.name, $0.value) }
             }
         }
         if config.rateLimitKey != .jwtSubject || config.jwt == nil {
             let key: String
             if case .header(let name) = config.rateLimitKey, let value = head.headers.first(name: name) { key = "h:" + value } else { key = client ?? "unknown" }
-            guard admit(context, head, &ctx, key: key) else { return }
+            if let refusal = rateLimit(key: key, &responseHeaders) { return refuse(context, head, refusal, close: closeAfter) }
         }
         if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > config.maxBodyBytes {
-            return reject(context, ErrorResponse(status: .payloadTooLarge, code: "body_too_large",
-                                                 message: "the request body exceeds \(config.maxBodyBytes) bytes", headers: ctx.responseHeaders), close: true)
+            return refuse(context, head, ErrorResponse(status: .payloadTooLarge, code: "body_too_large",
+                                                       message: "the request body exceeds \(config.maxBodyBytes) bytes", headers: responseHeaders), close: true)
         }
-        state = .reading(head, context.channel.allocator.buffer(capacity: 0), ctx)
+
+        let (upstreamHead, traceId) = upstreamRequest(head, correlation)
+        let ex = Exchange(head: head, upstreamHead: upstreamHead, correlationId: correlation, traceId: traceId,
+                          responseHeaders: responseHeaders, started: shared.clock.now, keepAlive: head.isKeepAlive)
+        shared.metrics.inFlight("ingress", shared.inFlight.increment())
+        if head.headers.first(name: "expect")?.lowercased() == "100-continue" {
+            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .continue))), promise: nil)
+        }
+        state = .held(ex, parts: [])
+        if let jwt = config.jwt { authenticate(context, jwt, head) } else { connect(context) }
     }
 
-    /// Runs the rate limit for `key`; answers 429 and returns false when over it.
-    private func admit(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ ctx: inout RequestContext, key: String) -> Bool {
-        guard let limiter = shared.limiter else { return true }
+    /// The request as the app sees it: hop-by-hop headers gone, forwarding, correlation and trace
+    /// headers set, the configured rules applied.
+    private func upstreamRequest(_ head: HTTPRequestHead, _ correlation: String) -> (HTTPRequestHead, String) {
+        var upstream = head
+        let chunked = head.headers.first(name: "transfer-encoding")?.lowercased().contains("chunked") ?? false
+        ProxyHeaders.removeHopByHop(&upstream.headers)
+        upstream.headers.remove(name: "expect")
+        if chunked { upstream.headers.add(name: "transfer-encoding", value: "chunked") }
+        ProxyHeaders.addForwarded(&upstream.headers, client: client, proto: scheme)
+        upstream.headers.replaceOrAdd(name: "x-correlation-id", value: correlation)
+        let (trace, _) = TracePropagation.nextHop(
+            traceparent: head.headers.first(name: "traceparent"), tracestate: head.headers.first(name: "tracestate"), random: &random)
+        upstream.headers.replaceOrAdd(name: "traceparent", value: trace.traceParentHeaderValue)
+        upstream.headers.remove(name: "tracestate")
+        if let state = trace.traceStateHeaderValue { upstream.headers.add(name: "tracestate", value: state) }
+        shared.config.headers.request.apply(to: &upstream.headers)
+        upstream.version = .http1_1
+        return (upstream, "\(trace.traceID)")
+    }
+
+    /// Runs the rate limit for `key`; the 429 to answer when over it.
+    private func rateLimit(key: String, _ responseHeaders: inout [(String, String)]) -> ErrorResponse? {
+        guard let limiter = shared.limiter else { return nil }
         let now = shared.clock.now
         let decision = limiter.withLockedValue { $0.admit(key, now: now) }
         let reset = Int((decision.reset.seconds).rounded(.up))
-        ctx.responseHeaders += [("ratelimit-limit", String(decision.limit)), ("ratelimit-remaining", String(decision.remaining)), ("ratelimit-reset", String(reset))]
+        responseHeaders += [("ratelimit-limit", String(decision.limit)), ("ratelimit-remaining", String(decision.remaining)), ("ratelimit-reset", String(reset))]
         guard decision.allowed else {
             let retry = Int((decision.retryAfter ?? .seconds(1)).seconds.rounded(.up))
-            reject(context, ErrorResponse(status: .tooManyRequests, code: "rate_limited",
-                                          message: "too many requests; retry in \(retry)s",
-                                          headers: ctx.responseHeaders + [("retry-after", String(max(1, retry)))]), close: head.hasBody || !head.isKeepAlive)
-            return false
+            return ErrorResponse(status: .tooManyRequests, code: "rate_limited", message: "too many requests; retry in \(retry)s",
+                                 headers: responseHeaders + [("retry-after", String(max(1, retry)))])
         }
-        return true
+        return nil
     }
 
     static func newCorrelationId(_ random: inout SeededRandom) -> String {
@@ -182,11 +367,7 @@ final class IngressHandler: ChannelInboundHandler, RemovableChannelHandler {
         return String(a, radix: 16).leftPadded(16) + String(b, radix: 16).leftPadded(16)
     }
 
-    // MARK: Forwarding
-
-    private func forward(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ body: ByteBuffer, _ ctx: RequestContext) {
-        state = .forwarding
-        guard let jwt = shared.config.jwt else { return proxy(context, head, body, ctx) }
+    private func authenticate(_ context: ChannelHandlerContext, _ jwt: JWTAuthenticator, _ head: HTTPRequestHead) {
         let authorization = head.headers.first(name: "authorization")
         let path = head.uri
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
@@ -194,91 +375,179 @@ final class IngressHandler: ChannelInboundHandler, RemovableChannelHandler {
             await jwt.authenticate(authorization: authorization, path: path)
         }.whenComplete { result in
             let (handler, context) = bound.value
+            guard case .held(let ex, _) = handler.state else { return }
             switch result {
             case .success(.success(let token)):
-                var ctx = ctx
-                if handler.shared.config.rateLimitKey == .jwtSubject {
-                    guard handler.admit(context, head, &ctx, key: "s:" + (token.subject ?? token.clientId ?? handler.client ?? "unknown")) else { return }
+                if handler.shared.config.rateLimitKey == .jwtSubject,
+                   let refusal = handler.rateLimit(key: "s:" + (token.subject ?? token.clientId ?? handler.client ?? "unknown"), &ex.responseHeaders) {
+                    return handler.answerWithoutApp(context, ex, refusal)
                 }
-                handler.proxy(context, head, body, ctx)
+                handler.connect(context)
             case .success(.failure(let failure)):
-                let status = HTTPResponseStatus(statusCode: failure.status)
-                handler.reject(context, ErrorResponse(status: status, code: failure.code, message: failure.message,
-                                                      headers: ctx.responseHeaders + [("www-authenticate", failure.wwwAuthenticate)]), close: !head.isKeepAlive)
+                handler.answerWithoutApp(context, ex, ErrorResponse(
+                    status: HTTPResponseStatus(statusCode: failure.status), code: failure.code, message: failure.message,
+                    headers: ex.responseHeaders + [("www-authenticate", failure.wwwAuthenticate)]))
             case .failure(let error):
-                handler.reject(context, ErrorResponse(status: .internalServerError, code: "auth_error", message: "\(error)", headers: ctx.responseHeaders), close: true)
+                handler.answerWithoutApp(context, ex, ErrorResponse(status: .internalServerError, code: "auth_error", message: "\(error)", headers: ex.responseHeaders))
             }
         }
     }
 
-    private func proxy(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ body: ByteBuffer, _ ctx: RequestContext) {
-        var upstream = head
-        ProxyHeaders.removeHopByHop(&upstream.headers)
-        ProxyHeaders.addForwarded(&upstream.headers, client: client, proto: scheme)
-        upstream.headers.replaceOrAdd(name: "x-correlation-id", value: ctx.correlationId)
-        let (trace, _) = TracePropagation.nextHop(
-            traceparent: head.headers.first(name: "traceparent"), tracestate: head.headers.first(name: "tracestate"), random: &random)
-        upstream.headers.replaceOrAdd(name: "traceparent", value: trace.traceParentHeaderValue)
-        upstream.headers.remove(name: "tracestate")
-        if let state = trace.traceStateHeaderValue { upstream.headers.add(name: "tracestate", value: state) }
-        upstream.headers.remove(name: "content-length")
-        if body.readableBytes > 0 || head.method == .POST || head.method == .PUT || head.method == .PATCH {
-            upstream.headers.add(name: "content-length", value: String(body.readableBytes))
-        }
-        shared.config.headers.request.apply(to: &upstream.headers)
-        upstream.version = .http1_1
-        let started = shared.clock.now
-        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        let shared = self.shared
-        shared.metrics.inFlight("ingress", shared.inFlight.increment())
-        appPool(context).send(upstream, body: body).whenComplete { result in
-            let (handler, context) = loopBound.value
-            defer { shared.metrics.inFlight("ingress", shared.inFlight.decrement()) }
-            let status: Int
-            if case .success(let r) = result { status = Int(r.head.status.code) } else { status = 502 }
-            shared.metrics.finished("ingress", status: status, seconds: (shared.clock.now - started).seconds)
-            if let log = shared.config.accessLog {
-                log.record([
-                    ("time", .string(Date().formatted(.iso8601))), ("client", .string(handler.client ?? "")),
-                    ("method", .string(head.method.rawValue)), ("path", .string(head.uri)), ("status", .int(status)),
-                    ("duration_ms", .double((shared.clock.now - started).seconds * 1000)), ("bytes_in", .int(body.readableBytes)),
-                    ("correlation_id", .string(ctx.correlationId)), ("trace_id", .string("\(trace.traceID)")),
-                    ("user_agent", .string(head.headers.first(name: "user-agent") ?? "")),
-                ])
-            }
+    // MARK: Forwarding
+
+    /// Takes an app connection (at once when one is idle) and starts streaming the held request.
+    private func connect(_ context: ChannelHandlerContext) {
+        let pool = appPool(context)
+        if let upstream = pool.takeIdle() { return startStreaming(context, upstream) }
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        pool.connect { result in
+            let (handler, context) = bound.value
             switch result {
-            case .success(let response):
-                var headers = response.head.headers
-                ProxyHeaders.removeHopByHop(&headers)
-                headers.remove(name: "content-length")
-                shared.config.headers.response.apply(to: &headers)
-                let pairs = headers.map { ($0.name, $0.value) } + ctx.responseHeaders
-                handler.respond(context, head, status: response.head.status, headers: pairs, body: response.body, close: !head.isKeepAlive)
+            case .success(let upstream):
+                guard case .held = handler.state else { return upstream.abandon() }  // the client left meanwhile
+                handler.startStreaming(context, upstream)
             case .failure(let error):
-                let e = error as? TransportError
-                let status: HTTPResponseStatus = e?.kind == .closed && "\(e!.detail)".contains("did not answer") ? .gatewayTimeout : .badGateway
-                handler.respond(context, head, status: status, headers: ctx.responseHeaders + [("content-type", "application/json")],
-                                body: ErrorResponse(status: status, code: status == .gatewayTimeout ? "upstream_timeout" : "upstream_unavailable",
-                                                    message: "the app could not be reached: \(e?.description ?? "\(error)")").body(allocator: context.channel.allocator),
-                                close: !head.isKeepAlive)
+                handler.upstreamFailed(error, requestSent: false)
             }
-
         }
     }
 
-    // MARK: Responses
+    private func startStreaming(_ context: ChannelHandlerContext, _ upstream: UpstreamConnection) {
+        guard case .held(let ex, let parts) = state else { return upstream.abandon() }
+        state = .streaming(ex, upstream)
+        upstream.start(ex.upstreamHead, sink: self, timeout: shared.config.upstreamTimeout)
+        for part in parts { forward(part, to: upstream) }
+        if !ex.requestEnded {
+            // The head goes out now if the body may be slow to come (or at the end of this read burst).
+            if inReadBurst { upstreamNeedsFlush = true } else { upstream.flush() }
+        }
+        if !context.channel.isWritable { upstream.pauseReading() }
+    }
+
+    // MARK: The app's answer (UpstreamResponseSink)
+
+    func upstreamHead(_ response: HTTPResponseHead) {
+        guard let context, case .streaming(let ex, _) = state else { return }
+        var headers = response.headers
+        ProxyHeaders.removeHopByHop(&headers)
+        shared.config.headers.response.apply(to: &headers)
+        for (name, value) in ex.responseHeaders { headers.replaceOrAdd(name: name, value: value) }
+        if !ex.keepAlive { headers.replaceOrAdd(name: "connection", value: "close") }
+        ex.responseStarted = true
+        ex.status = Int(response.status.code)
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: response.status, headers: headers))), promise: nil)
+    }
+
+    func upstreamBody(_ chunk: ByteBuffer) {
+        guard let context, case .streaming = state else { return }
+        context.write(wrapOutboundOut(.body(.byteBuffer(chunk))), promise: nil)
+    }
+
+    func upstreamReadComplete() {
+        context?.flush()
+    }
+
+    func upstreamEnd() {
+        guard let context, case .streaming(let ex, _) = state else { return }
+        finished(ex, status: ex.status)
+        if !ex.requestEnded {
+            // The app answered before the request was complete: the rest is not read; the connection closes.
+            state = .closing
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+            return
+        }
+        if ex.keepAlive {
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            requestDone(context)
+        } else {
+            state = .closing
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+        }
+    }
+
+    func upstreamFailed(_ error: TransportError, requestSent: Bool) {
+        guard let context else { return }
+        let ex: Exchange
+        switch state {
+        case .streaming(let e, _), .held(let e, _): ex = e
+        default: return
+        }
+        if ex.responseStarted {
+            finished(ex, status: ex.status)
+            state = .closing
+            context.close(promise: nil)  // the answer broke off midway: the client must see it broken
+            return
+        }
+        let timedOut = error.kind == .closed && error.detail.contains("did not answer")
+        let status: HTTPResponseStatus = timedOut ? .gatewayTimeout : .badGateway
+        answerWithoutApp(context, ex, ErrorResponse(status: status, code: timedOut ? "upstream_timeout" : "upstream_unavailable",
+                                                    message: "the app could not be reached: \(error)", headers: ex.responseHeaders))
+    }
+
+    func upstreamWritabilityChanged(_ writable: Bool) {
+        if writable { resumeReads() } else { pauseReads() }
+    }
+
+    // MARK: Answers
+
+    /// Answers an admitted request without (or instead of) the app: 401/403/429 after JWT, 502/504.
+    private func answerWithoutApp(_ context: ChannelHandlerContext, _ ex: Exchange, _ error: ErrorResponse) {
+        finished(ex, status: Int(error.status.code))
+        let close = !ex.keepAlive || !ex.requestEnded
+        write(context, status: error.status, headers: error.headers + [("content-type", "application/json")],
+              body: error.body(allocator: context.channel.allocator), close: close, method: ex.head.method)
+        if close { state = .closing } else { requestDone(context) }
+    }
+
+    /// Refuses a request at its head (IP, CORS, rate limit, declared size): nothing reaches the app.
+    private func refuse(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ error: ErrorResponse, close: Bool) {
+        refuse(context, head, status: error.status, headers: error.headers + [("content-type", "application/json")],
+               body: error.body(allocator: context.channel.allocator), close: close)
+    }
+
+    private func refuse(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, status: HTTPResponseStatus,
+                        headers: [(String, String)], body: ByteBuffer?, close: Bool) {
+        shared.metrics.finished("ingress", status: Int(status.code), seconds: 0)
+        write(context, status: status, headers: headers, body: body, close: close, method: head.method)
+        // Kept open only for a request without a body: its end is still to come.
+        state = close ? .closing : .draining
+    }
 
     private func reject(_ context: ChannelHandlerContext, _ error: ErrorResponse, close: Bool) {
-        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/")
-        respond(context, head, status: error.status, headers: error.headers + [("content-type", "application/json")],
-                body: error.body(allocator: context.channel.allocator), close: close)
+        write(context, status: error.status, headers: error.headers + [("content-type", "application/json")],
+              body: error.body(allocator: context.channel.allocator), close: close, method: .GET)
+        state = .closing
     }
 
-    private func respond(_ context: ChannelHandlerContext, _ request: HTTPRequestHead, status: HTTPResponseStatus,
-                         headers: [(String, String)], body: ByteBuffer?, close: Bool) {
-        state = close ? .closing : .idle
-        ResponseWriter.write(context, status: status, headers: headers, body: body, close: close, method: request.method)
-        if !close { armHeaderTimer(context) }
+    private func write(_ context: ChannelHandlerContext, status: HTTPResponseStatus, headers: [(String, String)], body: ByteBuffer?, close: Bool, method: HTTPMethod) {
+        ResponseWriter.write(context, status: status, headers: headers, body: body, close: close, method: method)
+    }
+
+    /// The exchange is over and the connection stays: back to idle, then the queued parts.
+    private func requestDone(_ context: ChannelHandlerContext) {
+        state = .idle
+        armHeaderDeadline()
+        while case .idle = state, let part = queued.popFirst() {
+            handle(part, context)
+        }
+        if queued.count <= 64 { resumeReads() }
+    }
+
+    private func finished(_ ex: Exchange, status: Int) {
+        shared.metrics.inFlight("ingress", shared.inFlight.decrement())
+        let elapsed = shared.clock.now - ex.started
+        shared.metrics.finished("ingress", status: status, seconds: elapsed.seconds)
+        if let log = shared.config.accessLog {
+            log.record([
+                ("time", .string(Date().formatted(.iso8601))), ("client", .string(client ?? "")),
+                ("method", .string(ex.head.method.rawValue)), ("path", .string(ex.head.uri)), ("status", .int(status)),
+                ("duration_ms", .double(elapsed.seconds * 1000)), ("bytes_in", .int(ex.bodyBytes)),
+                ("correlation_id", .string(ex.correlationId)), ("trace_id", .string(ex.traceId)),
+                ("user_agent", .string(ex.head.headers.first(name: "user-agent") ?? "")),
+            ])
+        }
     }
 }
 

@@ -126,7 +126,7 @@ public final class IngressServer: Sendable {
                         guard let context = generation.current.tlsContext else { throw ChannelError.ioOnClosedChannel }
                         try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
                     }
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: false)
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: false)
                     try channel.pipeline.syncOperations.addHandler(IngressHandler(generation: generation, scheme: tls ? "https" : "http"))
                 }
             }
@@ -182,7 +182,7 @@ final class PoolRegistry: Sendable {
     let settings: ConnectionPoolSettings
     private let tls: UpstreamTLS?
     private let tlsContext: NIOSSLContext?
-    private let pools = NIOLockedValueBox<[Key: NIOLoopBound<AppConnectionPool>]>([:])
+    private let pools = NIOLockedValueBox<[Key: NIOLoopBound<UpstreamConnectionPool>]>([:])
 
     /// `tls` set: every connection is TLS with that configuration (its context built here, once).
     init(settings: ConnectionPoolSettings, tls: UpstreamTLS? = nil) throws {
@@ -192,12 +192,12 @@ final class PoolRegistry: Sendable {
     }
 
     /// The pool of `loop` for `target`; `host` is the name the endpoint was configured with (the TLS name).
-    func pool(for loop: any EventLoop, target: SocketAddress, host: String? = nil) -> AppConnectionPool {
+    func pool(for loop: any EventLoop, target: SocketAddress, host: String? = nil) -> UpstreamConnectionPool {
         let key = Key(loop: ObjectIdentifier(loop), target: "\(target)")
         return pools.withLockedValue { p in
             if let existing = p[key] { return existing.value }
             let clientTLS = tlsContext.map { ClientTLS(context: $0, hostname: tls?.hostname(for: host ?? target.ipAddress ?? "")) }
-            let pool = AppConnectionPool(eventLoop: loop, target: target, config: settings, tls: clientTLS)
+            let pool = UpstreamConnectionPool(eventLoop: loop, target: target, config: settings, tls: clientTLS)
             p[key] = NIOLoopBound(pool, eventLoop: loop)
             return pool
         }

@@ -238,6 +238,13 @@ final class KeepAliveClient: Sendable {
             .connect(host: "127.0.0.1", port: port).get()
     }
 
+    /// Everything received and not yet taken as a response.
+    var received: String { inbox.withLockedValue { $0 } }
+
+    func write(_ bytes: String) async throws {
+        try await channel.writeAndFlush(channel.allocator.buffer(string: bytes))
+    }
+
     /// Sends `request` and returns the next whole response (head and body).
     func send(_ request: String) async throws -> String {
         try await channel.writeAndFlush(channel.allocator.buffer(string: request))
