@@ -118,7 +118,7 @@ final class EgressHandler: ChannelInboundHandler, RemovableChannelHandler {
                 ex.head.headers.replaceOrAdd(name: "authorization", value: "Bearer \(token)")
                 handler.send(context, ex)
             case .failure(let error):
-                handler.shared.metrics.finished("egress", status: 503, seconds: 0)
+                handler.shared.metrics.finished("egress", status: 503, seconds: 0, service: exchange.service.config.name)
                 handler.fail(context, .serviceUnavailable, "token_unavailable", "no access token for \(exchange.service.config.name): \(error)", close: !exchange.keepAlive)
             }
         }
@@ -132,7 +132,7 @@ final class EgressHandler: ChannelInboundHandler, RemovableChannelHandler {
         guard let pick = service.decisions.withLockedValue({ state in state.pool.pick(now: now, exclude: ex.tried, random: &state.random) }),
               let target = service.sockets.withLockedValue({ $0[pick.address] }) else {
             shared.metrics.service(name).noEndpoint.increment()
-            shared.metrics.finished("egress", status: 503, seconds: 0)
+            shared.metrics.finished("egress", status: 503, seconds: 0, service: name)
             return fail(context, .serviceUnavailable, "no_healthy_endpoint", "every endpoint of \(name) is ejected, open or gone", close: !ex.keepAlive)
         }
         ex.attempts += 1
@@ -182,7 +182,7 @@ final class EgressHandler: ChannelInboundHandler, RemovableChannelHandler {
         default:
             switch result {
             case .success(let r):
-                shared.metrics.finished("egress", status: Int(r.head.status.code), seconds: (now - started).seconds)
+                shared.metrics.finished("egress", status: Int(r.head.status.code), seconds: (now - started).seconds, service: name)
                 var headers = r.head.headers
                 ProxyHeaders.removeHopByHop(&headers)
                 ex.service.config.headers.response.apply(to: &headers)
@@ -190,7 +190,7 @@ final class EgressHandler: ChannelInboundHandler, RemovableChannelHandler {
             case .failure(let error):
                 let timedOut: Bool
                 if let e = error as? TransportError, e.kind == .closed, e.detail.contains("did not answer") { timedOut = true } else { timedOut = false }
-                shared.metrics.finished("egress", status: timedOut ? 504 : 502, seconds: (now - started).seconds)
+                shared.metrics.finished("egress", status: timedOut ? 504 : 502, seconds: (now - started).seconds, service: name)
                 fail(context, timedOut ? .gatewayTimeout : .badGateway, timedOut ? "upstream_timeout" : "upstream_unavailable",
                      "\(name) failed after \(ex.attempts) attempt(s): \(error)", close: !ex.keepAlive)
             }

@@ -367,29 +367,38 @@ final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
         return String(a, radix: 16).leftPadded(16) + String(b, radix: 16).leftPadded(16)
     }
 
+    /// Verifies the bearer token: at once for a token seen before (or a missing one), else off the
+    /// event loop (the signature check) and back.
     private func authenticate(_ context: ChannelHandlerContext, _ jwt: JWTAuthenticator, _ head: HTTPRequestHead) {
         let authorization = head.headers.first(name: "authorization")
         let path = head.uri
+        if let verdict = jwt.authenticateWithoutWaiting(authorization: authorization, path: path) {
+            return authenticated(context, .success(verdict))
+        }
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         context.eventLoop.makeFutureWithTask {
             await jwt.authenticate(authorization: authorization, path: path)
         }.whenComplete { result in
             let (handler, context) = bound.value
-            guard case .held(let ex, _) = handler.state else { return }
-            switch result {
-            case .success(.success(let token)):
-                if handler.shared.config.rateLimitKey == .jwtSubject,
-                   let refusal = handler.rateLimit(key: "s:" + (token.subject ?? token.clientId ?? handler.client ?? "unknown"), &ex.responseHeaders) {
-                    return handler.answerWithoutApp(context, ex, refusal)
-                }
-                handler.connect(context)
-            case .success(.failure(let failure)):
-                handler.answerWithoutApp(context, ex, ErrorResponse(
-                    status: HTTPResponseStatus(statusCode: failure.status), code: failure.code, message: failure.message,
-                    headers: ex.responseHeaders + [("www-authenticate", failure.wwwAuthenticate)]))
-            case .failure(let error):
-                handler.answerWithoutApp(context, ex, ErrorResponse(status: .internalServerError, code: "auth_error", message: "\(error)", headers: ex.responseHeaders))
+            handler.authenticated(context, result)
+        }
+    }
+
+    private func authenticated(_ context: ChannelHandlerContext, _ result: Result<Result<VerifiedToken, AuthFailure>, any Error>) {
+        guard case .held(let ex, _) = state else { return }
+        switch result {
+        case .success(.success(let token)):
+            if shared.config.rateLimitKey == .jwtSubject,
+               let refusal = rateLimit(key: "s:" + (token.subject ?? token.clientId ?? client ?? "unknown"), &ex.responseHeaders) {
+                return answerWithoutApp(context, ex, refusal)
             }
+            connect(context)
+        case .success(.failure(let failure)):
+            answerWithoutApp(context, ex, ErrorResponse(
+                status: HTTPResponseStatus(statusCode: failure.status), code: failure.code, message: failure.message,
+                headers: ex.responseHeaders + [("www-authenticate", failure.wwwAuthenticate)]))
+        case .failure(let error):
+            answerWithoutApp(context, ex, ErrorResponse(status: .internalServerError, code: "auth_error", message: "\(error)", headers: ex.responseHeaders))
         }
     }
 

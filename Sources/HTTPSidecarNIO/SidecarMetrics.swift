@@ -11,6 +11,8 @@ public final class SidecarMetrics: Sendable {
     private let perService = NIOLockedValueBox<[String: ServiceInstruments]>([:])
 
     struct ServiceInstruments: Sendable {
+        /// Answers by status class 1xx...5xx.
+        let requests: [Counter]
         let retries: Counter
         let ejections: Counter
         let breakerOpened: Counter
@@ -34,10 +36,12 @@ public final class SidecarMetrics: Sendable {
     /// Metrics that go nowhere, for tests and embedding.
     public static let none = SidecarMetrics(factory: NOOPMetricsHandler.instance)
 
-    func finished(_ listener: String, status: Int, seconds: Double) {
+    /// One answered request; egress answers also count under their service (the upstream).
+    func finished(_ listener: String, status: Int, seconds: Double, service: String? = nil) {
         let cls = min(5, max(1, status / 100))
         requests[listener]?[cls - 1].increment()
         durations[listener]?.recordNanoseconds(Int64(seconds * 1e9))
+        if let service { self.service(service).requests[cls - 1].increment() }
     }
 
     func inFlight(_ listener: String, _ value: Int) { inFlight[listener]?.record(value) }
@@ -47,6 +51,7 @@ public final class SidecarMetrics: Sendable {
             if let s = map[name] { return s }
             let d = [("service", name)]
             let s = ServiceInstruments(
+                requests: (1...5).map { Counter(label: "lightmesh_egress_requests_total", dimensions: d + [("status_class", "\($0)xx")], factory: factory) },
                 retries: Counter(label: "lightmesh_egress_retries_total", dimensions: d, factory: factory),
                 ejections: Counter(label: "lightmesh_egress_ejections_total", dimensions: d, factory: factory),
                 breakerOpened: Counter(label: "lightmesh_egress_circuit_opened_total", dimensions: d, factory: factory),

@@ -41,6 +41,8 @@ public final class JWTAuthenticator: Sendable {
     private let loadJWKS: @Sendable () async throws -> String
     private let wallClock: @Sendable () -> Date
     private let reloads = ReloadGate()
+    /// Tokens whose signature verified, with their claims (bounded; claims are re-checked at each use).
+    private let verified = VerifiedTokens(limit: 10_000)
     /// The `kid`s of the loaded JWKS: a token naming another one triggers a reload (key rotation).
     private let knownKids = LockedKids()
     public let reloadInterval: Duration
@@ -99,17 +101,54 @@ public final class JWTAuthenticator: Sendable {
 
     /// Authenticates one request; `nil` authorization means the header was absent.
     public func authenticate(authorization: String?, path: String) async -> Result<VerifiedToken, AuthFailure> {
-        guard let authorization, authorization.lowercased().hasPrefix("bearer "), authorization.count > 7 else {
-            return .failure(AuthFailure(status: 401, code: "missing_token", message: "an Authorization: Bearer token is required",
-                                        wwwAuthenticate: "Bearer"))
+        let token: String
+        switch Self.bearer(authorization) {
+        case .success(let t): token = t
+        case .failure(let f): return .failure(f)
         }
-        let token = String(authorization.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+        if let claims = verified.claims(for: token) { return check(claims, path: path) }
         let claims: Claims
         do {
             claims = try await verify(token)
         } catch {
             return .failure(invalid("the token is not valid: \(error)"))
         }
+        verified.store(token, claims)
+        return check(claims, path: path)
+    }
+
+    /// The verdict without waiting, when it needs no signature check: no or a malformed header, or a
+    /// token whose signature was verified before (clients send the same token many times; its claims
+    /// are checked afresh each time). `nil`: call ``authenticate(authorization:path:)``.
+    public func authenticateWithoutWaiting(authorization: String?, path: String) -> Result<VerifiedToken, AuthFailure>? {
+        switch Self.bearer(authorization) {
+        case .failure(let f): return .failure(f)
+        case .success(let token): return verified.claims(for: token).map { check($0, path: path) }
+        }
+    }
+
+    /// The token of an `Authorization: Bearer TOKEN` header. Works on UTF-8 bytes: a token is a few
+    /// hundred ASCII characters, and Foundation's trimming walked it as UTF-16 on every request.
+    static func bearer(_ authorization: String?) -> Result<String, AuthFailure> {
+        let missing = AuthFailure(status: 401, code: "missing_token", message: "an Authorization: Bearer token is required", wwwAuthenticate: "Bearer")
+        guard let authorization else { return .failure(missing) }
+        let bytes = authorization.utf8
+        guard bytes.count > 7 else { return .failure(missing) }
+        var i = bytes.startIndex
+        for expected in "bearer ".utf8 {
+            let b = bytes[i]
+            guard (b >= 0x41 && b <= 0x5A ? b | 0x20 : b) == expected else { return .failure(missing) }
+            i = bytes.index(after: i)
+        }
+        var start = i, end = bytes.endIndex
+        while start < end, bytes[start] == 0x20 || bytes[start] == 0x09 { start = bytes.index(after: start) }
+        while end > start, bytes[bytes.index(before: end)] == 0x20 || bytes[bytes.index(before: end)] == 0x09 { end = bytes.index(before: end) }
+        guard start < end else { return .failure(missing) }
+        return .success(String(authorization[start..<end]))
+    }
+
+    /// The claim checks, against the injected clock: expiry, not-before, issuer, audience, scopes.
+    private func check(_ claims: Claims, path: String) -> Result<VerifiedToken, AuthFailure> {
         let now = wallClock()
         let skew = TimeInterval(policy.clockSkew.seconds)
         if claims.exp.value.addingTimeInterval(skew) < now { return .failure(invalid("the token expired")) }
@@ -170,4 +209,34 @@ final class LockedKids: @unchecked Sendable {
     private var kids = Set<String>()
     func add(_ more: Set<String>) { lock.lock(); kids.formUnion(more); lock.unlock() }
     func contains(_ kid: String) -> Bool { lock.lock(); defer { lock.unlock() }; return kids.contains(kid) }
+}
+
+/// Tokens whose signature verified, so a token sent again skips the signature check (the costly
+/// part); its claims are checked at every use. Bounded: when full it starts over. Only signatures
+/// checked against the loaded keys get in, so nothing unverified is ever trusted from here.
+final class VerifiedTokens: @unchecked Sendable {
+    /// Boxed: a lookup hands out one reference instead of copying the claims' many fields.
+    private final class Entry {
+        let claims: JWTAuthenticator.Claims
+        init(_ claims: JWTAuthenticator.Claims) { self.claims = claims }
+    }
+    private let lock = NSLock()
+    private var entries: [String: Entry] = [:]
+    private let limit: Int
+
+    init(limit: Int) { self.limit = limit }
+
+    func claims(for token: String) -> JWTAuthenticator.Claims? {
+        lock.lock()
+        let entry = entries[token]
+        lock.unlock()
+        return entry?.claims
+    }
+
+    func store(_ token: String, _ value: JWTAuthenticator.Claims) {
+        lock.lock()
+        defer { lock.unlock() }
+        if entries.count >= limit { entries.removeAll(keepingCapacity: true) }
+        entries[token] = Entry(value)
+    }
 }

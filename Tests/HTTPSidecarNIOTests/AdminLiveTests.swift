@@ -27,7 +27,7 @@ import Testing
         egressConfig.listen = MeshAddress(host: "127.0.0.1", port: 0)
         egressConfig.services = [ServiceConfig(name: "pets", endpoints: [MeshAddress(host: "127.0.0.1", port: app.port)])]
         let egress = try EgressServer(config: egressConfig, group: group, metrics: metrics)
-        _ = try await egress.start()
+        let egressPort = try await egress.start().port
         let admin = AdminServer(listen: MeshAddress(host: "127.0.0.1", port: 0), group: group, sources: .init(
             registry: registry, configJSON: { "{\"ok\":true}" }, egress: egress,
             appHealth: (MeshAddress(host: "127.0.0.1", port: app.port), "/healthz")))
@@ -36,7 +36,9 @@ import Testing
         #expect(try await get(adminPort, "/health/live").hasPrefix("HTTP/1.1 200"))
         #expect(try await get(adminPort, "/health/ready").hasPrefix("HTTP/1.1 200"))
         for _ in 0..<3 { _ = try await rawExchange(port: ingressPort, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", group: group) }
+        for _ in 0..<2 { _ = try await rawExchange(port: egressPort, "GET / HTTP/1.1\r\nHost: x\r\nservice_id: pets\r\nConnection: close\r\n\r\n", group: group) }
         let text = try await get(adminPort, "/metrics")
+        #expect(text.contains("lightmesh_egress_requests_total{service=\"pets\",status_class=\"2xx\"} 2"), "\(text)")
         #expect(text.contains("lightmesh_requests_total{listener=\"ingress\",status_class=\"2xx\"} 3"), "\(text)")
         #expect(text.contains("lightmesh_request_duration_seconds_bucket"))
         let endpoints = try await get(adminPort, "/endpoints")

@@ -124,4 +124,29 @@ import Testing
         }
         try await issuer.stop()
     }
+
+    @Test func aTokenSeenBeforeSkipsTheSignatureButNotTheClaimChecks() async throws {
+        let now = NIOLockedValueBox(Date())
+        var policy = JWTPolicy()
+        policy.clockSkew = .seconds(0)
+        policy.requiredScopes = [("/admin", ["pets:admin"])]
+        let authenticator = try await JWTAuthenticator(policy: policy, wallClock: { now.withLockedValue { $0 } }) {
+            try String(contentsOfFile: Self.fixtures + "jwks.json", encoding: .utf8)
+        }
+        let token = try await signer().sign(payload(expiresIn: 60), kid: "test-rsa")
+        #expect(authenticator.authenticateWithoutWaiting(authorization: "Bearer \(token)", path: "/") == nil, "not verified yet: must wait")
+        #expect(try await authenticator.authenticate(authorization: "Bearer \(token)", path: "/").get().subject == "alice")
+        #expect(try authenticator.authenticateWithoutWaiting(authorization: "Bearer \(token)", path: "/")?.get().subject == "alice")
+        if case .failure(let f)? = authenticator.authenticateWithoutWaiting(authorization: "Bearer \(token)", path: "/admin/x") {
+            #expect(f.status == 403)
+        } else { Issue.record("scopes not checked for a cached token") }
+        now.withLockedValue { $0 = $0.addingTimeInterval(120) }
+        if case .failure(let f)? = authenticator.authenticateWithoutWaiting(authorization: "Bearer \(token)", path: "/") {
+            #expect(f.code == "invalid_token" && f.message.contains("expired"))
+        } else { Issue.record("an expired token was accepted from the cache") }
+        // A forged token that only shares the payload is not in the cache (the signature differs).
+        let parts = token.split(separator: ".")
+        let forged = parts[0] + "." + parts[1] + ".AAAA"
+        #expect(authenticator.authenticateWithoutWaiting(authorization: "Bearer \(forged)", path: "/") == nil)
+    }
 }
