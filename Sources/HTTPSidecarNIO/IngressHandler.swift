@@ -120,17 +120,24 @@ final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
     func channelInactive(context: ChannelHandlerContext) {
         headerTimer?.cancel()
         headerTimer = nil
+        abortExchange()
+        context.fireChannelInactive()
+    }
+
+    /// Ends the exchange under way, if any, because the client connection failed or went away: the
+    /// app connection is given up (it may be mid-message) and the request counted once (499 when
+    /// no answer had started). The state becomes `.closing`.
+    private func abortExchange(answer: Int = 499) {
         switch state {
         case .streaming(let ex, let upstream):
             upstream.abandon()
-            finished(ex, status: ex.responseStarted ? ex.status : 499)
+            finished(ex, status: ex.responseStarted ? ex.status : answer)
         case .held(let ex, _):
-            finished(ex, status: 499)
+            finished(ex, status: answer)
         default:
             break
         }
         state = .closing
-        context.fireChannelInactive()
     }
 
     /// A protocol error (malformed framing, smuggling attempt, oversized head): answered with 400 or
@@ -138,15 +145,11 @@ final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         var started = false
         switch state {
-        case .streaming(let ex, let upstream):
-            started = ex.responseStarted
-            upstream.abandon()
-        case .closing, .draining:
-            started = true
-        default:
-            break
+        case .streaming(let ex, _): started = ex.responseStarted
+        case .closing, .draining: started = true
+        default: break
         }
-        state = .closing
+        abortExchange(answer: (error as? HTTPParserError).map { Int(ProtocolErrors.response(for: $0).status.code) } ?? 499)
         ProtocolErrors.answer(context, error, responseStarted: started)
     }
 

@@ -1,0 +1,135 @@
+import Foundation
+import HTTPSidecar
+import HTTPSidecarNIO
+import MeshCore
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import Testing
+
+/// The streaming ingress at the edges: HEAD, chunked answers, an app that breaks off midway, a
+/// client that leaves midway, an app that answers before reading the body.
+@Suite(.serialized) struct IngressEdgeCaseLiveTests {
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+
+    private func ingress(app port: Int) async throws -> (IngressServer, Int) {
+        var config = IngressConfig()
+        config.listen = MeshAddress(host: "127.0.0.1", port: 0)
+        config.app = MeshAddress(host: "127.0.0.1", port: port)
+        config.upstreamTimeout = .seconds(5)
+        let server = try IngressServer(config: config, group: group)
+        return (server, try await server.start().port)
+    }
+
+    @Test func headAnswersCarryNoBodyAndTheConnectionGoesOn() async throws {
+        let backend = try await TestBackend(group: group)
+        let (server, port) = try await ingress(app: backend.port)
+        let client = try await KeepAliveClient(port: port, group: group)
+        try await client.write("HEAD /h HTTP/1.1\r\nHost: x\r\n\r\n")
+        try await Task.sleep(for: .milliseconds(200))
+        let head = client.received
+        #expect(head.hasPrefix("HTTP/1.1 200") && head.hasSuffix("\r\n\r\n"), "\(head)")
+        let next = try await client.send("GET /after HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(next.contains("GET /after"), "the connection is out of step after HEAD: \(next)")
+        try await client.close()
+        try await server.stop()
+        try await backend.stop()
+    }
+
+    @Test func aChunkedAnswerIsRelayedWhole() async throws {
+        let app = try await RawApp(group: group) { _ in
+            ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n", false)
+        }
+        let (server, port) = try await ingress(app: app.port)
+        let response = try await rawExchange(port: port, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", group: group)
+        #expect(response.hasPrefix("HTTP/1.1 200"))
+        #expect(response.lowercased().contains("transfer-encoding: chunked"))
+        #expect(response.hasSuffix("5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"), "\(response)")
+        try await server.stop()
+        try await app.stop()
+    }
+
+    @Test func anAppThatBreaksOffMidAnswerClosesTheClientAndDoesNotPoisonThePool() async throws {
+        let calls = NIOLockedValueBox(0)
+        let app = try await RawApp(group: group) { _ in
+            let n = calls.withLockedValue { $0 += 1; return $0 }
+            return n == 1 ? ("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly-part", true) : ("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false)
+        }
+        let (server, port) = try await ingress(app: app.port)
+        let start = ContinuousClock.now
+        let broken = try await rawExchange(port: port, "GET /1 HTTP/1.1\r\nHost: x\r\n\r\n", group: group)
+        #expect(ContinuousClock.now - start < .seconds(3), "the client hung on a broken answer")
+        #expect(broken.hasPrefix("HTTP/1.1 200") && broken.hasSuffix("only-part"), "\(broken)")
+        let fine = try await rawExchange(port: port, "GET /2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", group: group)
+        #expect(fine.hasPrefix("HTTP/1.1 200") && fine.hasSuffix("ok"), "\(fine)")
+        try await server.stop()
+        try await app.stop()
+    }
+
+    @Test func aClientLeavingMidUploadLeavesTheIngressServing() async throws {
+        let backend = try await TestBackend(group: group)
+        let (server, port) = try await ingress(app: backend.port)
+        let channel = try await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: port).get()
+        try await channel.writeAndFlush(channel.allocator.buffer(string: "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\npartial"))
+        try await Task.sleep(for: .milliseconds(100))
+        try await channel.close()
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(server.inFlight == 0, "the abandoned request is still counted in flight")
+        let after = try await rawExchange(port: port, "GET /next HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", group: group)
+        #expect(after.hasPrefix("HTTP/1.1 200") && after.contains("GET /next"), "\(after.prefix(80))")
+        try await server.stop()
+        try await backend.stop()
+    }
+
+    @Test func anAppAnsweringBeforeTheBodyEndsIsRelayedAndTheConnectionClosed() async throws {
+        let app = try await RawApp(group: group) { _ in
+            ("HTTP/1.1 413 Payload Too Large\r\nContent-Length: 4\r\nConnection: close\r\n\r\nbig!", true)
+        }
+        let (server, port) = try await ingress(app: app.port)
+        let channel = try await KeepAliveClient(port: port, group: group)
+        try await channel.write("POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\nstart")
+        #expect(try await channel.waitFor("big!"), "the early answer never came: \(channel.received)")
+        #expect(channel.received.hasPrefix("HTTP/1.1 413"))
+        try? await channel.close()  // the ingress closed it already
+        try await server.stop()
+        try await app.stop()
+    }
+}
+
+/// An app speaking raw bytes: on each request head it answers what `respond` returns (and closes
+/// after it when asked), to produce answers a well-behaved HTTP library would not.
+final class RawApp: Sendable {
+    private let channel: any Channel
+    let port: Int
+
+    init(group: any EventLoopGroup, respond: @escaping @Sendable (String) -> (String, close: Bool)) async throws {
+        channel = try await ServerBootstrap(group: group)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Handler(respond: respond)) }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        port = channel.localAddress!.port!
+    }
+
+    func stop() async throws { try await channel.close() }
+
+    final class Handler: ChannelInboundHandler {
+        typealias InboundIn = ByteBuffer
+        let respond: @Sendable (String) -> (String, close: Bool)
+        var pending = ""
+        init(respond: @escaping @Sendable (String) -> (String, close: Bool)) { self.respond = respond }
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            pending += String(buffer: unwrapInboundIn(data))
+            while let end = pending.range(of: "\r\n\r\n") {
+                let head = String(pending[..<end.upperBound])
+                pending = String(pending[end.upperBound...])
+                let (answer, close) = respond(head)
+                let channel = context.channel
+                context.writeAndFlush(NIOAny(context.channel.allocator.buffer(string: answer))).whenComplete { _ in
+                    if close { channel.close(promise: nil) }
+                }
+                if close { return }
+            }
+        }
+    }
+}
