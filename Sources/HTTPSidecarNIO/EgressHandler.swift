@@ -15,6 +15,8 @@ final class EgressGeneration: Sendable {
 
 /// One app connection to the egress listener: routes each request to a service and runs the
 /// attempts the service's ``UpstreamPool`` decides (endpoint choice, retries, backoff, budget).
+/// The request body is kept whole (up to the body limit) because a retry must resend it; the answer
+/// is decided at its head (retry, or this is it) and then streamed to the app, with backpressure.
 final class EgressHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
@@ -29,10 +31,30 @@ final class EgressHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let generation: EgressGeneration
     private var shared: EgressShared
     private var state = State.idle
+    private var context: ChannelHandlerContext?
+    /// The attempt whose answer is awaited or streaming; callbacks of any other are stale.
+    private var current: EgressAttempt?
 
     init(generation: EgressGeneration) {
         self.generation = generation
         self.shared = generation.current
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        current?.connection?.abandon()
+        current = nil
+        state = .closing
+        context.fireChannelInactive()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        // The app reads the answer slowly: stop reading the upstream until it catches up.
+        if let connection = current?.connection {
+            if context.channel.isWritable { connection.resumeReading() } else { connection.pauseReading() }
+        }
+        context.fireChannelWritabilityChanged()
     }
 
     /// A protocol error (malformed framing, smuggling attempt, oversized head): answered with 400 or
@@ -43,6 +65,8 @@ final class EgressHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .idle, .reading: started = false
         case .forwarding, .closing: started = true
         }
+        current?.connection?.abandon()
+        current = nil
         state = .closing
         ProtocolErrors.answer(context, error, responseStarted: started)
     }
@@ -76,7 +100,7 @@ final class EgressHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     // MARK: Attempts
 
-    private struct Exchange {
+    struct Exchange {
         var head: HTTPRequestHead
         var body: ByteBuffer
         var service: ServiceRuntime
@@ -138,30 +162,37 @@ final class EgressHandler: ChannelInboundHandler, RemovableChannelHandler {
         ex.attempts += 1
         ex.tried.append(pick.address)
         let pool = service.connections.pool(for: context.eventLoop, target: target, host: service.hostName(for: pick.address))
-        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        let started = now
-        let sent = ex
-        pool.send(ex.head, body: ex.body).whenComplete { result in
-            let (handler, context) = bound.value
-            handler.finished(context, sent, pick, started, result)
+        let attempt = EgressAttempt(handler: self, exchange: ex, pick: pick, started: now)
+        current = attempt
+        let timeout = pool.settings.responseTimeout
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        pool.acquire { result in
+            let handler = bound.value
+            guard handler.current === attempt else {
+                if case .success(let c) = result { c.abandon() }  // the app went away meanwhile
+                return
+            }
+            switch result {
+            case .success(let connection):
+                attempt.connection = connection
+                connection.start(ex.head, sink: attempt, timeout: timeout)
+                if ex.body.readableBytes > 0 { connection.sendBody(ex.body) }
+                connection.sendEnd()
+            case .failure(let error):
+                handler.attemptFailed(attempt, error, requestSent: false)
+            }
         }
     }
 
-    private func finished(_ context: ChannelHandlerContext, _ ex: Exchange, _ pick: UpstreamPool.Pick, _ started: MeshInstant, _ result: Result<AppResponse, any Error>) {
+    /// Records how an attempt ended (at its response head, or its failure) and decides: retry, or
+    /// this is the answer. Returns whether a retry was scheduled.
+    private func conclude(_ attempt: EgressAttempt, _ outcome: UpstreamOutcome, neverSent: Bool) -> Bool {
+        guard let context else { return false }
+        let ex = attempt.exchange
         let now = shared.clock.now
-        let outcome: UpstreamOutcome
-        var neverSent = false
-        switch result {
-        case .success(let r): outcome = UpstreamOutcome(responseStatus: Int(r.head.status.code))
-        case .failure(let e as TransportError):
-            outcome = .gatewayError(e.kind)
-            neverSent = e.requestNeverSent
-        case .failure: outcome = .gatewayError(nil)
-        }
         let name = ex.service.config.name
-        if case .success(let r) = result, r.head.status == .unauthorized, let token = ex.token { ex.service.token?.rejected(token) }
         let (events, decision) = ex.service.decisions.withLockedValue { state -> ([UpstreamPool.Event], RetryDecision?) in
-            let events = state.pool.record(pick.address, outcome, latency: now - started, now: now)
+            let events = state.pool.record(attempt.pick.address, outcome, latency: now - attempt.started, now: now)
             guard outcome != .success else { return (events, nil) }
             let d = state.pool.retryDecision(method: ex.head.method.rawValue, attempt: ex.attempts, failure: outcome,
                                              requestNeverSent: neverSent, now: now, timeLeft: ex.deadline - now, random: &state.random)
@@ -171,30 +202,77 @@ final class EgressHandler: ChannelInboundHandler, RemovableChannelHandler {
             shared.logger.notice("egress \(name): \(e)")
             shared.metrics.record(name, e)
         }
-        switch decision {
-        case .retry(let delay)?:
-            shared.metrics.service(name).retries.increment()
-            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-            context.eventLoop.scheduleTask(in: .nanoseconds(delay.nanoseconds)) {
-                let (handler, context) = bound.value
-                handler.attempt(context, ex)
-            }
-        default:
-            switch result {
-            case .success(let r):
-                shared.metrics.finished("egress", status: Int(r.head.status.code), seconds: (now - started).seconds, service: name)
-                var headers = r.head.headers
-                ProxyHeaders.removeHopByHop(&headers)
-                ex.service.config.headers.response.apply(to: &headers)
-                respond(context, r.head.status, headers.map { ($0.name, $0.value) }, r.body, close: !ex.keepAlive, method: ex.head.method)
-            case .failure(let error):
-                let timedOut: Bool
-                if let e = error as? TransportError, e.kind == .closed, e.detail.contains("did not answer") { timedOut = true } else { timedOut = false }
-                shared.metrics.finished("egress", status: timedOut ? 504 : 502, seconds: (now - started).seconds, service: name)
-                fail(context, timedOut ? .gatewayTimeout : .badGateway, timedOut ? "upstream_timeout" : "upstream_unavailable",
-                     "\(name) failed after \(ex.attempts) attempt(s): \(error)", close: !ex.keepAlive)
-            }
+        guard case .retry(let delay)? = decision else { return false }
+        shared.metrics.service(name).retries.increment()
+        current = nil
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        context.eventLoop.scheduleTask(in: .nanoseconds(delay.nanoseconds)) {
+            let (handler, context) = bound.value
+            guard case .forwarding = handler.state else { return }  // the app went away meanwhile
+            handler.attempt(context, ex)
         }
+        return true
+    }
+
+    /// The attempt's response head: a retry when the status calls for one (the rest of that answer
+    /// is dropped with its connection), else the answer, streamed to the app from here on.
+    fileprivate func attemptHead(_ attempt: EgressAttempt, _ head: HTTPResponseHead) {
+        guard current === attempt, let context else { return }
+        let ex = attempt.exchange
+        if head.status == .unauthorized, let token = ex.token { ex.service.token?.rejected(token) }
+        if conclude(attempt, UpstreamOutcome(responseStatus: Int(head.status.code)), neverSent: false) {
+            attempt.connection?.abandon()
+            return
+        }
+        shared.metrics.finished("egress", status: Int(head.status.code), seconds: (shared.clock.now - attempt.started).seconds, service: ex.service.config.name)
+        var headers = head.headers
+        ProxyHeaders.removeHopByHop(&headers)
+        ex.service.config.headers.response.apply(to: &headers)
+        if !ex.keepAlive { headers.replaceOrAdd(name: "connection", value: "close") }
+        attempt.streaming = true
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: head.status, headers: headers))), promise: nil)
+        if !context.channel.isWritable { attempt.connection?.pauseReading() }
+    }
+
+    fileprivate func attemptBody(_ attempt: EgressAttempt, _ chunk: ByteBuffer) {
+        guard current === attempt, attempt.streaming, let context else { return }
+        context.write(wrapOutboundOut(.body(.byteBuffer(chunk))), promise: nil)
+    }
+
+    fileprivate func attemptReadComplete(_ attempt: EgressAttempt) {
+        guard current === attempt, attempt.streaming else { return }
+        context?.flush()
+    }
+
+    fileprivate func attemptEnded(_ attempt: EgressAttempt) {
+        guard current === attempt, attempt.streaming, let context else { return }
+        current = nil
+        if attempt.exchange.keepAlive {
+            state = .idle
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        } else {
+            state = .closing
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+        }
+    }
+
+    fileprivate func attemptFailed(_ attempt: EgressAttempt, _ error: TransportError, requestSent: Bool) {
+        guard current === attempt, let context else { return }
+        let ex = attempt.exchange
+        if attempt.streaming {
+            current = nil
+            state = .closing
+            context.close(promise: nil)  // the answer broke off midway: the app must see it broken
+            return
+        }
+        if conclude(attempt, .gatewayError(error.kind), neverSent: !requestSent || error.requestNeverSent) { return }
+        current = nil
+        let name = ex.service.config.name
+        let timedOut = error.kind == .responseTimeout
+        shared.metrics.finished("egress", status: timedOut ? 504 : 502, seconds: (shared.clock.now - attempt.started).seconds, service: name)
+        fail(context, timedOut ? .gatewayTimeout : .badGateway, timedOut ? "upstream_timeout" : "upstream_unavailable",
+             "\(name) failed after \(ex.attempts) attempt(s): \(error)", close: !ex.keepAlive)
     }
 
     // MARK: Responses
@@ -208,4 +286,29 @@ final class EgressHandler: ChannelInboundHandler, RemovableChannelHandler {
         state = close ? .closing : .idle
         ResponseWriter.write(context, status: status, headers: headers, body: body, close: close, method: method)
     }
+}
+
+/// One attempt of an egress request: the sink of its upstream connection, forwarding to the handler
+/// (which ignores an attempt that is no longer current).
+final class EgressAttempt: UpstreamResponseSink {
+    private weak var handler: EgressHandler?
+    let exchange: EgressHandler.Exchange
+    let pick: UpstreamPool.Pick
+    let started: MeshInstant
+    var connection: UpstreamConnection?
+    /// The answer is being streamed to the app (no retry any more).
+    var streaming = false
+
+    init(handler: EgressHandler, exchange: EgressHandler.Exchange, pick: UpstreamPool.Pick, started: MeshInstant) {
+        self.handler = handler
+        self.exchange = exchange
+        self.pick = pick
+        self.started = started
+    }
+
+    func upstreamHead(_ head: HTTPResponseHead) { handler?.attemptHead(self, head) }
+    func upstreamBody(_ chunk: ByteBuffer) { handler?.attemptBody(self, chunk) }
+    func upstreamEnd() { handler?.attemptEnded(self) }
+    func upstreamFailed(_ error: TransportError, requestSent: Bool) { handler?.attemptFailed(self, error, requestSent: requestSent) }
+    func upstreamReadComplete() { handler?.attemptReadComplete(self) }
 }

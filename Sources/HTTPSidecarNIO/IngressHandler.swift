@@ -492,7 +492,7 @@ final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
             context.close(promise: nil)  // the answer broke off midway: the client must see it broken
             return
         }
-        let timedOut = error.kind == .closed && error.detail.contains("did not answer")
+        let timedOut = error.kind == .responseTimeout
         let status: HTTPResponseStatus = timedOut ? .gatewayTimeout : .badGateway
         answerWithoutApp(context, ex, ErrorResponse(status: status, code: timedOut ? "upstream_timeout" : "upstream_unavailable",
                                                     message: "the app could not be reached: \(error)", headers: ex.responseHeaders))

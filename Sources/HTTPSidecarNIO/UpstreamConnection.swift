@@ -29,8 +29,9 @@ extension UpstreamResponseSink {
 /// Backpressure both ways: ``pauseReading()`` stops reading the response while the downstream
 /// cannot take more, and the sink hears when the request side stops being writable.
 ///
-/// The response timeout uses one timer per connection, re-armed lazily: starting an exchange only
-/// moves a deadline, so a busy keep-alive connection does not schedule and cancel a task per request.
+/// The response timeout bounds the wait for the head and then every gap between reads (a long
+/// download that keeps moving is never cut). It uses one timer per connection, re-armed lazily:
+/// progress only moves a deadline, so a busy connection does not schedule and cancel a task per request.
 final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPClientResponsePart
     typealias OutboundIn = HTTPClientRequestPart
@@ -136,8 +137,10 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
         case .head(let head):
             if head.status.code >= 100 && head.status.code < 200 && head.status != .switchingProtocols { return }  // interim: not forwarded
             if !head.isKeepAlive { reusable = false }
+            deadline = .now() + .nanoseconds(timeout.nanoseconds)
             sink.upstreamHead(head)
         case .body(let chunk):
+            deadline = .now() + .nanoseconds(timeout.nanoseconds)
             sink.upstreamBody(chunk)
         case .end:
             responseEnded = true
@@ -206,7 +209,7 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
         timer = nil
         guard let deadline, sink != nil else { return }
         if deadline <= .now() {
-            fail(TransportError(.closed, "the upstream did not answer within \(timeout)"))
+            fail(TransportError(.responseTimeout, "no answer (or a pause in it) for \(timeout)"))
             channel?.close(promise: nil)
         } else {
             armTimer()

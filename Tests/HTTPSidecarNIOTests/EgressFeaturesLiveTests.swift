@@ -217,6 +217,46 @@ import Testing
         try await server.stop()
     }
 
+    @Test func answersStreamToTheAppWithBackpressure() async throws {
+        let slow = try await SlowStreamingApp(group: group, gap: .milliseconds(600))
+        let flood = try await FloodingApp(group: group, total: 200 * 1024 * 1024)
+        let (server, port) = try await egress([ServiceConfig(name: "slow", endpoints: [local(slow.port)]),
+                                               ServiceConfig(name: "flood", endpoints: [local(flood.port)])])
+        let client = try await KeepAliveClient(port: port, group: group)
+        let started = ContinuousClock.now
+        try await client.write("GET /s HTTP/1.1\r\nHost: app\r\nservice_id: slow\r\n\r\n")
+        #expect(try await client.waitFor("first-part"))
+        #expect(ContinuousClock.now - started < .milliseconds(500), "the answer was buffered whole")
+        #expect(try await client.waitFor("last-part"))
+        try await client.close()
+
+        let reader = try await ClientBootstrap(group: group)
+            .channelOption(.autoRead, value: false)
+            .channelOption(.socketOption(.so_rcvbuf), value: 64 * 1024)
+            .connect(host: "127.0.0.1", port: port).get()
+        try await reader.writeAndFlush(reader.allocator.buffer(string: "GET /f HTTP/1.1\r\nHost: app\r\nservice_id: flood\r\n\r\n"))
+        try await Task.sleep(for: .milliseconds(1500))
+        let sent = flood.sent.withLockedValue { $0 }
+        #expect(sent > 0 && sent < 64 * 1024 * 1024, "the egress read \(sent / 1024 / 1024) MB for an app that reads nothing")
+        try await reader.close()
+        try await server.stop()
+        try await slow.stop()
+        try await flood.stop()
+    }
+
+    @Test func aRetriable503IsRetriedAndOnlyTheFinalAnswerReachesTheApp() async throws {
+        let calls = NIOLockedValueBox(0)
+        let flaky = try await TestBackend(group: group) { _, _ in
+            calls.withLockedValue { $0 += 1; return $0 } == 1 ? (.serviceUnavailable, "try later", []) : (.ok, "fine", [])
+        }
+        let (server, port) = try await egress([ServiceConfig(name: "pets", endpoints: [local(flaky.port)])])
+        let answer = try await get(port)
+        #expect(answer.hasPrefix("HTTP/1.1 200") && answer.hasSuffix("fine") && !answer.contains("try later"), "\(answer)")
+        #expect(calls.withLockedValue { $0 } == 2)
+        try await server.stop()
+        try await flaky.stop()
+    }
+
     private func waitUntil(_ condition: () -> Bool) async throws {
         for _ in 0..<100 where !condition() { try await Task.sleep(for: .milliseconds(50)) }
         #expect(condition(), "condition not reached in 5 s")

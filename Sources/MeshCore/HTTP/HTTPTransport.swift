@@ -30,6 +30,8 @@ public struct TransportError: Error, Hashable, Sendable, CustomStringConvertible
         case reset = "connection_reset"
         /// The connection closed before the exchange completed.
         case closed = "connection_closed"
+        /// The peer did not answer, or went quiet mid-answer, for longer than the response timeout.
+        case responseTimeout = "response_timeout"
         /// The peer sent something that is not valid HTTP.
         case protocolViolation = "protocol_violation"
         /// TLS handshake or verification failed. Safe to retry: the request is written only after a handshake.
