@@ -44,6 +44,33 @@ import Testing
         try await backend.stop()
     }
 
+    @Test func clientCertificatesCanBeRequiredAndCertificatesRotateOnReload() async throws {
+        let backend = try await TestBackend(group: group)
+        let (server, _) = try await ingress(backend) {
+            var tls = ServerTLS(certificateFile: TestTLS.path("server.pem"), keyFile: TestTLS.path("server-key.pem"))
+            tls.listen = MeshAddress(host: "127.0.0.1", port: 0)
+            tls.clientCAFile = TestTLS.path("ca.pem")
+            $0.tls = tls
+        }
+        let port = try #require(server.tlsAddress?.port)
+        let request = "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        let anonymous = try await rawExchange(port: port, request, timeout: .seconds(3), group: group, tls: try TestTLS.client(), serverName: "localhost")
+        #expect(!anonymous.hasPrefix("HTTP/1.1 200"), "served a client without a certificate")
+        let withCert = try await rawExchange(port: port, request, group: group, tls: try TestTLS.client(certificate: true), serverName: "localhost")
+        #expect(withCert.hasPrefix("HTTP/1.1 200"), "\(withCert.prefix(80))")
+        #expect(backend.requests.count == 1)
+
+        // Rotation: the reloaded certificate (pets.internal) serves new connections.
+        var next = server.config
+        next.tls?.certificateFile = TestTLS.path("named.pem")
+        next.tls?.keyFile = TestTLS.path("named-key.pem")
+        try server.reload(next)
+        let rotated = try await rawExchange(port: port, request, group: group, tls: try TestTLS.client(certificate: true), serverName: "pets.internal")
+        #expect(rotated.hasPrefix("HTTP/1.1 200"), "the new certificate is not served: \(rotated.prefix(80))")
+        try await server.stop()
+        try await backend.stop()
+    }
+
     @Test func missingTLSFilesAreRefusedAtStartNamingTheFile() async throws {
         var config = IngressConfig()
         config.tls = ServerTLS(certificateFile: "/nonexistent/cert.pem", keyFile: TestTLS.path("server-key.pem"))

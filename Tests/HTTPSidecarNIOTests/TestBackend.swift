@@ -134,10 +134,14 @@ enum TestTLS {
         return try NIOSSLContext(configuration: config)
     }
 
-    /// A client context trusting the test CA.
-    static func client() throws -> NIOSSLContext {
+    /// A client context trusting the test CA; `certificate` presents the test client certificate.
+    static func client(certificate: Bool = false) throws -> NIOSSLContext {
         var config = TLSConfiguration.makeClientConfiguration()
         config.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(path("ca.pem")))
+        if certificate {
+            config.certificateChain = try NIOSSLCertificate.fromPEMFile(path("client.pem")).map { .certificate($0) }
+            config.privateKey = .privateKey(try NIOSSLPrivateKey(file: path("client-key.pem"), format: .pem))
+        }
         return try NIOSSLContext(configuration: config)
     }
 }
