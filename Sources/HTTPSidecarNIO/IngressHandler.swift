@@ -537,14 +537,25 @@ final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
         ResponseWriter.write(context, status: status, headers: headers, body: body, close: close, method: method)
     }
 
-    /// The exchange is over and the connection stays: back to idle, then the queued parts.
+    /// The exchange is over and the connection stays: back to idle, then the queued parts of the
+    /// next request (as many as the state takes without queueing them again, so order is kept).
     private func requestDone(_ context: ChannelHandlerContext) {
         state = .idle
         armHeaderDeadline()
-        while case .idle = state, let part = queued.popFirst() {
+        while let part = queued.first, takesPartNow {
+            queued.removeFirst()
             handle(part, context)
         }
         if queued.count <= 64 { resumeReads() }
+    }
+
+    /// Whether ``handle(_:_:)`` would act on a part now rather than queue it.
+    private var takesPartNow: Bool {
+        switch state {
+        case .idle, .draining: return true
+        case .held(let ex, _), .streaming(let ex, _): return !ex.requestEnded
+        case .closing: return false
+        }
     }
 
     private func finished(_ ex: Exchange, status: Int) {

@@ -36,6 +36,24 @@ import Testing
         try await backend.stop()
     }
 
+    @Test func pipelinedRequestsAreAnsweredInOrderAndTheConnectionStaysUsable() async throws {
+        let backend = try await TestBackend(group: group)
+        let (server, port) = try await ingress(app: backend.port)
+        let client = try await KeepAliveClient(port: port, group: group)
+        try await client.write("GET /1 HTTP/1.1\r\nHost: x\r\n\r\nPOST /2 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+                               + "GET /3 HTTP/1.1\r\nHost: x\r\n\r\n")
+        var answers: [String] = []
+        for _ in 0..<3 { answers.append(try await client.send("")) }
+        #expect(answers.map { $0.contains("GET /1") || $0.contains("POST /2") || $0.contains("GET /3") } == [true, true, true], "\(answers)")
+        #expect(answers[0].contains("GET /1") && answers[1].contains("POST /2") && answers[1].hasSuffix("hello") && answers[2].contains("GET /3"))
+        let fourth = try await client.send("GET /4 HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(fourth.contains("GET /4"), "the connection did not survive pipelining: \(fourth)")
+        #expect(backend.requests.map { $0.split(separator: "\n")[0] } == ["GET /1", "POST /2", "GET /3", "GET /4"])
+        try await client.close()
+        try await server.stop()
+        try await backend.stop()
+    }
+
     @Test func aChunkedAnswerIsRelayedWhole() async throws {
         let app = try await RawApp(group: group) { _ in
             ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n", false)
