@@ -241,12 +241,11 @@ final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
         case .body(let chunk):
             ex.bodyBytes += chunk.readableBytes
             if ex.bodyBytes > shared.config.maxBodyBytes {
-                if case .streaming(_, let upstream) = state { upstream.abandon() }
-                if ex.responseStarted {
-                    state = .closing
+                let started = ex.responseStarted
+                abortExchange(answer: 413)  // the app connection is given up; the request counted once
+                if started {
                     context.close(promise: nil)
                 } else {
-                    finished(ex, status: 413)
                     reject(context, ErrorResponse(status: .payloadTooLarge, code: "body_too_large",
                                                   message: "the request body exceeds \(shared.config.maxBodyBytes) bytes", headers: ex.responseHeaders), close: true)
                 }

@@ -37,6 +37,20 @@ import Testing
         try await backend.stop()
     }
 
+    @Test func anUploadGrowingPastTheLimitMidStreamGets413AndIsCountedOnce() async throws {
+        let backend = try await TestBackend(group: group)
+        let (server, port) = try await ingress(app: backend.port) { $0.maxBodyBytes = 1000 }
+        let chunk = String(repeating: "x", count: 600)
+        let response = try await rawExchange(port: port, "POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + "258\r\n\(chunk)\r\n258\r\n\(chunk)\r\n0\r\n\r\n", group: group)
+        #expect(response.hasPrefix("HTTP/1.1 413") && response.contains("body_too_large"), "\(response.prefix(100))")
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(server.inFlight == 0, "the refused upload is still counted in flight")
+        #expect(backend.requests.isEmpty, "the app got a truncated request as if complete")
+        try await server.stop()
+        try await backend.stop()
+    }
+
     @Test func theFirstPartOfAResponseArrivesBeforeTheAppFinishes() async throws {
         let app = try await SlowStreamingApp(group: group, gap: .milliseconds(600))
         let (server, port) = try await ingress(app: app.port)
