@@ -1,6 +1,7 @@
 import Logging
 import MeshCore
 import NIOConcurrencyHelpers
+import CoreMetrics
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -83,6 +84,7 @@ final class AdminHandler: ChannelInboundHandler {
             case (.GET, "/health/ready"):
                 ready(context, keepAlive: head.isKeepAlive)
             case (.GET, "/metrics"):
+                recordEndpointStates()
                 send(context, .ok, "text/plain; version=0.0.4", sources.registry.emitToString(), keepAlive: head.isKeepAlive)
             case (.GET, "/config"):
                 send(context, .ok, "application/json", sources.configJSON() + "\n", keepAlive: head.isKeepAlive)
@@ -93,6 +95,22 @@ final class AdminHandler: ChannelInboundHandler {
                 send(context, .ok, "application/json", "[" + rows.joined(separator: ",") + "]\n", keepAlive: head.isKeepAlive)
             default:
                 send(context, .notFound, "application/json", "{\"error\":{\"code\":\"not_found\",\"message\":\"admin paths: /health/live /health/ready /metrics /config /endpoints\"}}\n", keepAlive: head.isKeepAlive)
+            }
+        }
+    }
+
+    /// `lightmesh_egress_endpoints{service,state}`: how many endpoints of each service are closed
+    /// (serving), open, half-open or ejected, computed at scrape time from the live decision state
+    /// (ejections and half-open transitions end by the clock, not by an event a counter could see).
+    private func recordEndpointStates() {
+        guard let egress = sources.egress else { return }
+        let factory = PrometheusMetricsFactory(registry: sources.registry)
+        var counts: [String: [String: Int]] = [:]
+        for e in egress.endpoints() { counts[e.service, default: [:]][e.breaker, default: 0] += 1 }
+        for (service, states) in counts {
+            for state in ["closed", "open", "half-open", "ejected"] {
+                Gauge(label: "lightmesh_egress_endpoints", dimensions: [("service", service), ("state", state)], factory: factory)
+                    .record(states[state] ?? 0)
             }
         }
     }

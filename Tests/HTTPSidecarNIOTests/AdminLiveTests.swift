@@ -39,6 +39,8 @@ import Testing
         for _ in 0..<2 { _ = try await rawExchange(port: egressPort, "GET / HTTP/1.1\r\nHost: x\r\nservice_id: pets\r\nConnection: close\r\n\r\n", group: group) }
         let text = try await get(adminPort, "/metrics")
         #expect(text.contains("lightmesh_egress_requests_total{service=\"pets\",status_class=\"2xx\"} 2"), "\(text)")
+        #expect(text.contains("lightmesh_egress_endpoints{service=\"pets\",state=\"closed\"} 1"), "\(text)")
+        #expect(text.contains("lightmesh_egress_endpoints{service=\"pets\",state=\"open\"} 0"))
         #expect(text.contains("lightmesh_requests_total{listener=\"ingress\",status_class=\"2xx\"} 3"), "\(text)")
         #expect(text.contains("lightmesh_request_duration_seconds_bucket"))
         let endpoints = try await get(adminPort, "/endpoints")
