@@ -11,7 +11,8 @@ struct Broker: ParsableCommand {
         discussion: """
             The first line of output is the bootstrap server list, for example:
               BOOTSTRAP=$(light-mesh broker --topic orders:3 | head -1)
-            The mock cluster keeps only the tail of each partition's log; it is for development and tests.
+            The mock cluster keeps only the tail of each partition's log; it is for development \
+            and tests.
             """
     )
 

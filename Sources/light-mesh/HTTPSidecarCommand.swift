@@ -14,25 +14,31 @@ struct HTTPSidecarCommand: AsyncParsableCommand {
         commandName: "http-sidecar",
         abstract: "Run the HTTP sidecar: ingress in front of the app, and egress for the app's outgoing calls.",
         discussion: """
-            Ingress: keep-alive proxying to the app, hop-by-hop header removal, X-Forwarded-*,
-            X-Correlation-Id, W3C traceparent (new span per hop), IP allow/deny, CORS, rate limiting
-            (GCRA, RateLimit-* and Retry-After), body-size limit (413), header limit (431), header
-            timeout, smuggling defence (400 and close), JWT, TLS (--tls-cert/--tls-key: a second
-            listener, 9445 by default).
-            Egress (with --service): the app names a service by a service_id header, a Host equal to the
-            service name, or a --route path prefix; a service_url header only for --service-url-allow
-            origins (else 403). The sidecar balances (peak-EWMA by default), breaks circuits, ejects
-            outliers and retries safe requests under a budget. 503 when no endpoint is healthy, 504 on
-            timeout, 404 for an unknown service.
-            Admin (--admin-listen): /health/live, /health/ready (ready when --app-health-path answers),
-            /metrics (Prometheus), /config (secrets redacted), /endpoints.
-            JWT (--jwks-file or --jwks-url): 401 with WWW-Authenticate for a missing, forged, expired or
-            misaddressed token (alg none and HMAC-with-public-key are refused), 403 for missing scopes.
-            With --config FILE everything comes from the YAML file (and LIGHT_MESH_<KEY_PATH> variables),
-            including what has no flag: DNS and file discovery, TLS and mutual TLS to upstreams, OAuth2
-            client-credentials tokens, header add/remove/rename, per-service timeouts and retries.
-            SIGHUP, or a change of the file, reloads it: an invalid file is reported and the running
-            configuration kept; a valid one applies to new requests without dropping connections.
+            Ingress: keep-alive proxying to the app with streamed bodies and backpressure, hop-by-hop \
+            header removal, X-Forwarded-*, X-Correlation-Id, W3C traceparent (new span per hop), IP \
+            allow/deny, CORS, rate limiting (GCRA, RateLimit-* and Retry-After), body-size limit (413), \
+            header limit (431), header timeout, smuggling defence (400 and close), JWT, and TLS \
+            (--tls-cert/--tls-key: a second listener, 9445 by default).
+
+            Egress (with --service): the app names a service by a service_id header, a Host equal to \
+            the service name, or a --route path prefix; a service_url header only for \
+            --service-url-allow origins (else 403). The sidecar balances (peak-EWMA by default), breaks \
+            circuits, ejects outliers and retries safe requests under a budget: 503 when no endpoint is \
+            healthy, 504 on timeout, 404 for an unknown service.
+
+            Admin (--admin-listen): /health/live, /health/ready (ready when --app-health-path \
+            answers), /metrics (Prometheus), /config (secrets redacted), /endpoints.
+
+            JWT (--jwks-file or --jwks-url): 401 with WWW-Authenticate for a missing, forged, expired \
+            or misaddressed token (alg none and HMAC-with-public-key are refused), 403 for missing scopes.
+
+            With --config FILE everything comes from the YAML file and LIGHT_MESH_<KEY_PATH> \
+            variables, including what has no flag: DNS and file discovery, TLS and mutual TLS to \
+            upstreams, OAuth2 client-credentials tokens, header add/remove/rename, per-service \
+            timeouts and retries. SIGHUP, or a change of the file, reloads it: an invalid file is \
+            reported and the running configuration kept; a valid one applies to new requests without \
+            dropping connections.
+
             SIGTERM or SIGINT stops accepting and drains in-flight requests up to the drain timeout.
             """
     )
@@ -42,7 +48,7 @@ struct HTTPSidecarCommand: AsyncParsableCommand {
     @Option(help: "The app, HOST:PORT.") var app = "127.0.0.1:8080"
     @Option(help: "Largest request body in bytes (larger: 413).") var maxBodyBytes = 10 * 1024 * 1024
     @Option(help: "Seconds a client may take to send a request head (and may stay idle between requests).") var headerTimeout = 10.0
-    @Option(help: "Seconds the app may take to answer (then 504).") var upstreamTimeout = 30.0
+    @Option(help: "Seconds the app may take to start answering, and to pause within an answer (then 504).") var upstreamTimeout = 30.0
     @Option(help: "Requests per second per key (off when absent).") var rateLimit: Double?
     @Option(help: "Burst allowed above the rate.") var burst = 20
     @Option(help: "What the rate limit counts by: client_address, jwt_subject or header:NAME.") var rateLimitKey = "client_address"

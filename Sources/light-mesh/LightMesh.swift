@@ -8,9 +8,10 @@ struct LightMesh: AsyncParsableCommand {
         abstract: "Light Mesh: HTTP and Kafka sidecars, and the deterministic simulator that proves them.",
         discussion: """
             Examples:
-              light-mesh http-sidecar --listen 0.0.0.0:9080 --app 127.0.0.1:8080 --rate-limit 100
+              light-mesh http-sidecar --app 127.0.0.1:8080 --rate-limit 100
+              light-mesh http-sidecar --config fixtures/configs/http-sidecar.yaml
               light-mesh broker --brokers 3 --topic orders:6
-              light-mesh sim swarm fixtures/scenarios/http-egress.yaml --seeds 200
+              light-mesh sim swarm fixtures/scenarios/http-endpoints.yaml --seeds 200
             """,
         subcommands: [Up.self, HTTPSidecarCommand.self, Broker.self, Sim.self]
     )

@@ -8,10 +8,11 @@ struct Up: AsyncParsableCommand {
         commandName: "up",
         abstract: "Start everything on embedded defaults: the embedded Kafka broker and the HTTP sidecar.",
         discussion: """
-            The broker's bootstrap servers are printed first. The HTTP sidecar starts with its own
-            defaults (ingress 0.0.0.0:9080 to the app at 127.0.0.1:8080, admin 127.0.0.1:9901); options
-            after `--` go to it, e.g. `light-mesh up -- --rate-limit 100`. The Kafka sidecar joins `up`
-            when it exists. SIGINT or SIGTERM stops everything, draining in-flight requests.
+            The broker's bootstrap servers are printed first. The HTTP sidecar starts with its own \
+            defaults (ingress 0.0.0.0:9080 to the app at 127.0.0.1:8080, admin 127.0.0.1:9901); \
+            options after `--` go to it, e.g. `light-mesh up -- --rate-limit 100` or \
+            `light-mesh up -- --config sidecar.yaml`. The Kafka sidecar joins `up` when it exists. \
+            SIGINT or SIGTERM stops everything, draining in-flight requests.
             """
     )
 
@@ -34,7 +35,8 @@ struct Up: AsyncParsableCommand {
         }
         let broker = try EmbeddedKafkaBroker(brokers: brokers, topics: parsedTopics, logger: logger)
         FileHandle.standardOutput.write(Data("kafka bootstrap: \(broker.bootstrapServers)\n".utf8))
-        let sidecar = try await SidecarProcess.start(try HTTPSidecarCommand.parse(sidecarOptions).settings(), configFile: nil)
+        let options = try HTTPSidecarCommand.parse(sidecarOptions)
+        let sidecar = try await SidecarProcess.start(try options.settings(), configFile: options.config)
         FileHandle.standardError.write(Data("light-mesh up: running; Ctrl-C to stop\n".utf8))
         await waitForSignal()
         try await sidecar.stop()
