@@ -12,8 +12,8 @@ final class HTTPEgressClient: SimProcess {
         var method: String
         var deadline: MeshInstant
         var slot: Int
-        var attempts = 0
-        var tried: [MeshAddress] = []
+        /// The product's attempt loop for this request (token, endpoint, retry, answer).
+        var attempts: EgressRequest
         /// The app's trace context for this request; every attempt continues it with a new span.
         var traceparent: String = ""
         /// The bearer token the sidecar injects (empty without OAuth).
@@ -101,21 +101,40 @@ final class HTTPEgressClient: SimProcess {
 
     // MARK: Tokens
 
-    /// Asks the product's token cache before each attempt (a retry late in a long deadline must not
-    /// carry a token that expired meanwhile); the attempt proceeds, waits for the one fetch, or fails.
+    /// The next step of request `id`, as the product's ``EgressRequest`` decides it.
     private func attempt(_ id: Int, _ host: SimHost) {
-        guard var cache = tokens else { return send(id, host) }
+        guard var r = requests[id] else { return }
+        let availableBefore = pool.endpoints.filter { $0.available(now: host.now) }.map(\.address)
+        let next = r.attempts.nextAttempt(pool: &pool, now: host.now, random: &host.random)
+        requests[id] = r
+        switch next {
+        case .needToken:
+            token(for: id, host)
+        case .send(let pick, let token):
+            send(id, pick, token: token ?? "", availableBefore: availableBefore, host)
+        case .noEndpoint:
+            host.simulation.coverage.hit("http.no-endpoint")
+            finish(id, .failed("503 no healthy endpoint"), host)
+        case .retry, .answer, .giveUp:
+            break  // only an attempt's end leads there
+        }
+    }
+
+    /// Asks the product's token cache (before each attempt: a retry late in a long deadline must not
+    /// carry a token that expired meanwhile); the attempt proceeds, waits for the one fetch, or fails.
+    private func token(for id: Int, _ host: SimHost) {
+        guard var cache = tokens else { return }
         let decision = cache.request(now: host.now)
         tokens = cache
         switch decision {
         case .use(let token):
-            requests[id]?.token = token
-            send(id, host)
+            requests[id]?.attempts.tokenReady(token)
+            attempt(id, host)
         case .useAndRefresh(let token):
             host.simulation.coverage.hit("http.token-refresh-background")
-            requests[id]?.token = token
+            requests[id]?.attempts.tokenReady(token)
             fetchToken(host)
-            send(id, host)
+            attempt(id, host)
         case .fetchAndWait:
             waitingForToken.append(id)
             fetchToken(host)
@@ -153,7 +172,7 @@ final class HTTPEgressClient: SimProcess {
         let waiting = waitingForToken
         waitingForToken.removeAll()
         for id in waiting where requests[id] != nil {
-            if token != nil { attempt(id, host) } else { finish(id, .failed("503 token_unavailable"), host) }
+            if token != nil { self.token(for: id, host) } else { finish(id, .failed("503 token_unavailable"), host) }
         }
     }
 
@@ -189,31 +208,26 @@ final class HTTPEgressClient: SimProcess {
         originals += 1
         let deadline = host.now + config.deadline
         let id = host.simulation.history.invoke(process: host.name, "http", "\(method) \(key)", at: host.now, deadline: deadline)
-        var r = Request(historyId: id, key: key, method: method, deadline: deadline, slot: slot)
+        var r = Request(historyId: id, key: key, method: method, deadline: deadline, slot: slot,
+                        attempts: EgressRequest(method: method, deadline: deadline, usesToken: tokens != nil))
         r.traceparent = TracePropagation.nextHop(traceparent: nil, tracestate: nil, random: &host.random).context.traceParentHeaderValue
         let t = host.setTimer(after: config.deadline)
         timers[t.rawValue] = .deadline(id)
         r.timers.append(t)
+        r.attempts.begin(pool: &pool, now: host.now)
         requests[id] = r
-        pool.requestArrived(now: host.now)
         attempt(id, host)
     }
 
-    private func send(_ id: Int, _ host: SimHost) {
+    private func send(_ id: Int, _ pick: UpstreamPool.Pick, token: String, availableBefore: [MeshAddress], _ host: SimHost) {
         guard var r = requests[id] else { return }
         let sim = host.simulation
-        let availableBefore = pool.endpoints.filter { $0.available(now: host.now) }.map(\.address)
-        guard let pick = pool.pick(now: host.now, exclude: r.tried, random: &host.random) else {
-            sim.coverage.hit("http.no-endpoint")
-            return finish(id, .failed("503 no healthy endpoint"), host)
-        }
+        r.token = token
         sim.expect(availableBefore.contains(pick.address), "http.no-traffic-to-unavailable",
                    "\(r.key) sent to \(pick.address), which was ejected or open", host: host.id)
         sim.expect(listed.contains(pick.address), "http.no-traffic-to-removed",
                    "\(r.key) sent to \(pick.address), which discovery no longer lists", host: host.id)
         sim.coverage.sometimes(pick.isProbe, "http.breaker-probe")
-        r.attempts += 1
-        r.tried.append(pick.address)
         nextWire += 1
         let wire = nextWire
         r.current = Attempt(wire: wire, endpoint: pick.address, sentAt: host.now)
@@ -272,13 +286,8 @@ final class HTTPEgressClient: SimProcess {
             let sent = r.traceparent.split(separator: "-"), seen = trace.split(separator: "-")
             host.simulation.expect(seen.count == 4 && seen[1] == sent[1] && seen[2] != sent[2], "http.trace-survives",
                                    "\(r.key) sent trace \(r.traceparent), the upstream saw \(trace)", host: host.id)
-            if status == 401, var cache = tokens {
-                cache.rejected(r.token)
-                tokens = cache
-            }
             if !listed.contains(a.endpoint) { host.simulation.coverage.hit("http.response-from-removed") }
-            let outcome = UpstreamOutcome(responseStatus: status)
-            ended(id, outcome, sent: true, host)
+            ended(id, .head(status), host)
         case .datagram, .accepted:
             break
         }
@@ -295,18 +304,31 @@ final class HTTPEgressClient: SimProcess {
         for id in affected {
             let sent = requests[id]!.current!.written
             if case .gatewayError(.connectRefused?) = outcome { host.simulation.coverage.hit("http.connect-refused") }
-            ended(id, outcome, sent: sent, host)
+            if case .gatewayError(let kind) = outcome { ended(id, .failed(kind, sent: sent), host) }
         }
     }
 
-    /// The current attempt of request `id` ended; record it once, then finish or retry.
-    private func ended(_ id: Int, _ outcome: UpstreamOutcome, sent: Bool, _ host: SimHost) {
+    private enum AttemptEnd {
+        case head(Int)
+        case failed(TransportError.Kind?, sent: Bool)
+    }
+
+    /// The current attempt of request `id` ended; the product's ``EgressRequest`` records it once and
+    /// decides: answer, retry, or give up.
+    private func ended(_ id: Int, _ end: AttemptEnd, _ host: SimHost) {
         guard var r = requests[id], let a = r.current else { return }
         r.current = nil
         byWire[a.wire] = nil
+        let conclusion: EgressRequest.Conclusion
+        switch end {
+        case .head(let status):
+            conclusion = r.attempts.responseHead(status: status, sentToken: r.token, pool: &pool, now: host.now, random: &host.random)
+        case .failed(let kind, let sent):
+            conclusion = r.attempts.attemptFailed(kind, requestSent: sent, pool: &pool, now: host.now, random: &host.random)
+        }
         requests[id] = r
         let sim = host.simulation
-        for event in pool.record(a.endpoint, outcome, latency: host.now - a.sentAt, now: host.now) {
+        for event in conclusion.events {
             switch event {
             case .ejected: sim.coverage.hit("http.ejected")
             case .ejectionSkipped: sim.coverage.hit("http.ejection-skipped-max-percent")
@@ -314,19 +336,21 @@ final class HTTPEgressClient: SimProcess {
             case .breakerClosed: sim.coverage.hit("http.breaker-closed")
             }
         }
-        if outcome == .success { return finish(id, .ok("200"), host) }
-        let decision = pool.retryDecision(
-            method: r.method, attempt: r.attempts, failure: outcome, requestNeverSent: !sent,
-            now: host.now, timeLeft: r.deadline - host.now, random: &host.random)
-        switch decision {
-        case .retry(let delay):
+        if let rejected = conclusion.rejectedToken, var cache = tokens {
+            cache.rejected(rejected)
+            tokens = cache
+        }
+        switch conclusion.next {
+        case .answer:
+            finish(id, .ok("200"), host)
+        case .retry(let delay, let neverSent):
             retries += 1
             sim.coverage.hit("http.retry")
-            sim.coverage.sometimes(!sent, "http.retry-after-connect-failure")
+            sim.coverage.sometimes(neverSent, "http.retry-after-connect-failure")
             let t = host.setTimer(after: delay)
             timers[t.rawValue] = .backoff(id)
             requests[id]!.timers.append(t)
-        case .giveUp(let reason):
+        case .giveUp(let reason, let outcome):
             sim.coverage.hit("http.give-up." + reason.rawValue)
             let status: String
             switch outcome {
@@ -335,6 +359,8 @@ final class HTTPEgressClient: SimProcess {
             default: status = "502"
             }
             finish(id, .failed("\(status) \(reason.rawValue)"), host)
+        case .needToken, .send, .noEndpoint:
+            break  // only nextAttempt leads there
         }
     }
 
@@ -345,10 +371,10 @@ final class HTTPEgressClient: SimProcess {
         case .backoff(let id): attempt(id, host)
         case .attempt(let id, let wire):
             guard let a = requests[id]?.current, a.wire == wire else { return }
-            ended(id, .gatewayError(nil), sent: a.written, host)
+            ended(id, .failed(nil, sent: a.written), host)
         case .deadline(let id):
-            guard let r = requests[id] else { return }
-            if let a = r.current { _ = pool.record(a.endpoint, .gatewayError(nil), latency: host.now - a.sentAt, now: host.now) }
+            guard requests[id] != nil else { return }
+            _ = requests[id]!.attempts.abandon(pool: &pool, now: host.now)
             host.simulation.coverage.hit("http.deadline")
             finish(id, .failed("504 deadline"), host)
         case .connect(let u, let s):

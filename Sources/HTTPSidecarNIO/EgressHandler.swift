@@ -34,6 +34,8 @@ final class EgressHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var context: ChannelHandlerContext?
     /// The attempt whose answer is awaited or streaming; callbacks of any other are stale.
     private var current: EgressAttempt?
+    /// The attempt loop of the request being forwarded (``EgressRequest``, shared with the simulator).
+    private var request: EgressRequest?
 
     init(generation: EgressGeneration) {
         self.generation = generation
@@ -45,6 +47,7 @@ final class EgressHandler: ChannelInboundHandler, RemovableChannelHandler {
     func channelInactive(context: ChannelHandlerContext) {
         current?.connection?.abandon()
         current = nil
+        request = nil
         state = .closing
         context.fireChannelInactive()
     }
@@ -67,6 +70,7 @@ final class EgressHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         current?.connection?.abandon()
         current = nil
+        request = nil
         state = .closing
         ProtocolErrors.answer(context, error, responseStarted: started)
     }
@@ -100,16 +104,12 @@ final class EgressHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     // MARK: Attempts
 
+    /// The request as it goes upstream (every attempt sends it; a token is added per attempt).
     struct Exchange {
         var head: HTTPRequestHead
         var body: ByteBuffer
         var service: ServiceRuntime
-        var deadline: MeshInstant
-        var attempts = 0
-        var tried: [MeshAddress] = []
         var keepAlive: Bool
-        /// The bearer token sent (so a 401 can retire it).
-        var token: String?
     }
 
     private func start(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ body: ByteBuffer, _ service: ServiceRuntime) {
@@ -124,45 +124,63 @@ final class EgressHandler: ChannelInboundHandler, RemovableChannelHandler {
         service.config.headers.request.apply(to: &upstream.headers)
         upstream.version = .http1_1
         let now = shared.clock.now
-        service.decisions.withLockedValue { $0.pool.requestArrived(now: now) }
-        attempt(context, Exchange(head: upstream, body: body, service: service, deadline: now + service.requestTimeout, keepAlive: head.isKeepAlive))
+        var attempts = EgressRequest(method: head.method.rawValue, deadline: now + service.requestTimeout, usesToken: service.token != nil)
+        service.decisions.withLockedValue { attempts.begin(pool: &$0.pool, now: now) }
+        request = attempts
+        step(context, Exchange(head: upstream, body: body, service: service, keepAlive: head.isKeepAlive))
     }
 
-    /// Asks the service's token source before every attempt (a retry late in a long deadline must
-    /// not carry a token that expired meanwhile); cached tokens come back at once.
-    private func attempt(_ context: ChannelHandlerContext, _ exchange: Exchange) {
-        guard let source = exchange.service.token else { return send(context, exchange) }
-        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        source.token(on: context.eventLoop).whenComplete { result in
-            let (handler, context) = bound.value
-            switch result {
-            case .success(let token):
-                var ex = exchange
-                ex.token = token
-                ex.head.headers.replaceOrAdd(name: "authorization", value: "Bearer \(token)")
-                handler.send(context, ex)
-            case .failure(let error):
-                handler.shared.metrics.finished("egress", status: 503, seconds: 0, service: exchange.service.config.name)
-                handler.fail(context, .serviceUnavailable, "token_unavailable", "no access token for \(exchange.service.config.name): \(error)", close: !exchange.keepAlive)
-            }
-        }
-    }
-
-    private func send(_ context: ChannelHandlerContext, _ exchange: Exchange) {
-        var ex = exchange
+    /// The next step of the request, as ``EgressRequest`` decides it under the service's lock.
+    private func step(_ context: ChannelHandlerContext, _ ex: Exchange) {
+        guard request != nil else { return }
         let now = shared.clock.now
-        let service = ex.service
-        let name = service.config.name
-        guard let pick = service.decisions.withLockedValue({ state in state.pool.pick(now: now, exclude: ex.tried, random: &state.random) }),
-              let target = service.sockets.withLockedValue({ $0[pick.address] }) else {
+        let next = ex.service.decisions.withLockedValue { state in
+            request!.nextAttempt(pool: &state.pool, now: now, random: &state.random)
+        }
+        let name = ex.service.config.name
+        switch next {
+        case .needToken:
+            // Asked before every attempt (a retry late in a long deadline must not carry a token that
+            // expired meanwhile); a cached token comes back at once.
+            guard let source = ex.service.token else { return }
+            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            source.token(on: context.eventLoop).whenComplete { result in
+                let (handler, context) = bound.value
+                guard handler.request != nil else { return }  // the app went away meanwhile
+                switch result {
+                case .success(let token):
+                    handler.request?.tokenReady(token)
+                    handler.step(context, ex)
+                case .failure(let error):
+                    handler.request = nil
+                    handler.shared.metrics.finished("egress", status: 503, seconds: 0, service: name)
+                    handler.fail(context, .serviceUnavailable, "token_unavailable", "no access token for \(name): \(error)", close: !ex.keepAlive)
+                }
+            }
+        case .send(let pick, let token):
+            send(context, ex, pick, token: token, now: now)
+        case .noEndpoint:
+            request = nil
             shared.metrics.service(name).noEndpoint.increment()
             shared.metrics.finished("egress", status: 503, seconds: 0, service: name)
-            return fail(context, .serviceUnavailable, "no_healthy_endpoint", "every endpoint of \(name) is ejected, open or gone", close: !ex.keepAlive)
+            fail(context, .serviceUnavailable, "no_healthy_endpoint", "every endpoint of \(name) is ejected, open or gone", close: !ex.keepAlive)
+        case .retry, .answer, .giveUp:
+            break  // only an attempt's end leads there
         }
-        ex.attempts += 1
-        ex.tried.append(pick.address)
+    }
+
+    private func send(_ context: ChannelHandlerContext, _ ex: Exchange, _ pick: UpstreamPool.Pick, token: String?, now: MeshInstant) {
+        let service = ex.service
+        guard let target = service.sockets.withLockedValue({ $0[pick.address] }) else {
+            // Discovery listed it but no address was resolved for it: an attempt that never left.
+            let attempt = EgressAttempt(handler: self, exchange: ex, pick: pick, token: token, started: now)
+            current = attempt
+            return attemptFailed(attempt, TransportError(.connectRefused, "no address for \(pick.address)"), requestSent: false)
+        }
+        var head = ex.head
+        if let token { head.headers.replaceOrAdd(name: "authorization", value: "Bearer \(token)") }
         let pool = service.connections.pool(for: context.eventLoop, target: target, host: service.hostName(for: pick.address))
-        let attempt = EgressAttempt(handler: self, exchange: ex, pick: pick, started: now)
+        let attempt = EgressAttempt(handler: self, exchange: ex, pick: pick, token: token, started: now)
         current = attempt
         let timeout = pool.settings.responseTimeout
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
@@ -175,7 +193,7 @@ final class EgressHandler: ChannelInboundHandler, RemovableChannelHandler {
             switch result {
             case .success(let connection):
                 attempt.connection = connection
-                connection.start(ex.head, sink: attempt, timeout: timeout)
+                connection.start(head, sink: attempt, timeout: timeout)
                 if ex.body.readableBytes > 0 { connection.sendBody(ex.body) }
                 connection.sendEnd()
             case .failure(let error):
@@ -184,47 +202,44 @@ final class EgressHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    /// Records how an attempt ended (at its response head, or its failure) and decides: retry, or
-    /// this is the answer. Returns whether a retry was scheduled.
-    private func conclude(_ attempt: EgressAttempt, _ outcome: UpstreamOutcome, neverSent: Bool) -> Bool {
-        guard let context else { return false }
-        let ex = attempt.exchange
-        let now = shared.clock.now
+    /// Logs and counts what an attempt's end changed, and drops a refused token.
+    private func apply(_ conclusion: EgressRequest.Conclusion, _ ex: Exchange) {
         let name = ex.service.config.name
-        let (events, decision) = ex.service.decisions.withLockedValue { state -> ([UpstreamPool.Event], RetryDecision?) in
-            let events = state.pool.record(attempt.pick.address, outcome, latency: now - attempt.started, now: now)
-            guard outcome != .success else { return (events, nil) }
-            let d = state.pool.retryDecision(method: ex.head.method.rawValue, attempt: ex.attempts, failure: outcome,
-                                             requestNeverSent: neverSent, now: now, timeLeft: ex.deadline - now, random: &state.random)
-            return (events, d)
-        }
-        for e in events {
+        for e in conclusion.events {
             shared.logger.notice("egress \(name): \(e)")
             shared.metrics.record(name, e)
         }
-        guard case .retry(let delay)? = decision else { return false }
-        shared.metrics.service(name).retries.increment()
+        if let rejected = conclusion.rejectedToken { ex.service.token?.rejected(rejected) }
+    }
+
+    private func scheduleRetry(_ context: ChannelHandlerContext, _ ex: Exchange, after delay: Duration) {
+        shared.metrics.service(ex.service.config.name).retries.increment()
         current = nil
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         context.eventLoop.scheduleTask(in: .nanoseconds(delay.nanoseconds)) {
             let (handler, context) = bound.value
             guard case .forwarding = handler.state else { return }  // the app went away meanwhile
-            handler.attempt(context, ex)
+            handler.step(context, ex)
         }
-        return true
     }
 
-    /// The attempt's response head: a retry when the status calls for one (the rest of that answer
-    /// is dropped with its connection), else the answer, streamed to the app from here on.
+    /// The attempt's response head: a retry when the decision says so (the rest of that answer is
+    /// dropped with its connection), else the answer, streamed to the app from here on.
     fileprivate func attemptHead(_ attempt: EgressAttempt, _ head: HTTPResponseHead) {
-        guard current === attempt, let context else { return }
+        guard current === attempt, let context, request != nil else { return }
         let ex = attempt.exchange
-        if head.status == .unauthorized, let token = ex.token { ex.service.token?.rejected(token) }
-        if conclude(attempt, UpstreamOutcome(responseStatus: Int(head.status.code)), neverSent: false) {
-            attempt.connection?.abandon()
-            return
+        let now = shared.clock.now
+        let conclusion = ex.service.decisions.withLockedValue { state in
+            request!.responseHead(status: Int(head.status.code), sentToken: attempt.token, pool: &state.pool, now: now, random: &state.random)
         }
-        shared.metrics.finished("egress", status: Int(head.status.code), seconds: (shared.clock.now - attempt.started).seconds, service: ex.service.config.name)
+        apply(conclusion, ex)
+        if case .retry(let delay, _) = conclusion.next {
+            attempt.connection?.abandon()
+            return scheduleRetry(context, ex, after: delay)
+        }
+        // `.answer`, or a 5xx not retried: either way the upstream's response is the answer.
+        request = nil
+        shared.metrics.finished("egress", status: Int(head.status.code), seconds: (now - attempt.started).seconds, service: ex.service.config.name)
         var headers = head.headers
         ProxyHeaders.removeHopByHop(&headers)
         ex.service.config.headers.response.apply(to: &headers)
@@ -266,13 +281,21 @@ final class EgressHandler: ChannelInboundHandler, RemovableChannelHandler {
             context.close(promise: nil)  // the answer broke off midway: the app must see it broken
             return
         }
-        if conclude(attempt, .gatewayError(error.kind), neverSent: !requestSent || error.requestNeverSent) { return }
+        guard request != nil else { return }
+        let now = shared.clock.now
+        let conclusion = ex.service.decisions.withLockedValue { state in
+            request!.attemptFailed(error.kind, requestSent: requestSent, pool: &state.pool, now: now, random: &state.random)
+        }
+        apply(conclusion, ex)
+        if case .retry(let delay, _) = conclusion.next { return scheduleRetry(context, ex, after: delay) }
+        let attempts = request?.attempts ?? 0
+        request = nil
         current = nil
         let name = ex.service.config.name
         let timedOut = error.kind == .responseTimeout
-        shared.metrics.finished("egress", status: timedOut ? 504 : 502, seconds: (shared.clock.now - attempt.started).seconds, service: name)
+        shared.metrics.finished("egress", status: timedOut ? 504 : 502, seconds: (now - attempt.started).seconds, service: name)
         fail(context, timedOut ? .gatewayTimeout : .badGateway, timedOut ? "upstream_timeout" : "upstream_unavailable",
-             "\(name) failed after \(ex.attempts) attempt(s): \(error)", close: !ex.keepAlive)
+             "\(name) failed after \(attempts) attempt(s): \(error)", close: !ex.keepAlive)
     }
 
     // MARK: Responses
@@ -294,15 +317,18 @@ final class EgressAttempt: UpstreamResponseSink {
     private weak var handler: EgressHandler?
     let exchange: EgressHandler.Exchange
     let pick: UpstreamPool.Pick
+    /// The bearer token this attempt carries (so a 401 can retire it).
+    let token: String?
     let started: MeshInstant
     var connection: UpstreamConnection?
     /// The answer is being streamed to the app (no retry any more).
     var streaming = false
 
-    init(handler: EgressHandler, exchange: EgressHandler.Exchange, pick: UpstreamPool.Pick, started: MeshInstant) {
+    init(handler: EgressHandler, exchange: EgressHandler.Exchange, pick: UpstreamPool.Pick, token: String?, started: MeshInstant) {
         self.handler = handler
         self.exchange = exchange
         self.pick = pick
+        self.token = token
         self.started = started
     }
 

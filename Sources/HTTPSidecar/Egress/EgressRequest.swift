@@ -1,0 +1,110 @@
+import MeshCore
+
+/// The attempts of one egress request, sans-IO: a token before each attempt (when the service injects
+/// one), which endpoint next, and when an attempt ends (at its response head, or by failing) whether
+/// to retry, to answer with it, or to give up. The NIO egress handler and the simulated egress client
+/// both drive it; the decisions inside are ``UpstreamPool``'s.
+///
+/// Driving it: call ``begin(pool:now:)`` once, then ``nextAttempt(pool:now:random:)``, and follow the
+/// ``Next`` it returns: `.needToken` → get one, then ``tokenReady(_:)`` and `nextAttempt` again;
+/// `.send` → send the attempt, then report its head (``responseHead(status:pool:now:random:)``) or
+/// its failure (``attemptFailed(_:requestSent:pool:now:random:)``); `.retry` → wait, then
+/// `nextAttempt`. `.answer`, `.noEndpoint` and `.giveUp` end the request.
+public struct EgressRequest: Sendable {
+    public enum Next: Equatable, Sendable {
+        /// Get a token for the next attempt, then call ``tokenReady(_:)``.
+        case needToken
+        /// Send the attempt to `pick`, with `token` as the bearer token when the service injects one.
+        case send(UpstreamPool.Pick, token: String?)
+        /// Every endpoint is ejected, open, removed or already tried: answer 503.
+        case noEndpoint
+        /// Wait, then call ``nextAttempt(pool:now:random:)``.
+        case retry(after: Duration, requestNeverSent: Bool)
+        /// The current attempt's response is the answer: relay it.
+        case answer
+        /// No more attempts; the last one ended with `outcome`. For a `.serverError` the upstream's
+        /// response is still there to relay; for a `.gatewayError` the answer is 502 or 504.
+        case giveUp(RetryDecision.Reason, UpstreamOutcome)
+    }
+
+    /// An attempt ended: what to do next, and what changed in the pool (for logs, metrics, coverage).
+    public struct Conclusion: Equatable, Sendable {
+        public var next: Next
+        public var events: [UpstreamPool.Event]
+        /// The token the upstream refused (401): the caller's token cache should drop it.
+        public var rejectedToken: String?
+    }
+
+    public let method: String
+    public let deadline: MeshInstant
+    public let usesToken: Bool
+    public private(set) var attempts = 0
+    public private(set) var tried: [MeshAddress] = []
+    /// The attempt under way: where it went and when.
+    public private(set) var current: (pick: UpstreamPool.Pick, sentAt: MeshInstant)?
+    /// The token for the next attempt (asked for afresh before each one).
+    private var token: String?
+
+    public init(method: String, deadline: MeshInstant, usesToken: Bool) {
+        self.method = method
+        self.deadline = deadline
+        self.usesToken = usesToken
+    }
+
+    /// The request arrived (it funds the retry budget).
+    public func begin(pool: inout UpstreamPool, now: MeshInstant) {
+        pool.requestArrived(now: now)
+    }
+
+    /// The next attempt: a token first when needed, then an endpoint not tried yet.
+    public mutating func nextAttempt(pool: inout UpstreamPool, now: MeshInstant, random: inout some RandomSource) -> Next {
+        if usesToken && token == nil { return .needToken }
+        guard let pick = pool.pick(now: now, exclude: tried, random: &random) else { return .noEndpoint }
+        attempts += 1
+        tried.append(pick.address)
+        current = (pick, now)
+        let sent = token
+        token = nil  // a retry asks again: a late retry must not carry a token that expired meanwhile
+        return .send(pick, token: sent)
+    }
+
+    public mutating func tokenReady(_ value: String) { token = value }
+
+    /// The current attempt's response head arrived with `status`.
+    public mutating func responseHead(status: Int, sentToken: String?, pool: inout UpstreamPool, now: MeshInstant,
+                                      random: inout some RandomSource) -> Conclusion {
+        var conclusion = conclude(UpstreamOutcome(responseStatus: status), requestNeverSent: false, pool: &pool, now: now, random: &random)
+        if status == 401 { conclusion.rejectedToken = sentToken }
+        return conclusion
+    }
+
+    /// The current attempt failed before a response head; `requestSent` tells whether any of the
+    /// request may have reached the upstream.
+    public mutating func attemptFailed(_ kind: TransportError.Kind?, requestSent: Bool, pool: inout UpstreamPool, now: MeshInstant,
+                                       random: inout some RandomSource) -> Conclusion {
+        let neverSent = !requestSent || (kind.map { TransportError($0).requestNeverSent } ?? false)
+        return conclude(.gatewayError(kind), requestNeverSent: neverSent, pool: &pool, now: now, random: &random)
+    }
+
+    /// The whole request ran out of time with an attempt under way: it counts as a gateway error.
+    public mutating func abandon(pool: inout UpstreamPool, now: MeshInstant) -> [UpstreamPool.Event] {
+        guard let c = current else { return [] }
+        current = nil
+        return pool.record(c.pick.address, .gatewayError(nil), latency: now - c.sentAt, now: now)
+    }
+
+    private mutating func conclude(_ outcome: UpstreamOutcome, requestNeverSent: Bool, pool: inout UpstreamPool, now: MeshInstant,
+                                   random: inout some RandomSource) -> Conclusion {
+        guard let c = current else { return Conclusion(next: .giveUp(.notRetriable, outcome), events: []) }
+        current = nil
+        let events = pool.record(c.pick.address, outcome, latency: now - c.sentAt, now: now)
+        guard outcome != .success else { return Conclusion(next: .answer, events: events) }
+        switch pool.retryDecision(method: method, attempt: attempts, failure: outcome, requestNeverSent: requestNeverSent,
+                                  now: now, timeLeft: deadline - now, random: &random) {
+        case .retry(let delay):
+            return Conclusion(next: .retry(after: delay, requestNeverSent: requestNeverSent), events: events)
+        case .giveUp(let reason):
+            return Conclusion(next: .giveUp(reason, outcome), events: events)
+        }
+    }
+}
