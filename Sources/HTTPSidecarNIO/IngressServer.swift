@@ -126,7 +126,10 @@ public final class IngressServer: Sendable {
                         guard let context = generation.current.tlsContext else { throw ChannelError.ioOnClosedChannel }
                         try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
                     }
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: false)
+                    // Outbound validation off: every header written was parsed by llhttp on the way in,
+                    // or is the sidecar's own (configured header rules are checked when loaded).
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+                        withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: false)
                     try channel.pipeline.syncOperations.addHandler(IngressHandler(generation: generation, scheme: tls ? "https" : "http"))
                 }
             }

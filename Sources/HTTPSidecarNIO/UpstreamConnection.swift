@@ -258,7 +258,9 @@ final class UpstreamConnectionPool {
                     if let tls {
                         try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls.context, serverHostname: tls.hostname))
                     }
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    // Outbound validation off: the request's headers were parsed by llhttp on the way
+                    // in, or are the sidecar's own (configured header rules are checked when loaded).
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
                     try channel.pipeline.syncOperations.addHandler(bound.value)
                 }
             }

@@ -263,6 +263,7 @@ enum SidecarConfigFile {
             for k in renames.keys { rename[k] = try renames.string(k) ?? k }
             try renames.done()
             let rules = HeaderRules(remove: try r.strings("remove") ?? [], rename: rename, add: add)
+            if let problem = rules.invalidEntry { throw ConfigError(key: r.fields.path, problem) }
             try r.done()
             return rules
         }

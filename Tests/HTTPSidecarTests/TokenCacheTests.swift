@@ -73,3 +73,12 @@ import Testing
         #expect(fields.count == 1 && fields[0].value == "3")
     }
 }
+
+@Suite struct HeaderRulesValidationTests {
+    @Test func injectionAndBadNamesAreFound() {
+        #expect(HeaderRules(add: ["x-ok": "fine"]).invalidEntry == nil)
+        #expect(HeaderRules(add: ["x-bad": "a\r\nInjected: 1"]).invalidEntry != nil)
+        #expect(HeaderRules(remove: ["bad name"]).invalidEntry != nil)
+        #expect(HeaderRules(rename: ["x-a": "x:b"]).invalidEntry != nil)
+    }
+}

@@ -19,6 +19,24 @@ public struct HeaderRules: Hashable, Sendable {
 
     public var isEmpty: Bool { remove.isEmpty && rename.isEmpty && add.isEmpty }
 
+    /// The first name or value that cannot go on the wire as configured (a name that is not an
+    /// RFC 9110 token, a value with CR, LF or NUL: header injection), or nil when all are valid.
+    public var invalidEntry: String? {
+        for name in remove + Array(rename.keys) + Array(rename.values) + Array(add.keys) where !Self.isToken(name) {
+            return "'\(name)' is not a valid header name"
+        }
+        for (name, value) in add where value.utf8.contains(where: { $0 == 0x0D || $0 == 0x0A || $0 == 0 }) {
+            return "the value of \(name) contains CR, LF or NUL"
+        }
+        return nil
+    }
+
+    static func isToken(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.allSatisfy { b in
+            (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || "!#$%&'*+-.^_`|~".utf8.contains(b)
+        }
+    }
+
     /// Applies the rules to an ordered list of fields.
     public func apply(to fields: inout [(name: String, value: String)]) {
         guard !isEmpty else { return }
