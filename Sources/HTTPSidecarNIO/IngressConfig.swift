@@ -22,6 +22,9 @@ public struct IngressConfig: Sendable {
     public var headers = HeaderRewrite()
     /// The TLS listener (default port 9445), when a certificate and key are configured.
     public var tls: ServerTLS?
+    /// Middleware chosen and ordered per path prefix (see ``IngressRoute``); other paths get
+    /// ``defaultMiddleware``.
+    public var routes: [IngressRoute] = []
     /// One JSON line per request, when set.
     public var accessLog: AccessLog?
     /// Bearer-token verification; requests without a valid token get 401 (403 for missing scopes).

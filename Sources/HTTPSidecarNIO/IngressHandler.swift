@@ -50,6 +50,10 @@ final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
         var responseStarted = false
         var status = 0
         let keepAlive: Bool
+        /// The route it matched (nil: the default chain), its response rules, and the steps after JWT.
+        var route: IngressRoute?
+        var responseRules = HeaderRules()
+        var afterJWT: [IngressMiddleware] = []
 
         init(head: HTTPRequestHead, upstreamHead: HTTPRequestHead, correlationId: String, traceId: String,
              responseHeaders: [(String, String)], started: MeshInstant, keepAlive: Bool) {
@@ -283,55 +287,69 @@ final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
     private func begin(_ context: ChannelHandlerContext, _ head: HTTPRequestHead) {
         let config = shared.config
         let closeAfter = head.hasBody || !head.isKeepAlive
-        if !config.ipFilter.allow.isEmpty || !config.ipFilter.deny.isEmpty {
-            guard let client, config.ipFilter.permits(client) else {
-                return refuse(context, head, ErrorResponse(status: .forbidden, code: "ip_denied", message: "this client address is not allowed"), close: true)
-            }
-        }
+        let route = config.routes.isEmpty ? nil : config.route(for: head.uri)
+        let chain = route?.middleware ?? shared.defaultChain
         let correlation = head.headers.first(name: "x-correlation-id").flatMap { $0.isEmpty || $0.count > 128 ? nil : $0 }
             ?? Self.newCorrelationId(&random)
         var responseHeaders = [("x-correlation-id", correlation)]
 
-        if let cors = config.cors {
-            switch cors.decide(method: head.method.rawValue, origin: head.headers.first(name: "origin"),
-                               requestMethod: head.headers.first(name: "access-control-request-method"),
-                               requestHeaders: head.headers.first(name: "access-control-request-headers")) {
-            case .notCORS:
-                break
-            case .preflight(let h):
-                return refuse(context, head, status: .noContent, headers: responseHeaders + h.pairs.map { ($0.name, $0.value) }, body: nil, close: closeAfter)
-            case .rejected(let reason):
-                if head.method == .OPTIONS {
-                    return refuse(context, head, ErrorResponse(status: .forbidden, code: "cors_rejected", message: reason, headers: responseHeaders), close: closeAfter)
+        // The steps before JWT run at the head; JWT and what follows it run once the verdict is in.
+        var rest = chain[...]
+        while let step = rest.first, step != .jwt {
+            rest = rest.dropFirst()
+            switch step {
+            case .ipFilter:
+                if !config.ipFilter.allow.isEmpty || !config.ipFilter.deny.isEmpty {
+                    guard let client, config.ipFilter.permits(client) else {
+                        return refuse(context, head, ErrorResponse(status: .forbidden, code: "ip_denied", message: "this client address is not allowed",
+                                                                   headers: responseHeaders), close: true)
+                    }
                 }
-            case .actual(let h):
-                responseHeaders += h.pairs.map { ($0.name, $0.value) }
+            case .cors:
+                guard let cors = config.cors else { continue }
+                switch cors.decide(method: head.method.rawValue, origin: head.headers.first(name: "origin"),
+                                   requestMethod: head.headers.first(name: "access-control-request-method"),
+                                   requestHeaders: head.headers.first(name: "access-control-request-headers")) {
+                case .notCORS:
+                    break
+                case .preflight(let h):
+                    return refuse(context, head, status: .noContent, headers: responseHeaders + h.pairs.map { ($0.name, $0.value) }, body: nil, close: closeAfter)
+                case .rejected(let reason):
+                    if head.method == .OPTIONS {
+                        return refuse(context, head, ErrorResponse(status: .forbidden, code: "cors_rejected", message: reason, headers: responseHeaders), close: closeAfter)
+                    }
+                case .actual(let h):
+                    responseHeaders += h.pairs.map { ($0.name, $0.value) }
+                }
+            case .rateLimit:
+                if let refusal = rateLimit(route, head: head, subject: nil, &responseHeaders) { return refuse(context, head, refusal, close: closeAfter) }
+            case .jwt:
+                break
             }
-        }
-        if config.rateLimitKey != .jwtSubject || config.jwt == nil {
-            let key: String
-            if case .header(let name) = config.rateLimitKey, let value = head.headers.first(name: name) { key = "h:" + value } else { key = client ?? "unknown" }
-            if let refusal = rateLimit(key: key, &responseHeaders) { return refuse(context, head, refusal, close: closeAfter) }
         }
         if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > config.maxBodyBytes {
             return refuse(context, head, ErrorResponse(status: .payloadTooLarge, code: "body_too_large",
                                                        message: "the request body exceeds \(config.maxBodyBytes) bytes", headers: responseHeaders), close: true)
         }
 
-        let (upstreamHead, traceId) = upstreamRequest(head, correlation)
+        let rules = route?.headers ?? config.headers
+        let (upstreamHead, traceId) = upstreamRequest(head, correlation, rules.request)
         let ex = Exchange(head: head, upstreamHead: upstreamHead, correlationId: correlation, traceId: traceId,
                           responseHeaders: responseHeaders, started: shared.clock.now, keepAlive: head.isKeepAlive)
+        ex.route = route
+        ex.responseRules = rules.response
+        ex.afterJWT = Array(rest.dropFirst())
         shared.metrics.inFlight("ingress", shared.inFlight.increment())
         if head.headers.first(name: "expect")?.lowercased() == "100-continue" {
             context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .continue))), promise: nil)
         }
         state = .held(ex, parts: [])
-        if let jwt = config.jwt { authenticate(context, jwt, head) } else { connect(context) }
+        if rest.first == .jwt, let jwt = config.jwt { authenticate(context, jwt, head) } else { connect(context) }
     }
 
     /// The request as the app sees it: hop-by-hop headers gone, forwarding, correlation and trace
     /// headers set, the configured rules applied.
-    private func upstreamRequest(_ head: HTTPRequestHead, _ correlation: String) -> (HTTPRequestHead, String) {
+    private func upstreamRequest(_ head: HTTPRequestHead, _ correlation: String, _ rules: HeaderRules) -> (HTTPRequestHead, String) {
         var upstream = head
         let chunked = head.headers.first(name: "transfer-encoding")?.lowercased().contains("chunked") ?? false
         ProxyHeaders.removeHopByHop(&upstream.headers)
@@ -344,14 +362,21 @@ final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
         upstream.headers.replaceOrAdd(name: "traceparent", value: trace.traceParentHeaderValue)
         upstream.headers.remove(name: "tracestate")
         if let state = trace.traceStateHeaderValue { upstream.headers.add(name: "tracestate", value: state) }
-        shared.config.headers.request.apply(to: &upstream.headers)
+        rules.apply(to: &upstream.headers)
         upstream.version = .http1_1
         return (upstream, "\(trace.traceID)")
     }
 
-    /// Runs the rate limit for `key`; the 429 to answer when over it.
-    private func rateLimit(key: String, _ responseHeaders: inout [(String, String)]) -> ErrorResponse? {
-        guard let limiter = shared.limiter else { return nil }
+    /// Runs the route's rate limit (or the listener's) for this request's key; the 429 to answer
+    /// when over it. `subject` is the verified token's subject, when JWT ran before.
+    private func rateLimit(_ route: IngressRoute?, head: HTTPRequestHead, subject: String?, _ responseHeaders: inout [(String, String)]) -> ErrorResponse? {
+        guard let limiter = route.flatMap({ shared.routeLimiters[$0.prefix] }) ?? shared.limiter else { return nil }
+        let key: String
+        switch shared.config.rateLimitKey {
+        case .header(let name): key = head.headers.first(name: name).map { "h:" + $0 } ?? (client ?? "unknown")
+        case .jwtSubject: key = subject.map { "s:" + $0 } ?? (client ?? "unknown")
+        case .clientAddress: key = client ?? "unknown"
+        }
         let now = shared.clock.now
         let decision = limiter.withLockedValue { $0.admit(key, now: now) }
         let reset = Int((decision.reset.seconds).rounded(.up))
@@ -390,9 +415,11 @@ final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
         guard case .held(let ex, _) = state else { return }
         switch result {
         case .success(.success(let token)):
-            if shared.config.rateLimitKey == .jwtSubject,
-               let refusal = rateLimit(key: "s:" + (token.subject ?? token.clientId ?? client ?? "unknown"), &ex.responseHeaders) {
-                return answerWithoutApp(context, ex, refusal)
+            // What the route lists after JWT (only a rate limit may follow it).
+            for step in ex.afterJWT where step == .rateLimit {
+                if let refusal = rateLimit(ex.route, head: ex.head, subject: token.subject ?? token.clientId, &ex.responseHeaders) {
+                    return answerWithoutApp(context, ex, refusal)
+                }
             }
             connect(context)
         case .success(.failure(let failure)):
@@ -441,7 +468,7 @@ final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
         guard let context, case .streaming(let ex, _) = state else { return }
         var headers = response.headers
         ProxyHeaders.removeHopByHop(&headers)
-        shared.config.headers.response.apply(to: &headers)
+        ex.responseRules.apply(to: &headers)
         for (name, value) in ex.responseHeaders { headers.replaceOrAdd(name: name, value: value) }
         if !ex.keepAlive { headers.replaceOrAdd(name: "connection", value: "close") }
         ex.responseStarted = true

@@ -15,6 +15,10 @@ final class IngressShared: Sendable {
     let config: IngressConfig
     let clock: any MeshClock
     let limiter: NIOLockedValueBox<RateLimiter>?
+    /// Limiters of routes with a rate of their own, by prefix.
+    let routeLimiters: [String: NIOLockedValueBox<RateLimiter>]
+    /// The middleware of paths no route matches (JWT left out when it is not configured).
+    let defaultChain: [IngressMiddleware]
     let logger: Logger
     let metrics: SidecarMetrics
     let app: SocketAddress
@@ -35,6 +39,19 @@ final class IngressShared: Sendable {
         } else {
             limiter = config.rateLimit.map { NIOLockedValueBox(RateLimiter($0)) }
         }
+        if let problem = config.routeProblem() { throw problem }
+        var routeLimiters: [String: NIOLockedValueBox<RateLimiter>] = [:]
+        for route in config.routes {
+            guard let rate = route.rateLimit else { continue }
+            if let previous, let same = previous.routeLimiters[route.prefix], previous.config.route(for: route.prefix)?.rateLimit == rate,
+               old?.rateLimitKey == config.rateLimitKey {
+                routeLimiters[route.prefix] = same
+            } else {
+                routeLimiters[route.prefix] = NIOLockedValueBox(RateLimiter(rate))
+            }
+        }
+        self.routeLimiters = routeLimiters
+        defaultChain = config.defaultMiddleware.filter { $0 != .jwt || config.jwt != nil }
         let settings = ConnectionPoolSettings(connectTimeout: config.connectTimeout, responseTimeout: config.upstreamTimeout,
                                               maxIdle: config.maxIdleAppConnections)
         if let previous, old?.app == config.app, previous.appPools.settings == settings {

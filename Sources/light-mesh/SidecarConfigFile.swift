@@ -68,6 +68,26 @@ enum SidecarConfigFile {
         }
         try tls.done()
         s.ingress.headers = try ingress.headerRewrite("headers")
+        for var r in try ingress.children("routes") {
+            guard let prefix = try r.string("prefix"), prefix.hasPrefix("/") else { throw ConfigError(key: r.name("prefix"), "a route needs a prefix starting with /") }
+            let names = try r.strings("middleware") ?? []
+            let middleware = try names.map { name in
+                guard let m = IngressMiddleware(rawValue: name) else {
+                    throw ConfigError(key: r.name("middleware"), "unknown middleware '\(name)' (known: \(IngressMiddleware.allCases.map(\.rawValue).joined(separator: ", ")))")
+                }
+                return m
+            }
+            var route = IngressRoute(prefix: prefix, middleware: middleware)
+            var rate = try r.child("rate_limit")
+            if let value = try rate.double("rate") {
+                guard value > 0 else { throw ConfigError(key: rate.name("rate"), "must be positive") }
+                route.rateLimit = RateLimiter.Config(rate: value, burst: try rate.int("burst", min: 1) ?? 20)
+            }
+            try rate.done()
+            if r.has("headers") { route.headers = try r.headerRewrite("headers") }
+            try r.done()
+            s.ingress.routes.append(route)
+        }
         try ingress.done()
 
         var egress = try top.child("egress")
@@ -183,6 +203,7 @@ enum SidecarConfigFile {
         private func override(_ key: String) -> String? { environment[Self.variable(name(key))] }
 
         mutating func child(_ key: String) throws -> Section { Section(try fields.child(key), environment) }
+        mutating func children(_ key: String) throws -> [Section] { try fields.children(key).map { Section($0, environment) } }
         mutating func done() throws { try fields.rejectUnknownKeys() }
 
         /// The file's value is always read (so it never counts as unknown), the variable's wins.

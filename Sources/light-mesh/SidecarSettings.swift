@@ -83,6 +83,11 @@ struct SidecarSettings: Sendable {
             "rate_limit": i.rateLimit.map { ["rate": $0.rate, "burst": $0.burst, "key": i.rateLimitKey.description] as [String: Any] } ?? NSNull(),
             "cors_origins": i.cors?.allowedOrigins ?? [], "allow": i.ipFilter.allow.map(\.description), "deny": i.ipFilter.deny.map(\.description),
             "access_log": accessLog ? "stdout" : "off", "headers": rules(i.headers),
+            "routes": i.routes.map { r -> [String: Any] in
+                ["prefix": r.prefix, "middleware": r.middleware.map(\.rawValue),
+                 "rate_limit": r.rateLimit.map { ["rate": $0.rate, "burst": $0.burst] as [String: Any] } ?? NSNull(),
+                 "headers": r.headers.map { rules($0) } ?? NSNull()]
+            },
         ]
         ingressJSON["tls"] = i.tls.map { ["listen": $0.listen.description, "certificate": $0.certificateFile, "key": "<redacted>", "client_ca": $0.clientCAFile ?? NSNull()] as [String: Any] } ?? NSNull()
         ingressJSON["jwt"] = jwt.map { ["jwks_file": $0.jwksFile ?? NSNull(), "jwks_url": $0.jwksURL ?? NSNull(), "issuer": $0.issuer ?? NSNull(),

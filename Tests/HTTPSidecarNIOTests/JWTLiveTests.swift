@@ -149,4 +149,47 @@ import Testing
         let forged = parts[0] + "." + parts[1] + ".AAAA"
         #expect(authenticator.authenticateWithoutWaiting(authorization: "Bearer \(forged)", path: "/") == nil)
     }
+
+    @Test func routesChooseAndOrderTheirMiddleware() async throws {
+        let backend = try await TestBackend(group: group)
+        var config = IngressConfig()
+        config.listen = MeshAddress(host: "127.0.0.1", port: 0)
+        config.app = MeshAddress(host: "127.0.0.1", port: backend.port)
+        config.jwt = try await JWTAuthenticator(policy: JWTPolicy(), jwksFile: Self.fixtures + "jwks.json")
+        config.routes = [
+            IngressRoute(prefix: "/public", middleware: []),
+            IngressRoute(prefix: "/api", middleware: [.jwt, .rateLimit], rateLimit: RateLimiter.Config(rate: 0.01, burst: 1),
+                         headers: HeaderRewrite(request: HeaderRules(add: ["x-route": "api"]))),
+        ]
+        let ingress = try IngressServer(config: config, group: group)
+        let port = try await ingress.start().port
+        func call(_ path: String, token: String? = nil) async throws -> String {
+            let auth = token.map { "Authorization: Bearer \($0)\r\n" } ?? ""
+            return try await rawExchange(port: port, "GET \(path) HTTP/1.1\r\nHost: x\r\n\(auth)Connection: close\r\n\r\n", group: group)
+        }
+        let token = try await signer().sign(payload(), kid: "test-rsa")
+        #expect(try await call("/public/page").hasPrefix("HTTP/1.1 200"), "a route without jwt asked for a token")
+        #expect(try await call("/other").hasPrefix("HTTP/1.1 401"), "the default chain lost jwt")
+        #expect(try await call("/api/pets").hasPrefix("HTTP/1.1 401"))
+        #expect(try await call("/api/pets", token: token).hasPrefix("HTTP/1.1 200"))
+        #expect(try await call("/api/pets", token: token).hasPrefix("HTTP/1.1 429"), "the route's own limit (burst 1) did not apply")
+        #expect(try await call("/public/again").hasPrefix("HTTP/1.1 200"), "the route limit leaked onto another route")
+        #expect(backend.requests.filter { $0.hasPrefix("GET /api") }.allSatisfy { $0.contains("x-route: api\n") })
+        #expect(!(backend.requests.first { $0.hasPrefix("GET /public") } ?? "").contains("x-route"))
+        try await ingress.stop()
+
+        var wrongOrder = config
+        wrongOrder.cors = CORSPolicy(allowedOrigins: ["*"])
+        wrongOrder.routes = [IngressRoute(prefix: "/x", middleware: [.jwt, .cors])]
+        #expect(throws: ConfigurationError.self) { try IngressServer(config: wrongOrder, group: group) }
+        var noJWT = config
+        noJWT.jwt = nil
+        do {
+            _ = try IngressServer(config: noJWT, group: group)
+            Issue.record("a route listing jwt started without JWT settings")
+        } catch {
+            #expect("\(error)".contains("ingress.routes[1].middleware"), "\(error)")
+        }
+        try await backend.stop()
+    }
 }
