@@ -190,11 +190,24 @@ final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
         headerTimer = context.eventLoop.scheduleTask(deadline: deadline) { bound.value.headerTimerFired() }
     }
 
+    /// The client must send its head, and then each part of its body, within the header timeout:
+    /// a client that stalls mid-upload is cut off (408) instead of holding an app connection.
     private func headerTimerFired() {
         headerTimer = nil
-        guard case .idle = state, let deadline = headerDeadline, let context else { return }
+        guard let deadline = headerDeadline, let context else { return }
+        let waitingForBody: Exchange?
+        switch state {
+        case .idle: waitingForBody = nil
+        case .held(let ex, _) where !ex.requestEnded, .streaming(let ex, _) where !ex.requestEnded: waitingForBody = ex
+        default: return
+        }
         if deadline <= .now() {
-            context.close(promise: nil)  // the head did not arrive in time: no answer, just close
+            guard let ex = waitingForBody else { return context.close(promise: nil) }  // no head in time: no answer, just close
+            let started = ex.responseStarted
+            abortExchange(answer: 408)
+            if started { return context.close(promise: nil) }
+            reject(context, ErrorResponse(status: .requestTimeout, code: "body_timeout",
+                                          message: "the request body stalled for \(shared.config.headerTimeout)", headers: ex.responseHeaders), close: true)
         } else {
             let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
             headerTimer = context.eventLoop.scheduleTask(deadline: deadline) { bound.value.headerTimerFired() }
@@ -225,12 +238,14 @@ final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
         case .held(let ex, var parts):
             if ex.requestEnded { return enqueue(part) }
             guard admitBody(part, ex, context) else { return }
+            bodyProgress(ex)
             state = .idle  // keeps `parts` uniquely referenced while it grows
             parts.append(part)
             state = .held(ex, parts: parts)
         case .streaming(let ex, let upstream):
             if ex.requestEnded { return enqueue(part) }
             guard admitBody(part, ex, context) else { return }
+            bodyProgress(ex)
             forward(part, to: upstream)
         case .draining:
             if case .end = part { requestDone(context) }
@@ -261,6 +276,11 @@ final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
             break
         }
         return true
+    }
+
+    /// A body part (or the end) arrived: the body deadline moves on, or ends with the body.
+    private func bodyProgress(_ ex: Exchange) {
+        if ex.requestEnded { headerDeadline = nil } else { armHeaderDeadline() }
     }
 
     private func enqueue(_ part: HTTPServerRequestPart) {
@@ -344,6 +364,7 @@ final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
             context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .continue))), promise: nil)
         }
         state = .held(ex, parts: [])
+        if head.hasBody { armHeaderDeadline() }  // the body must keep coming, too
         if rest.first == .jwt, let jwt = config.jwt { authenticate(context, jwt, head) } else { connect(context) }
     }
 

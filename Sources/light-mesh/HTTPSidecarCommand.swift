@@ -47,7 +47,7 @@ struct HTTPSidecarCommand: AsyncParsableCommand {
     @Option(help: "Listen address, HOST:PORT.") var listen = "0.0.0.0:9080"
     @Option(help: "The app, HOST:PORT.") var app = "127.0.0.1:8080"
     @Option(help: "Largest request body in bytes (larger: 413).") var maxBodyBytes = 10 * 1024 * 1024
-    @Option(help: "Seconds a client may take to send a request head (and may stay idle between requests).") var headerTimeout = 10.0
+    @Option(help: "Seconds a client may take to send a request head, or pause within a body (then 408), or stay idle between requests.") var headerTimeout = 10.0
     @Option(help: "Seconds the app may take to start answering, and to pause within an answer (then 504).") var upstreamTimeout = 30.0
     @Option(help: "Requests per second per key (off when absent).") var rateLimit: Double?
     @Option(help: "Burst allowed above the rate.") var burst = 20

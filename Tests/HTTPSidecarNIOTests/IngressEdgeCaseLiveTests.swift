@@ -54,6 +54,25 @@ import Testing
         try await backend.stop()
     }
 
+    @Test func aClientStallingMidUploadGets408AndFreesTheApp() async throws {
+        let backend = try await TestBackend(group: group)
+        var config = IngressConfig()
+        config.listen = MeshAddress(host: "127.0.0.1", port: 0)
+        config.app = MeshAddress(host: "127.0.0.1", port: backend.port)
+        config.headerTimeout = .seconds(1)
+        let server = try IngressServer(config: config, group: group)
+        let port = try await server.start().port
+        let started = ContinuousClock.now
+        let response = try await rawExchange(port: port, "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nonly a little",
+                                             timeout: .seconds(6), group: group)
+        #expect(ContinuousClock.now - started < .seconds(4), "a stalled upload was not cut off")
+        #expect(response.hasPrefix("HTTP/1.1 408") && response.contains("body_timeout"), "\(response.prefix(120))")
+        #expect(server.inFlight == 0)
+        #expect(backend.requests.isEmpty, "the app got a truncated body as a request")
+        try await server.stop()
+        try await backend.stop()
+    }
+
     @Test func aChunkedAnswerIsRelayedWhole() async throws {
         let app = try await RawApp(group: group) { _ in
             ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n", false)
