@@ -110,6 +110,8 @@ final class EgressHandler: ChannelInboundHandler, RemovableChannelHandler {
         var body: ByteBuffer
         var service: ServiceRuntime
         var keepAlive: Bool
+        /// The app spoke HTTP/1.0 (no chunked framing toward it).
+        var http10 = false
     }
 
     private func start(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ body: ByteBuffer, _ service: ServiceRuntime) {
@@ -127,7 +129,8 @@ final class EgressHandler: ChannelInboundHandler, RemovableChannelHandler {
         var attempts = EgressRequest(method: head.method.rawValue, deadline: now + service.requestTimeout, usesToken: service.token != nil)
         service.decisions.withLockedValue { attempts.begin(pool: &$0.pool, now: now) }
         request = attempts
-        step(context, Exchange(head: upstream, body: body, service: service, keepAlive: head.isKeepAlive))
+        step(context, Exchange(head: upstream, body: body, service: service, keepAlive: head.isKeepAlive,
+                               http10: head.version.major == 1 && head.version.minor == 0))
     }
 
     /// The next step of the request, as ``EgressRequest`` decides it under the service's lock.
@@ -243,9 +246,11 @@ final class EgressHandler: ChannelInboundHandler, RemovableChannelHandler {
         var headers = head.headers
         ProxyHeaders.removeHopByHop(&headers)
         ex.service.config.headers.response.apply(to: &headers)
-        if !ex.keepAlive { headers.replaceOrAdd(name: "connection", value: "close") }
+        // An HTTP/1.0 app cannot read chunked framing: without a length, closing delimits the answer.
+        if ex.http10 && !headers.contains(name: "content-length") { attempt.closeAfterAnswer = true }
+        if !ex.keepAlive || attempt.closeAfterAnswer { headers.replaceOrAdd(name: "connection", value: "close") }
         attempt.streaming = true
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: head.status, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: ex.http10 ? .http1_0 : .http1_1, status: head.status, headers: headers))), promise: nil)
         if !context.channel.isWritable { attempt.connection?.pauseReading() }
     }
 
@@ -262,7 +267,7 @@ final class EgressHandler: ChannelInboundHandler, RemovableChannelHandler {
     fileprivate func attemptEnded(_ attempt: EgressAttempt) {
         guard current === attempt, attempt.streaming, let context else { return }
         current = nil
-        if attempt.exchange.keepAlive {
+        if attempt.exchange.keepAlive && !attempt.closeAfterAnswer {
             state = .idle
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         } else {
@@ -323,6 +328,8 @@ final class EgressAttempt: UpstreamResponseSink {
     var connection: UpstreamConnection?
     /// The answer is being streamed to the app (no retry any more).
     var streaming = false
+    /// The answer is delimited by closing (an HTTP/1.0 app and an answer without a length).
+    var closeAfterAnswer = false
 
     init(handler: EgressHandler, exchange: EgressHandler.Exchange, pick: UpstreamPool.Pick, token: String?, started: MeshInstant) {
         self.handler = handler

@@ -54,6 +54,8 @@ final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
         var route: IngressRoute?
         var responseRules = HeaderRules()
         var afterJWT: [IngressMiddleware] = []
+        /// The answer is delimited by closing (an HTTP/1.0 client and an answer without a length).
+        var closeAfterAnswer = false
 
         init(head: HTTPRequestHead, upstreamHead: HTTPRequestHead, correlationId: String, traceId: String,
              responseHeaders: [(String, String)], started: MeshInstant, keepAlive: Bool) {
@@ -491,10 +493,14 @@ final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
         ProxyHeaders.removeHopByHop(&headers)
         ex.responseRules.apply(to: &headers)
         for (name, value) in ex.responseHeaders { headers.replaceOrAdd(name: name, value: value) }
-        if !ex.keepAlive { headers.replaceOrAdd(name: "connection", value: "close") }
+        // An HTTP/1.0 client cannot read chunked framing: without a length, the answer is
+        // delimited by closing the connection (and the head says HTTP/1.0 so nothing chunks it).
+        let http10 = ex.head.version.major == 1 && ex.head.version.minor == 0
+        if http10 && !headers.contains(name: "content-length") { ex.closeAfterAnswer = true }
+        if !ex.keepAlive || ex.closeAfterAnswer { headers.replaceOrAdd(name: "connection", value: "close") }
         ex.responseStarted = true
         ex.status = Int(response.status.code)
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: response.status, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: http10 ? .http1_0 : .http1_1, status: response.status, headers: headers))), promise: nil)
     }
 
     func upstreamBody(_ chunk: ByteBuffer) {
@@ -516,7 +522,7 @@ final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
             context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
             return
         }
-        if ex.keepAlive {
+        if ex.keepAlive && !ex.closeAfterAnswer {
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
             requestDone(context)
         } else {

@@ -73,6 +73,19 @@ import Testing
         try await backend.stop()
     }
 
+    @Test func anHTTP10ClientGetsAnAnswerItCanRead() async throws {
+        let app = try await RawApp(group: group) { _ in
+            ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", false)
+        }
+        let (server, port) = try await ingress(app: app.port)
+        let response = try await rawExchange(port: port, "GET / HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n", timeout: .seconds(5), group: group)
+        #expect(response.hasPrefix("HTTP/1.0 200"), "\(response)")
+        #expect(!response.lowercased().contains("transfer-encoding"), "chunked framing sent to an HTTP/1.0 client: \(response)")
+        #expect(response.hasSuffix("\r\n\r\nhello"), "\(response)")
+        try await server.stop()
+        try await app.stop()
+    }
+
     @Test func aChunkedAnswerIsRelayedWhole() async throws {
         let app = try await RawApp(group: group) { _ in
             ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n", false)
