@@ -314,6 +314,13 @@ final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
         let correlation = head.headers.first(name: "x-correlation-id").flatMap { $0.isEmpty || $0.count > 128 ? nil : $0 }
             ?? Self.newCorrelationId(&random)
         var responseHeaders = [("x-correlation-id", correlation)]
+        // RFC 9112 §3.2: an HTTP/1.1 request needs exactly one Host (two are a smuggling vector).
+        let hosts = head.headers["host"].count
+        if hosts > 1 || (hosts == 0 && head.version.minor >= 1) {
+            return refuse(context, head, ErrorResponse(status: .badRequest, code: "bad_host",
+                                                       message: hosts > 1 ? "more than one Host header" : "an HTTP/1.1 request needs a Host header",
+                                                       headers: responseHeaders), close: true)
+        }
 
         // The steps before JWT run at the head; JWT and what follows it run once the verdict is in.
         var rest = chain[...]

@@ -73,6 +73,8 @@ import Testing
         ("both Content-Length and Transfer-Encoding", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
         ("differing duplicate Content-Length", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!"),
         ("obsolete line folding", "GET / HTTP/1.1\r\nHost: x\r\nX-Folded: a\r\n b\r\n\r\n"),
+        ("two Host headers", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"),
+        ("no Host header", "GET / HTTP/1.1\r\nX-A: b\r\n\r\n"),
     ])
     func smugglingAttemptsGet400AndNeverReachTheApp(_ name: String, _ request: String) async throws {
         try await withIngress { port, backend in
