@@ -55,6 +55,9 @@ public struct EgressConfig: Sendable {
     public var connectTimeout: Duration = .seconds(1)
     public var idleTimeout: Duration = .seconds(60)
     public var maxBodyBytes = 10 * 1024 * 1024
-    public var maxIdlePerEndpoint = 32
+    /// Idle keep-alive connections kept per endpoint and event loop. Below the concurrency the app
+    /// drives, connections churn (closed on release, opened again a moment later); idle ones are
+    /// closed after ``idleTimeout`` anyway.
+    public var maxIdlePerEndpoint = 256
     public init() {}
 }

@@ -17,8 +17,9 @@ final class EgressGeneration: Sendable {
 /// attempts the service's ``UpstreamPool`` decides (endpoint choice, retries, backoff, budget).
 /// The request body is kept whole (up to the body limit) because a retry must resend it; the answer
 /// is decided at its head (retry, or this is it) and then streamed to the app, with backpressure.
-final class EgressHandler: ChannelInboundHandler, RemovableChannelHandler {
+final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
 
     private enum State {
@@ -36,6 +37,12 @@ final class EgressHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var current: EgressAttempt?
     /// The attempt loop of the request being forwarded (``EgressRequest``, shared with the simulator).
     private var request: EgressRequest?
+    /// Parts of pipelined requests that arrived while one was being forwarded (answered in order);
+    /// reading pauses while the queue is long. Reads are not paused per request.
+    private var queued: CircularBuffer<HTTPServerRequestPart> = []
+    private var draining = false
+    private var readsPaused = false
+    private var readPending = false
 
     init(generation: EgressGeneration) {
         self.generation = generation
@@ -75,8 +82,47 @@ final class EgressHandler: ChannelInboundHandler, RemovableChannelHandler {
         ProtocolErrors.answer(context, error, responseStarted: started)
     }
 
+    func read(context: ChannelHandlerContext) {
+        if readsPaused { readPending = true } else { context.read() }
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch (unwrapInboundIn(data), state) {
+        let part = unwrapInboundIn(data)
+        if queued.isEmpty && takesPartNow {
+            handle(part, context)
+        } else {
+            queued.append(part)
+            if queued.count > 64 { readsPaused = true }
+            drainQueue(context)
+        }
+    }
+
+    /// Whether ``handle(_:_:)`` acts on a part now (a request being forwarded holds the next ones).
+    private var takesPartNow: Bool {
+        switch state {
+        case .idle, .reading: return true
+        case .forwarding: return false
+        case .closing: return true  // dropped
+        }
+    }
+
+    /// Feeds queued parts while the state takes them (once a request is answered, the next one's).
+    private func drainQueue(_ context: ChannelHandlerContext) {
+        guard !draining else { return }
+        draining = true
+        defer { draining = false }
+        while takesPartNow, let part = queued.popFirst() { handle(part, context) }
+        if readsPaused && queued.count <= 64 {
+            readsPaused = false
+            if readPending {
+                readPending = false
+                context.read()
+            }
+        }
+    }
+
+    private func handle(_ part: HTTPServerRequestPart, _ context: ChannelHandlerContext) {
+        switch (part, state) {
         case (.head(let head), .idle):
             shared = generation.current
             let service: ServiceRuntime
@@ -268,8 +314,8 @@ final class EgressHandler: ChannelInboundHandler, RemovableChannelHandler {
         guard current === attempt, attempt.streaming, let context else { return }
         current = nil
         if attempt.exchange.keepAlive && !attempt.closeAfterAnswer {
-            state = .idle
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            answered(context, close: false)
         } else {
             state = .closing
             let channel = context.channel
@@ -311,8 +357,20 @@ final class EgressHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func respond(_ context: ChannelHandlerContext, _ status: HTTPResponseStatus, _ headers: [(String, String)], _ body: ByteBuffer, close: Bool, method: HTTPMethod) {
-        state = close ? .closing : .idle
         ResponseWriter.write(context, status: status, headers: headers, body: body, close: close, method: method)
+        answered(context, close: close)
+    }
+
+    /// The request is answered: the connection closes, or takes the next request (queued ones first).
+    private func answered(_ context: ChannelHandlerContext, close: Bool) {
+        if close {
+            state = .closing
+            return
+        }
+        // A refused head (with no body: else the connection closes) still has its end to come; in
+        // `.idle` that end is dropped like any stray part.
+        state = .idle
+        drainQueue(context)
     }
 }
 

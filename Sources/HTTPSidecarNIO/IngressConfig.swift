@@ -29,7 +29,8 @@ public struct IngressConfig: Sendable {
     public var accessLog: AccessLog?
     /// Bearer-token verification; requests without a valid token get 401 (403 for missing scopes).
     public var jwt: JWTAuthenticator?
-    /// Idle keep-alive connections kept to the app per event loop.
-    public var maxIdleAppConnections = 64
+    /// Idle keep-alive connections kept to the app per event loop (below the concurrency clients
+    /// drive, connections churn).
+    public var maxIdleAppConnections = 256
     public init() {}
 }

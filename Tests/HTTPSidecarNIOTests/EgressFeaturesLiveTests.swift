@@ -257,6 +257,25 @@ import Testing
         try await flaky.stop()
     }
 
+    @Test func pipelinedRequestsAreForwardedInOrder() async throws {
+        let upstream = try await TestBackend(group: group)
+        let (server, port) = try await egress([ServiceConfig(name: "pets", endpoints: [local(upstream.port)])])
+        let client = try await KeepAliveClient(port: port, group: group)
+        try await client.write("GET /1 HTTP/1.1\r\nHost: a\r\nservice_id: pets\r\n\r\n"
+                               + "GET /x HTTP/1.1\r\nHost: a\r\nservice_id: nope\r\n\r\n"
+                               + "POST /2 HTTP/1.1\r\nHost: a\r\nservice_id: pets\r\nContent-Length: 5\r\n\r\nhello"
+                               + "GET /3 HTTP/1.1\r\nHost: a\r\nservice_id: pets\r\n\r\n")
+        var answers: [String] = []
+        for _ in 0..<4 { answers.append(try await client.send("")) }
+        #expect(answers[0].contains("GET /1") && answers[1].hasPrefix("HTTP/1.1 404") && answers[2].hasSuffix("hello") && answers[3].contains("GET /3"),
+                "\(answers.map { $0.prefix(40) })")
+        #expect(try await client.send("GET /4 HTTP/1.1\r\nHost: a\r\nservice_id: pets\r\n\r\n").contains("GET /4"))
+        #expect(upstream.requests.map { $0.split(separator: "\n")[0] } == ["GET /1", "POST /2", "GET /3", "GET /4"])
+        try await client.close()
+        try await server.stop()
+        try await upstream.stop()
+    }
+
     private func waitUntil(_ condition: () -> Bool) async throws {
         for _ in 0..<100 where !condition() { try await Task.sleep(for: .milliseconds(50)) }
         #expect(condition(), "condition not reached in 5 s")
