@@ -218,7 +218,7 @@ import Testing
     }
 
     @Test func answersStreamToTheAppWithBackpressure() async throws {
-        let slow = try await SlowStreamingApp(group: group, gap: .milliseconds(600))
+        let slow = try await SlowStreamingApp(group: group, gap: .milliseconds(2000))
         let flood = try await FloodingApp(group: group, total: 200 * 1024 * 1024)
         let (server, port) = try await egress([ServiceConfig(name: "slow", endpoints: [local(slow.port)]),
                                                ServiceConfig(name: "flood", endpoints: [local(flood.port)])])
@@ -226,7 +226,7 @@ import Testing
         let started = ContinuousClock.now
         try await client.write("GET /s HTTP/1.1\r\nHost: app\r\nservice_id: slow\r\n\r\n")
         #expect(try await client.waitFor("first-part"))
-        #expect(ContinuousClock.now - started < .milliseconds(500), "the answer was buffered whole")
+        #expect(ContinuousClock.now - started < .milliseconds(1500), "the answer was buffered whole")
         #expect(try await client.waitFor("last-part"))
         try await client.close()
 
