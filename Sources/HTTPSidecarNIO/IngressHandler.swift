@@ -622,6 +622,7 @@ final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
         shared.metrics.inFlight("ingress", shared.inFlight.decrement())
         let elapsed = shared.clock.now - ex.started
         shared.metrics.finished("ingress", status: status, seconds: elapsed.seconds)
+        if let route = ex.route { shared.metrics.routeFinished(route.prefix, status: status) }
         if let log = shared.config.accessLog {
             log.record([
                 ("time", .string(Date().formatted(.iso8601))), ("client", .string(client ?? "")),

@@ -9,6 +9,7 @@ public final class SidecarMetrics: Sendable {
     private let durations: [String: Timer]
     private let inFlight: [String: Gauge]
     private let perService = NIOLockedValueBox<[String: ServiceInstruments]>([:])
+    private let perRoute = NIOLockedValueBox<[String: [Counter]]>([:])
 
     struct ServiceInstruments: Sendable {
         /// Answers by status class 1xx...5xx.
@@ -45,6 +46,18 @@ public final class SidecarMetrics: Sendable {
     }
 
     func inFlight(_ listener: String, _ value: Int) { inFlight[listener]?.record(value) }
+
+    /// One answered ingress request that matched a configured route (its path prefix).
+    func routeFinished(_ prefix: String, status: Int) {
+        let cls = min(5, max(1, status / 100))
+        let counters = perRoute.withLockedValue { map in
+            if let c = map[prefix] { return c }
+            let c = (1...5).map { Counter(label: "lightmesh_ingress_route_requests_total", dimensions: [("route", prefix), ("status_class", "\($0)xx")], factory: factory) }
+            map[prefix] = c
+            return c
+        }
+        counters[cls - 1].increment()
+    }
 
     func service(_ name: String) -> ServiceInstruments {
         perService.withLockedValue { map in
