@@ -21,6 +21,7 @@ import Testing
         var ingressConfig = IngressConfig()
         ingressConfig.listen = MeshAddress(host: "127.0.0.1", port: 0)
         ingressConfig.app = MeshAddress(host: "127.0.0.1", port: app.port)
+        ingressConfig.routes = [IngressRoute(prefix: "/", middleware: [])]
         let ingress = try IngressServer(config: ingressConfig, group: group, metrics: metrics)
         let ingressPort = try await ingress.start().port
         var egressConfig = EgressConfig()
@@ -43,6 +44,7 @@ import Testing
         #expect(text.contains("lightmesh_egress_endpoints{service=\"pets\",state=\"open\"} 0"))
         #expect(text.contains("lightmesh_requests_total{listener=\"ingress\",status_class=\"2xx\"} 3"), "\(text)")
         #expect(text.contains("lightmesh_request_duration_seconds_bucket"))
+        #expect(text.contains("lightmesh_ingress_route_requests_total{route=\"/\",status_class=\"2xx\"} 3"), "\(text)")
         let endpoints = try await get(adminPort, "/endpoints")
         #expect(endpoints.contains("\"service\":\"pets\"") && endpoints.contains("\"state\":\"closed\""))
         #expect(try await get(adminPort, "/config").contains("{\"ok\":true}"))
