@@ -172,7 +172,7 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
         service.config.headers.request.apply(to: &upstream.headers)
         upstream.version = .http1_1
         let now = shared.clock.now
-        var attempts = EgressRequest(method: head.method.rawValue, deadline: now + service.requestTimeout, usesToken: service.token != nil)
+        let attempts = EgressRequest(method: head.method.rawValue, deadline: now + service.requestTimeout, usesToken: service.token != nil)
         service.decisions.withLockedValue { attempts.begin(pool: &$0.pool, now: now) }
         request = attempts
         step(context, Exchange(head: upstream, body: body, service: service, keepAlive: head.isKeepAlive,

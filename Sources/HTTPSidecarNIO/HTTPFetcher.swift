@@ -49,8 +49,8 @@ final class HTTPFetcher: Sendable {
         head.headers.add(name: "host", value: origin.port == (origin.secure ? 443 : 80) ? origin.host : "\(origin.host):\(origin.port)")
         for (name, value) in headers { head.headers.add(name: name, value: value) }
         head.headers.add(name: "content-length", value: String(body?.readableBytes ?? 0))
-        let pools = self.pools, address = self.address, host = origin.host
-        return loop.flatSubmit { pools.pool(for: loop, target: address, host: host).send(head, body: body) }
+        let pools = self.pools, address = self.address, host = origin.host, request = head
+        return loop.flatSubmit { pools.pool(for: loop, target: address, host: host).send(request, body: body) }
     }
 
     func fetch(method: HTTPMethod, target: String, headers: [(String, String)], body: ByteBuffer?) async throws -> AppResponse {

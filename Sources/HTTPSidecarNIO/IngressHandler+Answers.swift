@@ -1,0 +1,184 @@
+import Foundation
+import HTTPSidecar
+import MeshCore
+import NIOCore
+import NIOHTTP1
+import SidecarAuth
+
+/// The ingress's forwarding and answers: taking an app connection, relaying the app's answer as it
+/// streams back (``UpstreamResponseSink``), answering without the app, and closing the books on
+/// each exchange (metrics, access log).
+extension IngressHandler {
+    // MARK: Forwarding
+
+    /// Takes an app connection (at once when one is idle) and starts streaming the held request.
+    func connect(_ context: ChannelHandlerContext) {
+        let pool = appPool(context)
+        if let upstream = pool.takeIdle() { return startStreaming(context, upstream) }
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        pool.connect { result in
+            let (handler, context) = bound.value
+            switch result {
+            case .success(let upstream):
+                guard case .held = handler.state else { return upstream.abandon() }  // the client left meanwhile
+                handler.startStreaming(context, upstream)
+            case .failure(let error):
+                handler.upstreamFailed(error, requestSent: false)
+            }
+        }
+    }
+
+    func startStreaming(_ context: ChannelHandlerContext, _ upstream: UpstreamConnection) {
+        guard case .held(let ex, let parts) = state else { return upstream.abandon() }
+        state = .streaming(ex, upstream)
+        upstream.start(ex.upstreamHead, sink: self, timeout: shared.config.upstreamTimeout)
+        for part in parts { forward(part, to: upstream) }
+        if !ex.requestEnded {
+            // The head goes out now if the body may be slow to come (or at the end of this read burst).
+            if inReadBurst { upstreamNeedsFlush = true } else { upstream.flush() }
+        }
+        if !context.channel.isWritable { upstream.pauseReading() }
+    }
+
+    // MARK: The app's answer (UpstreamResponseSink)
+
+    func upstreamHead(_ response: HTTPResponseHead) {
+        guard let context, case .streaming(let ex, _) = state else { return }
+        var headers = response.headers
+        ProxyHeaders.removeHopByHop(&headers)
+        ex.responseRules.apply(to: &headers)
+        for (name, value) in ex.responseHeaders { headers.replaceOrAdd(name: name, value: value) }
+        // An HTTP/1.0 client cannot read chunked framing: without a length, the answer is
+        // delimited by closing the connection (and the head says HTTP/1.0 so nothing chunks it).
+        let http10 = ex.head.version.major == 1 && ex.head.version.minor == 0
+        if http10 && !headers.contains(name: "content-length") { ex.closeAfterAnswer = true }
+        if !ex.keepAlive || ex.closeAfterAnswer { headers.replaceOrAdd(name: "connection", value: "close") }
+        ex.responseStarted = true
+        ex.status = Int(response.status.code)
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: http10 ? .http1_0 : .http1_1, status: response.status, headers: headers))), promise: nil)
+    }
+
+    func upstreamBody(_ chunk: ByteBuffer) {
+        guard let context, case .streaming = state else { return }
+        context.write(wrapOutboundOut(.body(.byteBuffer(chunk))), promise: nil)
+    }
+
+    func upstreamReadComplete() {
+        context?.flush()
+    }
+
+    func upstreamEnd() {
+        guard let context, case .streaming(let ex, _) = state else { return }
+        finished(ex, status: ex.status)
+        if !ex.requestEnded {
+            // The app answered before the request was complete: the rest is not read; the connection closes.
+            state = .closing
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+            return
+        }
+        if ex.keepAlive && !ex.closeAfterAnswer {
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            requestDone(context)
+        } else {
+            state = .closing
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+        }
+    }
+
+    func upstreamFailed(_ error: TransportError, requestSent: Bool) {
+        guard let context else { return }
+        let ex: Exchange
+        switch state {
+        case .streaming(let e, _), .held(let e, _): ex = e
+        default: return
+        }
+        if ex.responseStarted {
+            finished(ex, status: ex.status)
+            state = .closing
+            context.close(promise: nil)  // the answer broke off midway: the client must see it broken
+            return
+        }
+        let timedOut = error.kind == .responseTimeout
+        let status: HTTPResponseStatus = timedOut ? .gatewayTimeout : .badGateway
+        answerWithoutApp(context, ex, ErrorResponse(status: status, code: timedOut ? "upstream_timeout" : "upstream_unavailable",
+                                                    message: "the app could not be reached: \(error)", headers: ex.responseHeaders))
+    }
+
+    func upstreamWritabilityChanged(_ writable: Bool) {
+        if writable { resumeReads() } else { pauseReads() }
+    }
+
+    // MARK: Answers
+
+    /// Answers an admitted request without (or instead of) the app: 401/403/429 after JWT, 502/504.
+    func answerWithoutApp(_ context: ChannelHandlerContext, _ ex: Exchange, _ error: ErrorResponse) {
+        finished(ex, status: Int(error.status.code))
+        let close = !ex.keepAlive || !ex.requestEnded
+        write(context, status: error.status, headers: error.headers + [("content-type", "application/json")],
+              body: error.body(allocator: context.channel.allocator), close: close, method: ex.head.method)
+        if close { state = .closing } else { requestDone(context) }
+    }
+
+    /// Refuses a request at its head (IP, CORS, rate limit, declared size): nothing reaches the app.
+    func refuse(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ error: ErrorResponse, close: Bool) {
+        refuse(context, head, status: error.status, headers: error.headers + [("content-type", "application/json")],
+               body: error.body(allocator: context.channel.allocator), close: close)
+    }
+
+    func refuse(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, status: HTTPResponseStatus,
+                        headers: [(String, String)], body: ByteBuffer?, close: Bool) {
+        shared.metrics.finished("ingress", status: Int(status.code), seconds: 0)
+        write(context, status: status, headers: headers, body: body, close: close, method: head.method)
+        // Kept open only for a request without a body: its end is still to come.
+        state = close ? .closing : .draining
+    }
+
+    func reject(_ context: ChannelHandlerContext, _ error: ErrorResponse, close: Bool) {
+        write(context, status: error.status, headers: error.headers + [("content-type", "application/json")],
+              body: error.body(allocator: context.channel.allocator), close: close, method: .GET)
+        state = .closing
+    }
+
+    func write(_ context: ChannelHandlerContext, status: HTTPResponseStatus, headers: [(String, String)], body: ByteBuffer?, close: Bool, method: HTTPMethod) {
+        ResponseWriter.write(context, status: status, headers: headers, body: body, close: close, method: method)
+    }
+
+    /// The exchange is over and the connection stays: back to idle, then the queued parts of the
+    /// next request (as many as the state takes without queueing them again, so order is kept).
+    func requestDone(_ context: ChannelHandlerContext) {
+        state = .idle
+        armHeaderDeadline()
+        while let part = queued.first, takesPartNow {
+            queued.removeFirst()
+            handle(part, context)
+        }
+        if queued.count <= 64 { resumeReads() }
+    }
+
+    /// Whether ``handle(_:_:)`` would act on a part now rather than queue it.
+    var takesPartNow: Bool {
+        switch state {
+        case .idle, .draining: return true
+        case .held(let ex, _), .streaming(let ex, _): return !ex.requestEnded
+        case .closing: return false
+        }
+    }
+
+    func finished(_ ex: Exchange, status: Int) {
+        shared.metrics.inFlight("ingress", shared.inFlight.decrement())
+        let elapsed = shared.clock.now - ex.started
+        shared.metrics.finished("ingress", status: status, seconds: elapsed.seconds)
+        if let route = ex.route { shared.metrics.routeFinished(route.prefix, status: status) }
+        if let log = shared.config.accessLog {
+            log.record([
+                ("time", .string(Date().formatted(.iso8601))), ("client", .string(client ?? "")),
+                ("method", .string(ex.head.method.rawValue)), ("path", .string(ex.head.uri)), ("status", .int(status)),
+                ("duration_ms", .double(elapsed.seconds * 1000)), ("bytes_in", .int(ex.bodyBytes)),
+                ("correlation_id", .string(ex.correlationId)), ("trace_id", .string(ex.traceId)),
+                ("user_agent", .string(ex.head.headers.first(name: "user-agent") ?? "")),
+            ])
+        }
+    }
+}

@@ -1,0 +1,145 @@
+import MeshCore
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+
+/// Keep-alive connections from one event loop to one upstream (the app, or an egress endpoint),
+/// confined to that loop: every method must be called on it. Idle connections are reused newest
+/// first; one idle longer than the idle timeout is closed instead.
+final class UpstreamConnectionPool {
+    let eventLoop: any EventLoop
+    private let target: SocketAddress
+    let settings: ConnectionPoolSettings
+    private let tls: ClientTLS?
+    private var idle: [UpstreamConnection] = []
+
+    init(eventLoop: any EventLoop, target: SocketAddress, config: ConnectionPoolSettings, tls: ClientTLS? = nil) {
+        self.eventLoop = eventLoop
+        self.target = target
+        self.settings = config
+        self.tls = tls
+    }
+
+    /// An idle, live connection, if there is one (no allocation, no wait).
+    func takeIdle() -> UpstreamConnection? {
+        let freshSince = NIODeadline.now() - .nanoseconds(settings.idleTimeout.nanoseconds)
+        while let c = idle.popLast() {
+            if c.isActive && c.idleSince > freshSince { return c }
+            c.abandon()
+        }
+        return nil
+    }
+
+    /// Opens a new connection; `done` runs on the pool's loop.
+    func connect(_ done: @escaping (Result<UpstreamConnection, TransportError>) -> Void) {
+        let tls = self.tls
+        let handler = UpstreamConnection(pool: self)
+        let bound = NIOLoopBound(handler, eventLoop: eventLoop)
+        let finish = NIOLoopBound(done, eventLoop: eventLoop)  // the connect completes on this loop
+        let target = self.target
+        ClientBootstrap(group: eventLoop)
+            .connectTimeout(.nanoseconds(settings.connectTimeout.nanoseconds))
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls.context, serverHostname: tls.hostname))
+                    }
+                    // Outbound validation off: the request's headers were parsed by llhttp on the way
+                    // in, or are the sidecar's own (configured header rules are checked when loaded).
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
+                    try channel.pipeline.syncOperations.addHandler(bound.value)
+                }
+            }
+            .connect(to: target)
+            .whenComplete { result in
+                switch result {
+                case .success:
+                    finish.value(.success(bound.value))
+                case .failure(let error):
+                    let kind: TransportError.Kind = error is ChannelError ? .connectTimeout : .connectRefused  // ChannelError here is the connect timeout
+                    finish.value(.failure(TransportError(kind, "\(target): \(error)")))
+                }
+            }
+    }
+
+    /// An idle connection, or a new one.
+    func acquire(_ done: @escaping (Result<UpstreamConnection, TransportError>) -> Void) {
+        if let c = takeIdle() { return done(.success(c)) }
+        connect(done)
+    }
+
+    func release(_ connection: UpstreamConnection) {
+        guard connection.isActive, idle.count < settings.maxIdle else { return connection.abandon() }
+        connection.idleSince = .now()
+        idle.append(connection)
+    }
+
+    func forget(_ connection: UpstreamConnection) {
+        idle.removeAll { $0 === connection }
+    }
+
+    func closeAll() {
+        for c in idle { c.abandon() }
+        idle.removeAll()
+    }
+
+    /// Sends one whole request and collects the whole response (egress attempts, control-plane
+    /// calls). Fails with `TransportError`.
+    func send(_ head: HTTPRequestHead, body: ByteBuffer?) -> EventLoopFuture<AppResponse> {
+        eventLoop.assertInEventLoop()
+        let collector = ResponseCollector(promise: eventLoop.makePromise(of: AppResponse.self))
+        let timeout = settings.responseTimeout
+        acquire { result in
+            switch result {
+            case .success(let c):
+                c.start(head, sink: collector, timeout: timeout)
+                if let body, body.readableBytes > 0 { c.sendBody(body) }
+                c.sendEnd()
+            case .failure(let error):
+                collector.promise.fail(error)
+            }
+        }
+        return collector.promise.futureResult
+    }
+}
+
+/// A whole response from an upstream.
+struct AppResponse {
+    var head: HTTPResponseHead
+    var body: ByteBuffer
+}
+
+/// Timeouts and limits of one connection pool.
+struct ConnectionPoolSettings: Sendable, Hashable {
+    var connectTimeout: Duration
+    /// The whole response must arrive within this long.
+    var responseTimeout: Duration
+    var maxIdle: Int
+    /// A pooled connection unused for this long is closed rather than reused (the peer may have
+    /// dropped it already).
+    var idleTimeout: Duration = .seconds(60)
+}
+
+/// Collects a streamed response into an ``AppResponse``.
+final class ResponseCollector: UpstreamResponseSink {
+    let promise: EventLoopPromise<AppResponse>
+    private var head: HTTPResponseHead?
+    private var body = ByteBuffer()
+
+    init(promise: EventLoopPromise<AppResponse>) { self.promise = promise }
+
+    func upstreamHead(_ head: HTTPResponseHead) { self.head = head }
+    func upstreamBody(_ chunk: ByteBuffer) {
+        var chunk = chunk
+        body.writeBuffer(&chunk)
+    }
+    func upstreamEnd() {
+        guard let head else { return promise.fail(TransportError(.protocolViolation, "a response without a head")) }
+        promise.succeed(AppResponse(head: head, body: body))
+    }
+    func upstreamFailed(_ error: TransportError, requestSent: Bool) {
+        promise.fail(error)
+    }
+}
