@@ -165,6 +165,12 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
         ProxyHeaders.removeHopByHop(&upstream.headers)
         upstream.headers.remove(name: "service_id")
         upstream.headers.remove(name: "service_url")
+        // An allow-listed origin is another host: it gets its own authority as Host (virtual hosting,
+        // and the name TLS verifies), not the one the app used to reach the sidecar.
+        if shared.allowedOrigins.contains(service.config.name), let origin = FetchURL(service.config.name) {
+            let defaultPort = origin.secure ? 443 : 80
+            upstream.headers.replaceOrAdd(name: "host", value: origin.port == defaultPort ? origin.host : "\(origin.host):\(origin.port)")
+        }
         upstream.headers.remove(name: "content-length")
         if body.readableBytes > 0 || head.method == .POST || head.method == .PUT || head.method == .PATCH {
             upstream.headers.add(name: "content-length", value: String(body.readableBytes))

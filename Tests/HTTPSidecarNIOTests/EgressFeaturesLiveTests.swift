@@ -140,6 +140,7 @@ import Testing
         #expect(ok.hasPrefix("HTTP/1.1 200"), "\(ok.prefix(80))")
         #expect(partner.requests.first?.hasPrefix("GET /api/x?q=1\n") == true)
         #expect(!(partner.requests.first ?? "").contains("service_url"), "routing header forwarded")
+        #expect(partner.requests.first?.contains("host: 127.0.0.1:\(partner.port)\n") == true, "the origin's authority is not the Host: \(partner.requests.first ?? "")")
         let other = try await get(port, "service_url: http://127.0.0.1:\(partner.port + 1)\r\n")
         #expect(other.hasPrefix("HTTP/1.1 403") && other.contains("service_url_not_allowed"))
         #expect(try await get(port, "service_url: http://evil.example\r\n").hasPrefix("HTTP/1.1 403"))
