@@ -1,3 +1,4 @@
+import MeshCore
 import MeshConfig
 import Foundation
 import MeshSimulator

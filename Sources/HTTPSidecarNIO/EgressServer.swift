@@ -13,7 +13,7 @@ public final class EgressServer: Sendable {
     private let channel = NIOLockedValueBox<(any Channel)?>(nil)
 
     /// Builds every service (resolving static endpoints, TLS contexts, token sources); fails with a
-    /// ``ConfigurationError`` naming the key that is wrong.
+    /// ``ConfigError`` naming the key that is wrong.
     public init(config: EgressConfig, group: any EventLoopGroup, clock: any MeshClock = SystemClock(),
                 logger: Logger = Logger(label: "light-mesh.egress"), metrics: SidecarMetrics = .none) throws {
         self.group = group

@@ -36,7 +36,7 @@ final class ServiceRuntime: Sendable {
             do {
                 found = try DiscoveryResolver.resolve(config.discovery)
             } catch {
-                if case .fixed = config.discovery { throw ConfigurationError(key: "egress.services.\(config.name).endpoints", "\(error)") }
+                if case .fixed = config.discovery { throw ConfigError(key: "egress.services.\(config.name).endpoints", "\(error)") }
                 logger.warning("discovery \(config.name): \(error); starting without endpoints")
             }
             sockets = NIOLockedValueBox(Dictionary((found?.endpoints ?? []).map { ($0.address, $0.socket) }, uniquingKeysWith: { a, _ in a }))
@@ -58,7 +58,7 @@ final class ServiceRuntime: Sendable {
             do {
                 connections = try PoolRegistry(settings: settings, tls: config.tls)
             } catch {
-                throw ConfigurationError(key: "egress.services.\(config.name).tls", "\(error)")
+                throw ConfigError(key: "egress.services.\(config.name).tls", "\(error)")
             }
         }
         if let previous, let old = previous.token, old.settings == config.oauth {
@@ -67,7 +67,7 @@ final class ServiceRuntime: Sendable {
             do {
                 token = try OAuthTokenSource(oauth, group: group, clock: clock, logger: logger)
             } catch {
-                throw ConfigurationError(key: "egress.services.\(config.name).oauth", "\(error)")
+                throw ConfigError(key: "egress.services.\(config.name).oauth", "\(error)")
             }
         } else {
             token = nil
@@ -120,7 +120,7 @@ final class EgressShared: Sendable {
         var origins = Set<String>()
         for (i, text) in config.serviceURLAllowList.enumerated() {
             guard let url = FetchURL(text), url.target == "/" else {
-                throw ConfigurationError(key: "egress.service_url_allow[\(i)]", "expected an origin such as https://api.example.com, got '\(text)'")
+                throw ConfigError(key: "egress.service_url_allow[\(i)]", "expected an origin such as https://api.example.com, got '\(text)'")
             }
             origins.insert(url.origin)
             // Resolved like a DNS-discovered service: a name that does not resolve yet is not a start failure.
@@ -134,11 +134,11 @@ final class EgressShared: Sendable {
         }
         var services: [String: ServiceRuntime] = [:]
         for s in all {
-            guard services[s.name] == nil else { throw ConfigurationError(key: "egress.services.\(s.name)", "configured twice") }
+            guard services[s.name] == nil else { throw ConfigError(key: "egress.services.\(s.name)", "configured twice") }
             services[s.name] = try ServiceRuntime(s, egress: config, previous: previous?.services[s.name], group: group, clock: clock, logger: logger)
         }
         for route in config.pathRoutes where services[route.service] == nil {
-            throw ConfigurationError(key: "egress.routes.\(route.prefix)", "no service called \(route.service)")
+            throw ConfigError(key: "egress.routes.\(route.prefix)", "no service called \(route.service)")
         }
         self.services = services
         self.allowedOrigins = origins

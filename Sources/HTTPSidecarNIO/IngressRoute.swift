@@ -38,24 +38,24 @@ extension IngressConfig {
     }
 
     /// Why this configuration's routes cannot work, or nil. Checked when a configuration is built.
-    public func routeProblem() -> ConfigurationError? {
+    public func routeProblem() -> ConfigError? {
         for (i, route) in routes.enumerated() {
             let key = "ingress.routes[\(i)]"
-            guard route.prefix.hasPrefix("/") else { return ConfigurationError(key: key + ".prefix", "must start with /") }
-            if Set(route.middleware).count != route.middleware.count { return ConfigurationError(key: key + ".middleware", "lists a middleware twice") }
-            if route.middleware.contains(.jwt) && jwt == nil { return ConfigurationError(key: key + ".middleware", "jwt needs ingress.jwt (jwks_file or jwks_url)") }
+            guard route.prefix.hasPrefix("/") else { return ConfigError(key: key + ".prefix", "must start with /") }
+            if Set(route.middleware).count != route.middleware.count { return ConfigError(key: key + ".middleware", "lists a middleware twice") }
+            if route.middleware.contains(.jwt) && jwt == nil { return ConfigError(key: key + ".middleware", "jwt needs ingress.jwt (jwks_file or jwks_url)") }
             if route.middleware.contains(.rateLimit) && route.rateLimit == nil && rateLimit == nil {
-                return ConfigurationError(key: key + ".middleware", "rate_limit needs a rate (the route's or ingress.rate_limit)")
+                return ConfigError(key: key + ".middleware", "rate_limit needs a rate (the route's or ingress.rate_limit)")
             }
-            if route.middleware.contains(.cors) && cors == nil { return ConfigurationError(key: key + ".middleware", "cors needs ingress.cors.origins") }
+            if route.middleware.contains(.cors) && cors == nil { return ConfigError(key: key + ".middleware", "cors needs ingress.cors.origins") }
             if let j = route.middleware.firstIndex(of: .jwt) {
                 for m in route.middleware[j...] where m == .cors || m == .ipFilter {
-                    return ConfigurationError(key: key + ".middleware", "\(m.rawValue) must come before jwt (a CORS preflight carries no token)")
+                    return ConfigError(key: key + ".middleware", "\(m.rawValue) must come before jwt (a CORS preflight carries no token)")
                 }
             }
             if rateLimitKey == .jwtSubject, let r = route.middleware.firstIndex(of: .rateLimit),
                route.middleware.firstIndex(of: .jwt).map({ $0 > r }) ?? true {
-                return ConfigurationError(key: key + ".middleware", "a rate limit keyed by jwt_subject must come after jwt")
+                return ConfigError(key: key + ".middleware", "a rate limit keyed by jwt_subject must come after jwt")
             }
         }
         return nil

@@ -61,7 +61,7 @@ final class IngressShared: Sendable {
             do {
                 app = try SocketAddress.makeAddressResolvingHost(config.app.host, port: config.app.port)
             } catch {
-                throw ConfigurationError(key: "ingress.app", "cannot resolve \(config.app): \(error)")
+                throw ConfigError(key: "ingress.app", "cannot resolve \(config.app): \(error)")
             }
             appPools = try PoolRegistry(settings: settings)
         }
@@ -75,17 +75,6 @@ final class InFlightCounter: Sendable {
     func increment() -> Int { value.add(1, ordering: .relaxed).newValue }
     func decrement() -> Int { value.subtract(1, ordering: .relaxed).newValue }
     var current: Int { value.load(ordering: .relaxed) }
-}
-
-/// A configuration value the running sidecar refused; `key` names it.
-public struct ConfigurationError: Error, CustomStringConvertible, Sendable {
-    public var key: String
-    public var message: String
-    public init(key: String, _ message: String) {
-        self.key = key
-        self.message = message
-    }
-    public var description: String { "\(key): \(message)" }
 }
 
 /// The current ingress generation, read by each connection at the start of each request.

@@ -43,7 +43,7 @@ final class OAuthTokenSource: Sendable {
 
     init(_ settings: OAuthClientCredentials, group: any EventLoopGroup, clock: any MeshClock, logger: Logger) throws {
         guard let url = FetchURL(settings.tokenURL) else {
-            throw ConfigurationError(key: "oauth.token_url", "expected an http:// or https:// URL, got '\(settings.tokenURL)'")
+            throw ConfigError(key: "oauth.token_url", "expected an http:// or https:// URL, got '\(settings.tokenURL)'")
         }
         self.settings = settings
         self.fetcher = try HTTPFetcher(url, group: group, tls: settings.tls)

@@ -1,15 +1,5 @@
+import MeshCore
 import Yams
-
-/// A configuration or scenario file that could not be read; `key` names the offending key by its path.
-public struct ConfigError: Error, CustomStringConvertible, Sendable {
-    public var key: String
-    public var message: String
-    public init(key: String, _ message: String) {
-        self.key = key
-        self.message = message
-    }
-    public var description: String { key.isEmpty ? message : "\(key): \(message)" }
-}
 
 /// Typed access to one YAML mapping that remembers which keys were read, so unknown keys (typos)
 /// are refused with their full path instead of being silently ignored.

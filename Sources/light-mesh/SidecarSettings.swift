@@ -30,14 +30,14 @@ struct JWTSettings: Sendable, Hashable {
             do {
                 return try await JWTAuthenticator(policy: policy) { try await loader.load() }
             } catch {
-                throw ConfigurationError(key: "ingress.jwt.jwks_url", "\(error)")
+                throw ConfigError(key: "ingress.jwt.jwks_url", "\(error)")
             }
         }
         let file = jwksFile ?? ""
         do {
             return try await JWTAuthenticator(policy: policy, jwksFile: file)
         } catch {
-            throw ConfigurationError(key: "ingress.jwt.jwks_file", "\(file): \(error)")
+            throw ConfigError(key: "ingress.jwt.jwks_file", "\(file): \(error)")
         }
     }
 }

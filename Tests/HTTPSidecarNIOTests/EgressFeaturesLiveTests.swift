@@ -82,7 +82,7 @@ import Testing
         service.tls = UpstreamTLS(caFile: "/nonexistent/ca.pem")
         var config = EgressConfig()
         config.services = [service]
-        #expect(throws: ConfigurationError.self) { try EgressServer(config: config, group: group) }
+        #expect(throws: ConfigError.self) { try EgressServer(config: config, group: group) }
         do { _ = try EgressServer(config: config, group: group) } catch { #expect("\(error)".contains("/nonexistent/ca.pem")) }
     }
 
@@ -211,7 +211,7 @@ import Testing
 
         var bad = server.config
         bad.pathRoutes = [("/x", "missing")]
-        #expect(throws: ConfigurationError.self) { try server.reload(bad) }
+        #expect(throws: ConfigError.self) { try server.reload(bad) }
         #expect(try await connection.send("GET /three HTTP/1.1\r\nHost: app\r\nservice_id: pets\r\n\r\n").hasPrefix("HTTP/1.1 200"))
         #expect(b.requests.count == 2, "the refused reload changed nothing")
         try await connection.close()

@@ -143,7 +143,7 @@ import Testing
 
         var broken = server.config
         broken.app = MeshAddress(host: "no-such-host.invalid", port: 80)
-        #expect(throws: ConfigurationError.self) { try server.reload(broken) }
+        #expect(throws: ConfigError.self) { try server.reload(broken) }
         #expect(try await connection.send("GET /3 HTTP/1.1\r\nHost: x\r\n\r\n").hasPrefix("HTTP/1.1 200"))
         #expect(b.requests.count == 2)
         try await connection.close()

@@ -181,7 +181,7 @@ import Testing
         var wrongOrder = config
         wrongOrder.cors = CORSPolicy(allowedOrigins: ["*"])
         wrongOrder.routes = [IngressRoute(prefix: "/x", middleware: [.jwt, .cors])]
-        #expect(throws: ConfigurationError.self) { try IngressServer(config: wrongOrder, group: group) }
+        #expect(throws: ConfigError.self) { try IngressServer(config: wrongOrder, group: group) }
         var noJWT = config
         noJWT.jwt = nil
         do {
