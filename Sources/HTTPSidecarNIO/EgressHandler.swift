@@ -5,14 +5,6 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 
-/// The current egress generation, read by each connection at the start of each request.
-final class EgressGeneration: Sendable {
-    private let box: NIOLockedValueBox<EgressShared>
-    init(_ first: EgressShared) { box = NIOLockedValueBox(first) }
-    var current: EgressShared { box.withLockedValue { $0 } }
-    func replace(_ next: EgressShared) { box.withLockedValue { $0 = next } }
-}
-
 /// One app connection to the egress listener: routes each request to a service and runs the
 /// attempts the service's ``UpstreamPool`` decides (endpoint choice, retries, backoff, budget).
 /// The request body is kept whole (up to the body limit) because a retry must resend it; the answer
@@ -29,7 +21,7 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case closing
     }
 
-    private let generation: EgressGeneration
+    private let generation: Generation<EgressShared>
     private var shared: EgressShared
     private var state = State.idle
     private var context: ChannelHandlerContext?
@@ -44,7 +36,7 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var readsPaused = false
     private var readPending = false
 
-    init(generation: EgressGeneration) {
+    init(generation: Generation<EgressShared>) {
         self.generation = generation
         self.shared = generation.current
     }

@@ -9,7 +9,7 @@ import NIOPosix
 /// The egress listener: the app calls other services through it.
 public final class EgressServer: Sendable {
     private let group: any EventLoopGroup
-    private let generation: EgressGeneration
+    private let generation: Generation<EgressShared>
     private let channel = NIOLockedValueBox<(any Channel)?>(nil)
 
     /// Builds every service (resolving static endpoints, TLS contexts, token sources); fails with a
@@ -17,7 +17,7 @@ public final class EgressServer: Sendable {
     public init(config: EgressConfig, group: any EventLoopGroup, clock: any MeshClock = SystemClock(),
                 logger: Logger = Logger(label: "light-mesh.egress"), metrics: SidecarMetrics = .none) throws {
         self.group = group
-        self.generation = EgressGeneration(try EgressShared(config: config, group: group, clock: clock, logger: logger, metrics: metrics, previous: nil))
+        self.generation = Generation(try EgressShared(config: config, group: group, clock: clock, logger: logger, metrics: metrics, previous: nil))
     }
 
     /// The configuration in effect.

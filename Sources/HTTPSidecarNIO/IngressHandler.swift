@@ -69,7 +69,7 @@ final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
         }
     }
 
-    let generation: IngressGeneration
+    let generation: Generation<IngressShared>
     /// The configuration generation of the request being handled (read afresh at each request head).
     var shared: IngressShared
     /// The app pool of this loop for ``shared``'s generation, looked up once per generation.
@@ -98,7 +98,7 @@ final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
         return SeededRandom(seed: system.next())
     }()
 
-    init(generation: IngressGeneration, scheme: String) {
+    init(generation: Generation<IngressShared>, scheme: String) {
         self.generation = generation
         self.shared = generation.current
         self.scheme = scheme

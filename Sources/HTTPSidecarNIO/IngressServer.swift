@@ -77,25 +77,17 @@ final class InFlightCounter: Sendable {
     var current: Int { value.load(ordering: .relaxed) }
 }
 
-/// The current ingress generation, read by each connection at the start of each request.
-final class IngressGeneration: Sendable {
-    private let box: NIOLockedValueBox<IngressShared>
-    init(_ first: IngressShared) { box = NIOLockedValueBox(first) }
-    var current: IngressShared { box.withLockedValue { $0 } }
-    func replace(_ next: IngressShared) { box.withLockedValue { $0 = next } }
-}
-
 /// The ingress listener: accepts clients (plain HTTP, and TLS when a certificate is configured),
 /// runs the middleware chain and proxies to the app.
 public final class IngressServer: Sendable {
     private let group: any EventLoopGroup
-    private let generation: IngressGeneration
+    private let generation: Generation<IngressShared>
     private let channels = NIOLockedValueBox<[any Channel]>([])
 
     public init(config: IngressConfig, group: any EventLoopGroup, clock: any MeshClock = SystemClock(),
                 logger: Logger = Logger(label: "light-mesh.ingress"), metrics: SidecarMetrics = .none) throws {
         self.group = group
-        self.generation = IngressGeneration(try IngressShared(config: config, clock: clock, logger: logger, metrics: metrics, previous: nil))
+        self.generation = Generation(try IngressShared(config: config, clock: clock, logger: logger, metrics: metrics, previous: nil))
     }
 
     /// The configuration in effect.
