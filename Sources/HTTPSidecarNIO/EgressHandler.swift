@@ -148,8 +148,8 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
         var body: ByteBuffer
         var service: ServiceRuntime
         var keepAlive: Bool
-        /// The app spoke HTTP/1.0 (no chunked framing toward it).
-        var http10 = false
+        /// The HTTP version the app spoke (an HTTP/1.0 app gets no chunked framing).
+        var version: HTTPVersion
     }
 
     private func start(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ body: ByteBuffer, _ service: ServiceRuntime) {
@@ -173,8 +173,7 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let attempts = EgressRequest(method: head.method.rawValue, deadline: now + service.requestTimeout, usesToken: service.token != nil)
         service.decisions.withLockedValue { attempts.begin(pool: &$0.pool, now: now) }
         request = attempts
-        step(context, Exchange(head: upstream, body: body, service: service, keepAlive: head.isKeepAlive,
-                               http10: head.version.major == 1 && head.version.minor == 0))
+        step(context, Exchange(head: upstream, body: body, service: service, keepAlive: head.isKeepAlive, version: head.version))
     }
 
     /// The next step of the request, as ``EgressRequest`` decides it under the service's lock.
@@ -287,14 +286,11 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
         // `.answer`, or a 5xx not retried: either way the upstream's response is the answer.
         request = nil
         shared.metrics.finished("egress", status: Int(head.status.code), seconds: (now - attempt.started).seconds, service: ex.service.config.name)
-        var headers = head.headers
-        ProxyHeaders.removeHopByHop(&headers)
-        ex.service.config.headers.response.apply(to: &headers)
-        // An HTTP/1.0 app cannot read chunked framing: without a length, closing delimits the answer.
-        if ex.http10 && !headers.contains(name: "content-length") { attempt.closeAfterAnswer = true }
-        if !ex.keepAlive || attempt.closeAfterAnswer { headers.replaceOrAdd(name: "connection", value: "close") }
+        let (relayed, closeAfter) = ProxyHeaders.relayedHead(head, rules: ex.service.config.headers.response,
+                                                             requestVersion: ex.version, keepAlive: ex.keepAlive)
+        attempt.closeAfterAnswer = closeAfter
         attempt.streaming = true
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: ex.http10 ? .http1_0 : .http1_1, status: head.status, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.head(relayed)), promise: nil)
         if !context.channel.isWritable { attempt.connection?.pauseReading() }
     }
 
@@ -311,7 +307,7 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
     fileprivate func attemptEnded(_ attempt: EgressAttempt) {
         guard current === attempt, attempt.streaming, let context else { return }
         current = nil
-        if attempt.exchange.keepAlive && !attempt.closeAfterAnswer {
+        if !attempt.closeAfterAnswer {
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
             answered(context, close: false)
         } else {
@@ -384,7 +380,8 @@ final class EgressAttempt: UpstreamResponseSink {
     var connection: UpstreamConnection?
     /// The answer is being streamed to the app (no retry any more).
     var streaming = false
-    /// The answer is delimited by closing (an HTTP/1.0 app and an answer without a length).
+    /// The connection closes after the answer (the app asked, or an HTTP/1.0 app gets an answer
+    /// without a length).
     var closeAfterAnswer = false
 
     init(handler: EgressHandler, exchange: EgressHandler.Exchange, pick: UpstreamPool.Pick, token: String?, started: MeshInstant) {

@@ -44,18 +44,12 @@ extension IngressHandler {
 
     func upstreamHead(_ response: HTTPResponseHead) {
         guard let context, case .streaming(let ex, _) = state else { return }
-        var headers = response.headers
-        ProxyHeaders.removeHopByHop(&headers)
-        ex.responseRules.apply(to: &headers)
-        for (name, value) in ex.responseHeaders { headers.replaceOrAdd(name: name, value: value) }
-        // An HTTP/1.0 client cannot read chunked framing: without a length, the answer is
-        // delimited by closing the connection (and the head says HTTP/1.0 so nothing chunks it).
-        let http10 = ex.head.version.major == 1 && ex.head.version.minor == 0
-        if http10 && !headers.contains(name: "content-length") { ex.closeAfterAnswer = true }
-        if !ex.keepAlive || ex.closeAfterAnswer { headers.replaceOrAdd(name: "connection", value: "close") }
+        let (head, closeAfter) = ProxyHeaders.relayedHead(response, rules: ex.responseRules, setting: ex.responseHeaders,
+                                                          requestVersion: ex.head.version, keepAlive: ex.keepAlive)
+        ex.closeAfterAnswer = closeAfter
         ex.responseStarted = true
         ex.status = Int(response.status.code)
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: http10 ? .http1_0 : .http1_1, status: response.status, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
     }
 
     func upstreamBody(_ chunk: ByteBuffer) {
@@ -77,7 +71,7 @@ extension IngressHandler {
             context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
             return
         }
-        if ex.keepAlive && !ex.closeAfterAnswer {
+        if !ex.closeAfterAnswer {
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
             requestDone(context)
         } else {

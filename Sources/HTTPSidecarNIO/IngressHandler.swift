@@ -54,7 +54,8 @@ final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
         var route: IngressRoute?
         var responseRules = HeaderRules()
         var afterJWT: [IngressMiddleware] = []
-        /// The answer is delimited by closing (an HTTP/1.0 client and an answer without a length).
+        /// The connection closes after the answer (the client asked, or an HTTP/1.0 client gets an
+        /// answer without a length).
         var closeAfterAnswer = false
 
         init(head: HTTPRequestHead, upstreamHead: HTTPRequestHead, correlationId: String, traceId: String,

@@ -1,3 +1,4 @@
+import HTTPSidecar
 import NIOHTTP1
 
 /// Header rules every proxy hop applies (RFC 9110 §7.6.1).
@@ -51,6 +52,22 @@ enum ProxyHeaders {
             }
             return true
         }
+    }
+
+    /// The head of an upstream's answer as the sidecar relays it downstream: hop-by-hop headers
+    /// removed, the configured rules applied, the sidecar's own headers set. An HTTP/1.0 client cannot
+    /// read chunked framing, so an answer without a length is sent with an HTTP/1.0 head and delimited
+    /// by closing the connection; `closeAfter` tells the caller to close once the answer is out.
+    static func relayedHead(_ response: HTTPResponseHead, rules: HeaderRules, setting extra: [(String, String)] = [],
+                            requestVersion: HTTPVersion, keepAlive: Bool) -> (head: HTTPResponseHead, closeAfter: Bool) {
+        var headers = response.headers
+        removeHopByHop(&headers)
+        rules.apply(to: &headers)
+        for (name, value) in extra { headers.replaceOrAdd(name: name, value: value) }
+        let http10 = requestVersion.major == 1 && requestVersion.minor == 0
+        let closeAfter = !keepAlive || (http10 && !headers.contains(name: "content-length"))
+        if closeAfter { headers.replaceOrAdd(name: "connection", value: "close") }
+        return (HTTPResponseHead(version: http10 ? .http1_0 : .http1_1, status: response.status, headers: headers), closeAfter)
     }
 
     /// Sets `X-Forwarded-For` (appending the client), `-Proto` and `-Host`.

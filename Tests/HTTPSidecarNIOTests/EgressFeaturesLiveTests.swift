@@ -277,6 +277,18 @@ import Testing
         try await upstream.stop()
     }
 
+    @Test func anHTTP10AppGetsAnAnswerItCanRead() async throws {
+        let upstream = try await RawApp(group: group) { _ in
+            ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", false)
+        }
+        let (server, port) = try await egress([ServiceConfig(name: "pets", endpoints: [local(upstream.port)])])
+        let answer = try await rawExchange(port: port, "GET / HTTP/1.0\r\nHost: a\r\nservice_id: pets\r\nConnection: keep-alive\r\n\r\n",
+                                           timeout: .seconds(5), group: group)
+        #expect(answer.hasPrefix("HTTP/1.0 200") && !answer.lowercased().contains("transfer-encoding") && answer.hasSuffix("\r\n\r\nhello"), "\(answer)")
+        try await server.stop()
+        try await upstream.stop()
+    }
+
     private func waitUntil(_ condition: () -> Bool) async throws {
         for _ in 0..<100 where !condition() { try await Task.sleep(for: .milliseconds(50)) }
         #expect(condition(), "condition not reached in 5 s")
