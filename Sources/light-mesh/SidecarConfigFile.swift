@@ -24,9 +24,8 @@ enum SidecarConfigFile {
         s.ingress.upstreamTimeout = try ingress.duration("upstream_timeout") ?? i.upstreamTimeout
         s.ingress.connectTimeout = try ingress.duration("connect_timeout") ?? i.connectTimeout
         var rate = try ingress.child("rate_limit")
-        if let r = try rate.double("rate") {
-            guard r > 0 else { throw ConfigError(key: rate.name("rate"), "must be positive") }
-            s.ingress.rateLimit = RateLimiter.Config(rate: r, burst: try rate.int("burst", min: 1) ?? 20)
+        if let limit = try rate.rateLimit() {
+            s.ingress.rateLimit = limit
             if let key = try rate.string("key") {
                 guard let k = RateLimitKey(text: key) else { throw ConfigError(key: rate.name("key"), "must be client_address, jwt_subject or header:NAME") }
                 s.ingress.rateLimitKey = k
@@ -79,10 +78,7 @@ enum SidecarConfigFile {
             }
             var route = IngressRoute(prefix: prefix, middleware: middleware)
             var rate = try r.child("rate_limit")
-            if let value = try rate.double("rate") {
-                guard value > 0 else { throw ConfigError(key: rate.name("rate"), "must be positive") }
-                route.rateLimit = RateLimiter.Config(rate: value, burst: try rate.int("burst", min: 1) ?? 20)
-            }
+            route.rateLimit = try rate.rateLimit()
             try rate.done()
             if r.has("headers") { route.headers = try r.headerRewrite("headers") }
             try r.done()
@@ -259,6 +255,13 @@ enum SidecarConfigFile {
                 return c
             }
         }
+        /// `{rate, burst}` of a rate-limit section (nil without a rate; burst 20 by default).
+        mutating func rateLimit() throws -> RateLimiter.Config? {
+            guard let value = try double("rate") else { return nil }
+            guard value > 0 else { throw ConfigError(key: name("rate"), "must be positive") }
+            return RateLimiter.Config(rate: value, burst: try int("burst", min: 1) ?? 20)
+        }
+
         mutating func policy(_ key: String) throws -> LoadBalancingPolicy? {
             guard let text = try string(key) else { return nil }
             guard let p = LoadBalancingPolicy(rawValue: text) else { throw ConfigError(key: name(key), "must be peak-ewma, least-request or round-robin") }
