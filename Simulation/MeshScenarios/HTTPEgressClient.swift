@@ -51,9 +51,8 @@ final class HTTPEgressClient: SimProcess {
     /// The endpoints discovery lists now (all of them unless churn removed one).
     private var listed: [MeshAddress]
     /// The product's token cache, and the one fetch it asked for (its wire id and stream).
-    private var tokens: TokenCache?
+    private var tokens: TokenBroker<Int>?
     private var tokenFetch: (wire: UInt64, stream: StreamID, sent: Bool)?
-    private var waitingForToken: [Int] = []
     private let tokenServer: HostID?
 
     init(config: HTTPEgressConfig, upstreams: [(host: HostID, address: MeshAddress)], poolConfig: UpstreamPool.Config, stopAt: MeshInstant,
@@ -63,7 +62,7 @@ final class HTTPEgressClient: SimProcess {
         self.stopAt = stopAt
         self.pool = UpstreamPool(poolConfig, endpoints: upstreams.map(\.address))
         self.listed = upstreams.map(\.address)
-        self.tokens = config.oauth.map { TokenCache($0) }
+        self.tokens = config.oauth.map { TokenBroker($0) }
         self.tokenServer = tokenServer
     }
 
@@ -123,9 +122,9 @@ final class HTTPEgressClient: SimProcess {
     /// Asks the product's token cache (before each attempt: a retry late in a long deadline must not
     /// carry a token that expired meanwhile); the attempt proceeds, waits for the one fetch, or fails.
     private func token(for id: Int, _ host: SimHost) {
-        guard var cache = tokens else { return }
-        let decision = cache.request(now: host.now)
-        tokens = cache
+        guard var broker = tokens else { return }
+        let decision = broker.request(now: host.now, waiter: id)
+        tokens = broker
         switch decision {
         case .use(let token):
             requests[id]?.attempts.tokenReady(token)
@@ -136,11 +135,9 @@ final class HTTPEgressClient: SimProcess {
             fetchToken(host)
             attempt(id, host)
         case .fetchAndWait:
-            waitingForToken.append(id)
             fetchToken(host)
         case .wait:
             host.simulation.coverage.hit("http.token-waiters")
-            waitingForToken.append(id)
         case .fail:
             host.simulation.coverage.hit("http.token-fail-fast")
             finish(id, .failed("503 token_unavailable"), host)
@@ -158,21 +155,25 @@ final class HTTPEgressClient: SimProcess {
 
     /// The fetch ended: the cache learns the result, and every waiting request goes on or fails.
     private func tokenFetched(_ token: String?, lifetime: Duration?, _ host: SimHost) {
-        guard let fetch = tokenFetch, var cache = tokens else { return }
+        guard let fetch = tokenFetch, var broker = tokens else { return }
         tokenFetch = nil
         host.close(fetch.stream)
+        let waiting: [Int]
         if let token {
             host.simulation.coverage.hit("http.token-fetched")
-            cache.fetched(token, expiresIn: lifetime, now: host.now)
+            waiting = broker.fetched(token, expiresIn: lifetime, now: host.now)
         } else {
             host.simulation.coverage.hit("http.token-fetch-failed")
-            cache.fetchFailed("token endpoint failed", now: host.now)
+            waiting = broker.fetchFailed("token endpoint failed", now: host.now)
         }
-        tokens = cache
-        let waiting = waitingForToken
-        waitingForToken.removeAll()
+        tokens = broker
         for id in waiting where requests[id] != nil {
-            if token != nil { self.token(for: id, host) } else { finish(id, .failed("503 token_unavailable"), host) }
+            if let token {
+                requests[id]?.attempts.tokenReady(token)
+                attempt(id, host)
+            } else {
+                finish(id, .failed("503 token_unavailable"), host)
+            }
         }
     }
 

@@ -25,19 +25,15 @@ public struct OAuthClientCredentials: Sendable, Hashable {
     }
 }
 
-/// Supplies `Authorization: Bearer` tokens for one service: the ``TokenCache`` decides, this fetches
-/// (HTTP Basic client authentication, form body) and wakes the requests waiting for the fetch.
+/// Supplies `Authorization: Bearer` tokens for one service: the ``TokenBroker`` decides and keeps
+/// the waiters, this fetches (HTTP Basic client authentication, form body) and wakes them.
 final class OAuthTokenSource: Sendable {
-    private struct State {
-        var cache: TokenCache
-        var waiters: [EventLoopPromise<String>] = []
-    }
     let settings: OAuthClientCredentials
     private let fetcher: HTTPFetcher
     private let target: String
     private let clock: any MeshClock
     private let logger: Logger
-    private let state: NIOLockedValueBox<State>
+    private let state: NIOLockedValueBox<TokenBroker<EventLoopPromise<String>>>
     /// Token fetches started (for tests and metrics).
     let fetches = NIOLockedValueBox(0)
 
@@ -50,18 +46,14 @@ final class OAuthTokenSource: Sendable {
         self.target = url.target
         self.clock = clock
         self.logger = logger
-        self.state = NIOLockedValueBox(State(cache: TokenCache(settings.cache)))
+        self.state = NIOLockedValueBox(TokenBroker(settings.cache))
     }
 
     /// A token for a request on `loop`: at once when cached, else after the one shared fetch.
     func token(on loop: any EventLoop) -> EventLoopFuture<String> {
         let now = clock.now
         let promise = loop.makePromise(of: String.self)
-        let decision = state.withLockedValue { s -> TokenCache.Decision in
-            let d = s.cache.request(now: now)
-            if d == .wait || d == .fetchAndWait { s.waiters.append(promise) }
-            return d
-        }
+        let decision = state.withLockedValue { $0.request(now: now, waiter: promise) }
         switch decision {
         case .use(let token):
             promise.succeed(token)
@@ -80,7 +72,7 @@ final class OAuthTokenSource: Sendable {
 
     /// The upstream answered 401 to `token`: the next request fetches a new one.
     func rejected(_ token: String) {
-        state.withLockedValue { $0.cache.rejected(token) }
+        state.withLockedValue { $0.rejected(token) }
     }
 
     private func fetch(on loop: any EventLoop) {
@@ -101,11 +93,9 @@ final class OAuthTokenSource: Sendable {
             }
             let waiters = state.withLockedValue { s -> [EventLoopPromise<String>] in
                 switch outcome {
-                case .success(let (token, expiresIn)): s.cache.fetched(token, expiresIn: expiresIn, now: now)
-                case .failure(let error): s.cache.fetchFailed(error.message, now: now)
+                case .success(let (token, expiresIn)): s.fetched(token, expiresIn: expiresIn, now: now)
+                case .failure(let error): s.fetchFailed(error.message, now: now)
                 }
-                defer { s.waiters.removeAll() }
-                return s.waiters
             }
             if case .failure(let error) = outcome { logger.warning("oauth: \(error.message)") }
             for w in waiters {

@@ -60,6 +60,19 @@ import Testing
     }
 }
 
+@Suite struct TokenBrokerTests {
+    @Test func waitersAreHandedBackOnceByTheFetchTheyWaitedFor() {
+        var broker = TokenBroker<Int>()
+        #expect(broker.request(now: .zero, waiter: 1) == .fetchAndWait)
+        #expect(broker.request(now: .zero, waiter: 2) == .wait)
+        #expect(broker.fetched("t", expiresIn: .seconds(100), now: .zero) == [1, 2])
+        #expect(broker.request(now: .zero, waiter: 3) == .use("t"), "a request served at once is not kept as a waiter")
+        broker.rejected("t")
+        #expect(broker.request(now: .zero, waiter: 4) == .fetchAndWait)
+        #expect(broker.fetchFailed("down", now: .zero) == [4], "waiter 3 was kept although it never waited")
+    }
+}
+
 @Suite struct HeaderRulesTests {
     @Test func removeThenRenameThenAdd() {
         var fields: [(name: String, value: String)] = [("Cookie", "x"), ("X-User", "ann"), ("X-Env", "spoof"), ("Accept", "*/*")]

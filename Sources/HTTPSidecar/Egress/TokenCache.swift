@@ -90,3 +90,41 @@ public struct TokenCache: Sendable {
         if token?.value == value { token = nil }
     }
 }
+
+/// A ``TokenCache`` together with the requests waiting for its one fetch, so every driver (the NIO
+/// token source, the simulated client) registers and wakes waiters the same way: a request that is
+/// told to wait is kept here, and the fetch's result hands back everyone who waited for it.
+public struct TokenBroker<Waiter> {
+    public private(set) var cache: TokenCache
+    private var waiters: [Waiter] = []
+
+    public init(_ config: TokenCache.Config = TokenCache.Config()) { cache = TokenCache(config) }
+
+    /// The cache's decision for a request; on `.wait` and `.fetchAndWait` the request is kept as a waiter.
+    public mutating func request(now: MeshInstant, waiter: Waiter) -> TokenCache.Decision {
+        let decision = cache.request(now: now)
+        if decision == .wait || decision == .fetchAndWait { waiters.append(waiter) }
+        return decision
+    }
+
+    /// The fetch succeeded: the waiters to wake with `value`.
+    public mutating func fetched(_ value: String, expiresIn: Duration?, now: MeshInstant) -> [Waiter] {
+        cache.fetched(value, expiresIn: expiresIn, now: now)
+        return takeWaiters()
+    }
+
+    /// The fetch failed: the waiters to fail.
+    public mutating func fetchFailed(_ message: String, now: MeshInstant) -> [Waiter] {
+        cache.fetchFailed(message, now: now)
+        return takeWaiters()
+    }
+
+    public mutating func rejected(_ value: String) { cache.rejected(value) }
+
+    private mutating func takeWaiters() -> [Waiter] {
+        defer { waiters.removeAll() }
+        return waiters
+    }
+}
+
+extension TokenBroker: Sendable where Waiter: Sendable {}
