@@ -150,19 +150,14 @@ import Testing
 /// An app speaking raw bytes: on each request head it answers what `respond` returns (and closes
 /// after it when asked), to produce answers a well-behaved HTTP library would not.
 final class RawApp: Sendable {
-    private let channel: any Channel
-    let port: Int
+    private let listener: TestListener
+    var port: Int { listener.port }
 
     init(group: any EventLoopGroup, respond: @escaping @Sendable (String) -> (String, close: Bool)) async throws {
-        channel = try await ServerBootstrap(group: group)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Handler(respond: respond)) }
-            }
-            .bind(host: "127.0.0.1", port: 0).get()
-        port = channel.localAddress!.port!
+        listener = try await TestListener(group: group, http: false) { Handler(respond: respond) }
     }
 
-    func stop() async throws { try await channel.close() }
+    func stop() async throws { try await listener.stop() }
 
     final class Handler: ChannelInboundHandler {
         typealias InboundIn = ByteBuffer

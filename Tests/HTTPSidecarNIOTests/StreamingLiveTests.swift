@@ -105,22 +105,14 @@ import Testing
 
 /// An app that sends a response in two parts with a pause between them.
 final class SlowStreamingApp: Sendable {
-    private let channel: any Channel
-    let port: Int
+    private let listener: TestListener
+    var port: Int { listener.port }
 
     init(group: any EventLoopGroup, gap: TimeAmount) async throws {
-        channel = try await ServerBootstrap(group: group)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(Handler(gap: gap))
-                }
-            }
-            .bind(host: "127.0.0.1", port: 0).get()
-        port = channel.localAddress!.port!
+        listener = try await TestListener(group: group) { Handler(gap: gap) }
     }
 
-    func stop() async throws { try await channel.close() }
+    func stop() async throws { try await listener.stop() }
 
     final class Handler: ChannelInboundHandler {
         typealias InboundIn = HTTPServerRequestPart
@@ -144,24 +136,16 @@ final class SlowStreamingApp: Sendable {
 /// An app that answers with a huge body, writing only while its connection is writable, and counts
 /// what it managed to hand to the socket.
 final class FloodingApp: Sendable {
-    private let channel: any Channel
-    let port: Int
+    private let listener: TestListener
+    var port: Int { listener.port }
     let sent = NIOLockedValueBox(0)
 
     init(group: any EventLoopGroup, total: Int) async throws {
         let sent = self.sent
-        channel = try await ServerBootstrap(group: group)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(Handler(total: total, sent: sent))
-                }
-            }
-            .bind(host: "127.0.0.1", port: 0).get()
-        port = channel.localAddress!.port!
+        listener = try await TestListener(group: group) { Handler(total: total, sent: sent) }
     }
 
-    func stop() async throws { try await channel.close() }
+    func stop() async throws { try await listener.stop() }
 
     final class Handler: ChannelInboundHandler {
         typealias InboundIn = HTTPServerRequestPart

@@ -145,3 +145,24 @@ enum TestTLS {
         return try NIOSSLContext(configuration: config)
     }
 }
+
+/// A loopback listener for the live tests' purpose-built apps: each accepted connection gets the
+/// HTTP server pipeline (when `http`) and the handler `makeHandler` builds for it.
+final class TestListener: Sendable {
+    private let channel: any Channel
+    let port: Int
+
+    init(group: any EventLoopGroup, http: Bool = true, _ makeHandler: @escaping @Sendable () -> any ChannelHandler) async throws {
+        channel = try await ServerBootstrap(group: group)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if http { try channel.pipeline.syncOperations.configureHTTPServerPipeline() }
+                    try channel.pipeline.syncOperations.addHandler(makeHandler())
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        port = channel.localAddress!.port!
+    }
+
+    func stop() async throws { try await channel.close() }
+}
