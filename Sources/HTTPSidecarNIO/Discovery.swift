@@ -107,14 +107,14 @@ enum DiscoveryResolver {
 final class DiscoveryWatcher: Sendable {
     private let task: Task<Void, Never>
 
-    init(service: String, discovery: Discovery, logger: Logger, update: @escaping @Sendable (DiscoveredEndpoints) -> Void) {
+    /// Nil for a fixed list: there is nothing to watch.
+    init?(service: String, discovery: Discovery, logger: Logger, update: @escaping @Sendable (DiscoveredEndpoints) -> Void) {
         let every: Duration
         switch discovery {
-        case .fixed: every = .zero
+        case .fixed: return nil
         case .dns(_, _, let e), .file(_, let e): every = e
         }
         task = Task.detached {
-            guard every > .zero else { return }
             var last: [MeshAddress]?
             var lastError: String?
             while !Task.isCancelled {

@@ -73,17 +73,16 @@ final class ServiceRuntime: Sendable {
             token = nil
         }
         // The old watcher feeds the old boxes: keep it only when both boxes were carried over.
-        watcher = NIOLockedValueBox(sameDiscovery && carried ? previous?.takeWatcher() : nil)
-        if !(sameDiscovery && carried) { previous?.retire() }
-        if watcher.withLockedValue({ $0 == nil }) {
-            let decisions = self.decisions, sockets = self.sockets, name = config.name
-            watcher.withLockedValue {
-                $0 = DiscoveryWatcher(service: name, discovery: config.discovery, logger: logger) { found in
-                    sockets.withLockedValue { s in for e in found.endpoints { s[e.address] = e.socket } }
-                    let now = clock.now
-                    decisions.withLockedValue { $0.pool.setEndpoints(found.endpoints.map(\.address), now: now) }
-                }
-            }
+        if sameDiscovery && carried, let kept = previous?.takeWatcher() {
+            watcher = NIOLockedValueBox(kept)
+        } else {
+            previous?.retire()
+            let decisions = self.decisions, sockets = self.sockets
+            watcher = NIOLockedValueBox(DiscoveryWatcher(service: config.name, discovery: config.discovery, logger: logger) { found in
+                sockets.withLockedValue { s in for e in found.endpoints { s[e.address] = e.socket } }
+                let now = clock.now
+                decisions.withLockedValue { $0.pool.setEndpoints(found.endpoints.map(\.address), now: now) }
+            })
         }
     }
 

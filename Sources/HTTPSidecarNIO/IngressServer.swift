@@ -148,9 +148,10 @@ public final class IngressServer: Sendable {
             warnings.append("ingress.listen changed: takes effect after a restart")
             next.listen = old.config.listen
         }
-        if (next.tls == nil) != (old.config.tls == nil) || (next.tls != nil && next.tls?.listen != old.config.tls?.listen) {
+        if next.tls?.listen != old.config.tls?.listen {
             warnings.append("ingress.tls listener added, removed or moved: takes effect after a restart")
-            if old.config.tls == nil { next.tls = nil } else if next.tls == nil { next.tls = old.config.tls } else { next.tls?.listen = old.config.tls!.listen }
+            // A new certificate still applies to the running listener; the listener itself stays as it is.
+            if let running = old.config.tls?.listen, next.tls != nil { next.tls?.listen = running } else { next.tls = old.config.tls }
         }
         generation.replace(try IngressShared(config: next, clock: old.clock, logger: old.logger, metrics: old.metrics, previous: old))
         return warnings

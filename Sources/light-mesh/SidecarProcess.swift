@@ -104,7 +104,7 @@ final class SidecarProcess: Sendable {
         do {
             let next = try SidecarConfigFile.load(configFile)
             let previous = state.withLockedValue { $0 }
-            if next.egress.services.isEmpty != previous.settings.egress.services.isEmpty && egress == nil {
+            if egress == nil && (!next.egress.services.isEmpty || !next.egress.serviceURLAllowList.isEmpty) {
                 Self.say("reload: egress services added; starting the egress listener needs a restart")
             }
             let ingressConfig = try await next.ingressConfig(group: group, reuse: previous.jwt)
