@@ -3,12 +3,9 @@ import NIOHTTP1
 
 /// Header rules every proxy hop applies (RFC 9110 §7.6.1).
 enum ProxyHeaders {
-    static let hopByHop: [String] = [
-        "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
-        "proxy-authenticate", "proxy-authorization",
-    ]
-
-    /// Removes hop-by-hop headers, including every header the `Connection` header names. One pass
+    /// Removes hop-by-hop headers (connection, keep-alive, proxy-connection, te, trailer,
+    /// transfer-encoding, upgrade, proxy-authenticate, proxy-authorization), including every header
+    /// the `Connection` header names. One pass
     /// finds whether there is anything to remove (usually just `Connection`), so the common case
     /// costs one scan of the names and no allocation.
     static func removeHopByHop(_ headers: inout HTTPHeaders) {

@@ -80,13 +80,8 @@ final class UpstreamConnectionPool {
         idle.removeAll { $0 === connection }
     }
 
-    func closeAll() {
-        for c in idle { c.abandon() }
-        idle.removeAll()
-    }
-
-    /// Sends one whole request and collects the whole response (egress attempts, control-plane
-    /// calls). Fails with `TransportError`.
+    /// Sends one whole request and collects the whole response (token endpoint, JWKS URL, readiness
+    /// probe). Fails with `TransportError`.
     func send(_ head: HTTPRequestHead, body: ByteBuffer?) -> EventLoopFuture<AppResponse> {
         eventLoop.assertInEventLoop()
         let collector = ResponseCollector(promise: eventLoop.makePromise(of: AppResponse.self))
