@@ -27,7 +27,7 @@ final class HTTPEgressClient: SimProcess {
         var sentAt: MeshInstant
         var written = false
     }
-    private enum Purpose { case think(Int), attempt(Int, UInt64), backoff(Int), deadline(Int), connect(HostID, StreamID), discovery, tokenTimeout(UInt64) }
+    private enum Purpose { case think(Int), attempt(Int, UInt64), backoff(Int), deadline(Int), connect(HostID, StreamID), discovery, tokenTimeout(UInt64), appLeaves(Int) }
     private struct Connection {
         var stream: StreamID
         var open = false
@@ -215,6 +215,11 @@ final class HTTPEgressClient: SimProcess {
         let t = host.setTimer(after: config.deadline)
         timers[t.rawValue] = .deadline(id)
         r.timers.append(t)
+        if host.random.chance(config.appDisconnect) {
+            let leave = host.setTimer(after: .nanoseconds(Int64(Double(config.deadline.nanoseconds) * host.random.nextUnit())))
+            timers[leave.rawValue] = .appLeaves(id)
+            r.timers.append(leave)
+        }
         r.attempts.begin(pool: &pool, now: host.now)
         requests[id] = r
         attempt(id, host)
@@ -375,9 +380,21 @@ final class HTTPEgressClient: SimProcess {
             ended(id, .failed(nil, sent: a.written), host)
         case .deadline(let id):
             guard requests[id] != nil else { return }
-            _ = requests[id]!.attempts.abandon(pool: &pool, now: host.now)
+            _ = requests[id]!.attempts.deadlinePassed(pool: &pool, now: host.now)
             host.simulation.coverage.hit("http.deadline")
-            finish(id, .failed("504 deadline"), host)
+            finish(id, .failed("504 request_timeout"), host)
+        case .appLeaves(let id):
+            // The app closed its connection mid-request: the NIO driver calls the same cancel.
+            guard let r = requests[id] else { return }
+            host.simulation.coverage.hit("http.app-left")
+            if let a = r.current {
+                host.simulation.coverage.hit("http.app-left-mid-attempt")
+                if pool.endpoints.first(where: { $0.address == a.endpoint }).map({ $0.breaker.state.name == "half-open" }) ?? false {
+                    host.simulation.coverage.hit("http.app-left-during-probe")
+                }
+            }
+            requests[id]!.attempts.cancel(pool: &pool, now: host.now)
+            finish(id, .failed("499 app left"), host)
         case .connect(let u, let s):
             guard let c = connections[u], c.stream == s, !c.open else { return }
             host.close(s)
@@ -398,6 +415,20 @@ final class HTTPEgressClient: SimProcess {
         sim.expect(host.now <= r.deadline, "http.deadline", "\(r.key) ended at \(host.now), after \(r.deadline)", host: host.id)
         for t in r.timers { host.cancelTimer(t); timers[t.rawValue] = nil }
         if case .ok = outcome { think(r.slot, host) } else { think(r.slot, host, afterFailure: true) }
+    }
+
+    /// End-of-run check: with no request running, no endpoint may have an attempt counted in flight
+    /// or a half-open probe taken; else an attempt was never ended in the pool, and that endpoint
+    /// would get no traffic again (a probe slot held for good). Read straight off the endpoint
+    /// states, not through the pool's own summary.
+    func checkQuiescent(_ host: SimHost) {
+        guard requests.isEmpty else { return }
+        for e in pool.endpoints {
+            var stuck = e.inFlight != 0
+            if case .halfOpen(let probes) = e.breaker.state, probes > 0 { stuck = true }
+            host.simulation.expect(!stuck, "http.pool-quiescent",
+                                   "\(host.name): no request is running, yet \(e.address) has \(e.inFlight) in flight, breaker \(e.breaker.state)", host: host.id)
+        }
     }
 
     /// End-of-run check: retries stayed within the budget (ratio of requests plus the per-window floor).

@@ -23,6 +23,9 @@ public struct HTTPEgressConfig: Hashable, Sendable {
     public var oauth: TokenCache.Config?
     /// Lifetime of the tokens the token server issues.
     public var tokenLifetime: Duration = .seconds(2)
+    /// Share of requests whose app gives up and closes its connection at a random moment before the
+    /// deadline (the sidecar must release the attempt under way: ``EgressRequest/cancel(pool:now:)``).
+    public var appDisconnect = 0.0
     public init() {}
 }
 
@@ -32,6 +35,7 @@ enum HTTPEgressChecks {
         "http.no-duplicate-unsafe", "http.no-traffic-to-unavailable", "http.retry-budget",
         "http.one-response", "http.deadline", "http.right-response", "http.complete", "http.trace-survives",
         "http.no-traffic-to-removed", "http.rate-limit-bound", "http.token-valid", "http.single-token-fetch",
+        "http.pool-quiescent",
     ]
 }
 

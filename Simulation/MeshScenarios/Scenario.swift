@@ -265,6 +265,7 @@ public struct Scenario: Sendable {
         c.attemptTimeout = try h.duration("attempt_timeout") ?? c.attemptTimeout
         c.deadline = try h.duration("deadline") ?? c.deadline
         c.unsafeShare = try h.probability("unsafe_share") ?? c.unsafeShare
+        c.appDisconnect = try h.probability("app_disconnect") ?? c.appDisconnect
         if let p = try h.string("policy") {
             guard let policy = LoadBalancingPolicy(rawValue: p) else {
                 throw ConfigError(key: "http.policy", "unknown policy '\(p)' (known: \(LoadBalancingPolicy.allCases.map(\.rawValue).joined(separator: ", ")))")

@@ -122,7 +122,7 @@ public enum ScenarioRunner {
         sim.run(until: end)
         if !sim.isStopped { checkHistory(sim) }
         if !sim.isStopped, let (kafka, config, ledger) = kafkaRun { KafkaChecker.check(sim, kafka, config, ledger) }
-        for (host, client) in httpClients where !sim.isStopped && host.isUp { client()?.checkBudget(host) }
+        for (host, client) in httpClients where !sim.isStopped && host.isUp { client()?.checkBudget(host); client()?.checkQuiescent(host) }
 
         var ok = 0, failed = 0, unknown = 0
         for op in sim.history.operations {

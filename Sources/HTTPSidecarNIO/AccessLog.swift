@@ -2,16 +2,40 @@ import Foundation
 import NIOConcurrencyHelpers
 
 /// A structured access log: one JSON object per line, buffered and written by a background flush
-/// (every 50 ms or 64 KiB), so the event loop never blocks on the output.
+/// (every 50 ms, or soon after 64 KiB), so the event loop never blocks on the output. When the
+/// output does not keep up (a stalled pipe), at most ``maxBuffered`` bytes wait; later entries are
+/// dropped and counted in ``dropped`` rather than stalling requests or growing memory.
+///
+/// Query values are written as `*` unless ``logQueryValues`` is set: queries carry tokens and
+/// personal data more often than anyone intends.
 public final class AccessLog: Sendable {
     private let handle: FileHandle
-    private let buffer = NIOLockedValueBox<[UInt8]>([])
+    private let buffer = NIOLockedValueBox<(bytes: [UInt8], flushQueued: Bool, dropped: Int)>(([], false, 0))
     private let queue = DispatchQueue(label: "light-mesh.access-log")
+    public let logQueryValues: Bool
+    public let maxBuffered: Int
 
     /// Writes to standard output by default.
-    public init(to handle: FileHandle = .standardOutput) {
+    public init(to handle: FileHandle = .standardOutput, logQueryValues: Bool = false, maxBuffered: Int = 4 << 20) {
         self.handle = handle
+        self.logQueryValues = logQueryValues
+        self.maxBuffered = maxBuffered
         scheduleFlush()
+    }
+
+    /// Entries dropped because the output did not keep up.
+    public var dropped: Int { buffer.withLockedValue { $0.dropped } }
+
+    /// The target as logged: the normalized path, and the query with its values redacted unless
+    /// ``logQueryValues`` (`a=1&b` → `a=*&b`).
+    public func loggedTarget(path: String, uri: String) -> String {
+        guard let q = uri.firstIndex(of: "?") else { return path }
+        let query = uri[uri.index(after: q)...]
+        if logQueryValues { return path + "?" + query }
+        let redacted = query.split(separator: "&", omittingEmptySubsequences: false).map { pair in
+            pair.firstIndex(of: "=").map { String(pair[..<$0]) + "=*" } ?? String(pair)
+        }
+        return path + "?" + redacted.joined(separator: "&")
     }
 
     /// Flushes every 50 ms for as long as the log is alive.
@@ -24,7 +48,10 @@ public final class AccessLog: Sendable {
     }
 
     private func take() -> [UInt8] {
-        buffer.withLockedValue { b -> [UInt8] in defer { b.removeAll(keepingCapacity: true) }; return b }
+        buffer.withLockedValue { b -> [UInt8] in
+            defer { b.bytes.removeAll(keepingCapacity: true); b.flushQueued = false }
+            return b.bytes
+        }
     }
 
     private func write(_ bytes: [UInt8]) {
@@ -44,17 +71,23 @@ public final class AccessLog: Sendable {
             }
         }
         line += "}\n"
-        let full = buffer.withLockedValue { b -> Bool in
-            b.append(contentsOf: line.utf8)
-            return b.count >= 65_536
+        let flushNow = buffer.withLockedValue { b -> Bool in
+            guard b.bytes.count + line.utf8.count <= maxBuffered else {
+                b.dropped += 1
+                return false
+            }
+            b.bytes.append(contentsOf: line.utf8)
+            guard b.bytes.count >= 65_536, !b.flushQueued else { return false }
+            b.flushQueued = true
+            return true
         }
-        if full { flush() }
+        // Written on the log's own queue: the caller (an event loop) never waits for the output.
+        if flushNow { queue.async { self.write(self.take()) } }
     }
 
-    /// Writes what is buffered now.
+    /// Writes what is buffered now, and waits for it (for shutdown and tests; never on an event loop).
     public func flush() {
-        let bytes = take()
-        queue.sync { write(bytes) }
+        queue.sync { write(take()) }
     }
 
     static func escape(_ s: String) -> String {

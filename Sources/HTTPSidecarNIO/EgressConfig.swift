@@ -59,5 +59,12 @@ public struct EgressConfig: Sendable {
     /// drives, connections churn (closed on release, opened again a moment later); idle ones are
     /// closed after ``idleTimeout`` anyway.
     public var maxIdlePerEndpoint = 256
+    /// Header fields a request may have (more get 431).
+    public var maxHeaders = 100
+    /// App connections the egress listener keeps open at once; more are closed on accept.
+    public var maxConnections = 4096
+    /// What `%2F`, `%5C` and `%2E` in a path do. Kept by default: egress matches only routing on
+    /// the path, and an app's encoded ids must reach the upstream as they were.
+    public var escapedSeparators = RequestTarget.EscapedSeparators.keep
     public init() {}
 }

@@ -16,7 +16,7 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private enum State {
         case idle
-        case reading(HTTPRequestHead, ByteBuffer, service: ServiceRuntime)
+        case reading(HTTPRequestHead, ByteBuffer, service: ServiceRuntime, target: RequestTarget)
         case forwarding
         case closing
     }
@@ -29,12 +29,21 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var current: EgressAttempt?
     /// The attempt loop of the request being forwarded (``EgressRequest``, shared with the simulator).
     private var request: EgressRequest?
+    /// The service of ``request`` (while no attempt is current: waiting for a token or a backoff).
+    private var pendingService: ServiceRuntime?
     /// Parts of pipelined requests that arrived while one was being forwarded (answered in order);
     /// reading pauses while the queue is long. Reads are not paused per request.
     private var queued: CircularBuffer<HTTPServerRequestPart> = []
     private var draining = false
     private var readsPaused = false
     private var readPending = false
+    /// The whole-request deadline of the request being forwarded.
+    private var deadlineTimer: Scheduled<Void>?
+    /// Ids for the trace hop (a new span per request), seeded once per connection.
+    private var random: SeededRandom = {
+        var system = SystemRandom()
+        return SeededRandom(seed: system.next())
+    }()
 
     init(generation: Generation<EgressShared>) {
         self.generation = generation
@@ -44,11 +53,25 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
 
     func channelInactive(context: ChannelHandlerContext) {
+        cancelRequest()
+        state = .closing
+        context.fireChannelInactive()
+    }
+
+    /// The app went away (or broke the protocol) while a request was under way: the attempt in
+    /// flight is released in its pool (``EgressRequest/cancel(pool:now:)``, once), its connection
+    /// closed, the deadline disarmed.
+    private func cancelRequest() {
+        deadlineTimer?.cancel()
+        deadlineTimer = nil
+        if var r = request, let service = current?.exchange.service ?? pendingService {
+            let now = shared.clock.now
+            service.decisions.withLockedValue { r.cancel(pool: &$0.pool, now: now) }
+        }
         current?.connection?.abandon()
         current = nil
         request = nil
-        state = .closing
-        context.fireChannelInactive()
+        pendingService = nil
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -67,9 +90,7 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .idle, .reading: started = false
         case .forwarding, .closing: started = true
         }
-        current?.connection?.abandon()
-        current = nil
-        request = nil
+        cancelRequest()
         state = .closing
         ProtocolErrors.answer(context, error, responseStarted: started)
     }
@@ -117,24 +138,37 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
         switch (part, state) {
         case (.head(let head), .idle):
             shared = generation.current
+            let config = shared.config
+            if head.headers.count > config.maxHeaders {
+                return fail(context, .requestHeaderFieldsTooLarge, "too_many_headers", "more than \(config.maxHeaders) header fields", close: true)
+            }
+            if case .failure(let problem) = RequestFraming.of(method: head.method.rawValue, contentLength: head.headers["content-length"],
+                                                              transferEncoding: head.headers["transfer-encoding"]) {
+                return fail(context, .badRequest, problem.code, "\(problem)", close: true)
+            }
+            let target: RequestTarget
+            switch RequestTarget.normalize(head.uri, escaped: config.escapedSeparators) {
+            case .success(let t): target = t
+            case .failure(let problem): return fail(context, .badRequest, "bad_path", "\(problem)", close: true)
+            }
             let service: ServiceRuntime
-            switch shared.route(head) {
+            switch shared.route(head, path: target.path) {
             case .success(let s): service = s
             case .failure(let e): return fail(context, e.status, e.code, e.message, close: head.hasBody || !head.isKeepAlive)
             }
-            if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > shared.config.maxBodyBytes {
-                return fail(context, .payloadTooLarge, "body_too_large", "the request body exceeds \(shared.config.maxBodyBytes) bytes", close: true)
+            if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > config.maxBodyBytes {
+                return fail(context, .payloadTooLarge, "body_too_large", "the request body exceeds \(config.maxBodyBytes) bytes", close: true)
             }
-            state = .reading(head, context.channel.allocator.buffer(capacity: 0), service: service)
-        case (.body(var chunk), .reading(let head, var body, let service)):
+            state = .reading(head, context.channel.allocator.buffer(capacity: 0), service: service, target: target)
+        case (.body(var chunk), .reading(let head, var body, let service, let target)):
             guard body.readableBytes + chunk.readableBytes <= shared.config.maxBodyBytes else {
                 return fail(context, .payloadTooLarge, "body_too_large", "the request body exceeds \(shared.config.maxBodyBytes) bytes", close: true)
             }
             body.writeBuffer(&chunk)
-            state = .reading(head, body, service: service)
-        case (.end, .reading(let head, let body, let service)):
+            state = .reading(head, body, service: service, target: target)
+        case (.end, .reading(let head, let body, let service, let target)):
             state = .forwarding
-            start(context, head, body, service)
+            start(context, head, body, service, target)
         default:
             break
         }
@@ -152,9 +186,16 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
         var version: HTTPVersion
     }
 
-    private func start(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ body: ByteBuffer, _ service: ServiceRuntime) {
+    private func start(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ body: ByteBuffer, _ service: ServiceRuntime, _ target: RequestTarget) {
         var upstream = head
+        upstream.uri = target.originForm
         ProxyHeaders.removeHopByHop(&upstream.headers)
+        // The sidecar hop continues the app's trace with a span of its own.
+        let (trace, _) = TracePropagation.nextHop(
+            traceparent: head.headers.first(name: "traceparent"), tracestate: head.headers.first(name: "tracestate"), random: &random)
+        upstream.headers.replaceOrAdd(name: "traceparent", value: trace.traceParentHeaderValue)
+        upstream.headers.remove(name: "tracestate")
+        if let state = trace.traceStateHeaderValue { upstream.headers.add(name: "tracestate", value: state) }
         upstream.headers.remove(name: "service_id")
         upstream.headers.remove(name: "service_url")
         // An allow-listed origin is another host: it gets its own authority as Host (virtual hosting,
@@ -163,17 +204,44 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
             let defaultPort = origin.secure ? 443 : 80
             upstream.headers.replaceOrAdd(name: "host", value: origin.port == defaultPort ? origin.host : "\(origin.host):\(origin.port)")
         }
+        service.config.headers.request.apply(to: &upstream.headers)
+        // Framing last: the whole body is here, so its length is exact; no rule can change it.
         upstream.headers.remove(name: "content-length")
+        upstream.headers.remove(name: "transfer-encoding")
         if body.readableBytes > 0 || head.method == .POST || head.method == .PUT || head.method == .PATCH {
             upstream.headers.add(name: "content-length", value: String(body.readableBytes))
         }
-        service.config.headers.request.apply(to: &upstream.headers)
         upstream.version = .http1_1
         let now = shared.clock.now
         let attempts = EgressRequest(method: head.method.rawValue, deadline: now + service.requestTimeout, usesToken: service.token != nil)
         service.decisions.withLockedValue { attempts.begin(pool: &$0.pool, now: now) }
         request = attempts
-        step(context, Exchange(head: upstream, body: body, service: service, keepAlive: head.isKeepAlive, version: head.version))
+        pendingService = service
+        let ex = Exchange(head: upstream, body: body, service: service, keepAlive: head.isKeepAlive, version: head.version)
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        deadlineTimer = context.eventLoop.scheduleTask(in: .nanoseconds(service.requestTimeout.nanoseconds)) {
+            let (handler, context) = bound.value
+            handler.deadlinePassed(context, ex)
+        }
+        step(context, ex)
+    }
+
+    /// The whole-request deadline passed before an answer started: the attempt under way is
+    /// recorded as a timeout and given up, and the app gets 504 `request_timeout`. (Once an answer
+    /// streams, the per-read response timeout governs it instead.)
+    private func deadlinePassed(_ context: ChannelHandlerContext, _ ex: Exchange) {
+        deadlineTimer = nil
+        guard request != nil, current?.streaming != true else { return }
+        let now = shared.clock.now
+        let conclusion = ex.service.decisions.withLockedValue { request!.deadlinePassed(pool: &$0.pool, now: now) }
+        apply(conclusion, ex)
+        current?.connection?.abandon()
+        current = nil
+        request = nil
+        pendingService = nil
+        let name = ex.service.config.name
+        shared.metrics.finished("egress", status: 504, seconds: ex.service.requestTimeout.seconds, service: name)
+        fail(context, .gatewayTimeout, "request_timeout", "\(name) did not answer within \(ex.service.requestTimeout)", close: !ex.keepAlive)
     }
 
     /// The next step of the request, as ``EgressRequest`` decides it under the service's lock.
@@ -199,6 +267,7 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
                     handler.step(context, ex)
                 case .failure(let error):
                     handler.request = nil
+                    handler.endRequest()
                     handler.shared.metrics.finished("egress", status: 503, seconds: 0, service: name)
                     handler.fail(context, .serviceUnavailable, "token_unavailable", "no access token for \(name): \(error)", close: !ex.keepAlive)
                 }
@@ -207,10 +276,14 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
             send(context, ex, pick, token: token, now: now)
         case .noEndpoint:
             request = nil
+            endRequest()
             shared.metrics.service(name).noEndpoint.increment()
             shared.metrics.finished("egress", status: 503, seconds: 0, service: name)
             fail(context, .serviceUnavailable, "no_healthy_endpoint", "every endpoint of \(name) is ejected, open or gone", close: !ex.keepAlive)
-        case .retry, .answer, .giveUp:
+        case .giveUp:
+            // The deadline passed between attempts (during a token fetch): 504 like the timer's.
+            deadlinePassed(context, ex)
+        case .retry, .answer:
             break  // only an attempt's end leads there
         }
     }
@@ -246,6 +319,13 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 handler.attemptFailed(attempt, error, requestSent: false)
             }
         }
+    }
+
+    /// The request was answered or given up: its deadline no longer applies.
+    private func endRequest() {
+        deadlineTimer?.cancel()
+        deadlineTimer = nil
+        pendingService = nil
     }
 
     /// Logs and counts what an attempt's end changed, and drops a refused token.
@@ -285,6 +365,7 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         // `.answer`, or a 5xx not retried: either way the upstream's response is the answer.
         request = nil
+        endRequest()
         shared.metrics.finished("egress", status: Int(head.status.code), seconds: (now - attempt.started).seconds, service: ex.service.config.name)
         let (relayed, closeAfter) = ProxyHeaders.relayedHead(head, rules: ex.service.config.headers.response,
                                                              requestVersion: ex.version, keepAlive: ex.keepAlive)
@@ -335,6 +416,7 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if case .retry(let delay, _) = conclusion.next { return scheduleRetry(context, ex, after: delay) }
         let attempts = request?.attempts ?? 0
         request = nil
+        endRequest()
         current = nil
         let name = ex.service.config.name
         let timedOut = error.kind == .responseTimeout

@@ -10,6 +10,7 @@ import NIOPosix
 public final class EgressServer: Sendable {
     private let group: any EventLoopGroup
     private let generation: Generation<EgressShared>
+    private let openConnections = InFlightCounter()
     private let channel = NIOLockedValueBox<(any Channel)?>(nil)
 
     /// Builds every service (resolving static endpoints, TLS contexts, token sources); fails with a
@@ -27,12 +28,18 @@ public final class EgressServer: Sendable {
     public func start() async throws -> MeshAddress {
         let generation = self.generation
         let listen = config.listen
+        let open = self.openConnections
         let server = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                if open.increment() > generation.current.config.maxConnections {
+                    _ = open.decrement()
+                    return channel.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)
+                }
+                channel.closeFuture.whenComplete { _ in _ = open.decrement() }
+                return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: false)
                     try channel.pipeline.syncOperations.addHandler(EgressHandler(generation: generation))
                 }
@@ -46,6 +53,15 @@ public final class EgressServer: Sendable {
     /// services that stay keep their endpoint health, connections and tokens. Returns warnings.
     @discardableResult
     public func reload(_ config: EgressConfig) throws -> [String] {
+        let prepared = try prepareReload(config)
+        prepared.commit()
+        return prepared.warnings
+    }
+
+    /// Builds the generation for `config` without applying it (nothing changes if this throws);
+    /// ``PreparedReload/commit()`` swaps it in. Lets a caller build every listener's generation
+    /// before applying any.
+    public func prepareReload(_ config: EgressConfig) throws -> PreparedReload {
         let old = generation.current
         var next = config
         var warnings: [String] = []
@@ -53,8 +69,12 @@ public final class EgressServer: Sendable {
             warnings.append("egress.listen changed: takes effect after a restart")
             next.listen = old.config.listen
         }
-        generation.replace(try EgressShared(config: next, group: group, clock: old.clock, logger: old.logger, metrics: old.metrics, previous: old))
-        return warnings
+        let built = try EgressShared(config: next, group: group, clock: old.clock, logger: old.logger, metrics: old.metrics, previous: old)
+        let generation = self.generation
+        return PreparedReload(warnings: warnings) {
+            generation.replace(built)
+            built.retireDropped(from: old)
+        }
     }
 
     public func stop() async throws {

@@ -141,12 +141,18 @@ final class EgressShared: Sendable {
         }
         self.services = services
         self.allowedOrigins = origins
-        for (name, old) in previous?.services ?? [:] where services[name] == nil { old.retire() }
+    }
+
+    /// Stops the discovery of `previous`'s services that this generation dropped. Called once this
+    /// generation is in place, so a reload that fails elsewhere leaves the old watchers running.
+    func retireDropped(from previous: EgressShared) {
+        for (name, old) in previous.services where services[name] == nil { old.retire() }
     }
 
     /// Which service a request names: `service_url` (allow-listed origins only), the `service_id`
     /// header, a service named like the `Host`, else the longest matching path prefix.
-    func route(_ head: HTTPRequestHead) -> Result<ServiceRuntime, ErrorResponse> {
+    /// The service a request names; `path` is its normalized path (for path routes).
+    func route(_ head: HTTPRequestHead, path: String) -> Result<ServiceRuntime, ErrorResponse> {
         if let url = head.headers.first(name: "service_url") {
             guard let parsed = FetchURL(url), allowedOrigins.contains(parsed.origin), let service = services[parsed.origin] else {
                 return .failure(ErrorResponse(status: .forbidden, code: "service_url_not_allowed", message: "service_url \(url) is not on the allow-list"))
@@ -159,7 +165,7 @@ final class EgressShared: Sendable {
         } else if let host = head.headers.first(name: "host")?.split(separator: ":").first.map(String.init), services[host] != nil, !allowedOrigins.contains(host) {
             name = host
         } else {
-            name = config.pathRoutes.filter { head.uri.hasPrefix($0.prefix) }.max { $0.prefix.count < $1.prefix.count }?.service
+            name = config.pathRoutes.filter { RequestTarget.path(path, isUnder: $0.prefix) }.max { $0.prefix.count < $1.prefix.count }?.service
         }
         guard let name else {
             return .failure(ErrorResponse(status: .notFound, code: "unknown_service", message: "name the target with a service_id header, a service host name or a mapped path"))

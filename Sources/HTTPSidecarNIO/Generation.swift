@@ -9,3 +9,18 @@ final class Generation<Shared: Sendable>: Sendable {
     var current: Shared { box.withLockedValue { $0 } }
     func replace(_ next: Shared) { box.withLockedValue { $0 = next } }
 }
+
+/// A listener's next configuration generation, built and checked but not yet applied.
+public struct PreparedReload: Sendable {
+    /// What the reload cannot change without a restart.
+    public let warnings: [String]
+    private let apply: @Sendable () -> Void
+
+    init(warnings: [String], apply: @escaping @Sendable () -> Void) {
+        self.warnings = warnings
+        self.apply = apply
+    }
+
+    /// Swaps the new generation in.
+    public func commit() { apply() }
+}

@@ -32,5 +32,14 @@ public struct IngressConfig: Sendable {
     /// Idle keep-alive connections kept to the app per event loop (below the concurrency clients
     /// drive, connections churn).
     public var maxIdleAppConnections = 256
+    /// Header fields a request may have (more get 431): bounds the work one head can cause.
+    public var maxHeaders = 100
+    /// Client connections one listener keeps open at once; more are closed on accept.
+    public var maxConnections = 4096
+    /// What `%2F`, `%5C` and `%2E` in a path do (see ``RequestTarget``); refused by default.
+    public var escapedSeparators = RequestTarget.EscapedSeparators.reject
+    /// Proxies whose `X-Forwarded-*`, `Forwarded` and `X-Real-IP` are believed. From any other
+    /// client those headers are removed and set afresh from the connection.
+    public var trustedProxies: [CIDR] = []
     public init() {}
 }

@@ -137,6 +137,7 @@ extension IngressHandler {
 
     func write(_ context: ChannelHandlerContext, status: HTTPResponseStatus, headers: [(String, String)], body: ByteBuffer?, close: Bool, method: HTTPMethod) {
         ResponseWriter.write(context, status: status, headers: headers, body: body, close: close, method: method)
+        blockReadsUntilClientReads(context)
     }
 
     /// The exchange is over and the connection stays: back to idle, then the queued parts of the
@@ -168,7 +169,7 @@ extension IngressHandler {
         if let log = shared.config.accessLog {
             log.record([
                 ("time", .string(Date().formatted(.iso8601))), ("client", .string(client ?? "")),
-                ("method", .string(ex.head.method.rawValue)), ("path", .string(ex.head.uri)), ("status", .int(status)),
+                ("method", .string(ex.head.method.rawValue)), ("path", .string(log.loggedTarget(path: ex.path, uri: ex.head.uri))), ("status", .int(status)),
                 ("duration_ms", .double(elapsed.seconds * 1000)), ("bytes_in", .int(ex.bodyBytes)),
                 ("correlation_id", .string(ex.correlationId)), ("trace_id", .string(ex.traceId)),
                 ("user_agent", .string(ex.head.headers.first(name: "user-agent") ?? "")),

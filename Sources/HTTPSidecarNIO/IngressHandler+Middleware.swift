@@ -13,11 +13,15 @@ extension IngressHandler {
     func begin(_ context: ChannelHandlerContext, _ head: HTTPRequestHead) {
         let config = shared.config
         let closeAfter = head.hasBody || !head.isKeepAlive
-        let route = config.routes.isEmpty ? nil : config.route(for: head.uri)
-        let chain = route?.middleware ?? shared.defaultChain
-        let correlation = head.headers.first(name: "x-correlation-id").flatMap { $0.isEmpty || $0.count > 128 ? nil : $0 }
+        // A correlation id is echoed in the answer: only a plain one is taken from the client.
+        let correlation = head.headers.first(name: "x-correlation-id").flatMap { HeaderValue.isPlainId($0) ? $0 : nil }
             ?? Self.newCorrelationId(&random)
         var responseHeaders = [("x-correlation-id", correlation)]
+        // The checks that decide whether the head can be relayed at all, before any work on it.
+        if head.headers.count > config.maxHeaders {
+            return refuse(context, head, ErrorResponse(status: .requestHeaderFieldsTooLarge, code: "too_many_headers",
+                                                       message: "more than \(config.maxHeaders) header fields", headers: responseHeaders), close: true)
+        }
         // RFC 9112 §3.2: an HTTP/1.1 request needs exactly one Host (two are a smuggling vector).
         let hosts = head.headers["host"].count
         if hosts > 1 || (hosts == 0 && head.version.minor >= 1) {
@@ -25,6 +29,25 @@ extension IngressHandler {
                                                        message: hosts > 1 ? "more than one Host header" : "an HTTP/1.1 request needs a Host header",
                                                        headers: responseHeaders), close: true)
         }
+        let framing: RequestFraming
+        switch RequestFraming.of(method: head.method.rawValue, contentLength: head.headers["content-length"],
+                                 transferEncoding: head.headers["transfer-encoding"]) {
+        case .success(let f): framing = f
+        case .failure(let problem):
+            return refuse(context, head, ErrorResponse(status: .badRequest, code: problem.code, message: "\(problem)", headers: responseHeaders), close: true)
+        }
+        let target: RequestTarget
+        switch RequestTarget.normalize(head.uri, escaped: config.escapedSeparators) {
+        case .success(let t) where t.path != "*" || head.method == .OPTIONS: target = t
+        case .success:
+            return refuse(context, head, ErrorResponse(status: .badRequest, code: "bad_path", message: "* is a target for OPTIONS only",
+                                                       headers: responseHeaders), close: true)
+        case .failure(let problem):
+            return refuse(context, head, ErrorResponse(status: .badRequest, code: "bad_path", message: "\(problem)", headers: responseHeaders), close: true)
+        }
+        // Policy is matched on the normalized path, and the app is sent that same path.
+        let route = config.routes.isEmpty ? nil : config.route(for: target.path)
+        let chain = route?.middleware ?? shared.defaultChain
 
         // The steps before JWT run at the head; JWT and what follows it run once the verdict is in.
         var rest = chain[...]
@@ -66,30 +89,35 @@ extension IngressHandler {
         }
 
         let rules = route?.headers ?? config.headers
-        let (upstreamHead, traceId) = upstreamRequest(head, correlation, rules.request)
+        let (upstreamHead, traceId) = upstreamRequest(head, target, framing, correlation, rules.request)
         let ex = Exchange(head: head, upstreamHead: upstreamHead, correlationId: correlation, traceId: traceId,
                           responseHeaders: responseHeaders, started: shared.clock.now, keepAlive: head.isKeepAlive)
         ex.route = route
         ex.responseRules = rules.response
         ex.afterJWT = Array(rest.dropFirst())
+        ex.path = target.path
         shared.metrics.inFlight("ingress", shared.inFlight.increment())
         if head.headers.first(name: "expect")?.lowercased() == "100-continue" {
             context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .continue))), promise: nil)
         }
         state = .held(ex, parts: [])
         if head.hasBody { armHeaderDeadline() }  // the body must keep coming, too
-        if rest.first == .jwt, let jwt = config.jwt { authenticate(context, jwt, head) } else { connect(context) }
+        if rest.first == .jwt, let jwt = config.jwt { authenticate(context, jwt, head, path: target.path) } else { connect(context) }
     }
 
-    /// The request as the app sees it: hop-by-hop headers gone, forwarding, correlation and trace
-    /// headers set, the configured rules applied.
-    func upstreamRequest(_ head: HTTPRequestHead, _ correlation: String, _ rules: HeaderRules) -> (HTTPRequestHead, String) {
+    /// The request as the app sees it: the normalized target, explicit framing matching the bytes
+    /// that follow, hop-by-hop headers gone, forwarding, correlation and trace headers set, the
+    /// configured rules applied.
+    func upstreamRequest(_ head: HTTPRequestHead, _ target: RequestTarget, _ framing: RequestFraming, _ correlation: String,
+                         _ rules: HeaderRules) -> (HTTPRequestHead, String) {
         var upstream = head
-        let chunked = head.headers.first(name: "transfer-encoding")?.lowercased().contains("chunked") ?? false
+        upstream.uri = target.originForm
         ProxyHeaders.removeHopByHop(&upstream.headers)
         upstream.headers.remove(name: "expect")
-        if chunked { upstream.headers.add(name: "transfer-encoding", value: "chunked") }
-        ProxyHeaders.addForwarded(&upstream.headers, client: client, proto: scheme)
+        upstream.headers.remove(name: "content-length")
+        if let authority = target.authority { upstream.headers.replaceOrAdd(name: "host", value: authority) }
+        let trusted = client.map { c in !shared.config.trustedProxies.isEmpty && CIDR.parse(c).map { a in shared.config.trustedProxies.contains { $0.contains(a) } } ?? false } ?? false
+        ProxyHeaders.addForwarded(&upstream.headers, client: client, proto: scheme, trusted: trusted)
         upstream.headers.replaceOrAdd(name: "x-correlation-id", value: correlation)
         let (trace, _) = TracePropagation.nextHop(
             traceparent: head.headers.first(name: "traceparent"), tracestate: head.headers.first(name: "tracestate"), random: &random)
@@ -97,6 +125,10 @@ extension IngressHandler {
         upstream.headers.remove(name: "tracestate")
         if let state = trace.traceStateHeaderValue { upstream.headers.add(name: "tracestate", value: state) }
         rules.apply(to: &upstream.headers)
+        // Framing last: no rule and no Connection token can take it away or add a second one.
+        upstream.headers.remove(name: "content-length")
+        upstream.headers.remove(name: "transfer-encoding")
+        if let field = framing.field(method: head.method.rawValue) { upstream.headers.add(name: field.name, value: field.value) }
         upstream.version = .http1_1
         return (upstream, "\(trace.traceID)")
     }
@@ -130,9 +162,8 @@ extension IngressHandler {
 
     /// Verifies the bearer token: at once for a token seen before (or a missing one), else off the
     /// event loop (the signature check) and back.
-    func authenticate(_ context: ChannelHandlerContext, _ jwt: JWTAuthenticator, _ head: HTTPRequestHead) {
+    func authenticate(_ context: ChannelHandlerContext, _ jwt: JWTAuthenticator, _ head: HTTPRequestHead, path: String) {
         let authorization = head.headers.first(name: "authorization")
-        let path = head.uri
         if let verdict = jwt.authenticateWithoutWaiting(authorization: authorization, path: path) {
             return authenticated(context, .success(verdict))
         }
@@ -159,7 +190,7 @@ extension IngressHandler {
         case .success(.failure(let failure)):
             answerWithoutApp(context, ex, ErrorResponse(
                 status: HTTPResponseStatus(statusCode: failure.status), code: failure.code, message: failure.message,
-                headers: ex.responseHeaders + [("www-authenticate", failure.wwwAuthenticate)]))
+                headers: ex.responseHeaders + [("www-authenticate", failure.wwwAuthenticate)].filter { HeaderValue.isSafe($0.1) }))
         case .failure(let error):
             answerWithoutApp(context, ex, ErrorResponse(status: .internalServerError, code: "auth_error", message: "\(error)", headers: ex.responseHeaders))
         }

@@ -52,6 +52,8 @@ final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
         let keepAlive: Bool
         /// The route it matched (nil: the default chain), its response rules, and the steps after JWT.
         var route: IngressRoute?
+        /// The normalized path policy was matched on (and the app was sent).
+        var path = "/"
         var responseRules = HeaderRules()
         var afterJWT: [IngressMiddleware] = []
         /// The connection closes after the answer (the client asked, or an HTTP/1.0 client gets an
@@ -84,6 +86,8 @@ final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
     var queued: CircularBuffer<HTTPServerRequestPart> = []
     var readsPaused = false
     var readPending = false
+    /// The client is not reading the sidecar's own answers: see ``blockReadsUntilClientReads(_:)``.
+    var clientBlocked = false
     /// Inside a read burst from the client: upstream writes are flushed once, at its end.
     var inReadBurst = false
     var upstreamNeedsFlush = false
@@ -161,7 +165,14 @@ final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
     }
 
     func read(context: ChannelHandlerContext) {
-        if readsPaused { readPending = true } else { context.read() }
+        if readsPaused || clientBlocked { readPending = true } else { context.read() }
+    }
+
+    /// Answers the sidecar wrote itself (rejections, preflights) wait in the client's outbound
+    /// buffer: while it is over the high-water mark, no more requests are read, so a pipelining
+    /// client that never reads cannot grow the sidecar's memory.
+    func blockReadsUntilClientReads(_ context: ChannelHandlerContext) {
+        if !context.channel.isWritable { clientBlocked = true }
     }
 
     func pauseReads() { readsPaused = true }
@@ -169,7 +180,7 @@ final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
     func resumeReads() {
         guard readsPaused else { return }
         readsPaused = false
-        if readPending, let context {
+        if readPending, !clientBlocked, let context {
             readPending = false
             context.read()
         }
@@ -179,6 +190,13 @@ final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
         // The client reads slowly: stop reading the app's answer until it catches up.
         if case .streaming(_, let upstream) = state {
             if context.channel.isWritable { upstream.resumeReading() } else { upstream.pauseReading() }
+        }
+        if context.channel.isWritable && clientBlocked {
+            clientBlocked = false
+            if readPending && !readsPaused {
+                readPending = false
+                context.read()
+            }
         }
         context.fireChannelWritabilityChanged()
     }

@@ -42,6 +42,10 @@ extension IngressConfig {
         for (i, route) in routes.enumerated() {
             let key = "ingress.routes[\(i)]"
             guard route.prefix.hasPrefix("/") else { return ConfigError(key: key + ".prefix", "must start with /") }
+            // A prefix is compared with normalized paths, so it must be one itself.
+            guard case .success(let n) = RequestTarget.normalize(route.prefix, escaped: .keep), n.path == route.prefix, n.query == nil else {
+                return ConfigError(key: key + ".prefix", "must be a normalized path (no //, ., .., %-escapes of unreserved characters or query)")
+            }
             if Set(route.middleware).count != route.middleware.count { return ConfigError(key: key + ".middleware", "lists a middleware twice") }
             if route.middleware.contains(.jwt) && jwt == nil { return ConfigError(key: key + ".middleware", "jwt needs ingress.jwt (jwks_file or jwks_url)") }
             if route.middleware.contains(.rateLimit) && route.rateLimit == nil && rateLimit == nil {
@@ -61,10 +65,11 @@ extension IngressConfig {
         return nil
     }
 
-    /// The route for `path`: the longest matching prefix, if any.
+    /// The route for a normalized `path`: the longest prefix that covers it on a segment boundary
+    /// (`/public` covers `/public` and `/public/x`, not `/publicX`), if any.
     func route(for path: String) -> IngressRoute? {
         var best: IngressRoute?
-        for r in routes where path.hasPrefix(r.prefix) && r.prefix.count > (best?.prefix.count ?? -1) { best = r }
+        for r in routes where RequestTarget.path(path, isUnder: r.prefix) && r.prefix.count > (best?.prefix.count ?? -1) { best = r }
         return best
     }
 }

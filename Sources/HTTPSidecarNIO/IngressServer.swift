@@ -37,7 +37,7 @@ final class IngressShared: Sendable {
         if let previous, let same = previous.limiter, old?.rateLimit == config.rateLimit, old?.rateLimitKey == config.rateLimitKey {
             limiter = same
         } else {
-            limiter = config.rateLimit.map { NIOLockedValueBox(RateLimiter($0)) }
+            limiter = config.rateLimit.map { NIOLockedValueBox(Self.limiter($0)) }
         }
         if let problem = config.routeProblem() { throw problem }
         var routeLimiters: [String: NIOLockedValueBox<RateLimiter>] = [:]
@@ -47,7 +47,7 @@ final class IngressShared: Sendable {
                old?.rateLimitKey == config.rateLimitKey {
                 routeLimiters[route.prefix] = same
             } else {
-                routeLimiters[route.prefix] = NIOLockedValueBox(RateLimiter(rate))
+                routeLimiters[route.prefix] = NIOLockedValueBox(Self.limiter(rate))
             }
         }
         self.routeLimiters = routeLimiters
@@ -69,6 +69,16 @@ final class IngressShared: Sendable {
     }
 }
 
+extension IngressShared {
+    /// A limiter whose key hash is seeded from the system, so clients cannot aim at collisions.
+    static func limiter(_ config: RateLimiter.Config) -> RateLimiter {
+        var seeded = config
+        var random = SystemRandom()
+        seeded.hashSeed = random.next()
+        return RateLimiter(seeded)
+    }
+}
+
 /// Requests in flight across configuration generations.
 final class InFlightCounter: Sendable {
     private let value = Atomic<Int>(0)
@@ -83,6 +93,9 @@ public final class IngressServer: Sendable {
     private let group: any EventLoopGroup
     private let generation: Generation<IngressShared>
     private let channels = NIOLockedValueBox<[any Channel]>([])
+    /// Client connections open now, across both listeners (bounded by `maxConnections` each).
+    private let openConnections = InFlightCounter()
+    private let boundAddresses = NIOLockedValueBox<(plain: MeshAddress?, tls: MeshAddress?)>((nil, nil))
 
     public init(config: IngressConfig, group: any EventLoopGroup, clock: any MeshClock = SystemClock(),
                 logger: Logger = Logger(label: "light-mesh.ingress"), metrics: SidecarMetrics = .none) throws {
@@ -94,31 +107,47 @@ public final class IngressServer: Sendable {
     public var config: IngressConfig { generation.current.config }
 
     /// Binds the listeners and starts accepting; returns the plain listener's bound address (port 0
-    /// picks a free one). The TLS listener's is in ``tlsAddress``.
+    /// picks a free one), or the TLS listener's when TLS is required (no plain listener then). The
+    /// TLS listener's is in ``tlsAddress``.
     @discardableResult
     public func start() async throws -> MeshAddress {
         let config = self.config
-        let plain = try await bind(config.listen, tls: false)
-        if let tls = config.tls { _ = try await bind(tls.listen, tls: true) }
-        return plain
+        var plain: MeshAddress?
+        if !(config.tls?.required ?? false) {
+            plain = try await bind(config.listen, tls: false)
+        }
+        var secure: MeshAddress?
+        if let tls = config.tls { secure = try await bind(tls.listen, tls: true) }
+        boundAddresses.withLockedValue { $0 = (plain, secure) }
+        return plain ?? secure!
     }
 
     /// The TLS listener's bound address, when it runs.
-    public var tlsAddress: MeshAddress? {
-        guard let tls = config.tls else { return nil }
-        let bound = channels.withLockedValue { $0.count > 1 ? $0[1].localAddress?.port : nil }
-        return bound.map { MeshAddress(host: tls.listen.host, port: $0) }
-    }
+    public var tlsAddress: MeshAddress? { boundAddresses.withLockedValue { $0.tls } }
+
+    /// The plain listener's bound address (nil when TLS is required).
+    public var plainAddress: MeshAddress? { boundAddresses.withLockedValue { $0.plain } }
+
+    /// Client connections open now.
+    public var openConnectionCount: Int { openConnections.current }
 
     private func bind(_ address: MeshAddress, tls: Bool) async throws -> MeshAddress {
         let generation = self.generation
+        let open = self.openConnections
         let server = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                // Over the limit the connection is closed at once: memory per client is bounded,
+                // so the count of clients must be too.
+                if open.increment() > generation.current.config.maxConnections {
+                    _ = open.decrement()
+                    return channel.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)
+                }
+                channel.closeFuture.whenComplete { _ in _ = open.decrement() }
+                return channel.eventLoop.makeCompletedFuture {
                     if tls {
                         // The current generation's certificate: a reload rotates it for new connections.
                         guard let context = generation.current.tlsContext else { throw ChannelError.ioOnClosedChannel }
@@ -141,6 +170,13 @@ public final class IngressServer: Sendable {
     /// turning the TLS listener on or off need a restart; those differences come back as warnings.
     @discardableResult
     public func reload(_ config: IngressConfig) throws -> [String] {
+        let prepared = try prepareReload(config)
+        prepared.commit()
+        return prepared.warnings
+    }
+
+    /// Builds the generation for `config` without applying it; see ``PreparedReload``.
+    public func prepareReload(_ config: IngressConfig) throws -> PreparedReload {
         let old = generation.current
         var warnings: [String] = []
         var next = config
@@ -153,8 +189,12 @@ public final class IngressServer: Sendable {
             // A new certificate still applies to the running listener; the listener itself stays as it is.
             if let running = old.config.tls?.listen, next.tls != nil { next.tls?.listen = running } else { next.tls = old.config.tls }
         }
-        generation.replace(try IngressShared(config: next, clock: old.clock, logger: old.logger, metrics: old.metrics, previous: old))
-        return warnings
+        if (next.tls?.required ?? false) != (old.config.tls?.required ?? false) {
+            warnings.append("ingress.tls.required changed: takes effect after a restart")
+        }
+        let built = try IngressShared(config: next, clock: old.clock, logger: old.logger, metrics: old.metrics, previous: old)
+        let generation = self.generation
+        return PreparedReload(warnings: warnings) { generation.replace(built) }
     }
 
     /// Stops accepting new connections; open ones finish their current request.

@@ -116,8 +116,26 @@ final class OAuthTokenSource: Sendable {
               let token = object["access_token"] as? String, !token.isEmpty else {
             return .failure(TokenError(message: "token endpoint answer has no access_token"))
         }
-        let expires = (object["expires_in"] as? NSNumber).map { Duration.milliseconds(Int64($0.doubleValue * 1000)) }
-        return .success((token, expires))
+        // It goes into an Authorization header: visible ASCII only (RFC 6750 b64token), never CR/LF.
+        guard token.utf8.count <= 16_384, token.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+            return .failure(TokenError(message: "token endpoint answered an access_token with characters a header cannot carry"))
+        }
+        return .success((token, lifetime(object["expires_in"])))
+    }
+
+    /// `expires_in` as a lifetime, whatever the token endpoint sent: a number or a numeric string,
+    /// clamped to a day (a huge, negative, fractional-overflowing or non-numeric value never traps;
+    /// it counts as unknown, and the cache's default applies).
+    static func lifetime(_ value: Any?) -> Duration? {
+        let seconds: Double
+        switch value {
+        case is Bool: return nil
+        case let n as NSNumber: seconds = n.doubleValue
+        case let text as String: guard let d = Double(text.trimmingCharacters(in: .whitespaces)) else { return nil }; seconds = d
+        default: return nil
+        }
+        guard seconds.isFinite, seconds > 0 else { return nil }
+        return .milliseconds(Int64(min(seconds, 86_400) * 1000))
     }
 
     /// `application/x-www-form-urlencoded` escaping (RFC 6749 appendix B for client credentials too).

@@ -1,26 +1,44 @@
+import Foundation
 import HTTPSidecar
 import NIOHTTP1
 
 /// Header rules every proxy hop applies (RFC 9110 §7.6.1).
 enum ProxyHeaders {
     /// Removes hop-by-hop headers (connection, keep-alive, proxy-connection, te, trailer,
-    /// transfer-encoding, upgrade, proxy-authenticate, proxy-authorization), including every header
-    /// the `Connection` header names. One pass
-    /// finds whether there is anything to remove (usually just `Connection`), so the common case
-    /// costs one scan of the names and no allocation.
+    /// transfer-encoding, upgrade, proxy-authenticate, proxy-authorization), and every header the
+    /// `Connection` header names, except `Content-Length` and `Host`: a client naming those must
+    /// not strip the framing or the authority from what the next hop sees (request smuggling).
+    /// Linear in the number of fields and tokens: the names to drop go into a set, and the fields
+    /// are rebuilt in one pass when more than a few are to go.
     static func removeHopByHop(_ headers: inout HTTPHeaders) {
-        var found: [String] = []
+        var hopFields = 0
+        var named: Set<String> = []
         for (name, value) in headers where isHopByHop(name) {
-            found.append(name)
-            if name.utf8.count == 10, equalsIgnoringCase(name, "connection") {
-                for token in value.utf8.split(separator: UInt8(ascii: ",")) {
-                    let trimmed = token.drop { $0 == 0x20 || $0 == 0x09 }.reversed().drop { $0 == 0x20 || $0 == 0x09 }.reversed()
-                    if !trimmed.isEmpty { found.append(String(decoding: Array(trimmed), as: UTF8.self)) }
-                }
+            hopFields += 1
+            guard name.utf8.count == 10, equalsIgnoringCase(name, "connection") else { continue }
+            for token in value.utf8.split(separator: UInt8(ascii: ",")) {
+                let trimmed = String(decoding: token, as: UTF8.self).trimmingCharacters(in: .whitespaces).lowercased()
+                if trimmed.isEmpty || isHopByHop(trimmed) || protectedFromConnection.contains(trimmed) { continue }
+                named.insert(trimmed)
             }
         }
-        for name in found { headers.remove(name: name) }
+        guard hopFields > 0 else { return }
+        if named.isEmpty && hopFields <= 4 {
+            var names: [String] = []
+            for (name, _) in headers where isHopByHop(name) { names.append(name) }
+            for name in names { headers.remove(name: name) }
+            return
+        }
+        var kept: [(String, String)] = []
+        kept.reserveCapacity(headers.count)
+        for (name, value) in headers where !isHopByHop(name) && (named.isEmpty || !named.contains(name.lowercased())) {
+            kept.append((name, value))
+        }
+        headers = HTTPHeaders(kept)
     }
+
+    /// Names a `Connection` header may not remove: the framing and the authority are end-to-end.
+    static let protectedFromConnection: Set<String> = ["content-length", "host"]
 
     @inline(__always)
     static func isHopByHop(_ name: String) -> Bool {
@@ -60,15 +78,32 @@ enum ProxyHeaders {
         var headers = response.headers
         removeHopByHop(&headers)
         rules.apply(to: &headers)
-        for (name, value) in extra { headers.replaceOrAdd(name: name, value: value) }
+        for (name, value) in extra {
+            // CORS varies on Origin: added to the app's own Vary instead of replacing it.
+            if name == "vary", let prior = headers.first(name: "vary") {
+                let all = headers["vary"].joined(separator: ", ")
+                let listed = all.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+                if !listed.contains("*") && !listed.contains(value.lowercased()) {
+                    headers.replaceOrAdd(name: "vary", value: (all.isEmpty ? prior : all) + ", " + value)
+                }
+                continue
+            }
+            headers.replaceOrAdd(name: name, value: value)
+        }
         let http10 = requestVersion.major == 1 && requestVersion.minor == 0
         let closeAfter = !keepAlive || (http10 && !headers.contains(name: "content-length"))
         if closeAfter { headers.replaceOrAdd(name: "connection", value: "close") }
         return (HTTPResponseHead(version: http10 ? .http1_0 : .http1_1, status: response.status, headers: headers), closeAfter)
     }
 
-    /// Sets `X-Forwarded-For` (appending the client), `-Proto` and `-Host`.
-    static func addForwarded(_ headers: inout HTTPHeaders, client: String?, proto: String) {
+    /// Headers a client could use to pose as another client, scheme or host.
+    static let forwardingHeaders = ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded", "x-real-ip"]
+
+    /// Sets `X-Forwarded-For` (appending the client), `-Proto` and `-Host`. What a client sent in
+    /// those (and `Forwarded`, `X-Real-IP`) is kept only when it came through a trusted proxy
+    /// (`trusted`); from anyone else it is removed first, so an app never believes a spoofed address.
+    static func addForwarded(_ headers: inout HTTPHeaders, client: String?, proto: String, trusted: Bool) {
+        if !trusted { for name in forwardingHeaders { headers.remove(name: name) } }
         if let client {
             if let prior = headers.first(name: "x-forwarded-for") {
                 let all = headers["x-forwarded-for"].joined(separator: ", ")
@@ -77,7 +112,7 @@ enum ProxyHeaders {
                 headers.add(name: "x-forwarded-for", value: client)
             }
         }
-        headers.replaceOrAdd(name: "x-forwarded-proto", value: proto)
+        if !trusted || !headers.contains(name: "x-forwarded-proto") { headers.replaceOrAdd(name: "x-forwarded-proto", value: proto) }
         if let host = headers.first(name: "host"), !headers.contains(name: "x-forwarded-host") {
             headers.add(name: "x-forwarded-host", value: host)
         }

@@ -1,3 +1,4 @@
+import HTTPSidecar
 import NIOCore
 import NIOHTTP1
 
@@ -8,7 +9,9 @@ enum ResponseWriter {
         _ context: ChannelHandlerContext, status: HTTPResponseStatus, headers: [(String, String)],
         body: ByteBuffer?, close: Bool, method: HTTPMethod
     ) {
-        var h = HTTPHeaders(headers)
+        // Outbound validation is off on these pipelines: a field built from request data that is not
+        // fit for the wire (a CR/LF would add lines to the answer) is dropped here instead.
+        var h = HTTPHeaders(headers.filter { HeaderRules.isToken($0.0) && HeaderValue.isSafe($0.1) })
         h.replaceOrAdd(name: "content-length", value: String(body?.readableBytes ?? 0))
         if close { h.replaceOrAdd(name: "connection", value: "close") }
         context.write(NIOAny(HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: status, headers: h))), promise: nil)

@@ -17,6 +17,9 @@ public struct ServerTLS: Sendable {
     public var keyFile: String
     /// When set, clients must present a certificate signed by this CA.
     public var clientCAFile: String?
+    /// Serve only TLS: the plain listener is not started (with `clientCAFile`, every client must
+    /// then present a certificate).
+    public var required = false
 
     public init(certificateFile: String, keyFile: String) {
         self.certificateFile = certificateFile

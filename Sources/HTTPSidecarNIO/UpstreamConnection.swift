@@ -72,8 +72,11 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
         write(.head(head))
     }
 
-    /// Writes a body part; it leaves with the next ``flush()`` or ``sendEnd()``.
+    /// Writes a body part; it leaves with the next ``flush()`` or ``sendEnd()``. An upload that
+    /// keeps moving keeps the exchange alive: the response timeout counts from the last progress in
+    /// either direction, so a slow but steady upload is not cut.
     func sendBody(_ chunk: ByteBuffer) {
+        deadline = .now() + .nanoseconds(timeout.nanoseconds)
         write(.body(.byteBuffer(chunk)))
     }
 
@@ -81,6 +84,7 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
 
     func sendEnd() {
         requestEnded = true
+        deadline = .now() + .nanoseconds(timeout.nanoseconds)
         write(.end(nil))
         context?.flush()
         if responseEnded { complete() }

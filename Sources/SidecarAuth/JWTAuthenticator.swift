@@ -35,8 +35,14 @@ public struct VerifiedToken: Sendable, Equatable {
 /// asymmetric algorithms jwt-kit supports). The algorithm comes from the key, never from the token
 /// alone, so `alg: none` and HMAC signed with a public key are rejected. An unknown `kid` reloads the
 /// JWKS (at most once per `reloadInterval`) before failing, so key rotation needs no restart.
+///
+/// A reload replaces the key set (a key removed from the JWKS stops verifying at once), and drops
+/// the cached verifications of tokens whose key is gone.
+///
+/// Nothing from a token is ever reflected into `WWW-Authenticate`: its descriptions are fixed
+/// texts, so a crafted `kid` or claim cannot add header lines to the answer.
 public final class JWTAuthenticator: Sendable {
-    private let keys: JWTKeyCollection
+    private let keySet = KeySet()
     private let policy: JWTPolicy
     private let loadJWKS: @Sendable () async throws -> String
     private let wallClock: @Sendable () -> Date
@@ -56,15 +62,23 @@ public final class JWTAuthenticator: Sendable {
         self.loadJWKS = loadJWKS
         self.wallClock = wallClock
         self.reloadInterval = reloadInterval
-        keys = JWTKeyCollection()
         try await load()
     }
 
+    /// Loads the JWKS into a new key collection and swaps it in whole.
     private func load() async throws {
         let json = try await loadJWKS()
-        try await keys.add(jwksJSON: json)
-        knownKids.add(Self.kids(inJWKS: json))
+        let fresh = JWTKeyCollection()
+        try await fresh.add(jwksJSON: json)
+        let kids = Self.kids(inJWKS: json)
+        let previous = knownKids.replace(kids)
+        keySet.replace(fresh)
+        // A key that left the set: what it verified is no longer trusted.
+        if !previous.isSubset(of: kids) { verified.removeAll() }
     }
+
+    /// Reads the JWKS again now (a configuration reload, or an operator revoking a key).
+    public func reloadKeys() async throws { try await load() }
 
     static func kids(inJWKS json: String) -> Set<String> {
         guard let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any],
@@ -108,12 +122,16 @@ public final class JWTAuthenticator: Sendable {
         }
         if let claims = verified.claims(for: token) { return check(claims, path: path) }
         let claims: Claims
+        let generation = keySet.generation
         do {
             claims = try await verify(token)
+        } catch is UnknownKeyId {
+            return .failure(invalid("the token's key id is not in the key set"))
         } catch {
-            return .failure(invalid("the token is not valid: \(error)"))
+            return .failure(invalid("the token's signature or format is not valid"))
         }
-        verified.store(token, claims)
+        // Verified against a key set a reload replaced meanwhile: used once, not remembered.
+        if keySet.generation == generation { verified.store(token, claims) }
         return check(claims, path: path)
     }
 
@@ -156,11 +174,11 @@ public final class JWTAuthenticator: Sendable {
         if let issuer = policy.issuer, claims.iss?.value != issuer { return .failure(invalid("unexpected issuer")) }
         if let audience = policy.audience, !(claims.aud?.value.contains(audience) ?? false) { return .failure(invalid("unexpected audience")) }
         let scopes = (claims.scope?.split(separator: " ").map(String.init) ?? []) + (claims.scp ?? [])
-        if let rule = policy.requiredScopes.filter({ path.hasPrefix($0.prefix) }).max(by: { $0.prefix.count < $1.prefix.count }) {
+        if let rule = policy.requiredScopes.filter({ Self.path(path, isUnder: $0.prefix) }).max(by: { $0.prefix.count < $1.prefix.count }) {
             let missing = rule.scopes.filter { !scopes.contains($0) }
             if !missing.isEmpty {
                 return .failure(AuthFailure(status: 403, code: "insufficient_scope", message: "missing scope(s): \(missing.joined(separator: " "))",
-                                            wwwAuthenticate: "Bearer error=\"insufficient_scope\", scope=\"\(rule.scopes.joined(separator: " "))\""))
+                                            wwwAuthenticate: "Bearer error=\"insufficient_scope\", scope=\"\(Self.quotable(rule.scopes.joined(separator: " ")))\""))
             }
         }
         return .success(VerifiedToken(subject: claims.sub?.value, clientId: claims.client_id, scopes: scopes))
@@ -173,12 +191,25 @@ public final class JWTAuthenticator: Sendable {
             if reloads.mayReload(every: reloadInterval) { try await load() }
             guard knownKids.contains(kid) else { throw UnknownKeyId(kid: kid) }
         }
-        return try await keys.verify(token, as: Claims.self)
+        return try await keySet.current.verify(token, as: Claims.self)
     }
 
+    /// `message` must be one of this file's fixed texts: it goes into a header.
     private func invalid(_ message: String) -> AuthFailure {
         AuthFailure(status: 401, code: "invalid_token", message: message,
-                    wwwAuthenticate: "Bearer error=\"invalid_token\", error_description=\"\(message.replacingOccurrences(of: "\"", with: "'"))\"")
+                    wwwAuthenticate: "Bearer error=\"invalid_token\", error_description=\"\(Self.quotable(message))\"")
+    }
+
+    /// Visible ASCII and spaces only, without quotes or backslashes (the inside of a quoted-string).
+    static func quotable(_ text: String) -> String {
+        String(decoding: text.utf8.filter { $0 >= 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }, as: UTF8.self)
+    }
+
+    /// Whether a normalized `path` is under `prefix` on a segment boundary (`/a` covers `/a/b`, not `/ab`).
+    static func path(_ path: String, isUnder prefix: String) -> Bool {
+        guard path.hasPrefix(prefix) else { return false }
+        if prefix.hasSuffix("/") || path.utf8.count == prefix.utf8.count { return true }
+        return path.utf8.dropFirst(prefix.utf8.count).first == UInt8(ascii: "/")
     }
 }
 
@@ -207,8 +238,20 @@ struct UnknownKeyId: Error, CustomStringConvertible {
 final class LockedKids: @unchecked Sendable {
     private let lock = NSLock()
     private var kids = Set<String>()
-    func add(_ more: Set<String>) { lock.lock(); kids.formUnion(more); lock.unlock() }
+    /// Sets the ids of a new key set; returns the previous ones.
+    func replace(_ next: Set<String>) -> Set<String> { lock.lock(); defer { lock.unlock() }; let old = kids; kids = next; return old }
     func contains(_ kid: String) -> Bool { lock.lock(); defer { lock.unlock() }; return kids.contains(kid) }
+}
+
+/// The key collection in use, swapped whole by a reload.
+final class KeySet: @unchecked Sendable {
+    private let lock = NSLock()
+    private var keys = JWTKeyCollection()
+    private var replaced = 0
+    var current: JWTKeyCollection { lock.lock(); defer { lock.unlock() }; return keys }
+    /// How many times the set was replaced.
+    var generation: Int { lock.lock(); defer { lock.unlock() }; return replaced }
+    func replace(_ next: JWTKeyCollection) { lock.lock(); keys = next; replaced += 1; lock.unlock() }
 }
 
 /// Tokens whose signature verified, so a token sent again skips the signature check (the costly
@@ -231,6 +274,12 @@ final class VerifiedTokens: @unchecked Sendable {
         let entry = entries[token]
         lock.unlock()
         return entry?.claims
+    }
+
+    func removeAll() {
+        lock.lock()
+        entries.removeAll()
+        lock.unlock()
     }
 
     func store(_ token: String, _ value: JWTAuthenticator.Claims) {

@@ -73,6 +73,11 @@ struct HTTPSidecarCommand: AsyncParsableCommand {
     @Flag(help: "Write a JSON access-log line per ingress request to standard output.") var accessLog = false
     @Option(help: "Event-loop threads.") var threads = 1
     @Option(help: "Seconds to wait for in-flight requests on SIGTERM.") var drainTimeout = 10.0
+    @Option(help: "Header fields a request may have; more get 431.") var maxHeaders = 100
+    @Option(help: "Client connections each listener keeps open at once; more are closed on accept.") var maxConnections = 4096
+    @Option(help: "What %2F, %5C and %2E in an ingress path do: reject (400), decode, or keep.") var escapedSlashes = "reject"
+    @Option(name: .customLong("trusted-proxy"), help: "A CIDR whose X-Forwarded-*, Forwarded and X-Real-IP are believed (repeatable); from others they are replaced.")
+    var trustedProxies: [String] = []
 
     func validate() throws {
         if config == nil { _ = try settings() }
@@ -152,6 +157,14 @@ struct HTTPSidecarCommand: AsyncParsableCommand {
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         s.threads = threads
         s.drainTimeout = .milliseconds(Int64(drainTimeout * 1000))
+        guard maxHeaders >= 1, maxConnections >= 1 else { throw ValidationError("--max-headers and --max-connections must be at least 1") }
+        s.ingress.maxHeaders = maxHeaders
+        s.egress.maxHeaders = maxHeaders
+        s.ingress.maxConnections = maxConnections
+        s.egress.maxConnections = maxConnections
+        guard let escaped = RequestTarget.EscapedSeparators(rawValue: escapedSlashes) else { throw ValidationError("--escaped-slashes must be reject, decode or keep") }
+        s.ingress.escapedSeparators = escaped
+        s.ingress.trustedProxies = try cidrs(trustedProxies)
         return s
     }
 

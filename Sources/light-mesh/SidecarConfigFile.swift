@@ -12,7 +12,11 @@ import Yams
 enum SidecarConfigFile {
     static func load(_ path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> SidecarSettings {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw ConfigError(key: "", "cannot read \(path)") }
-        var top = Section(try YAMLFields.document(text, source: path), environment)
+        let document = try YAMLFields.document(text, source: path)
+        // An empty (or truncated-to-nothing) file is never "all defaults": a half-written file
+        // during a reload must not turn every policy off.
+        guard !document.keys.isEmpty else { throw ConfigError(key: "", "\(path) is empty; write at least one section (ingress, egress or admin)") }
+        var top = Section(document, environment)
         var s = SidecarSettings()
 
         var ingress = try top.child("ingress")
@@ -23,6 +27,21 @@ enum SidecarConfigFile {
         s.ingress.headerTimeout = try ingress.duration("header_timeout") ?? i.headerTimeout
         s.ingress.upstreamTimeout = try ingress.duration("upstream_timeout") ?? i.upstreamTimeout
         s.ingress.connectTimeout = try ingress.duration("connect_timeout") ?? i.connectTimeout
+        s.ingress.maxHeaders = try ingress.int("max_headers", min: 1) ?? i.maxHeaders
+        s.ingress.maxConnections = try ingress.int("max_connections", min: 1) ?? i.maxConnections
+        if let text = try ingress.string("escaped_slashes") {
+            guard let action = RequestTarget.EscapedSeparators(rawValue: text) else {
+                throw ConfigError(key: ingress.name("escaped_slashes"), "must be reject, decode or keep")
+            }
+            s.ingress.escapedSeparators = action
+        }
+        s.ingress.trustedProxies = try ingress.cidrs("trusted_proxies")
+        for name in try ingress.strings("disabled") ?? [] {
+            guard SecuritySection(rawValue: name) != nil else {
+                throw ConfigError(key: ingress.name("disabled"), "unknown section '\(name)' (known: \(SecuritySection.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            s.disabledOnPurpose.insert(name)
+        }
         var rate = try ingress.child("rate_limit")
         if let limit = try rate.rateLimit() {
             s.ingress.rateLimit = limit
@@ -63,6 +82,7 @@ enum SidecarConfigFile {
             var server = ServerTLS(certificateFile: certificate, keyFile: key)
             server.listen = try tls.address("listen") ?? server.listen
             server.clientCAFile = try tls.string("client_ca")
+            server.required = try tls.bool("required") ?? false
             s.ingress.tls = server
         }
         try tls.done()
@@ -94,6 +114,8 @@ enum SidecarConfigFile {
         s.egress.requestTimeout = try egress.duration("request_timeout") ?? e.requestTimeout
         s.egress.idleTimeout = try egress.duration("idle_timeout") ?? e.idleTimeout
         s.egress.maxBodyBytes = try egress.int("max_body_bytes", min: 0) ?? e.maxBodyBytes
+        s.egress.maxHeaders = try egress.int("max_headers", min: 1) ?? e.maxHeaders
+        s.egress.maxConnections = try egress.int("max_connections", min: 1) ?? e.maxConnections
         let defaultPolicy = try egress.policy("lb_policy") ?? .peakEWMA
         s.egress.serviceURLAllowList = try egress.strings("service_url_allow") ?? []
         for (n, origin) in s.egress.serviceURLAllowList.enumerated() {
@@ -126,8 +148,62 @@ enum SidecarConfigFile {
         s.threads = try top.int("threads", min: 1) ?? s.threads
         s.drainTimeout = try top.duration("drain_timeout") ?? s.drainTimeout
         try top.done()
+        for section in SecuritySection.allCases where s.disabledOnPurpose.contains(section.rawValue) && section.isOn(in: s) {
+            throw ConfigError(key: "ingress.disabled", "lists \(section.rawValue), which the file also configures")
+        }
+        s.unknownVariables = unknownVariables(in: environment, path: path)
         return s
     }
+
+    /// The ingress sections whose removal weakens security; a reload may drop one only when the new
+    /// file lists it under `ingress.disabled` (so a truncated or mis-merged file cannot do it silently).
+    enum SecuritySection: String, CaseIterable {
+        case jwt
+        case ip
+        case rateLimit = "rate_limit"
+        case cors
+        case tlsRequired = "tls_required"
+
+        func isOn(in s: SidecarSettings) -> Bool {
+            switch self {
+            case .jwt: s.jwt != nil
+            case .ip: !s.ingress.ipFilter.allow.isEmpty || !s.ingress.ipFilter.deny.isEmpty
+            case .rateLimit: s.ingress.rateLimit != nil
+            case .cors: s.ingress.cors != nil
+            case .tlsRequired: s.ingress.tls?.required ?? false
+            }
+        }
+    }
+
+    /// Refuses a reload that turns a security section off without saying so in `ingress.disabled`.
+    static func refuseSilentWeakening(from old: SidecarSettings, to new: SidecarSettings) throws {
+        for section in SecuritySection.allCases where section.isOn(in: old) && !section.isOn(in: new) && !new.disabledOnPurpose.contains(section.rawValue) {
+            throw ConfigError(key: "ingress.\(section == .tlsRequired ? "tls.required" : section.rawValue)",
+                              "the new file drops it; list \(section.rawValue) under ingress.disabled to turn it off on purpose")
+        }
+    }
+
+    /// `LIGHT_MESH_*` variables that name no key of this file or of the known sections: most likely
+    /// misspelt (an override that silently does nothing is worse than an error, but a variable may
+    /// be meant for another sidecar in the pod, so these are reported, not refused).
+    static func unknownVariables(in environment: [String: String], path: String) -> [String] {
+        let known = knownVariablePrefixes
+        return environment.keys.filter { $0.hasPrefix("LIGHT_MESH_") }.sorted().filter { name in
+            !known.contains { name == $0 || name.hasPrefix($0 + "_") }
+        }
+    }
+
+    /// Every key path the file reader knows, as variables (service names and route prefixes are
+    /// free-form, so their sections match by prefix).
+    static let knownVariablePrefixes: [String] = {
+        let ingress = ["listen", "app", "max_body_bytes", "header_timeout", "upstream_timeout", "connect_timeout", "max_headers",
+                       "max_connections", "escaped_slashes", "trusted_proxies", "disabled", "rate_limit", "access_log", "cors", "ip",
+                       "jwt", "tls", "headers", "routes"].map { "ingress." + $0 }
+        let egress = ["listen", "connect_timeout", "attempt_timeout", "request_timeout", "idle_timeout", "max_body_bytes", "max_headers",
+                      "max_connections", "lb_policy", "service_url_allow", "service_url_tls", "services", "routes"].map { "egress." + $0 }
+        let rest = ["admin.listen", "admin.app_health_path", "threads", "drain_timeout", "config"]
+        return (ingress + egress + rest).map(Section.variable)
+    }()
 
     static func serviceConfig(_ name: String, _ service: inout Section, defaultPolicy: LoadBalancingPolicy) throws -> ServiceConfig {
         let endpoints = try service.strings("endpoints"), dns = try service.string("dns"), file = try service.string("file")
@@ -176,6 +252,18 @@ enum SidecarConfigFile {
         config.pool.retry.budgetRatio = try retry.double("budget_ratio") ?? config.pool.retry.budgetRatio
         config.pool.retry.budgetMinPerSecond = try retry.double("budget_min_per_second") ?? config.pool.retry.budgetMinPerSecond
         try retry.done()
+        var breaker = try service.child("breaker")
+        config.pool.breaker.consecutiveFailures = try breaker.int("consecutive_failures", min: 1) ?? config.pool.breaker.consecutiveFailures
+        config.pool.breaker.openDuration = try breaker.duration("open_duration") ?? config.pool.breaker.openDuration
+        config.pool.breaker.halfOpenProbes = try breaker.int("half_open_probes", min: 1) ?? config.pool.breaker.halfOpenProbes
+        try breaker.done()
+        var outlier = try service.child("outlier")
+        config.pool.outlier.consecutiveServerErrors = try outlier.int("consecutive_5xx", min: 1) ?? config.pool.outlier.consecutiveServerErrors
+        config.pool.outlier.consecutiveGatewayErrors = try outlier.int("consecutive_gateway_errors", min: 1) ?? config.pool.outlier.consecutiveGatewayErrors
+        config.pool.outlier.baseEjectionTime = try outlier.duration("base_ejection_time") ?? config.pool.outlier.baseEjectionTime
+        config.pool.outlier.maxEjectedPercent = try outlier.int("max_ejected_percent", min: 0) ?? config.pool.outlier.maxEjectedPercent
+        if config.pool.outlier.maxEjectedPercent > 100 { throw ConfigError(key: outlier.name("max_ejected_percent"), "must be at most 100") }
+        try outlier.done()
         return config
     }
 

@@ -3,6 +3,7 @@ import Foundation
 import HTTPSidecarNIO
 import Logging
 import MeshConfig
+import MeshCore
 import NIOConcurrencyHelpers
 import NIOPosix
 import Prometheus
@@ -36,6 +37,7 @@ final class SidecarProcess: Sendable {
     static func start(_ settings: SidecarSettings, configFile: String?) async throws -> SidecarProcess {
         var logger = Logger(label: "light-mesh.http-sidecar")
         logger.logLevel = .notice
+        for name in settings.unknownVariables { say("warning: \(name) matches no configuration key (misspelt?); it has no effect") }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: settings.threads)
         let ingressConfig = try await settings.ingressConfig(group: group)
         let jwt = settings.jwt.flatMap { s in ingressConfig.jwt.map { (s, $0) } }
@@ -43,7 +45,15 @@ final class SidecarProcess: Sendable {
         let metrics = SidecarMetrics(factory: PrometheusMetricsFactory(registry: registry))
         let ingress = try IngressServer(config: ingressConfig, group: group, logger: logger, metrics: metrics)
         let bound = try await ingress.start()
-        say("ingress on \(bound)\(ingress.tlsAddress.map { " and TLS on \($0)" } ?? ""), app at \(ingressConfig.app)")
+        if let plain = ingress.plainAddress {
+            say("ingress on \(plain)\(ingress.tlsAddress.map { " and TLS on \($0)" } ?? ""), app at \(ingressConfig.app)")
+            if ingressConfig.tls?.clientCAFile != nil {
+                say("warning: ingress.tls.client_ca is set but the plain listener on \(plain) accepts clients without a certificate; "
+                    + "set ingress.tls.required: true to serve TLS only")
+            }
+        } else {
+            say("ingress on \(bound) (TLS only), app at \(ingressConfig.app)")
+        }
         var egress: EgressServer?
         if !settings.egress.services.isEmpty || !settings.egress.serviceURLAllowList.isEmpty {
             let server = try EgressServer(config: settings.egress, group: group, logger: logger, metrics: metrics)
@@ -75,12 +85,19 @@ final class SidecarProcess: Sendable {
             source.setEventHandler { continuation.yield() }
             source.resume()
             let handle = SignalSourceHandle(source: source)
+            // The configuration file and the JWKS file it names (a key removed there must stop
+            // verifying without a restart).
+            let state = self.state
+            let watched: @Sendable () -> [Data?] = {
+                let jwks = state.withLockedValue { $0.settings.jwt?.jwksFile }
+                return [configFile, jwks].map { $0.flatMap { try? Data(contentsOf: URL(fileURLWithPath: $0)) } }
+            }
             let poller = Task {
-                var last = try? Data(contentsOf: URL(fileURLWithPath: configFile))
+                var last = watched()
                 while !Task.isCancelled {
                     try? await Task.sleep(for: .seconds(1))
-                    let now = try? Data(contentsOf: URL(fileURLWithPath: configFile))
-                    if now != last, now != nil {
+                    let now = watched()
+                    if now != last, now[0] != nil {
                         last = now
                         continuation.yield()
                     }
@@ -103,14 +120,23 @@ final class SidecarProcess: Sendable {
         guard let configFile else { return }
         do {
             let next = try SidecarConfigFile.load(configFile)
+            for name in next.unknownVariables { Self.say("reload: warning: \(name) matches no configuration key (misspelt?)") }
             let previous = state.withLockedValue { $0 }
             if egress == nil && (!next.egress.services.isEmpty || !next.egress.serviceURLAllowList.isEmpty) {
                 Self.say("reload: egress services added; starting the egress listener needs a restart")
             }
+            try SidecarConfigFile.refuseSilentWeakening(from: previous.settings, to: next)
             let ingressConfig = try await next.ingressConfig(group: group, reuse: previous.jwt)
+            // The same JWT settings keep their authenticator; its keys are read again (revocation).
+            if let reused = previous.jwt, ingressConfig.jwt === reused.1 {
+                do { try await reused.1.reloadKeys() } catch { throw ConfigError(key: "ingress.jwt", "the JWKS could not be read again: \(error)") }
+            }
             // Build both before applying either, so a failure leaves both as they were.
-            var warnings = try ingress.reload(ingressConfig)
-            if let egress { warnings += try egress.reload(next.egress) }
+            let ingressNext = try ingress.prepareReload(ingressConfig)
+            let egressNext = try egress?.prepareReload(next.egress)
+            ingressNext.commit()
+            egressNext?.commit()
+            let warnings = ingressNext.warnings + (egressNext?.warnings ?? [])
             for w in warnings { Self.say("reload: \(w)") }
             if next.threads != previous.settings.threads { Self.say("reload: threads changed: takes effect after a restart") }
             let jwt = next.jwt.flatMap { s in ingressConfig.jwt.map { (s, $0) } }

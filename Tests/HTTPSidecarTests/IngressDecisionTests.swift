@@ -42,13 +42,18 @@ import Testing
         }
     }
 
-    @Test func idleKeysAreForgottenWhenTheTableIsFull() {
-        var config = RateLimiter.Config(rate: 100, burst: 1)
+    @Test func theKeyTableStaysBoundedWhateverTheKeys() {
+        var config = RateLimiter.Config(rate: 1, burst: 1)
         config.maxKeys = 10
         var limiter = RateLimiter(config)
-        for i in 0..<10 { _ = limiter.admit("k\(i)", now: .zero) }
-        _ = limiter.admit("new", now: .zero + .seconds(1))
-        #expect(limiter.trackedKeys == 1)
+        // A flood of distinct, long keys: the table never grows past its bound.
+        let long = String(repeating: "x", count: 4096)
+        for i in 0..<1000 { _ = limiter.admit(long + "\(i)", now: .zero) }
+        #expect(limiter.trackedKeys == 10)
+        #expect(limiter.evictedWhileLimited == 990)
+        // The oldest went first: the newest ten are still limited.
+        #expect(!limiter.admit(long + "999", now: .zero).allowed)
+        #expect(limiter.admit(long + "0", now: .zero).allowed)
     }
 }
 

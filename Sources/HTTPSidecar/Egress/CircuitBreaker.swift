@@ -65,6 +65,11 @@ public struct CircuitBreaker: Hashable, Sendable {
         }
     }
 
+    /// A probe ended without a verdict (its request was cancelled): its slot is free again.
+    public mutating func releaseProbe() {
+        if case .halfOpen(let n) = state { state = .halfOpen(probesInFlight: max(0, n - 1)) }
+    }
+
     /// Records a finished request. Returns the new state when it changed.
     @discardableResult
     public mutating func record(success: Bool, now: MeshInstant) -> State? {

@@ -10,6 +10,12 @@ import MeshCore
 /// `.send` → send the attempt, then report its head (``responseHead(status:pool:now:random:)``) or
 /// its failure (``attemptFailed(_:requestSent:pool:now:random:)``); `.retry` → wait, then
 /// `nextAttempt`. `.answer`, `.noEndpoint` and `.giveUp` end the request.
+///
+/// Every attempt ends in the pool exactly once, whatever happens around it: by its response head,
+/// by its failure, by ``deadlinePassed(pool:now:)`` (the whole request ran out of time: recorded as a
+/// timeout, answered 504 `request_timeout`) or by ``cancel(pool:now:)`` (the app went away or the
+/// sidecar stopped: the attempt is released without a verdict, so a half-open probe slot is freed
+/// instead of staying taken for good). Once ended, the request starts no more attempts.
 public struct EgressRequest: Sendable {
     public enum Next: Equatable, Sendable {
         /// Get a token for the next attempt, then call ``tokenReady(_:)``.
@@ -44,6 +50,8 @@ public struct EgressRequest: Sendable {
     public private(set) var current: (pick: UpstreamPool.Pick, sentAt: MeshInstant)?
     /// The token for the next attempt (asked for afresh before each one).
     private var token: String?
+    /// The request is over (answered, given up, timed out or cancelled): no more attempts.
+    public private(set) var isOver = false
 
     public init(method: String, deadline: MeshInstant, usesToken: Bool) {
         self.method = method
@@ -58,6 +66,11 @@ public struct EgressRequest: Sendable {
 
     /// The next attempt: a token first when needed, then an endpoint not tried yet.
     public mutating func nextAttempt(pool: inout UpstreamPool, now: MeshInstant, random: inout some RandomSource) -> Next {
+        guard !isOver else { return .giveUp(.noTimeLeft, .gatewayError(nil)) }
+        if now >= deadline {
+            isOver = true
+            return .giveUp(.noTimeLeft, .gatewayError(.responseTimeout))
+        }
         if usesToken && token == nil { return .needToken }
         guard let pick = pool.pick(now: now, exclude: tried, random: &random) else { return .noEndpoint }
         attempts += 1
@@ -86,11 +99,27 @@ public struct EgressRequest: Sendable {
         return conclude(.gatewayError(kind), requestNeverSent: neverSent, pool: &pool, now: now, random: &random)
     }
 
-    /// The whole request ran out of time with an attempt under way: it counts as a gateway error.
-    public mutating func abandon(pool: inout UpstreamPool, now: MeshInstant) -> [UpstreamPool.Event] {
-        guard let c = current else { return [] }
+    /// The whole request ran out of time: the attempt under way (if any) is recorded as a timeout
+    /// on its endpoint, and the request ends (answer 504 `request_timeout`).
+    public mutating func deadlinePassed(pool: inout UpstreamPool, now: MeshInstant) -> Conclusion {
+        guard !isOver else { return Conclusion(next: .giveUp(.noTimeLeft, .gatewayError(.responseTimeout)), events: []) }
+        isOver = true
+        var events: [UpstreamPool.Event] = []
+        if let c = current {
+            current = nil
+            events = pool.record(c.pick.address, .gatewayError(.responseTimeout), latency: now - c.sentAt, now: now)
+        }
+        return Conclusion(next: .giveUp(.noTimeLeft, .gatewayError(.responseTimeout)), events: events)
+    }
+
+    /// The request is abandoned (the app closed its connection, a protocol error, shutdown): the
+    /// attempt under way is released in the pool without counting for or against its endpoint (a
+    /// probe's slot is freed for the next request). Safe to call more than once.
+    public mutating func cancel(pool: inout UpstreamPool, now: MeshInstant) {
+        isOver = true
+        guard let c = current else { return }
         current = nil
-        return pool.record(c.pick.address, .gatewayError(nil), latency: now - c.sentAt, now: now)
+        pool.release(c.pick)
     }
 
     private mutating func conclude(_ outcome: UpstreamOutcome, requestNeverSent: Bool, pool: inout UpstreamPool, now: MeshInstant,
@@ -98,12 +127,16 @@ public struct EgressRequest: Sendable {
         guard let c = current else { return Conclusion(next: .giveUp(.notRetriable, outcome), events: []) }
         current = nil
         let events = pool.record(c.pick.address, outcome, latency: now - c.sentAt, now: now)
-        guard outcome != .success else { return Conclusion(next: .answer, events: events) }
+        guard outcome != .success else {
+            isOver = true
+            return Conclusion(next: .answer, events: events)
+        }
         switch pool.retryDecision(method: method, attempt: attempts, failure: outcome, requestNeverSent: requestNeverSent,
                                   now: now, timeLeft: deadline - now, random: &random) {
         case .retry(let delay):
             return Conclusion(next: .retry(after: delay, requestNeverSent: requestNeverSent), events: events)
         case .giveUp(let reason):
+            isOver = true
             return Conclusion(next: .giveUp(reason, outcome), events: events)
         }
     }

@@ -126,6 +126,24 @@ public struct UpstreamPool: Sendable {
         return events
     }
 
+    /// An attempt on `pick` ended without a verdict (its request was cancelled): the endpoint's
+    /// in-flight count goes down and, for a probe, the half-open slot is freed for another probe.
+    public mutating func release(_ pick: Pick) {
+        guard let i = index(of: pick.address) else { return }
+        endpoints[i].inFlight = max(0, endpoints[i].inFlight - 1)
+        if pick.isProbe { endpoints[i].breaker.releaseProbe() }
+    }
+
+    /// Whether nothing is under way: no endpoint has a request in flight or a probe taken. True
+    /// whenever no request is running, if every attempt was ended exactly once.
+    public var isQuiescent: Bool {
+        endpoints.allSatisfy { e in
+            if e.inFlight != 0 { return false }
+            if case .halfOpen(let probes) = e.breaker.state, probes > 0 { return false }
+            return true
+        }
+    }
+
     /// Decides whether a failed attempt is retried.
     public mutating func retryDecision(
         method: String, attempt: Int, failure: UpstreamOutcome, requestNeverSent: Bool,

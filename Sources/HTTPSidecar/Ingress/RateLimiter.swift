@@ -13,6 +13,9 @@ public struct RateLimiter: Sendable {
         public var burst: Int
         /// Keys tracked at most; the idle ones are dropped first (they would be admitted anyway).
         public var maxKeys = 100_000
+        /// Seeds the key hash, so a client cannot choose keys that collide with another's. Fixed
+        /// (0) in the simulator for determinism; production draws one at start.
+        public var hashSeed: UInt64 = 0
         public init(rate: Double, burst: Int) {
             precondition(rate > 0 && burst >= 1, "rate must be positive and burst at least 1")
             self.rate = rate
@@ -34,7 +37,12 @@ public struct RateLimiter: Sendable {
     }
 
     public let config: Config
-    private var tat: [String: Int64] = [:]
+    private var tat: [UInt64: Int64] = [:]
+    /// Tracked keys in the order they were first seen; `oldest` is the next to go when full.
+    private var ring: [UInt64] = []
+    private var oldest = 0
+    /// Keys dropped to make room while they were still being limited.
+    public private(set) var evictedWhileLimited = 0
     private let interval: Int64
     private let tolerance: Int64
 
@@ -48,6 +56,11 @@ public struct RateLimiter: Sendable {
 
     /// Decides one request for `key` at `now`.
     public mutating func admit(_ key: String, now: MeshInstant) -> Decision {
+        admit(hash: Self.hash(key, seed: config.hashSeed), now: now)
+    }
+
+    /// Decides one request for a key already hashed with ``hash(_:seed:)``.
+    public mutating func admit(hash key: UInt64, now: MeshInstant) -> Decision {
         let t = now.nanoseconds
         let current = max(tat[key] ?? t, t)
         let allowAt = current - tolerance
@@ -56,17 +69,37 @@ public struct RateLimiter: Sendable {
                             reset: .nanoseconds(current - t), retryAfter: .nanoseconds(allowAt - t))
         }
         let next = current + interval
-        if tat[key] == nil && tat.count >= config.maxKeys { evictIdle(now: t) }
+        if tat[key] == nil { track(key, now: t) }
         tat[key] = next
         let remaining = Int((t - (next - tolerance - interval)) / interval)
         return Decision(allowed: true, limit: config.burst, remaining: max(0, min(config.burst, remaining)),
                         reset: .nanoseconds(next - t), retryAfter: nil)
     }
 
-    /// Drops keys whose theoretical arrival time has passed: they are back to a full burst, so
-    /// forgetting them changes no decision.
-    private mutating func evictIdle(now: Int64) {
-        tat = tat.filter { $0.value > now }
+    /// Makes room for a new key: below the bound it is appended to the ring; at the bound it takes
+    /// the place of the oldest key, which is forgotten.
+    private mutating func track(_ key: UInt64, now: Int64) {
+        if ring.count < max(1, config.maxKeys) {
+            ring.append(key)
+            return
+        }
+        let victim = ring[oldest]
+        if let v = tat.removeValue(forKey: victim), v - tolerance > now { evictedWhileLimited += 1 }
+        ring[oldest] = key
+        oldest = (oldest + 1) % ring.count
+    }
+
+    /// FNV-1a over the seed and the key's bytes, then a final mix (64 bits).
+    public static func hash(_ key: String, seed: UInt64) -> UInt64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325 ^ seed
+        for byte in key.utf8 {
+            h ^= UInt64(byte)
+            h &*= 0x0000_0100_0000_01B3
+        }
+        h ^= h >> 33
+        h &*= 0xff51_afd7_ed55_8ccd
+        h ^= h >> 33
+        return h
     }
 }
 
