@@ -9,7 +9,8 @@
 /// - encoded separators and dots (`%2F`, `%5C`, `%2E`) follow ``EscapedSeparators`` (refused by default);
 /// - runs of slashes are merged, `.` and `..` segments removed (never above the root);
 /// - the query is kept as it came; a fragment, a raw backslash, a control, a space or a non-ASCII
-///   byte in the path is refused.
+///   byte in the path is refused, and so is a dot segment with path parameters (`..;x`), which
+///   servers that strip parameters read as `..`.
 public struct RequestTarget: Sendable, Hashable {
     /// What to do with `%2F`, `%5C` and `%2E` in a path.
     public enum EscapedSeparators: String, Sendable, Hashable, CaseIterable {
@@ -168,6 +169,13 @@ public struct RequestTarget: Sendable, Hashable {
         for (n, segment) in parts.enumerated() {
             let last = n == parts.count - 1
             if segment.isEmpty { continue }
+            // `..;x` and `.;x`: dot segments to servers that strip path parameters (Tomcat, Jetty).
+            if let semicolon = segment.firstIndex(of: UInt8(ascii: ";")) {
+                let name = segment[..<semicolon]
+                if name.elementsEqual([UInt8(ascii: ".")]) || name.elementsEqual([UInt8(ascii: "."), UInt8(ascii: ".")]) {
+                    return .failure(.malformed("a dot segment with path parameters"))
+                }
+            }
             if segment.elementsEqual([UInt8(ascii: ".")]) {
                 if last { trailingSlash = true }
                 continue

@@ -1,0 +1,148 @@
+import Foundation
+import HTTPSidecar
+import HTTPSidecarNIO
+import MeshCore
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import Testing
+
+/// The egress request lifecycle at its edges, over loopback: an app leaving mid-probe, the trace
+/// hop, the whole-request deadline, TRACE bodies, and token endpoints that answer nonsense.
+@Suite(.serialized) struct HardeningEgressLiveTests {
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+
+    private func egress(_ services: [ServiceConfig], configure: (inout EgressConfig) -> Void = { _ in }) async throws -> (EgressServer, Int) {
+        var config = EgressConfig()
+        config.listen = MeshAddress(host: "127.0.0.1", port: 0)
+        config.services = services
+        config.attemptTimeout = .seconds(5)
+        configure(&config)
+        let server = try EgressServer(config: config, group: group)
+        return (server, try await server.start().port)
+    }
+
+    private func call(_ port: Int, _ method: String = "GET", _ path: String, _ extra: String = "") async throws -> String {
+        try await rawExchange(port: port, "\(method) \(path) HTTP/1.1\r\nHost: app\r\nservice_id: pets\r\n\(extra)Connection: close\r\n\r\n",
+                              timeout: .seconds(10), group: group)
+    }
+
+    @Test func anAppLeavingMidProbeDoesNotBlackholeTheEndpoint() async throws {
+        let app = try await ScriptedApp(group: group) { line in
+            if line.contains("/hang") { return nil }
+            return line.contains("/fail") ? "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n" : "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+        }
+        var pets = ServiceConfig(name: "pets", endpoints: [MeshAddress(host: "127.0.0.1", port: app.port)])
+        pets.pool.breaker.consecutiveFailures = 3
+        pets.pool.breaker.openDuration = .milliseconds(300)
+        let (server, port) = try await egress([pets])
+        for _ in 0..<3 { #expect(try await call(port, "POST", "/fail", "Content-Length: 0\r\n").hasPrefix("HTTP/1.1 503")) }
+        #expect(try await call(port, "GET", "/ok").contains("no_healthy_endpoint"), "the breaker should be open")
+        try await Task.sleep(for: .milliseconds(400))
+        // The probe hangs upstream and its app gives up.
+        let probe = try await KeepAliveClient(port: port, group: group)
+        try await probe.write("GET /hang HTTP/1.1\r\nHost: app\r\nservice_id: pets\r\n\r\n")
+        try await Task.sleep(for: .milliseconds(200))
+        try await probe.close()
+        try await Task.sleep(for: .milliseconds(200))
+        let after = try await call(port, "GET", "/ok")
+        #expect(after.hasPrefix("HTTP/1.1 200"), "the endpoint stayed blackholed: \(after.prefix(200))")
+        let endpoint = server.endpoints().first
+        #expect(endpoint?.inFlight == 0 && endpoint?.breaker == "closed", "\(String(describing: endpoint))")
+        try await server.stop()
+        try await app.stop()
+    }
+
+    @Test func egressContinuesTheTraceWithANewSpan() async throws {
+        let backend = try await TestBackend(group: group)
+        let (server, port) = try await egress([ServiceConfig(name: "pets", endpoints: [MeshAddress(host: "127.0.0.1", port: backend.port)])])
+        let parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+        #expect(try await call(port, "GET", "/t", "traceparent: \(parent)\r\n").hasPrefix("HTTP/1.1 200"))
+        let seen = backend.requests.first?.split(separator: "\n").first { $0.hasPrefix("traceparent: ") }.map { String($0.dropFirst(13)) } ?? ""
+        let parts = seen.split(separator: "-")
+        #expect(parts.count == 4 && parts[1] == "0af7651916cd43dd8448eb211c80319c", "the trace was lost: \(seen)")
+        #expect(parts.count == 4 && parts[2] != "b7ad6b7169203331", "no new span for the sidecar hop: \(seen)")
+        try await server.stop()
+        try await backend.stop()
+    }
+
+    @Test func theWholeRequestDeadlineEndsAHangingAttempt() async throws {
+        let app = try await ScriptedApp(group: group) { _ in nil }
+        var pets = ServiceConfig(name: "pets", endpoints: [MeshAddress(host: "127.0.0.1", port: app.port)])
+        pets.timeouts.request = .seconds(1)
+        let (server, port) = try await egress([pets])
+        let started = ContinuousClock.now
+        let answer = try await call(port, "GET", "/slow")
+        let took = ContinuousClock.now - started
+        #expect(answer.hasPrefix("HTTP/1.1 504") && answer.contains("request_timeout"), "\(answer.prefix(200))")
+        #expect(took < .milliseconds(2500), "answered after \(took) with a 1 s deadline")
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(server.endpoints().first?.inFlight == 0, "the abandoned attempt was not recorded")
+        try await server.stop()
+        try await app.stop()
+    }
+
+    @Test func aTraceWithABodyIsRefused() async throws {
+        let backend = try await TestBackend(group: group)
+        let (server, port) = try await egress([ServiceConfig(name: "pets", endpoints: [MeshAddress(host: "127.0.0.1", port: backend.port)])])
+        let answer = try await call(port, "TRACE", "/t", "Content-Length: 4\r\n\r\nbody")
+        #expect(answer.hasPrefix("HTTP/1.1 400") && answer.contains("trace_with_body"), "\(answer.prefix(200))")
+        #expect(backend.requests.isEmpty)
+        try await server.stop()
+        try await backend.stop()
+    }
+
+    @Test func tokenEndpointsAnsweringNonsenseNeverCrashOrInjectHeaders() async throws {
+        let answers = NIOLockedValueBox([#"{"access_token":"t1","expires_in":1e300}"#, #"{"access_token":"t2","expires_in":"3600"}"#,
+                                         #"{"access_token":"t3","expires_in":-5}"#, #"{"access_token":"t4","expires_in":true}"#,
+                                         #"{"access_token":"bad\r\nX-Evil: 1","expires_in":60}"#])
+        let tokens = try await TestBackend(group: group) { _, _ in
+            (.ok, answers.withLockedValue { $0.isEmpty ? "{}" : $0.removeFirst() }, [("content-type", "application/json")])
+        }
+        let backend = try await TestBackend(group: group) { _, _ in (.unauthorized, "", []) }  // every token is dropped after use
+        var pets = ServiceConfig(name: "pets", endpoints: [MeshAddress(host: "127.0.0.1", port: backend.port)])
+        pets.oauth = OAuthClientCredentials(tokenURL: "http://127.0.0.1:\(tokens.port)/token", clientId: "svc", clientSecret: "x")
+        pets.pool.retry.maxAttempts = 1
+        let (server, port) = try await egress([pets])
+        for expected in ["t1", "t2", "t3", "t4"] {
+            let answer = try await call(port, "GET", "/p")
+            #expect(answer.hasPrefix("HTTP/1.1 401"), "\(expected): \(answer.prefix(200))")
+            #expect(backend.requests.last?.contains("authorization: Bearer \(expected)\n") ?? false, "\(backend.requests.last ?? "")")
+            try await Task.sleep(for: .milliseconds(1100))  // past the fail-fast second after a refused token
+        }
+        let bad = try await call(port, "GET", "/p")
+        #expect(bad.hasPrefix("HTTP/1.1 503") && bad.contains("token_unavailable"), "\(bad.prefix(200))")
+        #expect(!(backend.requests.last?.contains("x-evil") ?? true))
+        try await server.stop()
+        try await tokens.stop()
+        try await backend.stop()
+    }
+}
+
+/// An upstream that answers each request line with a scripted raw answer, or never (nil).
+final class ScriptedApp: Sendable {
+    private let listener: TestListener
+    var port: Int { listener.port }
+
+    init(group: any EventLoopGroup, answer: @escaping @Sendable (String) -> String?) async throws {
+        listener = try await TestListener(group: group, http: false) { Handler(answer: answer) }
+    }
+
+    func stop() async throws { try await listener.stop() }
+
+    final class Handler: ChannelInboundHandler {
+        typealias InboundIn = ByteBuffer
+        let answer: @Sendable (String) -> String?
+        var pending = ""
+        init(answer: @escaping @Sendable (String) -> String?) { self.answer = answer }
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            pending += String(buffer: unwrapInboundIn(data))
+            while let end = pending.range(of: "\r\n\r\n") {
+                let head = String(pending[..<end.upperBound])
+                pending = String(pending[end.upperBound...])
+                let line = String(head.prefix { $0 != "\r" })
+                if let reply = answer(line) { context.writeAndFlush(NIOAny(context.channel.allocator.buffer(string: reply)), promise: nil) }
+            }
+        }
+    }
+}
