@@ -145,7 +145,12 @@ extension IngressHandler {
     func requestDone(_ context: ChannelHandlerContext) {
         state = .idle
         armHeaderDeadline()
-        while let part = queued.first, takesPartNow {
+        drainQueued(context)
+    }
+
+    /// Feeds queued parts while the state takes them and the client reads our answers.
+    func drainQueued(_ context: ChannelHandlerContext) {
+        while !clientBlocked, let part = queued.first, takesPartNow {
             queued.removeFirst()
             handle(part, context)
         }

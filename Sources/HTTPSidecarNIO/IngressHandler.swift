@@ -193,7 +193,8 @@ final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
         }
         if context.channel.isWritable && clientBlocked {
             clientBlocked = false
-            if readPending && !readsPaused {
+            drainQueued(context)
+            if readPending && !readsPaused && !clientBlocked {
                 readPending = false
                 context.read()
             }
@@ -239,6 +240,9 @@ final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         inReadBurst = true
+        // The client is not reading our answers: what is still arriving from the read burst under
+        // way is kept (bounded by the burst), not answered, until it reads again.
+        if clientBlocked { return enqueue(unwrapInboundIn(data)) }
         handle(unwrapInboundIn(data), context)
     }
 
