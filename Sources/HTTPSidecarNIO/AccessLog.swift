@@ -55,7 +55,8 @@ public final class AccessLog: Sendable {
     }
 
     private func write(_ bytes: [UInt8]) {
-        if !bytes.isEmpty { handle.write(Data(bytes)) }
+        // A closed or failing output loses log lines, never the process (`write(_:)` traps on errors).
+        if !bytes.isEmpty { try? handle.write(contentsOf: bytes) }
     }
 
     /// Appends one entry; field values are JSON-escaped, numbers written as numbers.

@@ -37,6 +37,8 @@ final class SidecarProcess: Sendable {
     static func start(_ settings: SidecarSettings, configFile: String?) async throws -> SidecarProcess {
         var logger = Logger(label: "light-mesh.http-sidecar")
         logger.logLevel = .notice
+        // A closed stdout (the log collector went away) must cost log lines, not the process.
+        signal(SIGPIPE, SIG_IGN)
         for name in settings.unknownVariables { say("warning: \(name) matches no configuration key (misspelt?); it has no effect") }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: settings.threads)
         let ingressConfig = try await settings.ingressConfig(group: group)
