@@ -18,13 +18,10 @@ import Testing
     }
 
     private func egress(_ services: [ServiceConfig], configure: (inout EgressConfig) -> Void = { _ in }) async throws -> (EgressServer, Int) {
-        var config = EgressConfig()
-        config.listen = MeshAddress(host: "127.0.0.1", port: 0)
-        config.services = services
-        config.attemptTimeout = .seconds(3)
-        configure(&config)
-        let server = try EgressServer(config: config, group: group)
-        return (server, try await server.start().port)
+        try await startEgress(services, group: group) { config in
+            config.attemptTimeout = .seconds(3)
+            configure(&config)
+        }
     }
 
     private func local(_ port: Int) -> MeshAddress { MeshAddress(host: "127.0.0.1", port: port) }

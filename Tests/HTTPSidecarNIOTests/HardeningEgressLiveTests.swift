@@ -12,14 +12,8 @@ import Testing
 @Suite(.serialized) struct HardeningEgressLiveTests {
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
 
-    private func egress(_ services: [ServiceConfig], configure: (inout EgressConfig) -> Void = { _ in }) async throws -> (EgressServer, Int) {
-        var config = EgressConfig()
-        config.listen = MeshAddress(host: "127.0.0.1", port: 0)
-        config.services = services
-        config.attemptTimeout = .seconds(5)
-        configure(&config)
-        let server = try EgressServer(config: config, group: group)
-        return (server, try await server.start().port)
+    private func egress(_ services: [ServiceConfig]) async throws -> (EgressServer, Int) {
+        try await startEgress(services, group: group) { $0.attemptTimeout = .seconds(5) }
     }
 
     private func call(_ port: Int, _ method: String = "GET", _ path: String, _ extra: String = "") async throws -> String {

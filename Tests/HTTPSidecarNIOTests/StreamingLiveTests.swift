@@ -13,12 +13,7 @@ import Testing
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
 
     private func ingress(app port: Int, _ tweak: (inout IngressConfig) -> Void = { _ in }) async throws -> (IngressServer, Int) {
-        var config = IngressConfig()
-        config.listen = MeshAddress(host: "127.0.0.1", port: 0)
-        config.app = MeshAddress(host: "127.0.0.1", port: port)
-        tweak(&config)
-        let server = try IngressServer(config: config, group: group)
-        return (server, try await server.start().port)
+        try await startIngress(app: port, group: group, tweak)
     }
 
     @Test func aLargeUploadArrivesWholeAndUnchanged() async throws {

@@ -1,4 +1,6 @@
 import Foundation
+import HTTPSidecarNIO
+import MeshCore
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
@@ -165,4 +167,24 @@ final class TestListener: Sendable {
     }
 
     func stop() async throws { try await channel.close() }
+}
+
+/// An ingress on a free loopback port in front of the app on `port`; `configure` adjusts the rest.
+func startIngress(app port: Int, group: any EventLoopGroup, _ configure: (inout IngressConfig) -> Void = { _ in }) async throws -> (IngressServer, Int) {
+    var config = IngressConfig()
+    config.listen = MeshAddress(host: "127.0.0.1", port: 0)
+    config.app = MeshAddress(host: "127.0.0.1", port: port)
+    configure(&config)
+    let server = try IngressServer(config: config, group: group)
+    return (server, try await server.start().port)
+}
+
+/// An egress listener on a free loopback port for `services`; `configure` adjusts the rest.
+func startEgress(_ services: [ServiceConfig], group: any EventLoopGroup, _ configure: (inout EgressConfig) -> Void = { _ in }) async throws -> (EgressServer, Int) {
+    var config = EgressConfig()
+    config.listen = MeshAddress(host: "127.0.0.1", port: 0)
+    config.services = services
+    configure(&config)
+    let server = try EgressServer(config: config, group: group)
+    return (server, try await server.start().port)
 }
