@@ -158,7 +158,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SimulationTests",
-            dependencies: ["MeshCore", "MeshConfig", "MeshSimulator", "MeshScenarios"],
+            dependencies: ["MeshCore", "MeshConfig", "MeshSimulator", "MeshScenarios", "HTTPSidecar"],
             path: "Tests/SimulationTests",
             resources: []
         ),

@@ -26,6 +26,8 @@ final class HTTPEgressClient: SimProcess {
         var endpoint: MeshAddress
         var sentAt: MeshInstant
         var written = false
+        /// Whether the reference model counted this attempt as a half-open probe.
+        var modelProbe = false
     }
     private enum Purpose { case think(Int), attempt(Int, UInt64), backoff(Int), deadline(Int), connect(HostID, StreamID), discovery, tokenTimeout(UInt64), appLeaves(Int) }
     private struct Connection {
@@ -54,6 +56,8 @@ final class HTTPEgressClient: SimProcess {
     private var tokens: TokenBroker<Int>?
     private var tokenFetch: (wire: UInt64, stream: StreamID, sent: Bool)?
     private let tokenServer: HostID?
+    /// The endpoint-health promise as an independent model, fed with what this app saw.
+    private var model: EndpointHealthModel
 
     init(config: HTTPEgressConfig, upstreams: [(host: HostID, address: MeshAddress)], poolConfig: UpstreamPool.Config, stopAt: MeshInstant,
          tokenServer: HostID? = nil) {
@@ -64,6 +68,7 @@ final class HTTPEgressClient: SimProcess {
         self.listed = upstreams.map(\.address)
         self.tokens = config.oauth.map { TokenBroker($0) }
         self.tokenServer = tokenServer
+        self.model = EndpointHealthModel(.init(poolConfig), listed: upstreams.map(\.address))
     }
 
     var retryBudget: RetryPolicy { pool.config.retry }
@@ -95,6 +100,7 @@ final class HTTPEgressClient: SimProcess {
             host.simulation.coverage.hit("http.endpoint-restored")
         }
         pool.setEndpoints(listed, now: host.now)
+        model.listed(listed)
         scheduleDiscovery(host)
     }
 
@@ -103,14 +109,13 @@ final class HTTPEgressClient: SimProcess {
     /// The next step of request `id`, as the product's ``EgressRequest`` decides it.
     private func attempt(_ id: Int, _ host: SimHost) {
         guard var r = requests[id] else { return }
-        let availableBefore = pool.endpoints.filter { $0.available(now: host.now) }.map(\.address)
         let next = r.attempts.nextAttempt(pool: &pool, now: host.now, random: &host.random)
         requests[id] = r
         switch next {
         case .needToken:
             token(for: id, host)
         case .send(let pick, let token):
-            send(id, pick, token: token ?? "", availableBefore: availableBefore, host)
+            send(id, pick, token: token ?? "", host)
         case .noEndpoint:
             host.simulation.coverage.hit("http.no-endpoint")
             finish(id, .failed("503 no healthy endpoint"), host)
@@ -225,18 +230,18 @@ final class HTTPEgressClient: SimProcess {
         attempt(id, host)
     }
 
-    private func send(_ id: Int, _ pick: UpstreamPool.Pick, token: String, availableBefore: [MeshAddress], _ host: SimHost) {
+    private func send(_ id: Int, _ pick: UpstreamPool.Pick, token: String, _ host: SimHost) {
         guard var r = requests[id] else { return }
         let sim = host.simulation
         r.token = token
-        sim.expect(availableBefore.contains(pick.address), "http.no-traffic-to-unavailable",
-                   "\(r.key) sent to \(pick.address), which was ejected or open", host: host.id)
+        let (violation, probe) = model.sent(to: pick.address, now: host.now)
+        sim.expect(violation == nil, "http.no-traffic-to-unavailable", "\(r.key) sent to \(pick.address): \(violation ?? "")", host: host.id)
         sim.expect(listed.contains(pick.address), "http.no-traffic-to-removed",
                    "\(r.key) sent to \(pick.address), which discovery no longer lists", host: host.id)
         sim.coverage.sometimes(pick.isProbe, "http.breaker-probe")
         nextWire += 1
         let wire = nextWire
-        r.current = Attempt(wire: wire, endpoint: pick.address, sentAt: host.now)
+        r.current = Attempt(wire: wire, endpoint: pick.address, sentAt: host.now, modelProbe: probe)
         byWire[wire] = id
         let t = host.setTimer(after: config.attemptTimeout)
         timers[t.rawValue] = .attempt(id, wire)
@@ -327,6 +332,10 @@ final class HTTPEgressClient: SimProcess {
         byWire[a.wire] = nil
         let conclusion: EgressRequest.Conclusion
         switch end {
+        case .head(let status): model.ended(a.endpoint, status >= 500 ? .serverError : .success, now: host.now)
+        case .failed: model.ended(a.endpoint, .gatewayError, now: host.now)
+        }
+        switch end {
         case .head(let status):
             conclusion = r.attempts.responseHead(status: status, sentToken: r.token, pool: &pool, now: host.now, random: &host.random)
         case .failed(let kind, let sent):
@@ -380,6 +389,7 @@ final class HTTPEgressClient: SimProcess {
             ended(id, .failed(nil, sent: a.written), host)
         case .deadline(let id):
             guard requests[id] != nil else { return }
+            if let a = requests[id]!.current { model.ended(a.endpoint, .gatewayError, now: host.now) }
             _ = requests[id]!.attempts.deadlinePassed(pool: &pool, now: host.now)
             host.simulation.coverage.hit("http.deadline")
             finish(id, .failed("504 request_timeout"), host)
@@ -393,6 +403,7 @@ final class HTTPEgressClient: SimProcess {
                     host.simulation.coverage.hit("http.app-left-during-probe")
                 }
             }
+            if let a = r.current { model.released(a.endpoint, probe: a.modelProbe) }
             requests[id]!.attempts.cancel(pool: &pool, now: host.now)
             finish(id, .failed("499 app left"), host)
         case .connect(let u, let s):

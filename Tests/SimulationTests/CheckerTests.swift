@@ -1,3 +1,4 @@
+import HTTPSidecar
 import MeshCore
 @testable import MeshScenarios
 import Testing
@@ -13,5 +14,56 @@ import Testing
         #expect(RateLimitBound.violation([at(0), at(0), at(0), at(0)], rate: 100, burst: 3) != nil, "a burst of four")
         #expect(RateLimitBound.violation(allowed + [at(35)], rate: 100, burst: 3) != nil, "one early in the steady state")
         #expect(RateLimitBound.violation([at(0), at(0), at(0), at(30), at(30), at(30)], rate: 100, burst: 3) == nil, "refilled after 30 ms")
+    }
+}
+
+@Suite struct EndpointHealthModelTests {
+    private let a = MeshAddress(host: "10.0.0.1", port: 80), b = MeshAddress(host: "10.0.0.2", port: 80)
+    private func at(_ ms: Int64) -> MeshInstant { .zero + .milliseconds(ms) }
+
+    private func model() -> EndpointHealthModel {
+        var pool = UpstreamPool.Config()
+        pool.breaker.consecutiveFailures = 2
+        pool.breaker.openDuration = .milliseconds(100)
+        pool.outlier.consecutiveGatewayErrors = 10
+        pool.outlier.consecutiveServerErrors = 3
+        pool.outlier.baseEjectionTime = .milliseconds(500)
+        return EndpointHealthModel(.init(pool), listed: [a, b])
+    }
+
+    @Test func trafficToAnOpenBreakerOrASecondProbeIsAViolation() {
+        var m = model()
+        for t in [0, 1] as [Int64] {
+            #expect(m.sent(to: a, now: at(t)).violation == nil)
+            m.ended(a, .gatewayError, now: at(t))
+        }
+        #expect(m.sent(to: a, now: at(50)).violation != nil, "open for 100 ms")
+        let probe = m.sent(to: a, now: at(101))
+        #expect(probe.violation == nil && probe.probe)
+        #expect(m.sent(to: a, now: at(102)).violation != nil, "one probe at a time")
+        m.released(a, probe: true)
+        #expect(m.sent(to: a, now: at(103)).probe, "a cancelled probe frees its slot")
+        m.ended(a, .success, now: at(104))
+        #expect(m.sent(to: a, now: at(105)).violation == nil, "closed again")
+        #expect(m.sent(to: b, now: at(50)).violation == nil, "another endpoint is unaffected")
+    }
+
+    @Test func trafficToAnEjectedEndpointIsAViolationAndEjectionGrows() {
+        var m = model()
+        for t in 0..<3 as Range<Int64> {
+            _ = m.sent(to: a, now: at(t))
+            m.ended(a, .serverError, now: at(t))
+        }
+        #expect(m.sent(to: a, now: at(499)).violation != nil, "ejected for 500 ms (its breaker is open too until 101)")
+        #expect(m.sent(to: a, now: at(503)).violation == nil)
+        m.ended(a, .success, now: at(503))
+        for t in 600..<603 as Range<Int64> {
+            _ = m.sent(to: a, now: at(t))
+            m.ended(a, .serverError, now: at(t))
+        }
+        #expect(m.sent(to: a, now: at(602 + 999)).violation != nil, "the second ejection lasts 1 s")
+        // Never more than the allowed share: with a ejected, b's errors do not eject it.
+        for t in 700..<703 as Range<Int64> { m.ended(b, .serverError, now: at(t)) }
+        #expect(m.sent(to: b, now: at(704)).violation == nil || m.sent(to: b, now: at(704)).violation!.contains("breaker"))
     }
 }
