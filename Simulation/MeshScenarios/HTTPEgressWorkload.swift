@@ -33,7 +33,7 @@ public struct HTTPEgressConfig: Hashable, Sendable {
 enum HTTPEgressChecks {
     static let invariants = [
         "http.no-duplicate-unsafe", "http.no-traffic-to-unavailable", "http.retry-budget",
-        "http.one-response", "http.deadline", "http.right-response", "http.complete", "http.trace-survives",
+        "http.right-response", "http.complete", "http.liveness", "http.trace-survives",
         "http.no-traffic-to-removed", "http.rate-limit-bound", "http.token-valid", "http.single-token-fetch",
         "http.pool-quiescent",
     ]
@@ -146,6 +146,8 @@ final class HTTPUpstream: SimProcess {
                 host.simulation.expect(ledger.receivedUnsafe[key]! == 1, "http.no-duplicate-unsafe",
                                        "\(method) \(key) reached an upstream twice", host: host.id)
             }
+            // A burst is a fault: it ends with the heal like every other.
+            if (faults as? SimFaultInjector)?.enableProbability == nil { burstLeft = 0 }
             if burstLeft == 0 && faults.fires(Self.errorBurst) { burstLeft = 20 }
             let status: Int
             if burstLeft > 0 { burstLeft -= 1; status = 503 } else { status = 200 }
@@ -228,5 +230,21 @@ enum RateLimitBound {
             }
         }
         return nil
+    }
+}
+
+/// The retry-budget promise, checked from when requests started and retries went: over the last
+/// window, retries at most `ratio` of the requests started in it plus `minPerSecond × window`. The
+/// budget forgets in slots of a tenth of the window, so the retries counted are those of the window
+/// less one slot (what the budget certainly still remembers).
+enum RetryBudgetBound {
+    static func violation(retries: [MeshInstant], originals: [MeshInstant], now: MeshInstant, ratio: Double, minPerSecond: Double,
+                          window: Duration) -> String? {
+        let remembered = window - window / 10
+        let counted = retries.filter { now - $0 < remembered }.count
+        let started = originals.filter { now - $0 <= window }.count
+        let bound = ratio * Double(started) + minPerSecond * window.seconds
+        guard Double(counted) > bound + 1e-9 else { return nil }
+        return "\(counted) retries within \(remembered) for \(started) requests within \(window); the budget allows \(Int(bound))"
     }
 }

@@ -280,6 +280,13 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
             shared.metrics.service(name).noEndpoint.increment()
             shared.metrics.finished("egress", status: 503, seconds: 0, service: name)
             fail(context, .serviceUnavailable, "no_healthy_endpoint", "every endpoint of \(name) is ejected, open or gone", close: !ex.keepAlive)
+        case .waitForEndpoint(let until):
+            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            context.eventLoop.scheduleTask(in: .nanoseconds(max(0, (until - now).nanoseconds))) {
+                let (handler, context) = bound.value
+                guard handler.request != nil else { return }  // cancelled or timed out meanwhile
+                handler.step(context, ex)
+            }
         case .giveUp:
             // The deadline passed between attempts (during a token fetch): 504 like the timer's.
             deadlinePassed(context, ex)

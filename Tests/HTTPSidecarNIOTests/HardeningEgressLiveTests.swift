@@ -31,7 +31,7 @@ import Testing
         pets.pool.breaker.openDuration = .milliseconds(300)
         let (server, port) = try await egress([pets])
         for _ in 0..<3 { #expect(try await call(port, "POST", "/fail", "Content-Length: 0\r\n").hasPrefix("HTTP/1.1 503")) }
-        #expect(try await call(port, "GET", "/ok").contains("no_healthy_endpoint"), "the breaker should be open")
+        #expect(server.endpoints().first?.breaker == "open", "the breaker should be open")
         try await Task.sleep(for: .milliseconds(400))
         // The probe hangs upstream and its app gives up.
         let probe = try await KeepAliveClient(port: port, group: group)

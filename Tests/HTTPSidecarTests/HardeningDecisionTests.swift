@@ -128,4 +128,23 @@ import Testing
         #expect(pool.endpoints[0].outlier.gatewayErrors == 1, "the timed-out attempt counts against its endpoint")
         if case .send = r.nextAttempt(pool: &pool, now: .zero + .seconds(2), random: &random) { Issue.record("an attempt after the deadline") }
     }
+
+    @Test func withNoEndpointAvailableARequestWaitsWithinItsDeadline() {
+        var pool = UpstreamPool(UpstreamPool.Config(), endpoints: [a])
+        var random = SeededRandom(seed: 3)
+        openBreaker(&pool, &random)
+        // Open for 5 s from t=0: a request with time left waits for the probe moment...
+        var patient = EgressRequest(method: "GET", deadline: .zero + .seconds(10), usesToken: false)
+        #expect(patient.nextAttempt(pool: &pool, now: .zero + .seconds(1), random: &random) == .waitForEndpoint(until: .zero + .seconds(5)))
+        guard case .send(let pick, _) = patient.nextAttempt(pool: &pool, now: .zero + .seconds(5), random: &random) else {
+            Issue.record("no attempt once the breaker let a probe through"); return
+        }
+        #expect(pick.isProbe)
+        // ...and while the probe is out, others look again shortly; one whose deadline comes first gets 503.
+        var other = EgressRequest(method: "GET", deadline: .zero + .seconds(10), usesToken: false)
+        #expect(other.nextAttempt(pool: &pool, now: .zero + .seconds(5), random: &random) == .waitForEndpoint(until: .zero + .seconds(5) + UpstreamPool.probeRecheck))
+        var hurried = EgressRequest(method: "GET", deadline: .zero + .seconds(5) + .milliseconds(5), usesToken: false)
+        #expect(hurried.nextAttempt(pool: &pool, now: .zero + .seconds(5), random: &random) == .noEndpoint)
+    }
 }
+

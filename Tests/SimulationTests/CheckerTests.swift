@@ -15,6 +15,17 @@ import Testing
         #expect(RateLimitBound.violation(allowed + [at(35)], rate: 100, burst: 3) != nil, "one early in the steady state")
         #expect(RateLimitBound.violation([at(0), at(0), at(0), at(30), at(30), at(30)], rate: 100, burst: 3) == nil, "refilled after 30 ms")
     }
+
+    @Test func retryBudgetBoundFiresOnRetriesBeyondTheShareAndTheFloor() {
+        // 20 % of 50 requests plus 5/s over a 1 s window: 15 retries at most.
+        let originals = (0..<50).map { at(Double($0) * 10) }
+        let fifteen = (0..<15).map { at(500 + Double($0)) }
+        #expect(RetryBudgetBound.violation(retries: fifteen, originals: originals, now: at(520), ratio: 0.2, minPerSecond: 5, window: .seconds(1)) == nil)
+        #expect(RetryBudgetBound.violation(retries: fifteen + [at(516)], originals: originals, now: at(520), ratio: 0.2, minPerSecond: 5,
+                                           window: .seconds(1)) != nil, "a sixteenth retry")
+        #expect(RetryBudgetBound.violation(retries: fifteen + [at(1600)], originals: originals, now: at(1600), ratio: 0.2, minPerSecond: 5,
+                                           window: .seconds(1)) == nil, "old retries are forgotten")
+    }
 }
 
 @Suite struct EndpointHealthModelTests {

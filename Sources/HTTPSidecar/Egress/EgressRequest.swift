@@ -7,7 +7,7 @@ import MeshCore
 ///
 /// Driving it: call ``begin(pool:now:)`` once, then ``nextAttempt(pool:now:random:)``, and follow the
 /// ``Next`` it returns: `.needToken` → get one, then ``tokenReady(_:)`` and `nextAttempt` again;
-/// `.send` → send the attempt, then report its head (``responseHead(status:pool:now:random:)``) or
+/// `.waitForEndpoint` → wait until then, and `nextAttempt` again; `.send` → send the attempt, then report its head (``responseHead(status:pool:now:random:)``) or
 /// its failure (``attemptFailed(_:requestSent:pool:now:random:)``); `.retry` → wait, then
 /// `nextAttempt`. `.answer`, `.noEndpoint` and `.giveUp` end the request.
 ///
@@ -22,7 +22,11 @@ public struct EgressRequest: Sendable {
         case needToken
         /// Send the attempt to `pick`, with `token` as the bearer token when the service injects one.
         case send(UpstreamPool.Pick, token: String?)
-        /// Every endpoint is ejected, open, removed or already tried: answer 503.
+        /// No endpoint is available now, but one may be at `until`, before the deadline (an ejection
+        /// or an open breaker ends, a probe comes back): wait, then call ``nextAttempt(pool:now:random:)``.
+        /// Nothing was sent, so this is no retry and spends no budget.
+        case waitForEndpoint(until: MeshInstant)
+        /// No endpoint is available, nor will be before the deadline: answer 503.
         case noEndpoint
         /// Wait, then call ``nextAttempt(pool:now:random:)``.
         case retry(after: Duration, requestNeverSent: Bool)
@@ -72,7 +76,15 @@ public struct EgressRequest: Sendable {
             return .giveUp(.noTimeLeft, .gatewayError(.responseTimeout))
         }
         if usesToken && token == nil { return .needToken }
-        guard let pick = pool.pick(now: now, exclude: tried, random: &random) else { return .noEndpoint }
+        guard let pick = pool.pick(now: now, exclude: tried, random: &random) else {
+            // Like a balancer that is not ready (linkerd queues until one is): wait within the
+            // deadline rather than fail a request that a moment later could succeed.
+            if let chance = pool.nextChance(now: now), chance < deadline {
+                token = nil  // asked for again after the wait: it may expire meanwhile
+                return .waitForEndpoint(until: chance)
+            }
+            return .noEndpoint
+        }
         attempts += 1
         tried.append(pick.address)
         current = (pick, now)

@@ -126,6 +126,24 @@ public struct UpstreamPool: Sendable {
         return events
     }
 
+    /// How soon to look again while a half-open endpoint's probe is out.
+    public static let probeRecheck: Duration = .milliseconds(10)
+
+    /// When an endpoint may next be available, when none is now: the earliest end of an ejection
+    /// or an open breaker, or ``probeRecheck`` from now while a probe is out. `nil`: no endpoints.
+    public func nextChance(now: MeshInstant) -> MeshInstant? {
+        endpoints.map { e -> MeshInstant in
+            let ejection = e.outlier.ejectedUntil.map { max($0, now) } ?? now
+            let breaker: MeshInstant
+            switch e.breaker.state {
+            case .closed: breaker = now
+            case .open(let until): breaker = max(until, now)
+            case .halfOpen: breaker = e.breaker.wouldAdmit(now: now) ? now : now + Self.probeRecheck
+            }
+            return max(ejection, breaker)
+        }.min()
+    }
+
     /// An attempt on `pick` ended without a verdict (its request was cancelled): the endpoint's
     /// in-flight count goes down and, for a probe, the half-open slot is freed for another probe.
     public mutating func release(_ pick: Pick) {
