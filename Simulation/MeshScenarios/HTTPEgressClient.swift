@@ -247,6 +247,8 @@ final class HTTPEgressClient: SimProcess {
         guard var r = requests[id] else { return }
         let sim = host.simulation
         r.token = token
+        // The product's decision goes into the log and its hash: which endpoint, probe or not.
+        host.log("attempt", Int64(pool.index(of: pick.address) ?? -1), pick.isProbe ? 1 : 0)
         let (violation, probe) = model.sent(to: pick.address, now: host.now)
         sim.expect(violation == nil, "http.no-traffic-to-unavailable", "\(r.key) sent to \(pick.address): \(violation ?? "")", host: host.id)
         sim.expect(listed.contains(pick.address), "http.no-traffic-to-removed",
@@ -356,6 +358,7 @@ final class HTTPEgressClient: SimProcess {
         }
         requests[id] = r
         let sim = host.simulation
+        host.log("conclusion", Self.code(conclusion.next), Int64(conclusion.events.count))
         for event in conclusion.events {
             switch event {
             case .ejected: sim.coverage.hit("http.ejected")
@@ -390,6 +393,19 @@ final class HTTPEgressClient: SimProcess {
             finish(id, .failed("\(status) \(reason.rawValue)"), host)
         case .needToken, .send, .noEndpoint, .waitForEndpoint:
             break  // only nextAttempt leads there
+        }
+    }
+
+    /// A stable number for each kind of decision, for the log's hash.
+    private static func code(_ next: EgressRequest.Next) -> Int64 {
+        switch next {
+        case .needToken: 1
+        case .send: 2
+        case .waitForEndpoint: 3
+        case .noEndpoint: 4
+        case .retry: 5
+        case .answer: 6
+        case .giveUp: 7
         }
     }
 

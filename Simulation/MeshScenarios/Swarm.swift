@@ -20,15 +20,20 @@ public struct SwarmReport: Sendable {
 
 /// Runs seeds of a scenario in parallel (each run is single-threaded and independent).
 public enum Swarm {
-    public static func run(_ scenario: Scenario, seeds: [UInt64], jobs: Int, onRun: (@Sendable (RunResult) -> Void)? = nil) -> SwarmReport {
+    /// With `failFast`, no new seed starts once one has failed (the runs under way finish), so a
+    /// swarm that only needs to know whether something fails stops early.
+    public static func run(_ scenario: Scenario, seeds: [UInt64], jobs: Int, failFast: Bool = false,
+                           onRun: (@Sendable (RunResult) -> Void)? = nil) -> SwarmReport {
         let start = ContinuousClock.now
         let next = Atomic<Int>(0)
+        let failedOnce = Atomic<Bool>(false)
         let results = Mutex<[RunResult?]>(Array(repeating: nil, count: seeds.count))
         DispatchQueue.concurrentPerform(iterations: max(1, min(jobs, seeds.count))) { _ in
             while true {
                 let i = next.wrappingAdd(1, ordering: .relaxed).oldValue
-                guard i < seeds.count else { return }
+                guard i < seeds.count, !(failFast && failedOnce.load(ordering: .relaxed)) else { return }
                 let result = ScenarioRunner.run(scenario, seed: seeds[i])
+                if !result.passed { failedOnce.store(true, ordering: .relaxed) }
                 onRun?(result)
                 results.withLock { $0[i] = result }
             }

@@ -4,7 +4,7 @@ import MeshCore
 public enum LogKind: UInt8, CaseIterable, Sendable {
     case send, deliver, drop, duplicate, held, released
     case connect, accept, refuse, established, data, close, reset
-    case timer, crash, restart, fault, heal, app, buggify, violation, setup
+    case timer, crash, restart, fault, heal, app, buggify, violation, setup, closure
 
     public var name: String {
         switch self {
@@ -30,6 +30,7 @@ public enum LogKind: UInt8, CaseIterable, Sendable {
         case .buggify: "buggify"
         case .violation: "VIOLATION"
         case .setup: "setup"
+        case .closure: "closure"
         }
     }
 }
@@ -70,6 +71,35 @@ public final class EventLog {
             let d = detail()
             sink.line(count, format(time, host, .app, a, b, d.isEmpty ? "\(name)" : "\(name) \(d)"))
         }
+    }
+
+    /// Records an event carrying a payload: its digest goes into the hash (so two runs that send
+    /// different bytes diverge at once, not when the bytes later change what happens).
+    @inline(__always)
+    public func record(_ time: Int64, _ host: Int, _ kind: LogKind, _ a: Int64, _ b: Int64, payload: [UInt8]) {
+        count &+= 1
+        var h = hash
+        StableHash.fold(&h, UInt64(bitPattern: time))
+        StableHash.fold(&h, UInt64(bitPattern: Int64(host)) &<< 8 | UInt64(kind.rawValue))
+        StableHash.fold(&h, UInt64(bitPattern: a))
+        StableHash.fold(&h, UInt64(bitPattern: b))
+        var digest = StableHash.offsetBasis
+        for byte in payload { digest = (digest ^ UInt64(byte)) &* StableHash.prime }
+        StableHash.fold(&h, digest)
+        hash = h
+        if let sink { sink.line(count, format(time, host, kind, a, b, "#" + String(digest, radix: 16))) }
+    }
+
+    /// Records a kernel event named by a static label (a closure's purpose).
+    @inline(__always)
+    public func record(_ time: Int64, _ host: Int, _ kind: LogKind, label: StaticString) {
+        count &+= 1
+        var h = hash
+        StableHash.fold(&h, UInt64(bitPattern: time))
+        StableHash.fold(&h, UInt64(bitPattern: Int64(host)) &<< 8 | UInt64(kind.rawValue))
+        label.withUTF8Buffer { for byte in $0 { h = (h ^ UInt64(byte)) &* StableHash.prime } }
+        hash = h
+        if let sink { sink.line(count, format(time, host, kind, 0, 0, "\(label)")) }
     }
 
     /// Records one event.

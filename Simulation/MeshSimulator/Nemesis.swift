@@ -40,13 +40,13 @@ public final class Nemesis {
         if let p = profile.clog { arm(p) { [self] in clogOne(p) } }
         if let p = profile.hold { arm(p) { [self] in holdOne(p) } }
         if let p = profile.latencySpike { arm(p) { [self] in spike(p) } }
-        simulation.schedule(after: quietAt - simulation.now) { [self] in healEverything() }
+        simulation.schedule(after: quietAt - simulation.now, label: "nemesis.heal") { [self] in healEverything() }
     }
 
     private func arm(_ p: FaultProfile.Periodic, _ action: @escaping () -> Void) {
         let mean = Double(p.every.nanoseconds)
         let wait = Int64(-mean * log1p(-random.nextUnit()))
-        simulation.schedule(after: .nanoseconds(wait)) { [self] in
+        simulation.schedule(after: .nanoseconds(wait), label: "nemesis.fault") { [self] in
             guard !quiet else { return }
             action()
             arm(p, action)
@@ -69,7 +69,7 @@ public final class Nemesis {
         note("crash", victim)
         simulation.hosts[victim].crash()
         down.append(victim)
-        simulation.schedule(after: jittered(p.length)) { [self] in restart(victim) }
+        simulation.schedule(after: jittered(p.length), label: "nemesis.restart") { [self] in restart(victim) }
     }
 
     private func restart(_ host: HostID) {
@@ -89,7 +89,7 @@ public final class Nemesis {
         for a in side { for b in all where !side.contains(b) { simulation.network.partition(a, b, oneWay: oneWay) } }
         partitioned = true
         note(oneWay ? "partition-one-way" : "partition")
-        simulation.schedule(after: jittered(p.length)) { [self] in
+        simulation.schedule(after: jittered(p.length), label: "nemesis.fault-end") { [self] in
             guard partitioned else { return }
             partitioned = false
             simulation.network.healAll()
@@ -101,7 +101,7 @@ public final class Nemesis {
         let victim = crashTargets[Int(random.next() % UInt64(crashTargets.count))]
         note("clog", victim)
         simulation.network.clog(victim)
-        simulation.schedule(after: jittered(p.length)) { [self] in
+        simulation.schedule(after: jittered(p.length), label: "nemesis.fault-end") { [self] in
             simulation.network.unclog(victim)
             note("unclog", victim)
         }
@@ -111,7 +111,7 @@ public final class Nemesis {
         let victim = crashTargets[Int(random.next() % UInt64(crashTargets.count))]
         note("hold", victim)
         simulation.network.hold(victim)
-        simulation.schedule(after: jittered(p.length)) { [self] in
+        simulation.schedule(after: jittered(p.length), label: "nemesis.fault-end") { [self] in
             simulation.network.release(victim)
             note("release", victim)
         }
@@ -120,7 +120,7 @@ public final class Nemesis {
     private func spike(_ p: FaultProfile.Periodic) {
         note("latency-spike")
         simulation.network.latencyFactor = profile.spikeFactor
-        simulation.schedule(after: jittered(p.length)) { [self] in
+        simulation.schedule(after: jittered(p.length), label: "nemesis.fault-end") { [self] in
             simulation.network.latencyFactor = 1
         }
     }

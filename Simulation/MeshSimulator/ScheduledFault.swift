@@ -35,7 +35,7 @@ extension Nemesis {
     /// Schedules fixed faults (host names must exist in the simulation).
     public func schedule(_ faults: [ScheduledFault]) {
         for fault in faults {
-            simulation.schedule(after: fault.at) { [self] in apply(fault.action) }
+            simulation.schedule(after: fault.at, label: "schedule.fault") { [self] in apply(fault.action) }
         }
     }
 

@@ -15,7 +15,7 @@ enum SimEvent {
     /// A host timer set through ``SimHost/setTimer(after:)``.
     case timer(host: HostID, incarnation: UInt32, token: UInt64)
     /// A closure scheduled through a host's ``MeshClock`` or by the kernel itself (`host == nil`).
-    case closure(host: HostID?, incarnation: UInt32, body: () -> Void)
+    case closure(host: HostID?, incarnation: UInt32, label: StaticString, body: () -> Void)
 }
 
 struct Datagram {

@@ -102,8 +102,8 @@ public final class SimHost {
     }
 
     /// Runs `body` after `delay` if this incarnation is still alive (the closure form used by ``SimHostClock``).
-    func scheduleClosure(after delay: Duration, _ body: @escaping () -> Void) {
-        simulation.enqueue(at: now.nanoseconds &+ max(0, delay.nanoseconds), .closure(host: id, incarnation: incarnation, body: body))
+    func scheduleClosure(after delay: Duration, label: StaticString = "clock", _ body: @escaping () -> Void) {
+        simulation.enqueue(at: now.nanoseconds &+ max(0, delay.nanoseconds), .closure(host: id, incarnation: incarnation, label: label, body: body))
     }
 
     // MARK: Network

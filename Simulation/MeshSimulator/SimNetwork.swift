@@ -122,7 +122,7 @@ public final class SimNetwork {
     func sendDatagram(from: HostID, to: HostID, port: Int, _ payload: [UInt8]) {
         nextMessageId += 1
         let d = Datagram(from: from, to: to, port: port, payload: payload, id: nextMessageId)
-        log.record(now, from, .send, Int64(to), d.id)
+        log.record(now, from, .send, Int64(to), d.id, payload: payload)
         if clogged[from] || clogged[to] {
             log.record(now, from, .held, Int64(to), d.id)
             held.append(.datagram(d))
@@ -176,7 +176,7 @@ public final class SimNetwork {
             drop(d, reason: "host-down", code: 4)
             return
         }
-        log.record(now, d.to, .deliver, Int64(d.from), d.id)
+        log.record(now, d.to, .deliver, Int64(d.from), d.id, payload: d.payload)
         host.deliver(.datagram(from: d.from, port: d.port, payload: d.payload))
     }
 
@@ -196,7 +196,7 @@ public final class SimNetwork {
         let s = streams[id]
         let side = s.hosts.0 == from && s.incarnations.0 == simulation.hosts[from].incarnation ? 0 : 1
         guard !s.dead, s.established, !(side == 0 ? s.closed.0 : s.closed.1) else { return }
-        log.record(now, from, .data, Int64(id), Int64(payload.count))
+        log.record(now, from, .data, Int64(id), Int64(payload.count), payload: payload)
         sendSegment(Segment(stream: id, kind: .data, fromSide: side, payload: payload))
     }
 
@@ -291,7 +291,7 @@ public final class SimNetwork {
             host.deliver(.connectFailed(id, .connectRefused))
         case .data:
             guard isCurrent(id, side: toSide), !(toSide == 0 ? s.closed.0 : s.closed.1) else { return }
-            log.record(now, to, .deliver, Int64(id), Int64(seg.payload.count))
+            log.record(now, to, .deliver, Int64(id), Int64(seg.payload.count), payload: seg.payload)
             host.deliver(.data(id, seg.payload))
         case .fin:
             guard isCurrent(id, side: toSide), !(toSide == 0 ? s.closed.0 : s.closed.1) else { return }

@@ -57,9 +57,10 @@ public final class Simulation {
 
     // MARK: Scheduling
 
-    /// Runs `body` at `now + delay` on the kernel (not tied to any host's lifetime).
-    public func schedule(after delay: Duration, _ body: @escaping () -> Void) {
-        enqueue(at: now.nanoseconds &+ max(0, delay.nanoseconds), .closure(host: nil, incarnation: 0, body: body))
+    /// Runs `body` at `now + delay` on the kernel (not tied to any host's lifetime). `label` names
+    /// its purpose in the log and the hash.
+    public func schedule(after delay: Duration, label: StaticString = "kernel", _ body: @escaping () -> Void) {
+        enqueue(at: now.nanoseconds &+ max(0, delay.nanoseconds), .closure(host: nil, incarnation: 0, label: label, body: body))
     }
 
     @inline(__always)
@@ -93,10 +94,11 @@ public final class Simulation {
             network.arrive(s)
         case .timer(let host, let incarnation, let token):
             hosts[host].timerDue(incarnation: incarnation, token: token)
-        case .closure(let host, let incarnation, let body):
+        case .closure(let host, let incarnation, let label, let body):
             if let host {
                 guard hosts[host].isUp && hosts[host].incarnation == incarnation else { return }
             }
+            log.record(now.nanoseconds, host ?? -1, .closure, label: label)
             body()
         }
     }

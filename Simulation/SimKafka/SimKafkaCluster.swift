@@ -40,7 +40,7 @@ public final class SimKafkaCluster: @unchecked Sendable {
         simulation.crashObservers.append { [unowned self] host in
             if let b = brokers.firstIndex(where: { $0 === host }) { brokerCrashed(b) }
         }
-        simulation.schedule(after: .milliseconds(500)) { [unowned self] in expireMembers() }
+        simulation.schedule(after: .milliseconds(500), label: "kafka.session-check") { [unowned self] in expireMembers() }
     }
 
     /// The `KafkaCluster` seen by clients on `host`.
@@ -93,11 +93,11 @@ public final class SimKafkaCluster: @unchecked Sendable {
         }
         let brokerHost = brokers[broker]
         let net = simulation.network!
-        simulation.schedule(after: config.requestTimeout) {
+        simulation.schedule(after: config.requestTimeout, label: "kafka.request-timeout") {
             answer(.failure(KafkaError(code: "request_timed_out", message: "no reply from broker-\(broker + 1)", retriable: true, outcomeUnknown: unknownOnTimeout)))
         }
         guard net.canReach(client.id, brokerHost.id) else { return }
-        simulation.schedule(after: net.sampleLatency()) { [self] in
+        simulation.schedule(after: net.sampleLatency(), label: "kafka.request") { [self] in
             guard brokerHost.isUp else { return }
             let result = handle()
             if case .success = result, T.self == RecordMetadata.self, loseNextProduceReplies > 0 {
@@ -106,7 +106,7 @@ public final class SimKafkaCluster: @unchecked Sendable {
                 return
             }
             guard net.canReach(brokerHost.id, client.id) else { return }
-            simulation.schedule(after: net.sampleLatency()) { answer(result) }
+            simulation.schedule(after: net.sampleLatency(), label: "kafka.response") { answer(result) }
         }
     }
 
@@ -117,7 +117,7 @@ public final class SimKafkaCluster: @unchecked Sendable {
             for p in topics[name]!.partitions.indices where topics[name]!.partitions[p].leader == broker {
                 let tp = TopicPartition(name, Int32(p))
                 update(tp) { $0.electing = true }
-                simulation.schedule(after: config.leaderElectionDelay) { [self] in elect(tp) }
+                simulation.schedule(after: config.leaderElectionDelay, label: "kafka.election") { [self] in elect(tp) }
             }
         }
     }
@@ -126,7 +126,7 @@ public final class SimKafkaCluster: @unchecked Sendable {
         guard let part = partition(tp) else { return }
         let candidates = part.replicas.filter { brokers[$0].isUp }
         guard let next = candidates.first(where: { $0 != part.leader }) ?? candidates.first else {
-            simulation.schedule(after: config.leaderElectionDelay) { [self] in elect(tp) }
+            simulation.schedule(after: config.leaderElectionDelay, label: "kafka.election") { [self] in elect(tp) }
             return
         }
         update(tp) { p in
@@ -193,7 +193,7 @@ public final class SimKafkaCluster: @unchecked Sendable {
         }
         if let id = r.transactionalId { transactions[id]!.partitions.insert(tp) }
         if r.acks != .all {
-            simulation.schedule(after: config.replicationLag) { [self] in
+            simulation.schedule(after: config.replicationLag, label: "kafka.replicate") { [self] in
                 guard let p = partition(tp), p.leader == broker, brokers[broker].isUp else { return }
                 update(tp) { $0.replicatedEnd = max($0.replicatedEnd, min(offset + 1, $0.logEnd)) }
             }

@@ -67,7 +67,7 @@ final class SimKafkaConsumer: KafkaGroupConsumer, @unchecked Sendable {
         guard subscribed else { return fetchLoop(maxRecords, deadline, [], handler) }
         guard joined else {
             // Still joining: nothing is assigned yet; come back when the poll's time is up.
-            sim.schedule(after: timeout) { handler([]) }
+            sim.schedule(after: timeout, label: "kafka.poll-timeout") { handler([]) }
             return
         }
         cluster.request(from: host, to: cluster.coordinator(of: groupId), unknownOnTimeout: false, { [self] () -> Result<[ConsumerEvent], KafkaError> in
@@ -129,14 +129,14 @@ final class SimKafkaConsumer: KafkaGroupConsumer, @unchecked Sendable {
         }
         let latency = sim.network.sampleLatency() + sim.network.sampleLatency()
         if records.isEmpty && errors.isEmpty && sim.now + cluster.config.fetchWait < deadline {
-            sim.schedule(after: cluster.config.fetchWait) { [self] in
+            sim.schedule(after: cluster.config.fetchWait, label: "kafka.fetch-wait") { [self] in
                 guard !closed, host.isUp else { return }
                 fetchLoop(max, deadline, sofar, handler)
             }
             return
         }
         let incarnation = host.incarnation
-        sim.schedule(after: latency) { [host] in
+        sim.schedule(after: latency, label: "kafka.deliver") { [host] in
             guard host.isUp, host.incarnation == incarnation else { return }
             handler(errors + (records.isEmpty ? [] : [.records(records)]))
         }

@@ -112,7 +112,7 @@ extension SimKafkaCluster {
                 leave(id, memberId: m.id)
             }
         }
-        simulation.schedule(after: .milliseconds(500)) { [unowned self] in expireMembers() }
+        simulation.schedule(after: .milliseconds(500), label: "kafka.session-check") { [unowned self] in expireMembers() }
     }
 
     /// Which broker coordinates `groupId`: a stable hash over the brokers, moving to the next live one

@@ -88,7 +88,7 @@ final class SimKafkaProducer: KafkaProducer, @unchecked Sendable {
                 queues[tp]![0] = pending
                 sim.coverage.hit(error.outcomeUnknown ? "kafka.produce-retry-unknown-outcome" : "kafka.produce-retry")
                 inFlight.insert(tp)
-                sim.schedule(after: cluster.config.retryBackoff) { [self] in
+                sim.schedule(after: cluster.config.retryBackoff, label: "kafka.produce-retry") { [self] in
                     inFlight.remove(tp)
                     pump(tp)
                 }
@@ -110,7 +110,7 @@ final class SimKafkaProducer: KafkaProducer, @unchecked Sendable {
         func check() {
             if pendingCount == 0 { return completion(.success(())) }
             if sim.now >= deadline { return completion(.failure(KafkaError(code: "timed_out", message: "flush timed out", retriable: true))) }
-            sim.schedule(after: .milliseconds(5)) { check() }
+            sim.schedule(after: .milliseconds(5), label: "kafka.flush-check") { check() }
         }
         check()
     }

@@ -22,6 +22,9 @@ struct SimSwarm: ParsableCommand {
     @Flag(help: "Fail only on violated invariants, not on expect_sometimes entries no seed reached (for exploration blocks of random seeds).")
     var invariantsOnly = false
 
+    @Flag(help: "Start no new seed once one has failed (the report then covers only the seeds that ran).")
+    var failFast = false
+
     @Option(help: "Runs in parallel (default: the number of cores).")
     var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
 
@@ -34,7 +37,7 @@ struct SimSwarm: ParsableCommand {
         let s = try loadScenario(scenario)
         let list = (0..<UInt64(seeds)).map { firstSeed + $0 }
         print("swarm \(s.name): seeds \(firstSeed)..\(firstSeed + UInt64(seeds) - 1)")
-        let report = Swarm.run(s, seeds: list, jobs: jobs)
+        let report = Swarm.run(s, seeds: list, jobs: jobs, failFast: failFast)
         // In seed order, whatever order the runs finished in: the same swarm prints the same lines.
         for r in report.failures.sorted(by: { $0.seed < $1.seed }).prefix(5) {
             print("FAIL seed \(r.seed): \(r.violations.first.map(String.init(describing:)) ?? "")\n  profile: \(r.profile)\n  replay: \(r.replayCommand(scenarioPath: scenario))")

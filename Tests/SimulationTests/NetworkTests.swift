@@ -138,3 +138,23 @@ import Testing
         #expect(rb()!.events == ["accepted \(s) from 0", "data \(s) [1]", "data \(s) [2]"])
     }
 }
+
+/// The rolling hash sees what travels and what the kernel runs, not just that something happened.
+@Suite struct LogHashTests {
+    private func hash(payload: [UInt8], closureLabel: Bool = false) -> UInt64 {
+        let sim = Simulation(seed: 1, network: quietNetwork())
+        let (a, _) = recorderHost(sim, "a")
+        let (b, _) = recorderHost(sim, "b")
+        a.boot(); b.boot()
+        a.send(to: b.id, port: 1, payload)
+        if closureLabel { sim.schedule(after: .milliseconds(1), label: "one") {} } else { sim.schedule(after: .milliseconds(1), label: "two") {} }
+        sim.run(until: .zero + .milliseconds(5))
+        return sim.log.hash
+    }
+
+    @Test func payloadsAndClosureLabelsChangeTheHash() {
+        #expect(hash(payload: [1, 2, 3]) == hash(payload: [1, 2, 3]))
+        #expect(hash(payload: [1, 2, 3]) != hash(payload: [1, 2, 4]), "same size, other bytes")
+        #expect(hash(payload: [1], closureLabel: true) != hash(payload: [1], closureLabel: false))
+    }
+}
