@@ -221,7 +221,7 @@ final class HTTPEgressClient: SimProcess {
     private func issue(_ slot: Int, _ host: SimHost) {
         guard host.now < stopAt else { return }
         let method = host.random.chance(config.unsafeShare) ? "POST" : "GET"
-        let key = "\(host.name)/\(issued)"
+        let key = "\(host.name)/\(host.incarnation)-\(issued)"  // unique across restarts
         issued += 1
         originals += 1
         originalTimes.append(host.now)

@@ -19,6 +19,7 @@ public final class LogFileWriter: LogSink {
         buffer += "# scenario-hash: \(EventLog.format(hash: scenario.contentHash))\n"
         buffer += "# seed: \(seed)\n"
         buffer += "# profile: \(profile)\n"
+        buffer += "# platform: \(RecordedLog.platform)\n"
     }
 
     public func line(_ number: Int, _ text: String) {
@@ -48,6 +49,27 @@ public struct RecordedLog {
     public var profile: FaultProfile
     public var lines: [Substring]
     public var hash: String?
+    /// The platform that recorded it (latency and fault draws go through the C maths library, so
+    /// another platform may draw differently).
+    public var platform: String?
+
+    /// This build's platform, as logs name it.
+    public static var platform: String {
+        #if os(Linux)
+        let os = "linux"
+        #elseif os(macOS)
+        let os = "macos"
+        #else
+        let os = "other"
+        #endif
+        #if arch(x86_64)
+        return os + "-x86_64"
+        #elseif arch(arm64)
+        return os + "-arm64"
+        #else
+        return os + "-other"
+        #endif
+    }
 
     public init(path: String) throws {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw ConfigError(key: "", "cannot read log \(path)") }
@@ -72,6 +94,7 @@ public struct RecordedLog {
         self.profile = try FaultProfile(line: profile)
         self.lines = lines
         self.hash = header["hash"]
+        self.platform = header["platform"]
     }
 }
 

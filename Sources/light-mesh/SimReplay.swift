@@ -28,6 +28,9 @@ struct SimReplay: ParsableCommand {
         if !recorded.scenarioHash.isEmpty && recorded.scenarioHash != EventLog.format(hash: s.contentHash) {
             print("warning: \(s.path) changed since the log was recorded; a divergence may come from that")
         }
+        if let platform = recorded.platform, platform != RecordedLog.platform {
+            print("warning: recorded on \(platform), replaying on \(RecordedLog.platform); floating-point draws may differ, so a divergence may come from that")
+        }
         let comparer = LogComparer(expected: recorded.lines)
         let result = ScenarioRunner.run(s, seed: recorded.seed, profile: recorded.profile, sink: comparer)
         comparer.finish(actualLines: result.logLines)
