@@ -59,12 +59,7 @@ public final class EventLog {
     /// formatted only when a sink is attached (it must be derived from the same state, for readers).
     @inline(__always)
     public func record(_ time: Int64, _ host: Int, app name: StaticString, _ a: Int64, _ b: Int64, detail: () -> String) {
-        count &+= 1
-        var h = hash
-        StableHash.fold(&h, UInt64(bitPattern: time))
-        StableHash.fold(&h, UInt64(bitPattern: Int64(host)) &<< 8 | UInt64(LogKind.app.rawValue))
-        StableHash.fold(&h, UInt64(bitPattern: a))
-        StableHash.fold(&h, UInt64(bitPattern: b))
+        var h = begin(time, host, .app, a, b)
         name.withUTF8Buffer { for byte in $0 { h = (h ^ UInt64(byte)) &* StableHash.prime } }
         hash = h
         if let sink {
@@ -77,12 +72,7 @@ public final class EventLog {
     /// different bytes diverge at once, not when the bytes later change what happens).
     @inline(__always)
     public func record(_ time: Int64, _ host: Int, _ kind: LogKind, _ a: Int64, _ b: Int64, payload: [UInt8]) {
-        count &+= 1
-        var h = hash
-        StableHash.fold(&h, UInt64(bitPattern: time))
-        StableHash.fold(&h, UInt64(bitPattern: Int64(host)) &<< 8 | UInt64(kind.rawValue))
-        StableHash.fold(&h, UInt64(bitPattern: a))
-        StableHash.fold(&h, UInt64(bitPattern: b))
+        var h = begin(time, host, kind, a, b)
         var digest = StableHash.offsetBasis
         for byte in payload { digest = (digest ^ UInt64(byte)) &* StableHash.prime }
         StableHash.fold(&h, digest)
@@ -93,10 +83,7 @@ public final class EventLog {
     /// Records a kernel event named by a static label (a closure's purpose).
     @inline(__always)
     public func record(_ time: Int64, _ host: Int, _ kind: LogKind, label: StaticString) {
-        count &+= 1
-        var h = hash
-        StableHash.fold(&h, UInt64(bitPattern: time))
-        StableHash.fold(&h, UInt64(bitPattern: Int64(host)) &<< 8 | UInt64(kind.rawValue))
+        var h = begin(time, host, kind)
         label.withUTF8Buffer { for byte in $0 { h = (h ^ UInt64(byte)) &* StableHash.prime } }
         hash = h
         if let sink { sink.line(count, format(time, host, kind, 0, 0, "\(label)")) }
@@ -105,15 +92,23 @@ public final class EventLog {
     /// Records one event.
     @inline(__always)
     public func record(_ time: Int64, _ host: Int, _ kind: LogKind, _ a: Int64 = 0, _ b: Int64 = 0, _ text: String? = nil) {
+        var h = begin(time, host, kind, a, b)
+        if let text { StableHash.fold(&h, StableHash.fnv1a(text)) }
+        hash = h
+        if let sink { sink.line(count, format(time, host, kind, a, b, text)) }
+    }
+
+    /// Counts an event and returns the hash with its time, host and kind folded in (and `a`, `b`
+    /// when given): what every kind of line hashes first.
+    @inline(__always)
+    private func begin(_ time: Int64, _ host: Int, _ kind: LogKind, _ a: Int64? = nil, _ b: Int64? = nil) -> UInt64 {
         count &+= 1
         var h = hash
         StableHash.fold(&h, UInt64(bitPattern: time))
         StableHash.fold(&h, UInt64(bitPattern: Int64(host)) &<< 8 | UInt64(kind.rawValue))
-        StableHash.fold(&h, UInt64(bitPattern: a))
-        StableHash.fold(&h, UInt64(bitPattern: b))
-        if let text { StableHash.fold(&h, StableHash.fnv1a(text)) }
-        hash = h
-        if let sink { sink.line(count, format(time, host, kind, a, b, text)) }
+        if let a { StableHash.fold(&h, UInt64(bitPattern: a)) }
+        if let b { StableHash.fold(&h, UInt64(bitPattern: b)) }
+        return h
     }
 
     func format(_ time: Int64, _ host: Int, _ kind: LogKind, _ a: Int64, _ b: Int64, _ text: String?) -> String {
