@@ -16,7 +16,8 @@ enum SidecarConfigFile {
         // An empty (or truncated-to-nothing) file is never "all defaults": a half-written file
         // during a reload must not turn every policy off.
         guard !document.keys.isEmpty else { throw ConfigError(key: "", "\(path) is empty; write at least one section (ingress, egress or admin)") }
-        var top = Section(document, environment)
+        let consulted = ConsultedVariables()
+        var top = Section(document, environment, consulted)
         var s = SidecarSettings()
 
         var ingress = try top.child("ingress")
@@ -151,7 +152,7 @@ enum SidecarConfigFile {
         for section in SecuritySection.allCases where s.disabledOnPurpose.contains(section.rawValue) && section.isOn(in: s) {
             throw ConfigError(key: "ingress.disabled", "lists \(section.rawValue), which the file also configures")
         }
-        s.unknownVariables = unknownVariables(in: environment, path: path)
+        s.unknownVariables = environment.keys.filter { $0.hasPrefix("LIGHT_MESH_") && !consulted.names.contains($0) }.sorted()
         return s
     }
 
@@ -183,27 +184,12 @@ enum SidecarConfigFile {
         }
     }
 
-    /// `LIGHT_MESH_*` variables that name no key of this file or of the known sections: most likely
-    /// misspelt (an override that silently does nothing is worse than an error, but a variable may
-    /// be meant for another sidecar in the pod, so these are reported, not refused).
-    static func unknownVariables(in environment: [String: String], path: String) -> [String] {
-        let known = knownVariablePrefixes
-        return environment.keys.filter { $0.hasPrefix("LIGHT_MESH_") }.sorted().filter { name in
-            !known.contains { name == $0 || name.hasPrefix($0 + "_") }
-        }
+    /// The `LIGHT_MESH_*` names the reader looked up while reading a file: one set but never looked
+    /// up can have no effect (most likely misspelt; reported, not refused, since it may be meant
+    /// for another container of the pod).
+    final class ConsultedVariables {
+        var names: Set<String> = []
     }
-
-    /// Every key path the file reader knows, as variables (service names and route prefixes are
-    /// free-form, so their sections match by prefix).
-    static let knownVariablePrefixes: [String] = {
-        let ingress = ["listen", "app", "max_body_bytes", "header_timeout", "upstream_timeout", "connect_timeout", "max_headers",
-                       "max_connections", "escaped_slashes", "trusted_proxies", "disabled", "rate_limit", "access_log", "cors", "ip",
-                       "jwt", "tls", "headers", "routes"].map { "ingress." + $0 }
-        let egress = ["listen", "connect_timeout", "attempt_timeout", "request_timeout", "idle_timeout", "max_body_bytes", "max_headers",
-                      "max_connections", "lb_policy", "service_url_allow", "service_url_tls", "services", "routes"].map { "egress." + $0 }
-        let rest = ["admin.listen", "admin.app_health_path", "threads", "drain_timeout", "config"]
-        return (ingress + egress + rest).map(Section.variable)
-    }()
 
     static func serviceConfig(_ name: String, _ service: inout Section, defaultPolicy: LoadBalancingPolicy) throws -> ServiceConfig {
         let endpoints = try service.strings("endpoints"), dns = try service.string("dns"), file = try service.string("file")
@@ -271,10 +257,12 @@ enum SidecarConfigFile {
     struct Section {
         var fields: YAMLFields
         let environment: [String: String]
+        let consulted: ConsultedVariables
 
-        init(_ fields: YAMLFields, _ environment: [String: String]) {
+        init(_ fields: YAMLFields, _ environment: [String: String], _ consulted: ConsultedVariables) {
             self.fields = fields
             self.environment = environment
+            self.consulted = consulted
         }
 
         static func variable(_ path: String) -> String {
@@ -283,11 +271,15 @@ enum SidecarConfigFile {
         func name(_ key: String) -> String { fields.name(key) }
         var keys: [String] { fields.keys }
         mutating func has(_ key: String) -> Bool { fields.has(key) }
-        func hasOverride(_ key: String) -> Bool { environment[Self.variable(name(key))] != nil }
-        private func override(_ key: String) -> String? { environment[Self.variable(name(key))] }
+        func hasOverride(_ key: String) -> Bool { override(key) != nil }
+        private func override(_ key: String) -> String? {
+            let variable = Self.variable(name(key))
+            consulted.names.insert(variable)
+            return environment[variable]
+        }
 
-        mutating func child(_ key: String) throws -> Section { Section(try fields.child(key), environment) }
-        mutating func children(_ key: String) throws -> [Section] { try fields.children(key).map { Section($0, environment) } }
+        mutating func child(_ key: String) throws -> Section { Section(try fields.child(key), environment, consulted) }
+        mutating func children(_ key: String) throws -> [Section] { try fields.children(key).map { Section($0, environment, consulted) } }
         mutating func done() throws { try fields.rejectUnknownKeys() }
 
         /// The file's value is always read (so it never counts as unknown), the variable's wins.

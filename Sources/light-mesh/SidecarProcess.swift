@@ -39,7 +39,7 @@ final class SidecarProcess: Sendable {
         logger.logLevel = .notice
         // A closed stdout (the log collector went away) must cost log lines, not the process.
         signal(SIGPIPE, SIG_IGN)
-        for name in settings.unknownVariables { say("warning: \(name) matches no configuration key (misspelt?); it has no effect") }
+        for name in settings.unknownVariables { say("warning: \(name) matches no configuration key (misspelt, or for a key this file does not use); it has no effect") }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: settings.threads)
         let ingressConfig = try await settings.ingressConfig(group: group)
         let jwt = settings.jwt.flatMap { s in ingressConfig.jwt.map { (s, $0) } }

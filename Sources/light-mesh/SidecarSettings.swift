@@ -55,7 +55,7 @@ struct SidecarSettings: Sendable {
     var drainTimeout: Duration = .seconds(10)
     /// Security sections the configuration file turns off on purpose (`ingress.disabled`).
     var disabledOnPurpose: Set<String> = []
-    /// `LIGHT_MESH_*` variables that matched no configuration key (reported at start and reload).
+    /// `LIGHT_MESH_*` variables the file reader never looked up, so they have no effect (reported at start and reload).
     var unknownVariables: [String] = []
 
     /// The listener configurations, with the JWT authenticator (`reuse` when the JWT settings did not change).
