@@ -29,8 +29,8 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var current: EgressAttempt?
     /// The attempt loop of the request being forwarded (``EgressRequest``, shared with the simulator).
     private var request: EgressRequest?
-    /// The service of ``request`` (while no attempt is current: waiting for a token or a backoff).
-    private var pendingService: ServiceRuntime?
+    /// The service of ``request``, whose pool its attempts are recorded in.
+    private var requestService: ServiceRuntime?
     /// Parts of pipelined requests that arrived while one was being forwarded (answered in order);
     /// reading pauses while the queue is long. Reads are not paused per request.
     private var queued: CircularBuffer<HTTPServerRequestPart> = []
@@ -62,16 +62,13 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// flight is released in its pool (``EgressRequest/cancel(pool:now:)``, once), its connection
     /// closed, the deadline disarmed.
     private func cancelRequest() {
-        deadlineTimer?.cancel()
-        deadlineTimer = nil
-        if var r = request, let service = current?.exchange.service ?? pendingService {
+        if var r = request, let service = requestService {
             let now = shared.clock.now
             service.decisions.withLockedValue { r.cancel(pool: &$0.pool, now: now) }
         }
         current?.connection?.abandon()
         current = nil
-        request = nil
-        pendingService = nil
+        endRequest()
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -216,7 +213,7 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let attempts = EgressRequest(method: head.method.rawValue, deadline: now + service.requestTimeout, usesToken: service.token != nil)
         service.decisions.withLockedValue { attempts.begin(pool: &$0.pool, now: now) }
         request = attempts
-        pendingService = service
+        requestService = service
         let ex = Exchange(head: upstream, body: body, service: service, keepAlive: head.isKeepAlive, version: head.version)
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         deadlineTimer = context.eventLoop.scheduleTask(in: .nanoseconds(service.requestTimeout.nanoseconds)) {
@@ -230,15 +227,13 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// recorded as a timeout and given up, and the app gets 504 `request_timeout`. (Once an answer
     /// streams, the per-read response timeout governs it instead.)
     private func deadlinePassed(_ context: ChannelHandlerContext, _ ex: Exchange) {
-        deadlineTimer = nil
-        guard request != nil, current?.streaming != true else { return }
+        guard request != nil else { return }  // answered meanwhile (an answer's head ends the request)
         let now = shared.clock.now
         let conclusion = ex.service.decisions.withLockedValue { request!.deadlinePassed(pool: &$0.pool, now: now) }
         apply(conclusion, ex)
         current?.connection?.abandon()
         current = nil
-        request = nil
-        pendingService = nil
+        endRequest()
         let name = ex.service.config.name
         shared.metrics.finished("egress", status: 504, seconds: ex.service.requestTimeout.seconds, service: name)
         fail(context, .gatewayTimeout, "request_timeout", "\(name) did not answer within \(ex.service.requestTimeout)", close: !ex.keepAlive)
@@ -266,7 +261,6 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
                     handler.request?.tokenReady(token)
                     handler.step(context, ex)
                 case .failure(let error):
-                    handler.request = nil
                     handler.endRequest()
                     handler.shared.metrics.finished("egress", status: 503, seconds: 0, service: name)
                     handler.fail(context, .serviceUnavailable, "token_unavailable", "no access token for \(name): \(error)", close: !ex.keepAlive)
@@ -275,7 +269,6 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .send(let pick, let token):
             send(context, ex, pick, token: token, now: now)
         case .noEndpoint:
-            request = nil
             endRequest()
             shared.metrics.service(name).noEndpoint.increment()
             shared.metrics.finished("egress", status: 503, seconds: 0, service: name)
@@ -328,11 +321,13 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    /// The request was answered or given up: its deadline no longer applies.
+    /// The request was answered, given up or cancelled: no more attempts, and its deadline no
+    /// longer applies.
     private func endRequest() {
+        request = nil
+        requestService = nil
         deadlineTimer?.cancel()
         deadlineTimer = nil
-        pendingService = nil
     }
 
     /// Logs and counts what an attempt's end changed, and drops a refused token.
@@ -371,7 +366,6 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return scheduleRetry(context, ex, after: delay)
         }
         // `.answer`, or a 5xx not retried: either way the upstream's response is the answer.
-        request = nil
         endRequest()
         shared.metrics.finished("egress", status: Int(head.status.code), seconds: (now - attempt.started).seconds, service: ex.service.config.name)
         let (relayed, closeAfter) = ProxyHeaders.relayedHead(head, rules: ex.service.config.headers.response,
@@ -422,7 +416,6 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
         apply(conclusion, ex)
         if case .retry(let delay, _) = conclusion.next { return scheduleRetry(context, ex, after: delay) }
         let attempts = request?.attempts ?? 0
-        request = nil
         endRequest()
         current = nil
         let name = ex.service.config.name

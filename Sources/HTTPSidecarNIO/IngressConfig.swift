@@ -43,3 +43,11 @@ public struct IngressConfig: Sendable {
     public var trustedProxies: [CIDR] = []
     public init() {}
 }
+
+extension IngressConfig {
+    /// Whether `client` (a peer address) is one of ``trustedProxies``, whose forwarding headers are kept.
+    func trusts(_ client: String?) -> Bool {
+        guard !trustedProxies.isEmpty, let client, let address = CIDR.parse(client) else { return false }
+        return trustedProxies.contains { $0.contains(address) }
+    }
+}

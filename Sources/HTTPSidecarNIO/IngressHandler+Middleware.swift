@@ -114,10 +114,8 @@ extension IngressHandler {
         upstream.uri = target.originForm
         ProxyHeaders.removeHopByHop(&upstream.headers)
         upstream.headers.remove(name: "expect")
-        upstream.headers.remove(name: "content-length")
         if let authority = target.authority { upstream.headers.replaceOrAdd(name: "host", value: authority) }
-        let trusted = client.map { c in !shared.config.trustedProxies.isEmpty && CIDR.parse(c).map { a in shared.config.trustedProxies.contains { $0.contains(a) } } ?? false } ?? false
-        ProxyHeaders.addForwarded(&upstream.headers, client: client, proto: scheme, trusted: trusted)
+        ProxyHeaders.addForwarded(&upstream.headers, client: client, proto: scheme, trusted: shared.config.trusts(client))
         upstream.headers.replaceOrAdd(name: "x-correlation-id", value: correlation)
         let (trace, _) = TracePropagation.nextHop(
             traceparent: head.headers.first(name: "traceparent"), tracestate: head.headers.first(name: "tracestate"), random: &random)
@@ -190,7 +188,7 @@ extension IngressHandler {
         case .success(.failure(let failure)):
             answerWithoutApp(context, ex, ErrorResponse(
                 status: HTTPResponseStatus(statusCode: failure.status), code: failure.code, message: failure.message,
-                headers: ex.responseHeaders + [("www-authenticate", failure.wwwAuthenticate)].filter { HeaderValue.isSafe($0.1) }))
+                headers: ex.responseHeaders + [("www-authenticate", failure.wwwAuthenticate)]))
         case .failure(let error):
             answerWithoutApp(context, ex, ErrorResponse(status: .internalServerError, code: "auth_error", message: "\(error)", headers: ex.responseHeaders))
         }

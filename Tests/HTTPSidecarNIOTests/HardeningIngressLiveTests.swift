@@ -213,6 +213,17 @@ import Testing
         try await backend.stop()
     }
 
+    @Test func aTrustedProxysForwardingHeadersAreKeptAndExtended() async throws {
+        let backend = try await TestBackend(group: group)
+        let (server, port) = try await ingress(app: backend.port) { $0.trustedProxies = [CIDR("127.0.0.0/8")!] }
+        _ = try await rawExchange(port: port, "GET /p HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 10.9.9.9\r\nX-Forwarded-Proto: https\r\nConnection: close\r\n\r\n",
+                                  group: group)
+        let seen = backend.requests.first ?? ""
+        #expect(seen.contains("x-forwarded-for: 10.9.9.9, 127.0.0.1\n") && seen.contains("x-forwarded-proto: https\n"), "\(seen)")
+        try await server.stop()
+        try await backend.stop()
+    }
+
     // MARK: Slow uploads
 
     @Test func aSlowUploadThatKeepsMovingIsNotCutByTheResponseTimeout() async throws {
