@@ -4,7 +4,7 @@ import Foundation
 import KafkaRdKafka
 import Logging
 
-struct Broker: ParsableCommand {
+struct Broker: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "broker",
         abstract: "Run the embedded Kafka broker (librdkafka's mock cluster) on loopback until SIGINT or SIGTERM.",
@@ -27,8 +27,11 @@ struct Broker: ParsableCommand {
         _ = try parsedTopics()
     }
 
-    func parsedTopics() throws -> [(String, Int32)] {
-        try topics.map { spec in
+    func parsedTopics() throws -> [(String, Int32)] { try Broker.parseTopics(topics) }
+
+    /// `NAME:PARTITIONS` specs, as `--topic` takes them (shared with `up`).
+    static func parseTopics(_ specs: [String]) throws -> [(String, Int32)] {
+        try specs.map { spec in
             let parts = spec.split(separator: ":")
             guard parts.count == 2, !parts[0].isEmpty, let n = Int32(parts[1]), n > 0 else {
                 throw ValidationError("--topic expects NAME:PARTITIONS, got '\(spec)'")
@@ -37,27 +40,16 @@ struct Broker: ParsableCommand {
         }
     }
 
-    func run() throws {
+    func run() async throws {
         var logger = Logger(label: "light-mesh.broker")
         logger.logLevel = .warning
         let broker = try EmbeddedKafkaBroker(brokers: brokers, topics: try parsedTopics(), logger: logger)
         FileHandle.standardOutput.write(Data((broker.bootstrapServers + "\n").utf8))
         FileHandle.standardError.write(Data("light-mesh broker: \(brokers) broker(s) at \(broker.bootstrapServers); topics: \(topics.isEmpty ? "auto-created on first use" : topics.joined(separator: ", "))\n".utf8))
-        waitForTermination { withExtendedLifetime(broker) {} }
+        // Awaited, not `dispatchMain()`: this runs on a cooperative-pool thread under the async
+        // `@main`, and libdispatch traps when a worker thread calls `dispatchMain()` and exits.
+        await waitForSignal()
+        withExtendedLifetime(broker) {}
+        FileHandle.standardError.write(Data("light-mesh broker: stopped\n".utf8))
     }
-}
-
-/// Blocks until SIGINT or SIGTERM, then runs `cleanup` and exits 0.
-func waitForTermination(_ cleanup: @escaping @Sendable () -> Void) -> Never {
-    for sig in [SIGINT, SIGTERM] { signal(sig, SIG_IGN) }
-    let sources = [SIGINT, SIGTERM].map { sig in
-        let source = DispatchSource.makeSignalSource(signal: sig, queue: .main)
-        source.setEventHandler {
-            cleanup()
-            exit(0)
-        }
-        source.resume()
-        return source
-    }
-    withExtendedLifetime(sources) { dispatchMain() }
 }

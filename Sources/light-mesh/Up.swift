@@ -22,17 +22,14 @@ struct Up: AsyncParsableCommand {
 
     func validate() throws {
         guard (1...16).contains(brokers) else { throw ValidationError("--brokers must be between 1 and 16") }
+        _ = try Broker.parseTopics(topics)
         _ = try HTTPSidecarCommand.parse(sidecarOptions)
     }
 
     func run() async throws {
         var logger = Logger(label: "light-mesh.broker")
         logger.logLevel = .warning
-        let parsedTopics = try topics.map { spec -> (String, Int32) in
-            let parts = spec.split(separator: ":")
-            guard parts.count == 2, let n = Int32(parts[1]), n > 0 else { throw ValidationError("--topic expects NAME:PARTITIONS, got '\(spec)'") }
-            return (String(parts[0]), n)
-        }
+        let parsedTopics = try Broker.parseTopics(topics)
         let broker = try EmbeddedKafkaBroker(brokers: brokers, topics: parsedTopics, logger: logger)
         FileHandle.standardOutput.write(Data("kafka bootstrap: \(broker.bootstrapServers)\n".utf8))
         let options = try HTTPSidecarCommand.parse(sidecarOptions)
