@@ -75,6 +75,8 @@ final class KafkaConsumerProcess: SimProcess {
     private let config: KafkaWorkloadConfig
     private let ledger: KafkaLedger
     private var consumer: (any KafkaGroupConsumer)?
+    /// The next offset to process per partition held, for the before-revoke commit.
+    private var processed: [TopicPartition: Int64] = [:]
 
     init(kafka: SimKafkaCluster, config: KafkaWorkloadConfig, ledger: KafkaLedger) {
         self.kafka = kafka
@@ -87,6 +89,12 @@ final class KafkaConsumerProcess: SimProcess {
         cc.clientId = host.name
         cc.sessionTimeout = config.sessionTimeout
         consumer = try? kafka.connection(from: host).makeConsumer(cc)
+        // The before-revoke step: commit what this member processed of the partitions it gives up.
+        let processed = SimThreadBound(self)
+        consumer?.onRevoke { revocation, release in
+            let offsets = revocation.partitions.compactMap { tp in processed.value.processed[tp].map { PartitionOffset(tp, $0) } }
+            release(offsets)
+        }
         try? consumer?.subscribe([config.topic])
         poll(host)
     }
@@ -112,6 +120,13 @@ final class KafkaConsumerProcess: SimProcess {
                     ledger.consumed.insert(String(decoding: r.value ?? [], as: UTF8.self))
                     ledger.consumedCount += 1
                     next[r.topicPartition] = r.offset + 1
+                }
+            }
+            processed.merge(next) { _, new in new }
+            for event in events {
+                switch event {
+                case .revoked(let tps), .lost(let tps): for tp in tps { processed[tp] = nil }
+                default: break
                 }
             }
             host.simulation.coverage.sometimes(events.contains { if case .revoked = $0 { true } else { false } }, "kafka.consumer-revoked")
@@ -146,7 +161,7 @@ enum KafkaChecker {
                 return
             }
             guard ledger.consumed.contains(op.argument) else {
-                sim.violation("kafka.all-consumed", "\(op.argument) was acknowledged but never consumed by the group")
+                sim.violation("kafka.all-consumed", "\(op.argument) was acknowledged at \(at) but never consumed by the group")
                 return
             }
         }

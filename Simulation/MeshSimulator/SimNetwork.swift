@@ -107,6 +107,10 @@ public final class SimNetwork {
         !blocked[a * hostCount + b] && !clogged[a] && !clogged[b] && !holding[b]
     }
 
+    /// Whether a protocol model's message is lost now (the network's loss rate; for request/response
+    /// models layered on the kernel, a lost message is a connection broken mid-request).
+    public func loses() -> Bool { config.loss > 0 && random.chance(config.loss) }
+
     private func latency() -> Int64 {
         var ns = Double(config.latencyMin.nanoseconds)
         let tail = Double(config.latencyTailMean.nanoseconds)

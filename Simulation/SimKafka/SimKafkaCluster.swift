@@ -97,6 +97,10 @@ public final class SimKafkaCluster: @unchecked Sendable {
             answer(.failure(KafkaError(code: "request_timed_out", message: "no reply from broker-\(broker + 1)", retriable: true, outcomeUnknown: unknownOnTimeout)))
         }
         guard net.canReach(client.id, brokerHost.id) else { return }
+        if net.loses() {  // the connection broke before the broker read the request
+            simulation.coverage.hit("kafka.request-lost")
+            return
+        }
         simulation.schedule(after: net.sampleLatency(), label: "kafka.request") { [self] in
             guard brokerHost.isUp else { return }
             let result = handle()
@@ -106,6 +110,10 @@ public final class SimKafkaCluster: @unchecked Sendable {
                 return
             }
             guard net.canReach(brokerHost.id, client.id) else { return }
+            if net.loses() {  // applied, but the connection broke before the reply: an unknown outcome
+                simulation.coverage.hit("kafka.reply-lost")
+                return
+            }
             simulation.schedule(after: net.sampleLatency(), label: "kafka.response") { answer(result) }
         }
     }

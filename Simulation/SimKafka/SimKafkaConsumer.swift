@@ -18,6 +18,11 @@ final class SimKafkaConsumer: KafkaGroupConsumer, @unchecked Sendable {
     private var paused: Set<TopicPartition> = []
     private var manualEvents: [ConsumerEvent] = []
     private var closed = false
+    /// The generation learned from the coordinator with the last events; commits carry it.
+    private var generation: Int32 = 0
+    private var revocationHandler: RevocationHandler?
+    /// The coordinator's events received so far (by number), so a repeated one is not applied twice.
+    private var receivedThrough = 0
 
     init(cluster: SimKafkaCluster, host: SimHost, config: KafkaConsumerConfig) {
         self.cluster = cluster
@@ -28,6 +33,11 @@ final class SimKafkaConsumer: KafkaGroupConsumer, @unchecked Sendable {
     }
 
     private var sim: Simulation { cluster.simulation }
+
+    func onRevoke(_ handler: @escaping RevocationHandler) {
+        sim.assertConfined()
+        revocationHandler = handler
+    }
 
     func subscribe(_ topics: [String]) throws(KafkaError) {
         sim.assertConfined()
@@ -41,7 +51,7 @@ final class SimKafkaConsumer: KafkaGroupConsumer, @unchecked Sendable {
     private func join() {
         let member = memberId
         cluster.request(from: host, to: cluster.coordinator(of: groupId), unknownOnTimeout: false, { [self] () -> Result<Void, KafkaError> in
-            cluster.join(groupId, memberId: member, topics: topics, sessionTimeout: config.sessionTimeout)
+            cluster.join(groupId, memberId: member, topics: topics, cooperative: config.rebalanceProtocol == .cooperative, sessionTimeout: config.sessionTimeout)
             return .success(())
         }, reply: { [self] result in
             guard member == memberId, !closed else { return }
@@ -70,39 +80,106 @@ final class SimKafkaConsumer: KafkaGroupConsumer, @unchecked Sendable {
             sim.schedule(after: timeout, label: "kafka.poll-timeout") { handler([]) }
             return
         }
-        cluster.request(from: host, to: cluster.coordinator(of: groupId), unknownOnTimeout: false, { [self] () -> Result<[ConsumerEvent], KafkaError> in
-            let (events, known) = cluster.heartbeat(groupId, memberId: memberId)
-            if !known { return .failure(KafkaError(code: "unknown_member_id", message: "\(memberId) is no longer in \(groupId)")) }
-            return .success(events)
+        cluster.request(from: host, to: cluster.coordinator(of: groupId), unknownOnTimeout: false, { [self] () -> Result<SimHeartbeat, KafkaError> in
+            guard let beat = cluster.heartbeat(groupId, memberId: memberId, receivedThrough: receivedThrough) else {
+                return .failure(KafkaError(code: "unknown_member_id", message: "\(memberId) is no longer in \(groupId)"))
+            }
+            return .success(beat)
         }, reply: { [self] result in
             switch result {
-            case .success(let events):
-                for e in events { apply(e) }
-                if !events.isEmpty { return handler(events) }  // hand assignment changes over promptly
-                fetchLoop(maxRecords, deadline, [], handler)
+            case .success(let beat):
+                generation = beat.generation
+                let fresh = beat.events.filter { $0.seq > receivedThrough }
+                receivedThrough = beat.events.last?.seq ?? receivedThrough
+                if fresh.isEmpty { return fetchLoop(maxRecords, deadline, [], handler) }
+                // Hand assignment changes over promptly, each revocation after its before-revoke step.
+                deliverRebalance(fresh.map(\.event)[...], handler)
             case .failure(let e) where e.code == "unknown_member_id":
-                // Our session expired: give up what we had and rejoin under a new member id.
+                // Our session expired: what we had is lost (another member may own it already);
+                // rejoin under a new member id.
                 let lost = assignment
                 assignment = []
                 for tp in lost { positions[tp] = nil }
                 memberId = cluster.newMemberId(config.clientId)
+                receivedThrough = 0
                 joined = false
                 join()
-                handler(lost.isEmpty ? [.error(e)] : [.revoked(lost), .error(e)])
+                if !lost.isEmpty { revocationHandler?(PartitionRevocation(partitions: lost, lost: true)) { _ in } }
+                handler(lost.isEmpty ? [.error(e)] : [.lost(lost), .error(e)])
             case .failure(let e):
                 handler([.error(e)])
             }
         })
     }
 
+    /// Applies rebalance events in order; a revocation first runs the before-revoke step (bounded by
+    /// the revocation timeout), commits its offsets while the partitions are still ours, and tells
+    /// the coordinator they are released. Then the events go to the poll's handler.
+    private func deliverRebalance(_ events: ArraySlice<ConsumerEvent>, _ handler: @escaping @Sendable ([ConsumerEvent]) -> Void, _ done: [ConsumerEvent] = []) {
+        guard let event = events.first else { return handler(done) }
+        let rest = events.dropFirst()
+        guard case .revoked(let tps) = event else {
+            apply(event)
+            return deliverRebalance(rest, handler, done + [event])
+        }
+        let member = memberId
+        revokeStep(tps) { [self] extra in
+            apply(event)
+            release(member) { [self] in
+                guard !closed || member == memberId else { return }
+                deliverRebalance(rest, handler, done + extra + [event])
+            }
+        }
+    }
+
+    /// The before-revoke step for `tps`: asks the handler (at most the revocation timeout), commits
+    /// what it returned, and continues with any error to report before the revocation.
+    private func revokeStep(_ tps: [TopicPartition], _ then: @escaping ([ConsumerEvent]) -> Void) {
+        guard let revocationHandler else { return then([]) }
+        sim.coverage.hit("kafka.before-revoke")
+        var answered = false
+        let incarnation = host.incarnation
+        let finish: ([PartitionOffset]?) -> Void = { [self] offsets in
+            guard !answered, host.isUp, host.incarnation == incarnation else { return }
+            answered = true
+            let wanted = (offsets ?? []).filter { tps.contains($0.topicPartition) }
+            if offsets == nil { sim.coverage.hit("kafka.before-revoke-timeout") }
+            guard !wanted.isEmpty else { return then([]) }
+            let next = SimThreadBound(then)
+            commit(wanted) { result in
+                let then = next.value
+                if case .failure(let e) = result {
+                    then([.error(KafkaError(code: e.code, message: "commit before revocation: \(e.message)", retriable: e.retriable))])
+                } else {
+                    then([])
+                }
+            }
+        }
+        sim.schedule(after: config.revocationTimeout, label: "kafka.revocation-timeout") { finish(nil) }
+        let bound = SimThreadBound(finish)
+        revocationHandler(PartitionRevocation(partitions: tps, lost: false)) { offsets in bound.value(offsets) }
+    }
+
+    /// Tells the coordinator the revoked partitions are released, again after a timeout, until it
+    /// has heard (or we are no longer that member).
+    private func release(_ member: String, _ then: @escaping () -> Void) {
+        cluster.request(from: host, to: cluster.coordinator(of: groupId), unknownOnTimeout: false, { [self] () -> Result<Void, KafkaError> in
+            cluster.finishRevocation(groupId, memberId: member)
+            return .success(())
+        }, reply: { [self] result in
+            guard member == memberId else { return }
+            if case .success = result { then() } else { release(member, then) }
+        })
+    }
+
     private func apply(_ event: ConsumerEvent) {
         switch event {
         case .assigned(let tps):
-            assignment = tps
+            assignment = Array(Set(assignment).union(tps)).sorted()
             for tp in tps where positions[tp] == nil {
                 positions[tp] = cluster.groupState(groupId).committed[tp]
             }
-        case .revoked(let tps):
+        case .revoked(let tps), .lost(let tps):
             assignment.removeAll { tps.contains($0) }
             for tp in tps { positions[tp] = nil }
         default:
@@ -149,14 +226,10 @@ final class SimKafkaConsumer: KafkaGroupConsumer, @unchecked Sendable {
     }
 
     func commit(_ offsets: [PartitionOffset], _ completion: @escaping @Sendable (Result<Void, KafkaError>) -> Void) {
-        let generation = cluster.groupState(groupId).generation
+        let (member, generation) = (memberId, self.generation)
         cluster.request(from: host, to: cluster.coordinator(of: groupId), unknownOnTimeout: true, { [self] () -> Result<Void, KafkaError> in
-            let g = cluster.groupState(groupId)
-            if subscribed {
-                guard g.member(memberId) != nil else { return .failure(KafkaError(code: "unknown_member_id", message: "not a member of \(groupId)")) }
-                guard g.generation == generation, !g.rebalancing else {
-                    return .failure(KafkaError(code: "rebalance_in_progress", message: "group \(groupId) is rebalancing", retriable: true))
-                }
+            if subscribed, let refused = cluster.commitAllowed(groupId, memberId: member, generation: generation) {
+                return .failure(refused)
             }
             cluster.commitOffsets(groupId, offsets)
             return .success(())
@@ -188,15 +261,26 @@ final class SimKafkaConsumer: KafkaGroupConsumer, @unchecked Sendable {
     func position(_ partition: TopicPartition) -> Int64? { positions[partition] }
 
     func groupMetadata() -> ConsumerGroupMetadata {
-        ConsumerGroupMetadata(groupId: groupId, generation: cluster.groupState(groupId).generation, memberId: memberId)
+        ConsumerGroupMetadata(groupId: groupId, generation: generation, memberId: memberId)
     }
 
+    /// Like librdkafka's close: the before-revoke step runs for what is still assigned (and its
+    /// offsets are committed), then the member leaves the group.
     func close(_ completion: @escaping @Sendable () -> Void) {
+        guard !closed else { return completion() }
         closed = true
         guard subscribed else { return completion() }
-        cluster.request(from: host, to: cluster.coordinator(of: groupId), unknownOnTimeout: false, { [self] () -> Result<Void, KafkaError> in
-            cluster.leave(groupId, memberId: memberId)
-            return .success(())
-        }, reply: { _ in completion() })
+        let leave = { [self] in
+            cluster.request(from: host, to: cluster.coordinator(of: groupId), unknownOnTimeout: false, { [self] () -> Result<Void, KafkaError> in
+                cluster.leave(groupId, memberId: memberId)
+                return .success(())
+            }, reply: { _ in completion() })
+        }
+        guard !assignment.isEmpty else { return leave() }
+        let held = assignment
+        revokeStep(held) { [self] _ in
+            apply(.revoked(held))
+            leave()
+        }
     }
 }

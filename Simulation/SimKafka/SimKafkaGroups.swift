@@ -3,29 +3,49 @@ import MeshSimulator
 
 /// A consumer group at the coordinator: members, generation, assignment, committed offsets.
 ///
-/// Rebalances are eager, like librdkafka's default assignors: when membership changes, every member
-/// is told to give up its partitions (`revoked`), and no partition is assigned again until every
-/// member has acknowledged by polling, or has been dropped for missing its session timeout. So a
-/// revoked partition is never consumed by two members at once.
+/// Both rebalance protocols are modelled, as librdkafka runs them:
+/// - **Eager** (every member uses it): when membership changes, every member is told to give up all
+///   its partitions (`revoked`), and nothing is assigned again until every member has finished its
+///   revocation (run its before-revoke step and rejoined) or been dropped for missing its session
+///   timeout. Then the range assignment is handed out.
+/// - **Cooperative** (every member asks for it): the target assignment is computed at once (sticky:
+///   members keep what they own up to their share); only partitions that move are revoked from
+///   their owners, and each is assigned to its new owner once the old owner finished revoking it.
+///   Members keep consuming what they retain throughout.
+///
+/// A partition is never held (assigned, or revoked but not yet released) by two members at once.
+/// Generations: whenever the coordinator hands a member new events, the member moves to the group's
+/// current generation, and it learns that generation with the events; a commit carrying any other
+/// generation is refused (`illegal_generation`), as Kafka refuses a zombie's commits.
 final class SimGroup {
     let id: String
     var committed: [TopicPartition: Int64] = [:]
     var generation: Int32 = 0
     var members: [Member] = []
+    /// Eager only: waiting for members to finish revoking and rejoin.
     var rebalancing = false
+    /// Cooperative only: the assignment being moved towards.
+    var target: [String: [TopicPartition]] = [:]
 
     final class Member {
         let id: String
         let topics: [String]
+        let cooperative: Bool
         var assignment: [TopicPartition] = []
+        /// Revoked but not yet released by the member's before-revoke step: still its own.
+        var revoking: [TopicPartition] = []
+        var generation: Int32 = 0
         var lastSeen: MeshInstant
         var sessionTimeout: Duration
-        /// Events waiting for the member's next poll, in order.
-        var pending: [ConsumerEvent] = []
+        /// Events not yet acknowledged by the member, in order, numbered: a heartbeat reply can be
+        /// lost, so an event is dropped only when a later heartbeat says it arrived.
+        var pending: [(seq: Int, event: ConsumerEvent)] = []
+        var nextSeq = 1
         var acknowledged = true
-        init(id: String, topics: [String], now: MeshInstant, sessionTimeout: Duration) {
+        init(id: String, topics: [String], cooperative: Bool, now: MeshInstant, sessionTimeout: Duration) {
             self.id = id
             self.topics = topics
+            self.cooperative = cooperative
             self.lastSeen = now
             self.sessionTimeout = sessionTimeout
         }
@@ -34,13 +54,35 @@ final class SimGroup {
     init(id: String) { self.id = id }
 
     func member(_ id: String) -> Member? { members.first { $0.id == id } }
+
+    /// Cooperative when every member asks for it (Kafka picks a protocol all members support).
+    var cooperative: Bool { !members.isEmpty && members.allSatisfy(\.cooperative) }
+
+    /// Queues events for a member, which moves to the group's current generation with them.
+    func tell(_ m: Member, _ event: ConsumerEvent) {
+        m.pending.append((m.nextSeq, event))
+        m.nextSeq += 1
+        m.generation = generation
+    }
+
+    /// Who holds `tp` now (assigned or still revoking), if anyone.
+    func holder(of tp: TopicPartition) -> Member? {
+        members.first { $0.assignment.contains(tp) || $0.revoking.contains(tp) }
+    }
+}
+
+/// A heartbeat's answer: the member's unacknowledged events (numbered), and the generation they
+/// belong to.
+struct SimHeartbeat {
+    var events: [(seq: Int, event: ConsumerEvent)]
+    var generation: Int32
 }
 
 extension SimKafkaCluster {
-    func join(_ groupId: String, memberId: String, topics: [String], sessionTimeout: Duration) {
+    func join(_ groupId: String, memberId: String, topics: [String], cooperative: Bool, sessionTimeout: Duration) {
         let g = groupState(groupId)
-        g.members.removeAll { $0.id == memberId }  // a retried join replaces the first
-        g.members.append(SimGroup.Member(id: memberId, topics: topics, now: simulation.now, sessionTimeout: sessionTimeout))
+        if let old = g.member(memberId) { g.members.removeAll { $0 === old } }  // a retried join replaces the first
+        g.members.append(SimGroup.Member(id: memberId, topics: topics, cooperative: cooperative, now: simulation.now, sessionTimeout: sessionTimeout))
         startRebalance(g)
     }
 
@@ -50,26 +92,66 @@ extension SimKafkaCluster {
         startRebalance(g)
     }
 
-    /// A poll from a member: refreshes its session, acknowledges a revocation, and may complete a rebalance.
-    func heartbeat(_ groupId: String, memberId: String) -> (events: [ConsumerEvent], known: Bool) {
-        guard let g = groups[groupId], let m = g.member(memberId) else { return ([], false) }
+    /// A poll from a member that has received its events up to `receivedThrough`: refreshes its
+    /// session and hands over the events after that. A member with nothing left to revoke has
+    /// rejoined, which may complete an eager rebalance.
+    func heartbeat(_ groupId: String, memberId: String, receivedThrough: Int) -> SimHeartbeat? {
+        guard let g = groups[groupId], let m = g.member(memberId) else { return nil }
         m.lastSeen = simulation.now
-        let events = m.pending
-        m.pending.removeAll()
-        if g.rebalancing && !m.acknowledged {
+        m.pending.removeAll { $0.seq <= receivedThrough }
+        let beat = SimHeartbeat(events: m.pending, generation: m.generation)
+        if g.rebalancing && !m.acknowledged && m.revoking.isEmpty {
             m.acknowledged = true
             completeRebalanceIfReady(g)
         }
-        return (events, true)
+        return beat
+    }
+
+    /// The member's before-revoke step is done: the revoked partitions are released.
+    func finishRevocation(_ groupId: String, memberId: String) {
+        guard let g = groups[groupId], let m = g.member(memberId) else { return }
+        m.lastSeen = simulation.now
+        m.revoking = []
+        if g.cooperative {
+            assignFree(g)
+        } else {
+            m.acknowledged = true
+            completeRebalanceIfReady(g)
+        }
+    }
+
+    /// Whether a commit from `memberId` made at `generation` is accepted.
+    func commitAllowed(_ groupId: String, memberId: String, generation: Int32) -> KafkaError? {
+        let g = groupState(groupId)
+        guard let m = g.member(memberId) else { return KafkaError(code: "unknown_member_id", message: "not a member of \(groupId)") }
+        guard m.generation == generation else {
+            return KafkaError(code: "illegal_generation", message: "generation \(generation) of \(groupId) is over (now \(m.generation))")
+        }
+        return nil
     }
 
     private func startRebalance(_ g: SimGroup) {
         g.generation += 1
-        g.rebalancing = true
         simulation.coverage.hit("kafka.rebalance")
+        if g.cooperative {
+            simulation.coverage.hit("kafka.rebalance-cooperative")
+            g.rebalancing = false
+            g.target = stickyAssignment(g)
+            for m in g.members {
+                let moving = m.assignment.filter { !(g.target[m.id] ?? []).contains($0) }
+                guard !moving.isEmpty else { continue }
+                m.assignment.removeAll { moving.contains($0) }
+                m.revoking += moving
+                g.tell(m, .revoked(moving))
+            }
+            assignFree(g)
+            return
+        }
+        g.rebalancing = true
         for m in g.members {
             if !m.assignment.isEmpty {
-                m.pending.append(.revoked(m.assignment))
+                m.revoking += m.assignment
+                g.tell(m, .revoked(m.assignment))
                 m.assignment = []
             }
             m.acknowledged = false
@@ -77,14 +159,34 @@ extension SimKafkaCluster {
         completeRebalanceIfReady(g)
     }
 
+    /// Cooperative: hands each member the target partitions nobody else holds any more.
+    private func assignFree(_ g: SimGroup) {
+        var changed = false
+        for m in g.members.sorted(by: { $0.id < $1.id }) {
+            let add = (g.target[m.id] ?? []).filter { tp in !m.assignment.contains(tp) && g.holder(of: tp) == nil }
+            guard !add.isEmpty else { continue }
+            if !changed { g.generation += 1; changed = true }
+            m.assignment = (m.assignment + add).sorted()
+            g.tell(m, .assigned(add))
+        }
+    }
+
     private func completeRebalanceIfReady(_ g: SimGroup) {
-        guard g.rebalancing, g.members.allSatisfy(\.acknowledged) else { return }
+        guard g.rebalancing, g.members.allSatisfy({ $0.acknowledged && $0.revoking.isEmpty }) else { return }
         g.rebalancing = false
-        // Range assignment per topic over members sorted by id, as Kafka's range assignor does.
+        g.generation += 1
+        let assignment = rangeAssignment(g)
+        for m in g.members {
+            m.assignment = assignment[m.id] ?? []
+            g.tell(m, .assigned(m.assignment))
+        }
+    }
+
+    /// Range assignment per topic over members sorted by id, as Kafka's range assignor does.
+    private func rangeAssignment(_ g: SimGroup) -> [String: [TopicPartition]] {
         let members = g.members.sorted { $0.id < $1.id }
-        let topicNames = Set(members.flatMap(\.topics)).sorted()
         var assignment: [String: [TopicPartition]] = [:]
-        for topic in topicNames {
+        for topic in Set(members.flatMap(\.topics)).sorted() {
             guard let count = partitionCount(topic) else { continue }
             let subscribers = members.filter { $0.topics.contains(topic) }
             guard !subscribers.isEmpty else { continue }
@@ -96,10 +198,35 @@ extension SimKafkaCluster {
                 next += n
             }
         }
-        for m in g.members {
-            m.assignment = assignment[m.id] ?? []
-            m.pending.append(.assigned(m.assignment))
+        return assignment
+    }
+
+    /// Sticky assignment per topic: each member keeps what it holds up to its share; the rest goes to
+    /// members below their share, in id order.
+    private func stickyAssignment(_ g: SimGroup) -> [String: [TopicPartition]] {
+        let members = g.members.sorted { $0.id < $1.id }
+        var assignment: [String: [TopicPartition]] = [:]
+        for topic in Set(members.flatMap(\.topics)).sorted() {
+            guard let count = partitionCount(topic) else { continue }
+            let subscribers = members.filter { $0.topics.contains(topic) }
+            guard !subscribers.isEmpty else { continue }
+            let per = Int(count) / subscribers.count, extra = Int(count) % subscribers.count
+            let share = Dictionary(uniqueKeysWithValues: subscribers.enumerated().map { ($1.id, per + ($0 < extra ? 1 : 0)) })
+            var taken = Set<TopicPartition>()
+            for m in subscribers {
+                let kept = m.assignment.filter { $0.topic == topic }.sorted().prefix(share[m.id]!)
+                assignment[m.id, default: []] += kept
+                taken.formUnion(kept)
+            }
+            var free = (0..<count).map { TopicPartition(topic, $0) }.filter { !taken.contains($0) }[...]
+            for m in subscribers {
+                let have = assignment[m.id, default: []].filter { $0.topic == topic }.count
+                let n = min(share[m.id]! - have, free.count)
+                assignment[m.id, default: []] += free.prefix(n)
+                free = free.dropFirst(n)
+            }
         }
+        return assignment.mapValues { $0.sorted() }
     }
 
     /// Drops members whose session expired (no poll reached the coordinator in time).
@@ -123,3 +250,4 @@ extension SimKafkaCluster {
         return first
     }
 }
+

@@ -12,8 +12,8 @@ final class RdKafkaClientContext: @unchecked Sendable {
     let name: String
     /// Events gathered during the current `rd_kafka_consumer_poll` (rebalance callbacks run inside it).
     let rebalanceEvents = Mutex<[ConsumerEvent]>([])
-    /// Topic names for delivery reports; touched only by the thread serving `rd_kafka_poll`.
-    var deliveryTopicNames = TopicNameCache()
+    /// A consumer's before-revoke step, and how long it may take.
+    let revocation = Mutex<(handler: RevocationHandler?, timeout: Duration)>((nil, .seconds(10)))
     private let queued: Gauge
     private let queuedBytes: Gauge
     private let transmitted: Gauge
@@ -58,13 +58,15 @@ final class RdKafkaClientContext: @unchecked Sendable {
         if let v = object["rxmsgs"] as? Int { received.record(v) }
     }
 
-    /// Installs the log and statistics callbacks and this context as the opaque.
-    func install(on conf: OpaquePointer) {
+    /// Installs the log callback, the statistics callback (unless statistics arrive as queue events),
+    /// and this context as the opaque.
+    func install(on conf: OpaquePointer, statisticsCallback: Bool = true) {
         rd_kafka_conf_set_opaque(conf, opaque)
         rd_kafka_conf_set_log_cb(conf) { rk, level, facility, buffer in
             guard let ctx = RdKafkaClientContext.from(rk) else { return }
             ctx.log(level: level, facility: facility.map { String(cString: $0) } ?? "", message: buffer.map { String(cString: $0) } ?? "")
         }
+        guard statisticsCallback else { return }
         rd_kafka_conf_set_stats_cb(conf) { rk, json, length, _ in
             guard let ctx = RdKafkaClientContext.from(rk), let json else { return 0 }
             let text = String(decoding: UnsafeRawBufferPointer(start: json, count: length), as: UTF8.self)
@@ -92,5 +94,21 @@ public struct RdKafkaClusterSettings: Sendable {
         return s
     }
 
-    func extras() -> [(String, String)] { properties.sorted { $0.key < $1.key }.map { ($0.key, $0.value) } }
+    /// The extra properties, refusing any that would override a setting the adapter sets for product
+    /// semantics (`enable.auto.commit`, `enable.idempotence`, ...): those come from the typed
+    /// configuration, and a silent override would break the seam's contract.
+    func extras(reserved: [(String, String)]) throws(KafkaError) -> [(String, String)] {
+        let owned = Set(reserved.map(\.0)).union(RdKafkaClusterSettings.alwaysOwned)
+        if let clash = properties.keys.sorted().first(where: { owned.contains($0) }) {
+            throw KafkaError.invalidConfig("\(clash) is set by light-mesh (it carries the product's delivery and commit guarantees) and cannot be overridden in the extra properties")
+        }
+        return properties.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+    }
+
+    /// Keys refused in the extra properties of every client, whether or not this client sets them.
+    static let alwaysOwned: Set<String> = [
+        "enable.auto.commit", "enable.auto.offset.store", "enable.idempotence", "transactional.id",
+        "group.id", "isolation.level", "enable.partition.eof", "partition.assignment.strategy",
+        "group.protocol", "auto.offset.reset", "acks", "request.required.acks",
+    ]
 }

@@ -13,62 +13,58 @@ private final class DeliveryBox {
 /// ``KafkaProducer`` on librdkafka: idempotent by default, delivery reports resume callers with the
 /// partition and offset (or a typed error), and transactions when a `transactionalId` is set.
 ///
-/// A dedicated thread serves delivery reports (`rd_kafka_poll`); blocking calls (flush, transaction
-/// steps) run on a private queue, never on the caller's thread or Swift's cooperative pool.
+/// Delivery reports arrive as batched events on librdkafka's main queue, and one thread (the
+/// poller) serves them all: `rd_kafka_flush` and the transaction steps, which with the event API
+/// wait for reports instead of serving them, can never run completions on another thread at the
+/// same time. Blocking calls (flush, transaction steps) run on private queues, never on the caller's
+/// thread or Swift's cooperative pool. Nothing touches the client after it is destroyed, and
+/// releasing the last reference (even inside a completion) never blocks.
 public final class RdKafkaProducer: KafkaProducer, @unchecked Sendable {
-    private let rk: RdHandle
-    private let context: RdKafkaClientContext
+    private let client: RdKafkaClient
+    private let poller: RdKafkaDeliveryPoller
     private let blocking = DispatchQueue(label: "light-mesh.kafka.producer.blocking")
-    private let stopped = StopFlag()
-    private let poller: Thread
-    private let closed = Atomic<Bool>(false)
+    private let flushing = DispatchQueue(label: "light-mesh.kafka.producer.flush", attributes: .concurrent)
+    private let topics = RdKafkaTopicHandles()
 
     public init(_ cluster: RdKafkaClusterSettings, config: KafkaProducerConfig) throws(KafkaError) {
-        var settings = cluster.base(clientId: config.clientId)
-        settings.append(("enable.idempotence", config.idempotent ? "true" : "false"))
-        settings.append(("acks", config.idempotent ? "all" : config.acks.rawValue))
-        settings.append(("linger.ms", String(config.lingerMilliseconds)))
-        settings.append(("message.timeout.ms", String(milliseconds(config.deliveryTimeout))))
-        if let id = config.transactionalId { settings.append(("transactional.id", id)) }
-        settings += cluster.extras()
+        var owned: [(String, String)] = [
+            ("enable.idempotence", config.idempotent ? "true" : "false"),
+            ("acks", config.idempotent ? "all" : config.acks.rawValue),
+        ]
+        if let id = config.transactionalId { owned.append(("transactional.id", id)) }
+        let tuning: [(String, String)] = [
+            ("linger.ms", String(config.lingerMilliseconds)),
+            ("message.timeout.ms", String(milliseconds(config.deliveryTimeout))),
+        ]
+        let settings = cluster.base(clientId: config.clientId) + owned + tuning + (try cluster.extras(reserved: owned))
         var conf = try RdKafkaConf(settings)
         let context = RdKafkaClientContext(name: config.clientId, logger: cluster.logger)
-        context.install(on: conf.pointer!)
-        rd_kafka_conf_set_dr_msg_cb(conf.pointer!) { rk, message, _ in
-            guard let message, let opaque = message.pointee._private, let ctx = RdKafkaClientContext.from(rk) else { return }
-            let box = Unmanaged<DeliveryBox>.fromOpaque(opaque).takeRetainedValue()
-            box.completion(RdKafkaProducer.result(of: message, topicNames: &ctx.deliveryTopicNames))
-        }
-        let rk = RdHandle(pointer: try conf.makeClient(RD_KAFKA_PRODUCER))
-        self.rk = rk
-        self.context = context
-        let stopped = self.stopped
-        poller = Thread {
-            while !stopped.isSet { rd_kafka_poll(rk.pointer, 50) }
-        }
-        poller.name = "kafka-producer-poll"
-        poller.start()
+        context.install(on: conf.pointer!, statisticsCallback: false)
+        rd_kafka_conf_set_events(conf.pointer!, Int32(RD_KAFKA_EVENT_DR | RD_KAFKA_EVENT_STATS | RD_KAFKA_EVENT_ERROR))
+        client = RdKafkaClient(try conf.makeClient(RD_KAFKA_PRODUCER), context: context)
+        poller = RdKafkaDeliveryPoller(client)
     }
 
-    deinit { close(timeout: .seconds(5)) }
-
-    private static func result(of message: UnsafePointer<rd_kafka_message_t>, topicNames: inout TopicNameCache) -> Result<RecordMetadata, KafkaError> {
-        let m = message.pointee
-        if m.err != RD_KAFKA_RESP_ERR_NO_ERROR {
-            let unknown = rd_kafka_message_status(message) == RD_KAFKA_MSG_STATUS_POSSIBLY_PERSISTED
-            return .failure(KafkaError(rdkafka: m.err, context: "delivery failed", outcomeUnknown: unknown))
-        }
-        let topic = topicNames.name(m.rkt)
-        var type = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
-        let timestamp = rd_kafka_message_timestamp(message, &type)
-        return .success(RecordMetadata(topicPartition: TopicPartition(topic, m.partition), offset: m.offset, timestamp: timestamp))
+    /// Never blocks, even when the last reference goes inside one of this producer's completions
+    /// (on the poller thread): flushing, purging and freeing run on a background queue.
+    deinit {
+        let (client, poller, topics) = (self.client, self.poller, self.topics)
+        DispatchQueue.global().async { RdKafkaProducer.shutdown(client, poller, topics, timeout: .seconds(5)) }
     }
 
     public func send(_ record: ProducerRecord, _ completion: @escaping @Sendable (Result<RecordMetadata, KafkaError>) -> Void) {
-        if closed.load(ordering: .relaxed) {
-            completion(.failure(KafkaError(code: "producer_closed", message: "the producer is closed")))
-            return
+        do throws(KafkaError) {
+            try client.use("produce to \(record.topic)") { (rk: OpaquePointer) throws(KafkaError) in
+                try RdKafkaProducer.enqueue(rk, topics.handle(rk, record.topic), record, completion)
+            }
+        } catch {
+            completion(.failure(error.code == "client_closed" ? KafkaError(code: "producer_closed", message: "the producer is closed") : error))
         }
+    }
+
+    /// Enqueues one record, to the cached topic handle `rkt` when there is one (skipping
+    /// librdkafka's lookup by name).
+    private static func enqueue(_ rk: OpaquePointer, _ rkt: OpaquePointer?, _ record: ProducerRecord, _ completion: @escaping @Sendable (Result<RecordMetadata, KafkaError>) -> Void) throws(KafkaError) {
         let box = Unmanaged.passRetained(DeliveryBox(completion))
         var headers: OpaquePointer?
         if !record.headers.isEmpty {
@@ -94,7 +90,7 @@ public final class RdKafkaProducer: KafkaProducer, @unchecked Sendable {
                             vus.initializeElement(at: n, to: v)
                             n += 1
                         }
-                        add(RD_KAFKA_VTYPE_TOPIC) { $0.u.cstr = topic }
+                        if let rkt { add(RD_KAFKA_VTYPE_RKT) { $0.u.ptr = UnsafeMutableRawPointer(rkt) } } else { add(RD_KAFKA_VTYPE_TOPIC) { $0.u.cstr = topic } }
                         if let p = record.partition { add(RD_KAFKA_VTYPE_PARTITION) { $0.u.i32 = p } }
                         if let key { add(RD_KAFKA_VTYPE_KEY) { $0.u.mem.ptr = UnsafeMutableRawPointer(mutating: key.baseAddress); $0.u.mem.size = key.count } }
                         if let value { add(RD_KAFKA_VTYPE_VALUE) { $0.u.mem.ptr = UnsafeMutableRawPointer(mutating: value.baseAddress); $0.u.mem.size = value.count } }
@@ -102,7 +98,7 @@ public final class RdKafkaProducer: KafkaProducer, @unchecked Sendable {
                         add(RD_KAFKA_VTYPE_OPAQUE) { $0.u.ptr = box.toOpaque() }
                         if let ts = record.timestamp { add(RD_KAFKA_VTYPE_TIMESTAMP) { $0.u.i64 = ts } }
                         if let headers { add(RD_KAFKA_VTYPE_HEADERS) { $0.u.headers = headers } }
-                        return rd_kafka_produceva(rk.pointer, vus.baseAddress, n)
+                        return rd_kafka_produceva(rk, vus.baseAddress, n)
                     }
                 }
             }
@@ -111,28 +107,33 @@ public final class RdKafkaProducer: KafkaProducer, @unchecked Sendable {
             // Not enqueued: we still own the headers and the completion.
             if let headers { rd_kafka_headers_destroy(headers) }
             box.release()
-            completion(.failure(KafkaError(consuming: error, context: "produce to \(record.topic)")))
+            throw KafkaError(consuming: error, context: "produce to \(record.topic)")
         }
     }
 
+    /// Waits on a private queue (`rd_kafka_flush` with delivery-report events waits for the poller to
+    /// serve every report; it does not serve them itself), so completions sent before the call have
+    /// all run when this one does.
     public func flush(timeout: Duration, _ completion: @escaping @Sendable (Result<Void, KafkaError>) -> Void) {
-        let rk = self.rk
-        DispatchQueue.global().async {
-            let err = rd_kafka_flush(rk.pointer, milliseconds(timeout))
-            completion(err == RD_KAFKA_RESP_ERR_NO_ERROR ? .success(()) : .failure(KafkaError(rdkafka: err, context: "flush")))
+        flushing.async { [client] in
+            completion(Result { () throws(KafkaError) in
+                try client.use("flush") { (rk: OpaquePointer) throws(KafkaError) in
+                    let err = rd_kafka_flush(rk, milliseconds(timeout))
+                    if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(rdkafka: err, context: "flush") }
+                }
+            })
         }
     }
 
     // MARK: Transactions
 
     private func transactional(_ what: String, _ completion: @escaping @Sendable (Result<Void, KafkaError>) -> Void, _ call: @escaping @Sendable (OpaquePointer) -> OpaquePointer?) {
-        let rk = self.rk
-        blocking.async {
-            if let error = call(rk.pointer) {
-                completion(.failure(KafkaError(consuming: error, context: what)))
-            } else {
-                completion(.success(()))
-            }
+        blocking.async { [client] in
+            completion(Result { () throws(KafkaError) in
+                try client.use(what) { (rk: OpaquePointer) throws(KafkaError) in
+                    if let error = call(rk) { throw KafkaError(consuming: error, context: what) }
+                }
+            })
         }
     }
 
@@ -141,7 +142,9 @@ public final class RdKafkaProducer: KafkaProducer, @unchecked Sendable {
     }
 
     public func beginTransaction() throws(KafkaError) {
-        if let error = rd_kafka_begin_transaction(rk.pointer) { throw KafkaError(consuming: error, context: "begin transaction") }
+        try client.use("begin transaction") { (rk: OpaquePointer) throws(KafkaError) in
+            if let error = rd_kafka_begin_transaction(rk) { throw KafkaError(consuming: error, context: "begin transaction") }
+        }
     }
 
     public func sendOffsetsToTransaction(
@@ -173,16 +176,123 @@ public final class RdKafkaProducer: KafkaProducer, @unchecked Sendable {
         transactional("abort transaction", completion) { rd_kafka_abort_transaction($0, 30_000) }
     }
 
-    /// Flushes what is queued (up to `timeout`), fails what is left, and frees the client. Idempotent.
+    /// Flushes what is queued (up to `timeout`), fails what is left (each completion runs, with
+    /// `purge_queue` or `purge_inflight`), and frees the client. Idempotent. Called from one of this
+    /// producer's own completions, it does not wait: the work continues on a background queue.
     public func close(timeout: Duration = .seconds(10)) {
-        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        _ = rd_kafka_flush(rk.pointer, milliseconds(timeout))
-        _ = rd_kafka_purge(rk.pointer, Int32(RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT))
+        let (client, poller, topics) = (self.client, self.poller, self.topics)
+        if poller.isCurrentThread {
+            DispatchQueue.global().async { RdKafkaProducer.shutdown(client, poller, topics, timeout: timeout) }
+        } else {
+            RdKafkaProducer.shutdown(client, poller, topics, timeout: timeout)
+        }
+    }
+
+    private static func shutdown(_ client: RdKafkaClient, _ poller: RdKafkaDeliveryPoller, _ topics: RdKafkaTopicHandles, timeout: Duration) {
+        client.close { rk in
+            _ = rd_kafka_flush(rk, milliseconds(timeout))
+            _ = rd_kafka_purge(rk, Int32(RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT))
+            // The poller serves the purge reports, so no completion is lost, then stops.
+            _ = rd_kafka_flush(rk, 1_000)
+            poller.stop()
+            topics.destroyAll()
+        }
+    }
+}
+
+/// The one thread that serves a producer's delivery reports, statistics and errors from
+/// librdkafka's main queue, one batch of reports per event.
+final class RdKafkaDeliveryPoller: @unchecked Sendable {
+    private let stopped = StopFlag()
+    private let finished = DispatchSemaphore(value: 0)
+    private let thread: Thread
+
+    init(_ client: RdKafkaClient) {
+        let rk = RdHandle(pointer: client.callbackHandle)
+        let context = client.context
+        let (stopped, finished) = (self.stopped, self.finished)
+        thread = Thread {
+            let queue = rd_kafka_queue_get_main(rk.pointer)!
+            var topicNames = TopicNameCache()
+            while !stopped.isSet {
+                guard let event = rd_kafka_queue_poll(queue, 50) else { continue }
+                RdKafkaDeliveryPoller.serve(event, context, &topicNames)
+                rd_kafka_event_destroy(event)
+            }
+            // Whatever arrived before the stop is still served.
+            while let event = rd_kafka_queue_poll(queue, 0) {
+                RdKafkaDeliveryPoller.serve(event, context, &topicNames)
+                rd_kafka_event_destroy(event)
+            }
+            rd_kafka_queue_destroy(queue)
+            finished.signal()
+        }
+        thread.name = "kafka-producer-poll"
+        thread.start()
+    }
+
+    /// True on the poller thread itself (inside a completion).
+    var isCurrentThread: Bool { Thread.current === thread }
+
+    /// Stops the thread and waits for it to finish (never call from the poller thread).
+    func stop() {
         stopped.set()
-        while !poller.isFinished { usleep(1_000) }
-        _ = rd_kafka_poll(rk.pointer, 0)  // deliver the purge reports so no completion is lost
-        rd_kafka_destroy(rk.pointer)
-        _ = context
+        finished.wait()
+    }
+
+    private static func serve(_ event: OpaquePointer, _ context: RdKafkaClientContext, _ topicNames: inout TopicNameCache) {
+        switch Int32(rd_kafka_event_type(event)) {
+        case Int32(RD_KAFKA_EVENT_DR):
+            while let message = rd_kafka_event_message_next(event) {
+                guard let opaque = message.pointee._private else { continue }
+                let box = Unmanaged<DeliveryBox>.fromOpaque(opaque).takeRetainedValue()
+                box.completion(result(of: message, topicNames: &topicNames))
+            }
+        case Int32(RD_KAFKA_EVENT_STATS):
+            if let json = rd_kafka_event_stats(event) { context.statistics(String(cString: json)) }
+        case Int32(RD_KAFKA_EVENT_ERROR):
+            let text = rd_kafka_event_error_string(event).map { String(cString: $0) } ?? ""
+            context.logger.error("kafka producer error: \(text)", metadata: ["kafka.client": "\(context.name)", "kafka.fatal": "\(rd_kafka_event_error_is_fatal(event) != 0)"])
+        default:
+            break
+        }
+    }
+
+    private static func result(of message: UnsafePointer<rd_kafka_message_t>, topicNames: inout TopicNameCache) -> Result<RecordMetadata, KafkaError> {
+        let m = message.pointee
+        if m.err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            let unknown = rd_kafka_message_status(message) == RD_KAFKA_MSG_STATUS_POSSIBLY_PERSISTED
+            return .failure(KafkaError(rdkafka: m.err, context: "delivery failed", outcomeUnknown: unknown))
+        }
+        let topic = topicNames.name(m.rkt)
+        var type = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
+        let timestamp = rd_kafka_message_timestamp(message, &type)
+        return .success(RecordMetadata(topicPartition: TopicPartition(topic, m.partition), offset: m.offset, timestamp: timestamp))
+    }
+}
+
+/// Topic handles by name, so a send skips librdkafka's lookup by name; bounded, so a producer fed
+/// arbitrary topic names does not keep a handle for each (beyond the bound, sends go by name).
+final class RdKafkaTopicHandles: @unchecked Sendable {
+    private let handles = Mutex<[String: RdHandle]>([:])
+    static let bound = 256
+
+    func handle(_ rk: OpaquePointer, _ name: String) -> OpaquePointer? {
+        let found = handles.withLock { h -> RdHandle? in
+            if let known = h[name] { return known }
+            guard h.count < RdKafkaTopicHandles.bound, let rkt = rd_kafka_topic_new(rk, name, nil) else { return nil }
+            h[name] = RdHandle(pointer: rkt)
+            return RdHandle(pointer: rkt)
+        }
+        return found?.pointer
+    }
+
+    /// Releases every handle (before the client is destroyed).
+    func destroyAll() {
+        handles.withLock { h in
+            for rkt in h.values { rd_kafka_topic_destroy(rkt.pointer) }
+            h.removeAll()
+        }
     }
 }
 

@@ -104,8 +104,43 @@ final class LiveWorld: KafkaWorld {
         settings = s
     }
 
+    /// Every client made through ``cluster(client:)``, closed before the embedded broker goes: a
+    /// client left running keeps reconnecting to the dead brokers' ports, which the kernel hands to
+    /// the next test's listeners (an HTTP test then met librdkafka's connection attempts).
+    private let made = Collector<AnyObject>()
+
+    deinit {
+        for client in made.all {
+            if let consumer = client as? any KafkaGroupConsumer {
+                let done = DispatchSemaphore(value: 0)
+                consumer.close { done.signal() }
+                _ = done.wait(timeout: .now() + 15)
+            } else if let producer = client as? RdKafkaProducer {
+                producer.close(timeout: .seconds(2))
+            }
+        }
+    }
+
     var brokerCount: Int { broker.brokerCount }
-    func cluster(client: Int) -> any KafkaCluster { RdKafkaCluster(settings) }
+    func cluster(client: Int) -> any KafkaCluster { TrackingCluster(RdKafkaCluster(settings), made) }
+
+    /// The live cluster, remembering what it made.
+    final class TrackingCluster: KafkaCluster, @unchecked Sendable {
+        let inner: RdKafkaCluster
+        let made: Collector<AnyObject>
+        init(_ inner: RdKafkaCluster, _ made: Collector<AnyObject>) { (self.inner, self.made) = (inner, made) }
+        func makeProducer(_ config: KafkaProducerConfig) throws(KafkaError) -> any KafkaProducer {
+            let p = try inner.makeProducer(config)
+            made.append(p)
+            return p
+        }
+        func makeConsumer(_ config: KafkaConsumerConfig) throws(KafkaError) -> any KafkaGroupConsumer {
+            let c = try inner.makeConsumer(config)
+            made.append(c)
+            return c
+        }
+        func makeAdmin() throws(KafkaError) -> any KafkaAdmin { try inner.makeAdmin() }
+    }
     func createTopic(_ name: String, partitions: Int32) { try! broker.createTopic(name, partitions: partitions, replicationFactor: 3) }
 
     func wait(_ timeout: Duration, until condition: () -> Bool) -> Bool {
@@ -203,14 +238,19 @@ extension KafkaWorld {
     }
 
     /// Polls until the consumer holds an assignment satisfying `condition`.
-    func pollUntilAssigned(_ consumers: [any KafkaGroupConsumer], tracked: inout [[TopicPartition]], timeout: Duration = .seconds(60), _ condition: ([[TopicPartition]]) -> Bool) throws -> Bool {
+    /// `collect` sees every event, with the index of the consumer that polled it.
+    func pollUntilAssigned(
+        _ consumers: [any KafkaGroupConsumer], tracked: inout [[TopicPartition]], timeout: Duration = .seconds(60),
+        collect: (Int, ConsumerEvent) -> Void = { _, _ in }, _ condition: ([[TopicPartition]]) -> Bool
+    ) throws -> Bool {
         var rounds = Int(timeout.seconds / 0.2) + 1
         while rounds > 0 {
             for (i, c) in consumers.enumerated() {
                 for e in try pollOnce(c, timeout: .milliseconds(100)) {
+                    collect(i, e)
                     switch e {
-                    case .assigned(let tps): tracked[i] = tps
-                    case .revoked(let tps): tracked[i].removeAll { tps.contains($0) }
+                    case .assigned(let tps): tracked[i] = Array(Set(tracked[i]).union(tps)).sorted()
+                    case .revoked(let tps), .lost(let tps): tracked[i].removeAll { tps.contains($0) }
                     default: break
                     }
                 }

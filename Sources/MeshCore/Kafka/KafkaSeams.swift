@@ -27,13 +27,22 @@ public protocol KafkaProducer: AnyObject, Sendable {
 /// Contract:
 /// - Offsets are managed by the caller: nothing is committed automatically.
 /// - `poll` delivers assignment changes, records and recoverable errors as ``ConsumerEvent``s in the
-///   order they happened. A revocation is delivered before the partition is given to another member.
+///   order they happened. Assignment changes are incremental (`assigned` adds, `revoked`/`lost`
+///   remove), whichever rebalance protocol the group uses.
+/// - Before a partition is given to another member, the before-revoke step installed with
+///   ``onRevoke(_:)`` is called and its offsets committed (within
+///   ``KafkaConsumerConfig/revocationTimeout``); only then does the partition go.
 /// - A paused partition delivers no records until resumed; its position does not move.
 /// - After `seek`, the next records of that partition start at the new position.
 /// - `poll` never blocks the caller's thread: production polls on a dedicated thread and calls back.
 public protocol KafkaGroupConsumer: AnyObject, Sendable {
     var groupId: String { get }
     func subscribe(_ topics: [String]) throws(KafkaError)
+    /// Installs the before-revoke step (install it before `subscribe`). The handler may be called on
+    /// the consumer's own thread and must not wait for that consumer's `poll`; it answers through
+    /// `release`, from any thread, within the configured revocation timeout, or the partitions go
+    /// without a commit.
+    func onRevoke(_ handler: @escaping RevocationHandler)
     func assign(_ partitions: [TopicPartition]) throws(KafkaError)
     func poll(maxRecords: Int, timeout: Duration, _ handler: @escaping @Sendable ([ConsumerEvent]) -> Void)
     func commit(_ offsets: [PartitionOffset], _ completion: @escaping @Sendable (Result<Void, KafkaError>) -> Void)
@@ -97,6 +106,12 @@ public struct KafkaConsumerConfig: Hashable, Sendable {
     public var isolation: Isolation = .readCommitted
     public var resetPolicy: ResetPolicy = .earliest
     public var sessionTimeout: Duration = .seconds(10)
+    /// How rebalances move partitions. Cooperative (the default) takes away only the partitions that
+    /// move, so the rest of the group keeps consuming through a rebalance.
+    public var rebalanceProtocol: RebalanceProtocol = .cooperative
+    /// How long the before-revoke step may take before the partitions go without its commit.
+    public var revocationTimeout: Duration = .seconds(10)
+    public enum RebalanceProtocol: String, Sendable { case eager, cooperative }
     public enum Isolation: String, Sendable { case readCommitted = "read_committed", readUncommitted = "read_uncommitted" }
     public enum ResetPolicy: String, Sendable { case earliest, latest }
     public init(groupId: String) { self.groupId = groupId }

@@ -77,9 +77,12 @@ public struct ConsumerRecord: Hashable, Sendable {
     public var value: [UInt8]?
     public var headers: [KafkaHeader]
     public var timestamp: Int64
+    /// Whether `timestamp` is the producer's (create time) or the broker's (log append time).
+    public var timestampType: TimestampType
+    public enum TimestampType: String, Hashable, Sendable { case createTime = "create_time", logAppendTime = "log_append_time" }
     public init(
         topicPartition: TopicPartition, offset: Int64, key: [UInt8]?, value: [UInt8]?,
-        headers: [KafkaHeader], timestamp: Int64
+        headers: [KafkaHeader], timestamp: Int64, timestampType: TimestampType = .createTime
     ) {
         self.topicPartition = topicPartition
         self.offset = offset
@@ -87,6 +90,7 @@ public struct ConsumerRecord: Hashable, Sendable {
         self.value = value
         self.headers = headers
         self.timestamp = timestamp
+        self.timestampType = timestampType
     }
 }
 
@@ -121,16 +125,38 @@ public enum SeekTarget: Hashable, Sendable {
 
 /// What a group consumer's poll returns, in the order it happened.
 public enum ConsumerEvent: Hashable, Sendable {
-    /// These partitions are now ours; positions start from the committed offsets (or the reset policy).
+    /// These partitions are added to ours (incrementally: under the eager protocol a revocation of
+    /// everything comes first); positions start from the committed offsets (or the reset policy).
     case assigned([TopicPartition])
-    /// These partitions are being taken away. The handler commits what it may *before* acknowledging,
-    /// because after revocation another member may consume from the last committed offset.
+    /// These partitions were given up in a rebalance, after the before-revoke step
+    /// (``KafkaGroupConsumer/onRevoke(_:)``) had its chance to commit. Records of them fetched in the
+    /// same poll are not delivered: the next owner starts from the committed offset.
     case revoked([TopicPartition])
+    /// These partitions were lost without a rebalance (the session expired, the member was fenced):
+    /// another member may already own them, so their offsets can no longer be committed.
+    case lost([TopicPartition])
     /// Fetched records, in offset order per partition.
     case records([ConsumerRecord])
     /// A non-fatal error the consumer recovered from or will retry.
     case error(KafkaError)
 }
+
+/// What the before-revoke step is told (see ``KafkaGroupConsumer/onRevoke(_:)``).
+public struct PartitionRevocation: Hashable, Sendable {
+    /// The partitions about to be given up, sorted.
+    public var partitions: [TopicPartition]
+    /// They are already lost (another member may own them): a commit would be refused, so none is made.
+    public var lost: Bool
+    public init(partitions: [TopicPartition], lost: Bool) {
+        self.partitions = partitions
+        self.lost = lost
+    }
+}
+
+/// The before-revoke step: called with the partitions about to go; it answers once, through
+/// `release`, with the offsets to commit for them (empty for none). The consumer commits them before
+/// it lets the partitions go.
+public typealias RevocationHandler = @Sendable (_ revocation: PartitionRevocation, _ release: @escaping @Sendable ([PartitionOffset]) -> Void) -> Void
 
 /// Identity of a consumer group member, needed to commit offsets inside a producer transaction.
 public struct ConsumerGroupMetadata: Hashable, Sendable {
