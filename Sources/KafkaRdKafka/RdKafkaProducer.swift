@@ -274,15 +274,26 @@ final class RdKafkaDeliveryPoller: @unchecked Sendable {
 /// Topic handles by name, so a send skips librdkafka's lookup by name; bounded, so a producer fed
 /// arbitrary topic names does not keep a handle for each (beyond the bound, sends go by name).
 final class RdKafkaTopicHandles: @unchecked Sendable {
-    private let handles = Mutex<[String: RdHandle]>([:])
+    private struct Handles {
+        var byName: [String: RdHandle] = [:]
+        /// The last one used: records to one topic come in runs, and this skips the hash.
+        var last: (name: String, handle: RdHandle)?
+    }
+    private let handles = Mutex(Handles())
     static let bound = 256
 
     func handle(_ rk: OpaquePointer, _ name: String) -> OpaquePointer? {
         let found = handles.withLock { h -> RdHandle? in
-            if let known = h[name] { return known }
-            guard h.count < RdKafkaTopicHandles.bound, let rkt = rd_kafka_topic_new(rk, name, nil) else { return nil }
-            h[name] = RdHandle(pointer: rkt)
-            return RdHandle(pointer: rkt)
+            if let last = h.last, last.name == name { return last.handle }
+            if let known = h.byName[name] {
+                h.last = (name, known)
+                return known
+            }
+            guard h.byName.count < RdKafkaTopicHandles.bound, let rkt = rd_kafka_topic_new(rk, name, nil) else { return nil }
+            let made = RdHandle(pointer: rkt)
+            h.byName[name] = made
+            h.last = (name, made)
+            return made
         }
         return found?.pointer
     }
@@ -290,8 +301,8 @@ final class RdKafkaTopicHandles: @unchecked Sendable {
     /// Releases every handle (before the client is destroyed).
     func destroyAll() {
         handles.withLock { h in
-            for rkt in h.values { rd_kafka_topic_destroy(rkt.pointer) }
-            h.removeAll()
+            for rkt in h.byName.values { rd_kafka_topic_destroy(rkt.pointer) }
+            h = Handles()
         }
     }
 }

@@ -65,16 +65,19 @@ enum PartitionList {
 /// Milliseconds for librdkafka timeouts.
 func milliseconds(_ d: Duration) -> Int32 { Int32(clamping: max(0, d.nanoseconds / 1_000_000)) }
 
-/// Topic names by librdkafka topic handle, so a record does not allocate its topic name again.
+/// Topic names by librdkafka topic handle, so a record does not allocate its topic name again; the
+/// last handle is checked first (records of one topic come in runs), skipping the hash.
 /// Not thread-safe: each owner touches it from one thread only.
 struct TopicNameCache {
     private var names: [OpaquePointer: String] = [:]
+    private var last: (handle: OpaquePointer, name: String)?
 
     mutating func name(_ rkt: OpaquePointer?) -> String {
         guard let rkt else { return "" }
-        if let n = names[rkt] { return n }
-        let n = String(cString: rd_kafka_topic_name(rkt))
+        if let last, last.handle == rkt { return last.name }
+        let n = names[rkt] ?? String(cString: rd_kafka_topic_name(rkt))
         names[rkt] = n
+        last = (rkt, n)
         return n
     }
 }
