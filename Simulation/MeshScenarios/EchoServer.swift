@@ -51,7 +51,7 @@ final class EchoServer: SimProcess {
         guard case .request(let wire, let key)? = EchoMessage.decode(payload) else { return }
         if faults.fires(Self.drop) { return }
         var service = Double(config.serviceMin.nanoseconds)
-        service += -Double(config.serviceTailMean.nanoseconds) * log1p(-host.random.nextUnit())
+        service += host.random.nextExponential(mean: Double(config.serviceTailMean.nanoseconds))
         if faults.fires(Self.stall) { service *= 50 }
         let token = host.setTimer(after: .nanoseconds(Int64(service)))
         pending[token.rawValue] = (path, .response(wire: wire, body: key))
@@ -68,4 +68,3 @@ final class EchoServer: SimProcess {
     }
 }
 
-import Foundation

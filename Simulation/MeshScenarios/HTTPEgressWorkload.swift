@@ -151,7 +151,7 @@ final class HTTPUpstream: SimProcess {
             if burstLeft == 0 && faults.fires(Self.errorBurst) { burstLeft = 20 }
             let status: Int
             if burstLeft > 0 { burstLeft -= 1; status = 503 } else { status = 200 }
-            var service = Double(config.serviceMin.nanoseconds) - Double(config.serviceTailMean.nanoseconds) * log1p(-host.random.nextUnit())
+            var service = Double(config.serviceMin.nanoseconds) + host.random.nextExponential(mean: Double(config.serviceTailMean.nanoseconds))
             if faults.fires(Self.slow) { service *= 40 }
             let t = host.setTimer(after: .nanoseconds(Int64(service)))
             pending[t.rawValue] = (s, .response(id: id, status: status, key: key, traceparent: trace))
@@ -166,7 +166,6 @@ final class HTTPUpstream: SimProcess {
     }
 }
 
-import Foundation
 
 /// The token endpoint: issues client-credentials tokens with a fixed lifetime after a short service
 /// time; buggify makes it fail some requests.

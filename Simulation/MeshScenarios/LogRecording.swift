@@ -49,8 +49,8 @@ public struct RecordedLog {
     public var profile: FaultProfile
     public var lines: [Substring]
     public var hash: String?
-    /// The platform that recorded it (latency and fault draws go through the C maths library, so
-    /// another platform may draw differently).
+    /// The platform that recorded it, for the record: draws use only IEEE-754 basic operations
+    /// (``PortableMath``), so a log replays the same on another platform.
     public var platform: String?
 
     /// This build's platform, as logs name it.

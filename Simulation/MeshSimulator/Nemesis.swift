@@ -1,4 +1,3 @@
-import Foundation
 import MeshCore
 
 /// Injects a ``FaultProfile`` into a simulation: sets the network's always-on rates, turns buggify on,
@@ -45,7 +44,7 @@ public final class Nemesis {
 
     private func arm(_ p: FaultProfile.Periodic, _ action: @escaping () -> Void) {
         let mean = Double(p.every.nanoseconds)
-        let wait = Int64(-mean * log1p(-random.nextUnit()))
+        let wait = Int64(random.nextExponential(mean: mean))
         simulation.schedule(after: .nanoseconds(wait), label: "nemesis.fault") { [self] in
             guard !quiet else { return }
             action()

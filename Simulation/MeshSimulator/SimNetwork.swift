@@ -1,4 +1,3 @@
-import Foundation
 import MeshCore
 
 /// The simulated network between hosts: datagrams and ordered streams, with latency, loss,
@@ -114,7 +113,7 @@ public final class SimNetwork {
     private func latency() -> Int64 {
         var ns = Double(config.latencyMin.nanoseconds)
         let tail = Double(config.latencyTailMean.nanoseconds)
-        if tail > 0 { ns += -tail * log1p(-random.nextUnit()) }
+        if tail > 0 { ns += random.nextExponential(mean: tail) }
         if config.reorder > 0 && random.chance(config.reorder) {
             ns += Double(config.reorderDelay.nanoseconds) * random.nextUnit()
         }

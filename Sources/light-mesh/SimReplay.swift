@@ -29,7 +29,7 @@ struct SimReplay: ParsableCommand {
             print("warning: \(s.path) changed since the log was recorded; a divergence may come from that")
         }
         if let platform = recorded.platform, platform != RecordedLog.platform {
-            print("warning: recorded on \(platform), replaying on \(RecordedLog.platform); floating-point draws may differ, so a divergence may come from that")
+            print("note: recorded on \(platform), replaying on \(RecordedLog.platform) (draws use only IEEE-754 basic operations, so they match)")
         }
         let comparer = LogComparer(expected: recorded.lines)
         let result = ScenarioRunner.run(s, seed: recorded.seed, profile: recorded.profile, sink: comparer)
