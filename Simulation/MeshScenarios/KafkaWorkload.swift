@@ -147,23 +147,40 @@ enum KafkaChecker {
     static let invariants = ["kafka.no-lost-ack", "kafka.no-duplicate", "kafka.all-consumed"]
 
     static func check(_ sim: Simulation, _ kafka: SimKafkaCluster, _ config: KafkaWorkloadConfig, _ ledger: KafkaLedger) {
-        let stored = kafka.committedValues(config.topic)
+        let acknowledged = sim.history.operations.compactMap { op -> Acknowledged? in
+            guard op.name == "produce", case .ok(let at) = op.outcome else { return nil }
+            return Acknowledged(value: op.argument, at: at)
+        }
+        if let (invariant, message) = violation(acknowledged: acknowledged, stored: kafka.committedValues(config.topic),
+                                                consumed: ledger.consumed, idempotent: config.idempotent) {
+            sim.violation(invariant, message)
+        }
+    }
+
+    /// A record the producers were told is stored, and where.
+    struct Acknowledged {
+        var value: String
+        var at: String
+    }
+
+    /// The first broken promise, checked against what the producers were told (`acknowledged`), what
+    /// the partitions hold (`stored`, readable values in log order) and what the group's consumers
+    /// saw (`consumed`): each acknowledged record is stored, once when the producers are
+    /// idempotent, and was consumed.
+    static func violation(acknowledged: [Acknowledged], stored: [String], consumed: Set<String>, idempotent: Bool) -> (String, String)? {
         var seen: [String: Int] = [:]
         for v in stored { seen[v, default: 0] += 1 }
-        for op in sim.history.operations where op.name == "produce" {
-            guard case .ok(let at) = op.outcome else { continue }
-            guard seen[op.argument] != nil else {
-                sim.violation("kafka.no-lost-ack", "\(op.argument) was acknowledged at \(at) but is not in the log")
-                return
+        for ack in acknowledged {
+            guard let n = seen[ack.value] else {
+                return ("kafka.no-lost-ack", "\(ack.value) was acknowledged at \(ack.at) but is not in the log")
             }
-            if config.idempotent, let n = seen[op.argument], n > 1 {
-                sim.violation("kafka.no-duplicate", "\(op.argument) is in the log \(n) times")
-                return
+            if idempotent && n > 1 {
+                return ("kafka.no-duplicate", "\(ack.value) is in the log \(n) times")
             }
-            guard ledger.consumed.contains(op.argument) else {
-                sim.violation("kafka.all-consumed", "\(op.argument) was acknowledged at \(at) but never consumed by the group")
-                return
+            guard consumed.contains(ack.value) else {
+                return ("kafka.all-consumed", "\(ack.value) was acknowledged at \(ack.at) but never consumed by the group")
             }
         }
+        return nil
     }
 }

@@ -28,6 +28,30 @@ import Testing
     }
 }
 
+@Suite struct KafkaCheckerTests {
+    private let acked = [KafkaChecker.Acknowledged(value: "a", at: "0@0"), KafkaChecker.Acknowledged(value: "b", at: "0@1")]
+
+    @Test func quietWhenEveryAcknowledgedRecordIsStoredOnceAndConsumed() {
+        #expect(KafkaChecker.violation(acknowledged: acked, stored: ["a", "b", "unacked"], consumed: ["a", "b"], idempotent: true) == nil)
+    }
+
+    @Test func anAcknowledgedRecordMissingFromTheLogIsALostAck() {
+        let v = KafkaChecker.violation(acknowledged: acked, stored: ["a"], consumed: ["a", "b"], idempotent: true)
+        #expect(v?.0 == "kafka.no-lost-ack")
+    }
+
+    @Test func aRecordStoredTwiceIsADuplicateOnlyForIdempotentProducers() {
+        let stored = ["a", "a", "b"]
+        #expect(KafkaChecker.violation(acknowledged: acked, stored: stored, consumed: ["a", "b"], idempotent: true)?.0 == "kafka.no-duplicate")
+        #expect(KafkaChecker.violation(acknowledged: acked, stored: stored, consumed: ["a", "b"], idempotent: false) == nil)
+    }
+
+    @Test func aStoredRecordNoConsumerSawIsNotAllConsumed() {
+        let v = KafkaChecker.violation(acknowledged: acked, stored: ["a", "b"], consumed: ["a"], idempotent: true)
+        #expect(v?.0 == "kafka.all-consumed")
+    }
+}
+
 @Suite struct EndpointHealthModelTests {
     private let a = MeshAddress(host: "10.0.0.1", port: 80), b = MeshAddress(host: "10.0.0.2", port: 80)
     private func at(_ ms: Int64) -> MeshInstant { .zero + .milliseconds(ms) }
