@@ -28,9 +28,12 @@ public final class RdKafkaConsumer: KafkaGroupConsumer, @unchecked Sendable {
     /// The consumer queue, read in batches; touched only on `pollQueue`, released before the client.
     private let consumerQueue: OpaquePointer
     private let batch = MessageBatch(capacity: 1_000)
+    /// How long close may serve a rebalance before leaving: the before-revoke step's bound and a margin.
+    private let drainBound: Duration
 
     public init(_ cluster: RdKafkaClusterSettings, config: KafkaConsumerConfig) throws(KafkaError) {
         groupId = config.groupId
+        drainBound = config.revocationTimeout + .seconds(5)
         let owned: [(String, String)] = [
             ("group.id", config.groupId),
             ("enable.auto.commit", "false"),
@@ -59,8 +62,8 @@ public final class RdKafkaConsumer: KafkaGroupConsumer, @unchecked Sendable {
     /// Releasing the last reference never blocks: leaving the group and freeing the client run on a
     /// background queue (the before-revoke step still runs there).
     deinit {
-        let (client, queue) = (self.client, RdHandle(pointer: consumerQueue))
-        DispatchQueue.global().async { RdKafkaConsumer.shutdown(client, queue) }
+        let (client, queue, bound) = (self.client, RdHandle(pointer: consumerQueue), drainBound)
+        DispatchQueue.global().async { RdKafkaConsumer.shutdown(client, queue, drainFor: bound) }
     }
 
     public func onRevoke(_ handler: @escaping RevocationHandler) {
@@ -260,6 +263,14 @@ public final class RdKafkaConsumer: KafkaGroupConsumer, @unchecked Sendable {
         }
     }
 
+    /// Whether the consumer has a group subscription (a manual assignment has none).
+    static func subscribed(_ rk: OpaquePointer) -> Bool {
+        var list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?
+        guard rd_kafka_subscription(rk, &list) == RD_KAFKA_RESP_ERR_NO_ERROR, let list else { return false }
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        return list.pointee.cnt > 0
+    }
+
     static func assignment(_ rk: OpaquePointer) -> [TopicPartition] {
         var list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?
         guard rd_kafka_assignment(rk, &list) == RD_KAFKA_RESP_ERR_NO_ERROR, let list else { return [] }
@@ -300,17 +311,32 @@ public final class RdKafkaConsumer: KafkaGroupConsumer, @unchecked Sendable {
     /// Leaves the group (running the before-revoke step for what is still assigned) and frees the
     /// client, after the poll in progress; `completion` runs when it is done. Idempotent.
     public func close(_ completion: @escaping @Sendable () -> Void) {
-        let queue = RdHandle(pointer: consumerQueue)
+        let (queue, bound) = (RdHandle(pointer: consumerQueue), drainBound)
         pollQueue.async { [client] in
-            RdKafkaConsumer.shutdown(client, queue)
+            RdKafkaConsumer.shutdown(client, queue, drainFor: bound)
             completion()
         }
     }
 
     /// Leaves the group, releases the consumer queue handle (librdkafka counts it as a reference to
     /// the client) and frees the client.
-    private static func shutdown(_ client: RdKafkaClient, _ queue: RdHandle) {
+    ///
+    /// librdkafka 2.0.2 aborts the process (`rd_kafka_cgrp_terminated: assert:
+    /// !rd_kafka_assignment_in_progress`) when a cooperative consumer is closed while a rebalance is
+    /// moving its partitions (librdkafka issues 4312 and 4792; seen here once in CI). So the consumer
+    /// first unsubscribes and keeps serving the rebalance (the before-revoke step runs as usual;
+    /// records fetched meanwhile are dropped, the next owner reads them from the committed offset)
+    /// until nothing is assigned and that stays so, bounded, and only then closes.
+    private static func shutdown(_ client: RdKafkaClient, _ queue: RdHandle, drainFor bound: Duration) {
         client.close { rk in
+            if subscribed(rk) && rd_kafka_unsubscribe(rk) == RD_KAFKA_RESP_ERR_NO_ERROR {
+                let deadline = ContinuousClock.now + bound
+                var quietPolls = 0
+                while quietPolls < 3 && ContinuousClock.now < deadline {
+                    if let message = rd_kafka_consumer_poll(rk, 100) { rd_kafka_message_destroy(message) }
+                    quietPolls = assignment(rk).isEmpty ? quietPolls + 1 : 0
+                }
+            }
             _ = rd_kafka_consumer_close(rk)
             rd_kafka_queue_destroy(queue.pointer)
         }
