@@ -182,18 +182,25 @@ extension SimKafkaCluster {
         }
     }
 
+    /// Each subscribed topic of the group with its partition count and its subscribers (sorted by
+    /// id) paired with their even share of the partitions (the first `count % n` get one more).
+    private func topicShares(_ g: SimGroup) -> [(topic: String, count: Int32, shares: [(member: SimGroup.Member, share: Int)])] {
+        let members = g.members.sorted { $0.id < $1.id }
+        return Set(members.flatMap(\.topics)).sorted().compactMap { topic in
+            guard let count = partitionCount(topic) else { return nil }
+            let subscribers = members.filter { $0.topics.contains(topic) }
+            guard !subscribers.isEmpty else { return nil }
+            let per = Int(count) / subscribers.count, extra = Int(count) % subscribers.count
+            return (topic, count, subscribers.enumerated().map { ($1, per + ($0 < extra ? 1 : 0)) })
+        }
+    }
+
     /// Range assignment per topic over members sorted by id, as Kafka's range assignor does.
     private func rangeAssignment(_ g: SimGroup) -> [String: [TopicPartition]] {
-        let members = g.members.sorted { $0.id < $1.id }
         var assignment: [String: [TopicPartition]] = [:]
-        for topic in Set(members.flatMap(\.topics)).sorted() {
-            guard let count = partitionCount(topic) else { continue }
-            let subscribers = members.filter { $0.topics.contains(topic) }
-            guard !subscribers.isEmpty else { continue }
-            let per = Int(count) / subscribers.count, extra = Int(count) % subscribers.count
+        for (topic, _, shares) in topicShares(g) {
             var next = 0
-            for (i, m) in subscribers.enumerated() {
-                let n = per + (i < extra ? 1 : 0)
+            for (m, n) in shares {
                 assignment[m.id, default: []] += (next..<next + n).map { TopicPartition(topic, Int32($0)) }
                 next += n
             }
@@ -204,24 +211,18 @@ extension SimKafkaCluster {
     /// Sticky assignment per topic: each member keeps what it holds up to its share; the rest goes to
     /// members below their share, in id order.
     private func stickyAssignment(_ g: SimGroup) -> [String: [TopicPartition]] {
-        let members = g.members.sorted { $0.id < $1.id }
         var assignment: [String: [TopicPartition]] = [:]
-        for topic in Set(members.flatMap(\.topics)).sorted() {
-            guard let count = partitionCount(topic) else { continue }
-            let subscribers = members.filter { $0.topics.contains(topic) }
-            guard !subscribers.isEmpty else { continue }
-            let per = Int(count) / subscribers.count, extra = Int(count) % subscribers.count
-            let share = Dictionary(uniqueKeysWithValues: subscribers.enumerated().map { ($1.id, per + ($0 < extra ? 1 : 0)) })
+        for (topic, count, shares) in topicShares(g) {
             var taken = Set<TopicPartition>()
-            for m in subscribers {
-                let kept = m.assignment.filter { $0.topic == topic }.sorted().prefix(share[m.id]!)
+            for (m, share) in shares {
+                let kept = m.assignment.filter { $0.topic == topic }.sorted().prefix(share)
                 assignment[m.id, default: []] += kept
                 taken.formUnion(kept)
             }
             var free = (0..<count).map { TopicPartition(topic, $0) }.filter { !taken.contains($0) }[...]
-            for m in subscribers {
+            for (m, share) in shares {
                 let have = assignment[m.id, default: []].filter { $0.topic == topic }.count
-                let n = min(share[m.id]! - have, free.count)
+                let n = min(share - have, free.count)
                 assignment[m.id, default: []] += free.prefix(n)
                 free = free.dropFirst(n)
             }
