@@ -49,6 +49,13 @@ let package = Package(
             dependencies: ["MeshCore"],
             path: "Sources/HTTPSidecar"
         ),
+        // The Kafka sidecar's product logic, sans-IO: the reactive consumer engine, the push wire format
+        // and the REST produce front, run by the librdkafka driver and by the simulator alike.
+        .target(
+            name: "KafkaSidecar",
+            dependencies: ["MeshCore"],
+            path: "Sources/KafkaSidecar"
+        ),
         // JWT verification against a JWKS (jwt-kit), for the HTTP sidecar's ingress.
         .target(
             name: "SidecarAuth",
@@ -135,6 +142,7 @@ let package = Package(
             path: "Benchmarks/kafka-client"
         ),
         .testTarget(name: "MeshCoreTests", dependencies: ["MeshCore"], path: "Tests/MeshCoreTests"),
+        .testTarget(name: "KafkaSidecarTests", dependencies: ["KafkaSidecar", "MeshCore"], path: "Tests/KafkaSidecarTests"),
         .testTarget(
             name: "HTTPSidecarNIOTests",
             dependencies: [

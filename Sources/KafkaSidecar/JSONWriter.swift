@@ -1,0 +1,124 @@
+/// Appends JSON text to a byte buffer without building intermediate objects (the push and produce
+/// bodies are on the hot path).
+struct JSONWriter {
+    var bytes: [UInt8] = []
+
+    init(capacity: Int = 256) { bytes.reserveCapacity(capacity) }
+
+    mutating func raw(_ text: StaticString) {
+        text.withUTF8Buffer { bytes.append(contentsOf: $0) }
+    }
+
+    mutating func raw(_ other: [UInt8]) { bytes.append(contentsOf: other) }
+
+    mutating func int<T: BinaryInteger>(_ n: T) { bytes.append(contentsOf: String(n).utf8) }
+
+    mutating func bool(_ b: Bool) { b ? raw("true") : raw("false") }
+
+    /// A JSON string of `text`, escaped.
+    mutating func string(_ text: String) {
+        var text = text
+        text.withUTF8 { string(utf8: $0) }
+    }
+
+    /// A JSON string of UTF-8 bytes; invalid sequences become U+FFFD so the output is always valid.
+    mutating func string(utf8 input: UnsafeBufferPointer<UInt8>) {
+        bytes.append(UInt8(ascii: "\""))
+        for c in input {
+            switch c {
+            case UInt8(ascii: "\""): raw("\\\"")
+            case UInt8(ascii: "\\"): raw("\\\\")
+            case 0x0A: raw("\\n")
+            case 0x0D: raw("\\r")
+            case 0x09: raw("\\t")
+            case 0..<0x20:
+                raw("\\u00")
+                bytes.append(Self.hex[Int(c >> 4)])
+                bytes.append(Self.hex[Int(c & 0xF)])
+            default: bytes.append(c)
+            }
+        }
+        bytes.append(UInt8(ascii: "\""))
+    }
+
+    /// A JSON string of bytes that may not be UTF-8: repaired first.
+    mutating func string(lossy raw: [UInt8]) {
+        string(String(decoding: raw, as: UTF8.self))
+    }
+
+    /// A JSON string holding `data` in standard base64.
+    mutating func base64(_ data: [UInt8]) {
+        bytes.append(UInt8(ascii: "\""))
+        Base64.encode(data, into: &bytes)
+        bytes.append(UInt8(ascii: "\""))
+    }
+
+    private static let hex = Array("0123456789abcdef".utf8)
+}
+
+/// Standard base64 (RFC 4648 section 4, with padding).
+enum Base64 {
+    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+    private static let reverse: [UInt8] = {
+        var table = [UInt8](repeating: 0xFF, count: 256)
+        for (i, c) in alphabet.enumerated() { table[Int(c)] = UInt8(i) }
+        return table
+    }()
+
+    static func encode(_ data: [UInt8], into out: inout [UInt8]) {
+        var i = 0
+        while i + 2 < data.count {
+            let n = UInt32(data[i]) << 16 | UInt32(data[i + 1]) << 8 | UInt32(data[i + 2])
+            out.append(alphabet[Int(n >> 18 & 63)]); out.append(alphabet[Int(n >> 12 & 63)])
+            out.append(alphabet[Int(n >> 6 & 63)]); out.append(alphabet[Int(n & 63)])
+            i += 3
+        }
+        let rest = data.count - i
+        if rest == 1 {
+            let n = UInt32(data[i]) << 16
+            out.append(alphabet[Int(n >> 18 & 63)]); out.append(alphabet[Int(n >> 12 & 63)])
+            out.append(UInt8(ascii: "=")); out.append(UInt8(ascii: "="))
+        } else if rest == 2 {
+            let n = UInt32(data[i]) << 16 | UInt32(data[i + 1]) << 8
+            out.append(alphabet[Int(n >> 18 & 63)]); out.append(alphabet[Int(n >> 12 & 63)])
+            out.append(alphabet[Int(n >> 6 & 63)]); out.append(UInt8(ascii: "="))
+        }
+    }
+
+    static func encode(_ data: [UInt8]) -> String {
+        var out: [UInt8] = []
+        encode(data, into: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Decodes standard base64 (padding required when the length is not a multiple of 4); `nil` when malformed.
+    static func decode(_ text: String) -> [UInt8]? {
+        let input = Array(text.utf8)
+        guard input.count % 4 == 0 else { return nil }
+        var out: [UInt8] = []
+        out.reserveCapacity(input.count / 4 * 3)
+        var i = 0
+        while i < input.count {
+            let last = i + 4 == input.count
+            var values: [UInt32] = [0, 0, 0, 0]
+            var pad = 0
+            for k in 0..<4 {
+                let c = input[i + k]
+                if c == UInt8(ascii: "=") && last && k >= 2 {
+                    pad += 1
+                    continue
+                }
+                guard pad == 0 else { return nil }
+                let v = reverse[Int(c)]
+                guard v != 0xFF else { return nil }
+                values[k] = UInt32(v)
+            }
+            let n = values[0] << 18 | values[1] << 12 | values[2] << 6 | values[3]
+            out.append(UInt8(n >> 16 & 0xFF))
+            if pad < 2 { out.append(UInt8(n >> 8 & 0xFF)) }
+            if pad < 1 { out.append(UInt8(n & 0xFF)) }
+            i += 4
+        }
+        return out
+    }
+}

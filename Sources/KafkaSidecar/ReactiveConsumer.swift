@@ -1,0 +1,459 @@
+import MeshCore
+
+/// The reactive consumer's decisions, sans-IO: one per subscription, driven by librdkafka + NIO in
+/// production and by `SimKafka` + the simulated network in the simulator.
+///
+/// The driver feeds ``Event``s (what the consumer, the app, the broker and the timers said) with the
+/// current time and carries out the returned ``Action``s. All lifecycle lives here: which records to
+/// push and when, push timeouts, retries with backoff, dead-lettering, pausing for backpressure and
+/// app readiness, what to commit, and the before-revoke step.
+///
+/// The commit rule: per partition, the committed offset is the lowest offset not yet finished. A
+/// record is finished when the app answered SUCCESS or DROP for it, or when the broker acknowledged
+/// its dead-letter copy. Nothing else moves a commit, a revocation included.
+public final class ReactiveConsumer {
+    /// What happened, as the driver reports it.
+    public enum Event: Sendable {
+        /// The driver is up: start probing the app.
+        case started
+        case assigned([TopicPartition])
+        /// The before-revoke step was called; answer with ``Action/release(revocation:_:)``.
+        case revoking(id: UInt64, PartitionRevocation)
+        case revoked([TopicPartition])
+        case lost([TopicPartition])
+        case records([ConsumerRecord])
+        /// The app answered push `batch` (or the push failed).
+        case pushAnswered(batch: UInt64, PushAnswer)
+        case deadLetterWritten(ticket: UInt64, Result<RecordMetadata, KafkaError>)
+        case commitDone(ticket: UInt64, Result<Void, KafkaError>)
+        case timerFired(Timer)
+        /// The app's readiness probe answered.
+        case appReadiness(ready: Bool)
+    }
+
+    /// What the driver must do, in order.
+    public enum Action: Hashable, Sendable {
+        /// Send this batch to the app; answer with ``Event/pushAnswered(batch:_:)``.
+        case push(PushBatch)
+        /// The engine gave up on this push (it timed out); the driver may cancel it. A later answer is ignored.
+        case abandonPush(batch: UInt64)
+        case pause([TopicPartition])
+        case resume([TopicPartition])
+        /// Produce the dead-letter copy; answer with ``Event/deadLetterWritten(ticket:_:)``.
+        case produceDeadLetter(ticket: UInt64, ProducerRecord)
+        /// Commit these offsets; answer with ``Event/commitDone(ticket:_:)``.
+        case commit(ticket: UInt64, [PartitionOffset])
+        /// Answer the before-revoke step with these offsets (the consumer commits them).
+        case release(revocation: UInt64, [PartitionOffset])
+        case armTimer(Timer, after: Duration)
+        /// Probe the app's readiness; answer with ``Event/appReadiness(ready:)``.
+        case probeApp
+    }
+
+    /// The engine's timers.
+    public enum Timer: Hashable, Sendable {
+        case pushTimeout(batch: UInt64)
+        /// A retry or dead-letter write became due.
+        case wake
+        case revocationDeadline(UInt64)
+        case readinessProbe
+        case commitRetry
+    }
+
+    /// Counters for metrics, cumulative since start.
+    public struct Stats: Hashable, Sendable {
+        public var fetched = 0
+        public var pushes = 0
+        public var pushedRecords = 0
+        public var retries = 0
+        public var succeeded = 0
+        public var dropped = 0
+        public var deadLettered = 0
+        public var failedPushes = 0
+        public var commits = 0
+        public var buffered = 0
+        public var inFlightRecords = 0
+    }
+
+    public let config: ReactiveConsumerConfig
+    public private(set) var stats = Stats()
+    public private(set) var appReady = false
+
+    private var random: SeededRandom
+    private let epochMillis: @Sendable (MeshInstant) -> Int64
+    private var partitions: [TopicPartition: PartitionLedger] = [:]
+    /// Assigned partitions in sorted order: the deterministic iteration order.
+    private var order: [TopicPartition] = []
+    private var nextEpoch: UInt64 = 1
+    private var nextBatch: UInt64 = 1
+    private var nextTicket: UInt64 = 1
+    private var batches: [UInt64: (tp: TopicPartition, epoch: UInt64, offsets: [Int64])] = [:]
+    private var deadLetters: [UInt64: (tp: TopicPartition, epoch: UInt64, offset: Int64)] = [:]
+    private var commitInFlight: (ticket: UInt64, offsets: [(PartitionOffset, UInt64)])?
+    private var commitHeld = false
+    private var revocations: [UInt64: [TopicPartition]] = [:]
+    private var paused: Set<TopicPartition> = []
+    private var wakeArmedAt: MeshInstant?
+    /// Where the next pump starts, so partitions take turns.
+    private var cursor = 0
+
+    /// - Parameters:
+    ///   - random: jitter for retry backoff.
+    ///   - epochMillis: wall-clock milliseconds of an instant, for the dead-letter headers.
+    public init(config: ReactiveConsumerConfig, random: SeededRandom, epochMillis: @escaping @Sendable (MeshInstant) -> Int64) {
+        self.config = config
+        self.random = random
+        self.epochMillis = epochMillis
+    }
+
+    /// Records the driver may still fetch before the buffer is full.
+    public var pollBudget: Int { max(0, config.maxBufferedRecords - stats.buffered) }
+
+    /// The partitions assigned and their commit watermarks, sorted (for metrics and tests).
+    public var watermarks: [PartitionOffset] {
+        order.compactMap { tp in partitions[tp]?.watermark.map { PartitionOffset(tp, $0) } }
+    }
+
+    /// Applies one event at `now` and returns what to do.
+    public func handle(_ event: Event, now: MeshInstant) -> [Action] {
+        var actions: [Action] = []
+        switch event {
+        case .started:
+            actions.append(.probeApp)
+            actions.append(.armTimer(.readinessProbe, after: config.readinessInterval))
+        case .assigned(let tps):
+            for tp in tps where partitions[tp] == nil {
+                partitions[tp] = PartitionLedger(epoch: nextEpoch)
+                nextEpoch += 1
+            }
+            order = partitions.keys.sorted()
+        case .revoking(let id, let revocation):
+            beginRevocation(id, revocation, now, &actions)
+        case .revoked(let tps), .lost(let tps):
+            for tp in tps { drop(tp) }
+        case .records(let records):
+            for r in records {
+                guard var ledger = partitions[r.topicPartition], ledger.revocation == nil else { continue }
+                if ledger.append(r) {
+                    stats.fetched += 1
+                    stats.buffered += 1
+                }
+                partitions[r.topicPartition] = ledger
+            }
+        case .pushAnswered(let batch, let answer):
+            answered(batch, answer, now)
+        case .deadLetterWritten(let ticket, let result):
+            deadLetterWritten(ticket, result, now)
+        case .commitDone(let ticket, let result):
+            commitDone(ticket, result, &actions)
+        case .timerFired(let timer):
+            switch timer {
+            case .pushTimeout(let batch):
+                if batches[batch] != nil {
+                    answered(batch, .failed(reason: "timeout after \(config.pushTimeout)"), now)
+                    actions.append(.abandonPush(batch: batch))
+                }
+            case .wake:
+                if let at = wakeArmedAt, at <= now { wakeArmedAt = nil }
+            case .revocationDeadline(let id):
+                finishRevocation(id, &actions)
+            case .readinessProbe:
+                actions.append(.probeApp)
+                actions.append(.armTimer(.readinessProbe, after: config.readinessInterval))
+            case .commitRetry:
+                commitHeld = false
+            }
+        case .appReadiness(let ready):
+            appReady = ready
+        }
+        settleRevocations(&actions)
+        pump(now, &actions)
+        return actions
+    }
+
+    // MARK: pushing
+
+    /// Starts dead-letter writes that are due, then fills free push slots, partitions taking turns.
+    private func pump(_ now: MeshInstant, _ actions: inout [Action]) {
+        var nextDue: MeshInstant?
+        for tp in order {
+            guard var ledger = partitions[tp] else { continue }
+            var changed = false
+            for i in ledger.indices {
+                switch ledger[i].state {
+                case .deadLetterWaiting(let due) where due <= now:
+                    startDeadLetter(tp, &ledger, i, &actions)
+                    changed = true
+                case .deadLetterWaiting(let due):
+                    nextDue = min(nextDue ?? due, due)
+                case .waiting(let due) where due > now:
+                    nextDue = min(nextDue ?? due, due)
+                default:
+                    break
+                }
+            }
+            if changed { partitions[tp] = ledger }
+        }
+        if appReady && !order.isEmpty {
+            var idle = 0
+            while batches.count < config.maxConcurrentPushes && idle < order.count {
+                let tp = order[cursor % order.count]
+                cursor = (cursor + 1) % order.count
+                if let batch = makeBatch(tp, now) {
+                    idle = 0
+                    actions.append(.push(batch))
+                    actions.append(.armTimer(.pushTimeout(batch: batch.id), after: config.pushTimeout))
+                } else {
+                    idle += 1
+                }
+            }
+        }
+        if let due = nextDue, wakeArmedAt.map({ due < $0 }) ?? true {
+            wakeArmedAt = due
+            actions.append(.armTimer(.wake, after: due - now))
+        }
+        updatePauses(&actions)
+        commitIfAhead(&actions)
+    }
+
+    /// The next batch of `tp` that its ordering allows, marked in flight.
+    private func makeBatch(_ tp: TopicPartition, _ now: MeshInstant) -> PushBatch? {
+        guard var ledger = partitions[tp], ledger.revocation == nil else { return nil }
+        var taken: [Int] = []
+        var blockedKeys: Set<[UInt8]> = []
+        scan: for i in ledger.indices {
+            let slot = ledger[i]
+            if slot.isSettledForApp { continue }
+            let due: Bool
+            if case .waiting(let at) = slot.state { due = at <= now } else { due = false }
+            let room = taken.count < config.maxBatchRecords
+            switch config.ordering {
+            case .partition:
+                // The first unsettled record heads the lane; it and the due records right behind it go.
+                guard due && room else { break scan }
+                taken.append(i)
+            case .key:
+                let key = slot.record.key ?? []
+                if blockedKeys.contains(key) { continue }
+                if due && room { taken.append(i) } else { blockedKeys.insert(key) }
+            case .none:
+                if due && room { taken.append(i) }
+                if !room { break scan }
+            }
+        }
+        guard !taken.isEmpty else { return nil }
+        let id = nextBatch
+        nextBatch += 1
+        var records: [PushBatch.Entry] = []
+        records.reserveCapacity(taken.count)
+        for i in taken {
+            ledger[i].state = .inFlight(batch: id)
+            ledger[i].attempts += 1
+            records.append(PushBatch.Entry(record: ledger[i].record, attempt: ledger[i].attempts))
+        }
+        partitions[tp] = ledger
+        batches[id] = (tp, ledger.epoch, records.map(\.record.offset))
+        stats.pushes += 1
+        stats.pushedRecords += records.count
+        stats.inFlightRecords += records.count
+        return PushBatch(id: id, topicPartition: tp, entries: records)
+    }
+
+    private func answered(_ batch: UInt64, _ answer: PushAnswer, _ now: MeshInstant) {
+        guard let (tp, epoch, offsets) = batches.removeValue(forKey: batch) else { return }
+        stats.inFlightRecords -= offsets.count
+        if case .failed = answer { stats.failedPushes += 1 }
+        guard var ledger = partitions[tp], ledger.epoch == epoch else { return }
+        for offset in offsets {
+            guard let i = ledger.index(of: offset), ledger[i].state == .inFlight(batch: batch) else { continue }
+            let id = PushBatch.recordID(tp, offset)
+            switch answer {
+            case .failed(let reason):
+                retry(tp, &ledger, i, reason, now)
+            case .verdicts(let verdicts):
+                guard let v = verdicts[id] else {
+                    retry(tp, &ledger, i, "the app gave no status for \(id)", now)
+                    continue
+                }
+                switch v.verdict {
+                case .success: finish(&ledger, i, .succeeded)
+                case .drop: finish(&ledger, i, .dropped)
+                case .retry: retry(tp, &ledger, i, v.reason ?? "the app asked for a retry", now)
+                case .deadLetter:
+                    ledger[i].lastReason = v.reason ?? "the app dead-lettered it"
+                    if ledger[i].firstFailure == nil { ledger[i].firstFailure = now }
+                    queueDeadLetter(&ledger, i, now)
+                }
+            }
+        }
+        ledger.compact()
+        partitions[tp] = ledger
+    }
+
+    private func retry(_ tp: TopicPartition, _ ledger: inout PartitionLedger, _ i: Int, _ reason: String, _ now: MeshInstant) {
+        ledger[i].lastReason = reason
+        if ledger[i].firstFailure == nil { ledger[i].firstFailure = now }
+        if ledger[i].attempts >= config.maxAttempts {
+            ledger[i].lastReason = "gave up after \(ledger[i].attempts) attempts: \(reason)"
+            queueDeadLetter(&ledger, i, now)
+            return
+        }
+        stats.retries += 1
+        ledger[i].state = .waiting(due: now + config.retryBackoff.delay(forRetry: ledger[i].attempts - 1, using: &random))
+    }
+
+    private func finish(_ ledger: inout PartitionLedger, _ i: Int, _ outcome: RecordOutcome) {
+        ledger[i].state = .finished(outcome)
+        stats.buffered -= 1
+        switch outcome {
+        case .succeeded: stats.succeeded += 1
+        case .dropped: stats.dropped += 1
+        case .deadLettered: stats.deadLettered += 1
+        }
+    }
+
+    // MARK: dead letters
+
+    /// Queues the record's dead-letter write; the next pump starts it.
+    private func queueDeadLetter(_ ledger: inout PartitionLedger, _ i: Int, _ now: MeshInstant) {
+        ledger[i].state = .deadLetterWaiting(due: now)
+    }
+
+    private func startDeadLetter(_ tp: TopicPartition, _ ledger: inout PartitionLedger, _ i: Int, _ actions: inout [Action]) {
+        let ticket = nextTicket
+        nextTicket += 1
+        ledger[i].state = .deadLettering(ticket: ticket)
+        deadLetters[ticket] = (tp, ledger.epoch, ledger[i].record.offset)
+        actions.append(.produceDeadLetter(ticket: ticket, deadLetterRecord(ledger[i])))
+    }
+
+    private func deadLetterRecord(_ slot: RecordSlot) -> ProducerRecord {
+        let r = slot.record
+        var headers = r.headers
+        func add(_ name: String, _ value: String) { headers.append(KafkaHeader("lightmesh.dlq.\(name)", Array(value.utf8))) }
+        add("reason", slot.lastReason)
+        add("attempts", String(slot.attempts))
+        add("original.topic", r.topicPartition.topic)
+        add("original.partition", String(r.topicPartition.partition))
+        add("original.offset", String(r.offset))
+        add("first.failure.ms", String(epochMillis(slot.firstFailure ?? .zero)))
+        return ProducerRecord(topic: config.deadLetterTopic(for: r.topicPartition.topic), key: r.key, value: r.value, headers: headers)
+    }
+
+    private func deadLetterWritten(_ ticket: UInt64, _ result: Result<RecordMetadata, KafkaError>, _ now: MeshInstant) {
+        guard let (tp, epoch, offset) = deadLetters.removeValue(forKey: ticket),
+              var ledger = partitions[tp], ledger.epoch == epoch,
+              let i = ledger.index(of: offset), ledger[i].state == .deadLettering(ticket: ticket) else { return }
+        switch result {
+        case .success:
+            finish(&ledger, i, .deadLettered)
+            ledger.compact()
+        case .failure:
+            ledger[i].deadLetterFailures += 1
+            let wait = config.deadLetterBackoff.delay(forRetry: ledger[i].deadLetterFailures - 1, using: &random)
+            ledger[i].state = .deadLetterWaiting(due: now + wait)
+        }
+        partitions[tp] = ledger
+    }
+
+    // MARK: commits
+
+    /// Commits every partition whose watermark passed its committed offset, one commit at a time.
+    private func commitIfAhead(_ actions: inout [Action]) {
+        guard commitInFlight == nil, !commitHeld else { return }
+        var offsets: [(PartitionOffset, UInt64)] = []
+        for tp in order {
+            guard let ledger = partitions[tp], ledger.revocation == nil, let mark = ledger.commitDue else { continue }
+            offsets.append((PartitionOffset(tp, mark), ledger.epoch))
+        }
+        guard !offsets.isEmpty else { return }
+        let ticket = nextTicket
+        nextTicket += 1
+        commitInFlight = (ticket, offsets)
+        stats.commits += 1
+        actions.append(.commit(ticket: ticket, offsets.map(\.0)))
+    }
+
+    private func commitDone(_ ticket: UInt64, _ result: Result<Void, KafkaError>, _ actions: inout [Action]) {
+        guard let inFlight = commitInFlight, inFlight.ticket == ticket else { return }
+        commitInFlight = nil
+        switch result {
+        case .success:
+            for (offset, epoch) in inFlight.offsets {
+                guard var ledger = partitions[offset.topicPartition], ledger.epoch == epoch else { continue }
+                ledger.committed = max(ledger.committed ?? -1, offset.offset)
+                partitions[offset.topicPartition] = ledger
+            }
+        case .failure:
+            commitHeld = true
+            actions.append(.armTimer(.commitRetry, after: config.commitRetryDelay))
+        }
+    }
+
+    // MARK: revocation
+
+    private func beginRevocation(_ id: UInt64, _ revocation: PartitionRevocation, _ now: MeshInstant, _ actions: inout [Action]) {
+        if revocation.lost {
+            for tp in revocation.partitions { drop(tp) }
+            actions.append(.release(revocation: id, []))
+            return
+        }
+        let mine = revocation.partitions.filter { partitions[$0] != nil }
+        for tp in mine { partitions[tp]?.revocation = id }
+        revocations[id] = mine
+        actions.append(.armTimer(.revocationDeadline(id), after: config.revocationGrace))
+    }
+
+    /// Releases every revocation whose partitions have nothing in flight any more.
+    private func settleRevocations(_ actions: inout [Action]) {
+        guard !revocations.isEmpty else { return }
+        for id in revocations.keys.sorted() {
+            let tps = revocations[id] ?? []
+            if tps.allSatisfy({ partitions[$0].map { !$0.hasWorkInFlight } ?? true }) { finishRevocation(id, &actions) }
+        }
+    }
+
+    /// Lets the partitions of revocation `id` go with their watermarks (what is finished), and forgets them.
+    private func finishRevocation(_ id: UInt64, _ actions: inout [Action]) {
+        guard let tps = revocations.removeValue(forKey: id) else { return }
+        var offsets: [PartitionOffset] = []
+        for tp in tps {
+            guard let ledger = partitions[tp], ledger.revocation == id else { continue }
+            if let mark = ledger.watermark { offsets.append(PartitionOffset(tp, mark)) }
+            drop(tp)
+        }
+        actions.append(.release(revocation: id, offsets))
+    }
+
+    /// Forgets a partition: later answers about it are ignored; the next owner starts from its commit.
+    private func drop(_ tp: TopicPartition) {
+        guard let ledger = partitions.removeValue(forKey: tp) else { return }
+        for i in ledger.indices {
+            switch ledger[i].state {
+            case .finished: continue
+            default: stats.buffered -= 1
+            }
+        }
+        order = partitions.keys.sorted()
+        paused.remove(tp)
+    }
+
+    // MARK: flow control
+
+    /// Pauses every partition while the app is not ready or the buffer is full; resumes them when
+    /// both clear (the buffer at half).
+    private func updatePauses(_ actions: inout [Action]) {
+        let full = stats.buffered >= config.maxBufferedRecords
+        let drained = stats.buffered <= config.maxBufferedRecords / 2
+        let wantPaused: Bool
+        if !appReady || full { wantPaused = true }
+        else if drained { wantPaused = false }
+        else { wantPaused = !paused.isEmpty }
+        let target: Set<TopicPartition> = wantPaused ? Set(order) : []
+        let toPause = order.filter { target.contains($0) && !paused.contains($0) }
+        let toResume = paused.filter { !target.contains($0) }.sorted()
+        if !toPause.isEmpty { actions.append(.pause(toPause)) }
+        if !toResume.isEmpty { actions.append(.resume(toResume)) }
+        paused = target
+    }
+}
