@@ -119,7 +119,7 @@ let package = Package(
         // Scenario files, workloads, the runner, swarm and replay.
         .target(
             name: "MeshScenarios",
-            dependencies: ["MeshCore", "MeshConfig", "MeshSimulator", "SimKafka", "HTTPSidecar", .product(name: "Yams", package: "Yams")],
+            dependencies: ["MeshCore", "MeshConfig", "MeshSimulator", "SimKafka", "HTTPSidecar", "KafkaSidecar", .product(name: "Yams", package: "Yams")],
             path: "Simulation/MeshScenarios",
             swiftSettings: simulatorSpeed
         ),

@@ -1,3 +1,4 @@
+import KafkaSidecar
 import MeshCore
 import MeshSimulator
 import SimKafka
@@ -13,7 +14,24 @@ public struct KafkaWorkloadConfig: Hashable, Sendable {
     /// Pause between two records of one producer.
     public var produceInterval: Duration = .milliseconds(5)
     public var sessionTimeout: Duration = .seconds(1)
+    /// The engine settings of the scenario's kafka-sidecar pods.
+    public var sidecar: ReactiveConsumerConfig?
     public init() {}
+
+    /// Engine settings scaled to the simulator's seconds-long runs.
+    public static var simulatedSidecar: ReactiveConsumerConfig {
+        var c = ReactiveConsumerConfig()
+        c.maxAttempts = 4
+        c.maxBatchRecords = 20
+        c.maxBufferedRecords = 200
+        c.pushTimeout = .milliseconds(300)
+        c.retryBackoff = ExponentialBackoff(initial: .milliseconds(20), maximum: .milliseconds(200))
+        c.deadLetterBackoff = ExponentialBackoff(initial: .milliseconds(20), maximum: .milliseconds(200))
+        c.revocationGrace = .milliseconds(400)
+        c.readinessInterval = .milliseconds(100)
+        c.commitRetryDelay = .milliseconds(50)
+        return c
+    }
 }
 
 /// What all Kafka workload processes share with the end-of-run checker (kernel-level, survives crashes).

@@ -1,5 +1,6 @@
 import Foundation
 import HTTPSidecar
+import KafkaSidecar
 import MeshConfig
 import MeshCore
 import MeshSimulator
@@ -15,6 +16,8 @@ public struct Scenario: Sendable {
         public enum Role: String, Sendable, Hashable, CaseIterable {
             case echoServer = "echo-server", echoClient = "echo-client"
             case kafkaProducer = "kafka-producer", kafkaConsumer = "kafka-consumer"
+            /// A Kafka sidecar pod (the production reactive consumer engine) and the app it pushes to.
+            case kafkaSidecar = "kafka-sidecar", kafkaApp = "kafka-app"
             case httpUpstream = "http-upstream", httpClient = "http-client", httpTokenServer = "http-token-server"
         }
     }
@@ -96,7 +99,8 @@ public struct Scenario: Sendable {
         }
         let roles = Set(s.hosts.map(\.role))
         let echo = roles.contains(.echoServer) || roles.contains(.echoClient)
-        let kafka = roles.contains(.kafkaProducer) || roles.contains(.kafkaConsumer)
+        let kafka = roles.contains(.kafkaProducer) || roles.contains(.kafkaConsumer) || roles.contains(.kafkaSidecar)
+        let sidecar = roles.contains(.kafkaSidecar)
         let http = roles.contains(.httpUpstream) || roles.contains(.httpClient)
         guard echo || kafka || http else { throw ConfigError(key: "hosts", "needs an echo, kafka or http workload") }
         if http && !(roles.contains(.httpUpstream) && roles.contains(.httpClient)) {
@@ -111,8 +115,13 @@ public struct Scenario: Sendable {
         if echo && !(roles.contains(.echoServer) && roles.contains(.echoClient)) {
             throw ConfigError(key: "hosts", "the echo workload needs an echo-server and an echo-client group")
         }
-        if kafka && !(roles.contains(.kafkaProducer) && roles.contains(.kafkaConsumer)) {
-            throw ConfigError(key: "hosts", "the kafka workload needs a kafka-producer and a kafka-consumer group")
+        if kafka && !(roles.contains(.kafkaProducer) && (roles.contains(.kafkaConsumer) || sidecar)) {
+            throw ConfigError(key: "hosts", "the kafka workload needs a kafka-producer group and a kafka-consumer or kafka-sidecar group")
+        }
+        let sidecars = s.hosts.filter { $0.role == .kafkaSidecar }.map(\.count).reduce(0, +)
+        let apps = s.hosts.filter { $0.role == .kafkaApp }.map(\.count).reduce(0, +)
+        if sidecars != apps {
+            throw ConfigError(key: "hosts", "each kafka-sidecar needs its kafka-app: \(sidecars) sidecars, \(apps) apps")
         }
         if kafka {
             var k = try top.child("kafka")
@@ -127,9 +136,30 @@ public struct Scenario: Sendable {
             config.produceInterval = try k.duration("produce_interval") ?? config.produceInterval
             config.sessionTimeout = try k.duration("session_timeout") ?? config.sessionTimeout
             guard config.brokers >= 1, config.partitions >= 1 else { throw ConfigError(key: "kafka", "needs at least one broker and one partition") }
+            if k.has("sidecar") {
+                var sc = try k.child("sidecar")
+                var engine = KafkaWorkloadConfig.simulatedSidecar
+                if let text = try sc.string("ordering") {
+                    guard let o = RecordOrdering(rawValue: text) else { throw ConfigError(key: "kafka.sidecar.ordering", "must be partition, key or none") }
+                    engine.ordering = o
+                }
+                engine.maxAttempts = try sc.int("max_attempts") ?? engine.maxAttempts
+                engine.maxBatchRecords = try sc.int("max_batch") ?? engine.maxBatchRecords
+                engine.maxBufferedRecords = try sc.int("max_buffered") ?? engine.maxBufferedRecords
+                engine.pushTimeout = try sc.duration("push_timeout") ?? engine.pushTimeout
+                engine.revocationGrace = try sc.duration("revocation_grace") ?? engine.revocationGrace
+                guard engine.maxAttempts >= 1, engine.maxBatchRecords >= 1, engine.maxBufferedRecords >= engine.maxBatchRecords else {
+                    throw ConfigError(key: "kafka.sidecar", "max_attempts and max_batch must be at least 1, max_buffered at least max_batch")
+                }
+                try sc.rejectUnknownKeys()
+                config.sidecar = engine
+            } else if sidecar {
+                config.sidecar = KafkaWorkloadConfig.simulatedSidecar
+            }
             try k.rejectUnknownKeys()
             s.kafka = config
-            s.invariants = (echo ? Scenario.echoInvariants : []) + (http ? HTTPEgressChecks.invariants : []) + KafkaChecker.invariants
+            s.invariants = (echo ? Scenario.echoInvariants : []) + (http ? HTTPEgressChecks.invariants : [])
+                + (roles.contains(.kafkaConsumer) ? KafkaChecker.invariants : []) + (sidecar ? KafkaSidecarChecker.invariants : [])
         } else if top.has("kafka") {
             throw ConfigError(key: "kafka", "given, but no kafka-producer / kafka-consumer hosts")
         }

@@ -95,16 +95,46 @@ public enum ScenarioRunner {
             }
         }
         var kafkaRun: (SimKafkaCluster, KafkaWorkloadConfig, KafkaLedger)?
+        var sidecarChecker: KafkaSidecarChecker?
         if let config = scenario.kafka {
             var kc = SimKafkaConfig()
             kc.requestTimeout = .milliseconds(500)
             let kafka = SimKafkaCluster(simulation: sim, brokers: config.brokers, config: kc)
             kafka.createTopic(config.topic, partitions: config.partitions)
             let ledger = KafkaLedger()
+            let sidecar = config.sidecar.flatMap { engine in scenario.hosts.contains { $0.role == .kafkaSidecar } ? engine : nil }
+            var producerIndex = 0
             for group in scenario.hosts where group.role == .kafkaProducer {
                 for i in 0..<group.count {
-                    sim.addHost(named: "\(group.name)-\(i)") { _ in KafkaProducerProcess(kafka: kafka, config: config, stopAt: quietAt) }
+                    let index = producerIndex
+                    producerIndex += 1
+                    sim.addHost(named: "\(group.name)-\(i)") { _ in
+                        sidecar == nil ? KafkaProducerProcess(kafka: kafka, config: config, stopAt: quietAt) as any SimProcess
+                            : KafkaRESTProducerProcess(kafka: kafka, config: config, stopAt: quietAt, index: index)
+                    }
                 }
+            }
+            if let engine = sidecar {
+                kafka.createTopic(config.topic + ".dlq", partitions: 1)
+                let appLedger = SidecarAppLedger()
+                var apps: [HostID] = []
+                for group in scenario.hosts where group.role == .kafkaApp {
+                    for i in 0..<group.count {
+                        let faults = sim.faults!
+                        apps.append(sim.addHost(named: "\(group.name)-\(i)") { _ in KafkaSidecarApp(ledger: appLedger, faults: faults, ordering: engine.ordering) }.id)
+                    }
+                }
+                var podIndex = 0
+                for group in scenario.hosts where group.role == .kafkaSidecar {
+                    for i in 0..<group.count {
+                        let app = apps[podIndex]
+                        podIndex += 1
+                        sim.addHost(named: "\(group.name)-\(i)") { _ in KafkaSidecarPod(kafka: kafka, config: config, engineConfig: engine, app: { app }) }
+                    }
+                }
+                let checker = KafkaSidecarChecker(sim: sim, kafka: kafka, config: config, maxAttempts: engine.maxAttempts, ledger: appLedger)
+                checker.startSampling()
+                sidecarChecker = checker
             }
             for group in scenario.hosts where group.role == .kafkaConsumer {
                 for i in 0..<group.count {
@@ -126,7 +156,10 @@ public enum ScenarioRunner {
         sim.run(until: end)
         if !sim.isStopped { checkHistory(sim) }
         if !sim.isStopped { checkLiveness(sim, from: livenessFrom) }
-        if !sim.isStopped, let (kafka, config, ledger) = kafkaRun { KafkaChecker.check(sim, kafka, config, ledger) }
+        if !sim.isStopped, let (kafka, config, ledger) = kafkaRun, scenario.hosts.contains(where: { $0.role == .kafkaConsumer }) {
+            KafkaChecker.check(sim, kafka, config, ledger)
+        }
+        if !sim.isStopped, let sidecarChecker { sidecarChecker.checkEnd() }
         for (host, client) in httpClients where !sim.isStopped && host.isUp { client()?.checkQuiescent(host) }
 
         var ok = 0, failed = 0, unknown = 0

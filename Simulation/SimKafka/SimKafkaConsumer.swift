@@ -167,7 +167,9 @@ final class SimKafkaConsumer: KafkaGroupConsumer, @unchecked Sendable {
             cluster.finishRevocation(groupId, memberId: member)
             return .success(())
         }, reply: { [self] result in
-            guard member == memberId else { return }
+            // A member that rejoined under a new id has nothing left to release: carry on (stopping
+            // here would leave the poll that is waiting for this rebalance unanswered forever).
+            guard member == memberId else { return then() }
             if case .success = result { then() } else { release(member, then) }
         })
     }

@@ -27,7 +27,8 @@ public final class ReactiveConsumer {
         case deadLetterWritten(ticket: UInt64, Result<RecordMetadata, KafkaError>)
         case commitDone(ticket: UInt64, Result<Void, KafkaError>)
         case timerFired(Timer)
-        /// The app's readiness probe answered.
+        /// The app's readiness probe answered (a probe still unanswered when the next one is due
+        /// counts as not ready).
         case appReadiness(ready: Bool)
     }
 
@@ -93,7 +94,11 @@ public final class ReactiveConsumer {
     private var commitHeld = false
     private var revocations: [UInt64: [TopicPartition]] = [:]
     private var paused: Set<TopicPartition> = []
+    /// Newly assigned partitions whose pause state the client has not been told yet.
+    private var pauseUnknown: Set<TopicPartition> = []
     private var wakeArmedAt: MeshInstant?
+    /// A readiness probe was sent and not answered yet; still unanswered at the next probe means not ready.
+    private var probeOutstanding = false
     /// Where the next pump starts, so partitions take turns.
     private var cursor = 0
 
@@ -119,12 +124,16 @@ public final class ReactiveConsumer {
         var actions: [Action] = []
         switch event {
         case .started:
+            probeOutstanding = true
             actions.append(.probeApp)
             actions.append(.armTimer(.readinessProbe, after: config.readinessInterval))
         case .assigned(let tps):
             for tp in tps where partitions[tp] == nil {
                 partitions[tp] = PartitionLedger(epoch: nextEpoch)
                 nextEpoch += 1
+                // Whether a pause survives a revoke and a new assignment depends on the client, so
+                // the pump states it explicitly, whichever it wants.
+                pauseUnknown.insert(tp)
             }
             order = partitions.keys.sorted()
         case .revoking(let id, let revocation):
@@ -158,12 +167,15 @@ public final class ReactiveConsumer {
             case .revocationDeadline(let id):
                 finishRevocation(id, &actions)
             case .readinessProbe:
+                if probeOutstanding { appReady = false }
+                probeOutstanding = true
                 actions.append(.probeApp)
                 actions.append(.armTimer(.readinessProbe, after: config.readinessInterval))
             case .commitRetry:
                 commitHeld = false
             }
         case .appReadiness(let ready):
+            probeOutstanding = false
             appReady = ready
         }
         settleRevocations(&actions)
@@ -436,6 +448,7 @@ public final class ReactiveConsumer {
         }
         order = partitions.keys.sorted()
         paused.remove(tp)
+        pauseUnknown.remove(tp)
     }
 
     // MARK: flow control
@@ -450,8 +463,9 @@ public final class ReactiveConsumer {
         else if drained { wantPaused = false }
         else { wantPaused = !paused.isEmpty }
         let target: Set<TopicPartition> = wantPaused ? Set(order) : []
-        let toPause = order.filter { target.contains($0) && !paused.contains($0) }
-        let toResume = paused.filter { !target.contains($0) }.sorted()
+        let toPause = order.filter { target.contains($0) && (!paused.contains($0) || pauseUnknown.contains($0)) }
+        let toResume = paused.union(pauseUnknown).filter { !target.contains($0) }.sorted()
+        pauseUnknown.removeAll()
         if !toPause.isEmpty { actions.append(.pause(toPause)) }
         if !toResume.isEmpty { actions.append(.resume(toResume)) }
         paused = target

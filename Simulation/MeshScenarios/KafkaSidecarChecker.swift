@@ -1,0 +1,218 @@
+import KafkaSidecar
+import MeshCore
+import MeshSimulator
+import SimKafka
+
+/// Produces through the REST front: each record is a light-mesh produce body decoded by the
+/// production ``ProduceFront`` (JSON values from even hosts, plain strings from odd ones), then sent.
+final class KafkaRESTProducerProcess: SimProcess {
+    private let kafka: SimKafkaCluster
+    private let config: KafkaWorkloadConfig
+    private let stopAt: MeshInstant
+    private let index: Int
+    private var producer: (any KafkaProducer)?
+    private var sequence = 0
+
+    init(kafka: SimKafkaCluster, config: KafkaWorkloadConfig, stopAt: MeshInstant, index: Int) {
+        self.kafka = kafka
+        self.config = config
+        self.stopAt = stopAt
+        self.index = index
+    }
+
+    func start(on host: SimHost) {
+        var pc = KafkaProducerConfig()
+        pc.clientId = host.name
+        pc.deliveryTimeout = .seconds(5)
+        producer = try? kafka.connection(from: host).makeProducer(pc)
+        host.setTimer(after: config.produceInterval)
+    }
+
+    func receive(_ event: NetEvent, on host: SimHost) {}
+
+    func timerFired(_ token: TimerToken, on host: SimHost) {
+        guard host.now < stopAt, let producer else { return }
+        let name = "\(host.name)/\(host.incarnation)/\(sequence)"
+        sequence += 1
+        let body = index % 2 == 0
+            ? "{\"keyFormat\":\"string\",\"valueFormat\":\"json\",\"records\":[{\"key\":\"k\(sequence % 8)\",\"value\":\"\(name)\"}]}"
+            : "{\"records\":[{\"key\":\"k\(sequence % 8)\",\"value\":\"\(name)\",\"headers\":{\"Authorization\":\"Bearer x\"}}]}"
+        var random = host.random
+        guard let record = try? ProduceFront.decode(.lightMesh, topic: config.topic, body: Array(body.utf8),
+                                                    context: ProduceContext(correlationId: name), random: &random).first else {
+            host.simulation.violation("kafka-sidecar.produce-front", "the REST front refused \(body)")
+            return
+        }
+        host.random = random
+        let value = String(decoding: record.value ?? [], as: UTF8.self)
+        let history = host.simulation.history
+        let op = history.invoke(process: host.name, "produce", value, at: host.now)
+        let bound = SimThreadBound((host, history))
+        producer.send(record) { result in
+            let (host, history) = bound.value
+            switch result {
+            case .success(let m): history.complete(op, .ok("\(m.topicPartition.partition)@\(m.offset)"), at: host.now)
+            case .failure(let e) where e.outcomeUnknown: history.complete(op, .unknown(e.code), at: host.now)
+            case .failure(let e): history.complete(op, .failed(e.code), at: host.now)
+            }
+        }
+        host.setTimer(after: config.produceInterval)
+    }
+}
+
+/// Checks the Kafka sidecar against an independent history: what the producers were told (the
+/// history), what the brokers hold (the logs and the group's committed offsets, read from the
+/// cluster's state) and what the apps saw and decided (``SidecarAppLedger``). Never the engine's own
+/// view.
+final class KafkaSidecarChecker {
+    static let invariants = [
+        "kafka-sidecar.no-commit-past-unfinished", "kafka-sidecar.commit-monotonic", "kafka-sidecar.all-finished",
+        "kafka-sidecar.committed-to-end", "kafka-sidecar.dead-letter-copies", "kafka-sidecar.as-decided", "kafka-sidecar.order",
+        "kafka-sidecar.push-wellformed", "kafka-sidecar.produce-front", "kafka-sidecar.no-credentials",
+        "kafka.no-lost-ack", "kafka.no-duplicate",
+    ]
+
+    private let sim: Simulation
+    private let kafka: SimKafkaCluster
+    private let config: KafkaWorkloadConfig
+    private let maxAttempts: Int
+    let ledger: SidecarAppLedger
+    private var lastCommitted: [TopicPartition: Int64] = [:]
+    private var checkedBelow: [TopicPartition: Int64] = [:]
+    /// (partition, offset) of every record the dead-letter topic holds, as its headers name it.
+    private var deadLettered: Set<TopicPartition> = []
+    private var deadLetteredOffsets: [TopicPartition: Set<Int64>] = [:]
+    private var deadLetterScanned: Int64 = 0
+
+    init(sim: Simulation, kafka: SimKafkaCluster, config: KafkaWorkloadConfig, maxAttempts: Int, ledger: SidecarAppLedger) {
+        self.sim = sim
+        self.kafka = kafka
+        self.config = config
+        self.maxAttempts = maxAttempts
+        self.ledger = ledger
+    }
+
+    var deadLetterTopic: String { config.topic + ".dlq" }
+    var partitions: [TopicPartition] { (0..<config.partitions).map { TopicPartition(config.topic, $0) } }
+
+    /// Samples the group's committed offsets every 20 ms of virtual time.
+    func startSampling() {
+        sim.schedule(after: .milliseconds(20), label: "sidecar-checker") { [weak self] in
+            guard let self, !self.sim.isStopped else { return }
+            self.sample()
+            self.startSampling()
+        }
+    }
+
+    /// A finished record: an app answered SUCCESS or DROP for it, or the dead-letter topic holds its copy.
+    private func finished(_ tp: TopicPartition, _ offset: Int64) -> Bool {
+        ledger.finishedByApp[tp]?.contains(offset) == true || deadLetteredOffsets[tp]?.contains(offset) == true
+    }
+
+    private func scanDeadLetters() {
+        let log = kafka.readableLog(TopicPartition(deadLetterTopic, 0))
+        for entry in log where entry.offset >= deadLetterScanned {
+            func header(_ name: String) -> String? { entry.headers.last { $0.key == "lightmesh.dlq." + name }?.value.map { String(decoding: $0, as: UTF8.self) } }
+            if let p = header("original.partition").flatMap(Int32.init), let o = header("original.offset").flatMap(Int64.init) {
+                deadLetteredOffsets[TopicPartition(config.topic, p), default: []].insert(o)
+            }
+            deadLetterScanned = entry.offset + 1
+        }
+    }
+
+    /// Committed offsets never go backwards, and nothing below one is unfinished.
+    func sample() {
+        scanDeadLetters()
+        let committed = kafka.committedOffsets(KafkaSidecarPod.group)
+        for tp in partitions {
+            guard let c = committed[tp] else { continue }
+            if let last = lastCommitted[tp], c < last {
+                sim.violation("kafka-sidecar.commit-monotonic", "\(tp): the committed offset went back from \(last) to \(c)")
+                return
+            }
+            lastCommitted[tp] = c
+            var o = checkedBelow[tp] ?? 0
+            while o < c {
+                if !finished(tp, o) {
+                    sim.violation("kafka-sidecar.no-commit-past-unfinished",
+                                  "\(tp): committed \(c), but the record at \(o) was never answered SUCCESS/DROP by an app nor dead-lettered")
+                    return
+                }
+                o += 1
+            }
+            checkedBelow[tp] = max(checkedBelow[tp] ?? 0, c)
+        }
+    }
+
+    /// End of run: the samples once more, then liveness and the dead-letter copies.
+    func checkEnd() {
+        sample()
+        if sim.isStopped { return }
+        let acknowledged = sim.history.operations.compactMap { op -> KafkaChecker.Acknowledged? in
+            guard op.name == "produce", case .ok(let at) = op.outcome else { return nil }
+            return KafkaChecker.Acknowledged(value: op.argument, at: at)
+        }
+        // Reached the app, or dead-lettered after every push of it failed (so no app saw it).
+        var handled = ledger.delivered
+        for tp in partitions {
+            let dead = deadLetteredOffsets[tp] ?? []
+            for entry in kafka.readableLog(tp) where dead.contains(entry.offset) { handled.insert(String(decoding: entry.value ?? [], as: UTF8.self)) }
+        }
+        if let (invariant, message) = KafkaChecker.violation(acknowledged: acknowledged, stored: kafka.committedValues(config.topic),
+                                                             consumed: handled, idempotent: true) {
+            sim.violation(invariant == "kafka.all-consumed" ? "kafka-sidecar.all-finished" : invariant, message)
+            return
+        }
+        let committed = kafka.committedOffsets(KafkaSidecarPod.group)
+        for tp in partitions {
+            let log = kafka.readableLog(tp)
+            for entry in log {
+                let value = String(decoding: entry.value ?? [], as: UTF8.self)
+                if entry.headers.contains(where: { ["authorization", "cookie"].contains($0.key.lowercased()) }) {
+                    sim.violation("kafka-sidecar.no-credentials", "\(tp)@\(entry.offset) carries a credential header")
+                    return
+                }
+                guard finished(tp, entry.offset) else {
+                    sim.violation("kafka-sidecar.all-finished", "\(tp)@\(entry.offset) (\(value)) was never finished after the heal")
+                    return
+                }
+                let fate = SidecarAppFate(value: value)
+                if fate == .deadLetter && deadLetteredOffsets[tp]?.contains(entry.offset) != true {
+                    sim.violation("kafka-sidecar.as-decided", "the app dead-lettered \(tp)@\(entry.offset) (\(value)), but it is not in \(deadLetterTopic)")
+                    return
+                }
+            }
+            let end = kafka.highWatermark(tp)
+            if end > 0 && committed[tp] != end {
+                sim.violation("kafka-sidecar.committed-to-end", "\(tp): the log ends at \(end), the group committed \(committed[tp].map(String.init) ?? "nothing")")
+                return
+            }
+        }
+        checkDeadLetterCopies()
+    }
+
+    /// Each copy names a record that exists, carries its key and value, says why and how often, and
+    /// is there only because the app said so or every attempt failed.
+    private func checkDeadLetterCopies() {
+        for entry in kafka.readableLog(TopicPartition(deadLetterTopic, 0)) {
+            func header(_ name: String) -> String? { entry.headers.last { $0.key == "lightmesh.dlq." + name }?.value.map { String(decoding: $0, as: UTF8.self) } }
+            guard header("original.topic") == config.topic, let p = header("original.partition").flatMap(Int32.init),
+                  let o = header("original.offset").flatMap(Int64.init), let attempts = header("attempts").flatMap(Int.init),
+                  let reason = header("reason"), !reason.isEmpty, header("first.failure.ms").flatMap(Int64.init) != nil else {
+                sim.violation("kafka-sidecar.dead-letter-copies", "copy at \(entry.offset) lacks its lightmesh.dlq headers: \(entry.headers.map(\.key))")
+                return
+            }
+            let tp = TopicPartition(config.topic, p)
+            guard let original = kafka.readableLog(tp).first(where: { $0.offset == o }), original.value == entry.value, original.key == entry.key else {
+                sim.violation("kafka-sidecar.dead-letter-copies", "copy at \(entry.offset) names \(tp)@\(o), which does not hold its key and value")
+                return
+            }
+            let value = String(decoding: entry.value ?? [], as: UTF8.self)
+            let appSaidSo = ledger.verdicts[value]?.contains(.deadLetter) == true
+            guard appSaidSo || attempts >= maxAttempts else {
+                sim.violation("kafka-sidecar.as-decided", "\(tp)@\(o) (\(value)) was dead-lettered after \(attempts) attempts, but no app asked for it (\(reason))")
+                return
+            }
+        }
+    }
+}
