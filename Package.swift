@@ -79,6 +79,22 @@ let package = Package(
             path: "Sources/HTTPSidecarNIO",
             swiftSettings: eventLoopConfinedSpeed
         ),
+        // The Kafka sidecar's data path: REST produce and admin listeners on NIO, and the reactive
+        // consumer driver (engine + Kafka seam + HTTP pushes to the app).
+        .target(
+            name: "KafkaSidecarNIO",
+            dependencies: [
+                "MeshCore", "KafkaSidecar", "HTTPSidecarNIO",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            path: "Sources/KafkaSidecarNIO"
+        ),
         // librdkafka from Debian's librdkafka-dev, found by pkg-config.
         .systemLibrary(
             name: "CRdKafka",
@@ -127,7 +143,7 @@ let package = Package(
         .executableTarget(
             name: "light-mesh",
             dependencies: [
-                "MeshCore", "MeshConfig", "MeshScenarios", "KafkaRdKafka", "HTTPSidecar", "HTTPSidecarNIO", "SidecarAuth",
+                "MeshCore", "MeshConfig", "MeshScenarios", "KafkaRdKafka", "HTTPSidecar", "HTTPSidecarNIO", "SidecarAuth", "KafkaSidecar", "KafkaSidecarNIO",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

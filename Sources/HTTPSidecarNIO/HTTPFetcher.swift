@@ -28,17 +28,20 @@ public struct FetchURL: Sendable, Hashable, CustomStringConvertible {
 
 /// Small control-plane HTTP calls of the sidecar itself (token endpoint, JWKS URL): keep-alive
 /// connections to one origin, TLS for `https` (trusting `tls`'s CA, or the system's).
-final class HTTPFetcher: Sendable {
-    let origin: FetchURL
+public final class HTTPFetcher: Sendable {
+    public let origin: FetchURL
     private let group: any EventLoopGroup
     private let pools: PoolRegistry
     private let address: SocketAddress
 
-    init(_ url: FetchURL, group: any EventLoopGroup, tls: UpstreamTLS? = nil, timeout: Duration = .seconds(10)) throws {
+    /// - Parameters:
+    ///   - timeout: the whole response must arrive within it.
+    ///   - maxIdle: keep-alive connections kept per event loop between calls.
+    public init(_ url: FetchURL, group: any EventLoopGroup, tls: UpstreamTLS? = nil, timeout: Duration = .seconds(10), maxIdle: Int = 2) throws {
         origin = url
         self.group = group
         address = try SocketAddress.makeAddressResolvingHost(url.host, port: url.port)
-        pools = try PoolRegistry(settings: ConnectionPoolSettings(connectTimeout: .seconds(2), responseTimeout: timeout, maxIdle: 2),
+        pools = try PoolRegistry(settings: ConnectionPoolSettings(connectTimeout: .seconds(2), responseTimeout: timeout, maxIdle: maxIdle),
                                  tls: url.secure ? (tls ?? UpstreamTLS()) : nil)
     }
 
@@ -53,9 +56,18 @@ final class HTTPFetcher: Sendable {
         return loop.flatSubmit { pools.pool(for: loop, target: address, host: host).send(request, body: body) }
     }
 
+    /// One request on `loop`; the status and the whole body, or a `TransportError`.
+    public func call(method: HTTPMethod, target: String, headers: [(String, String)], body: ByteBuffer?, on loop: any EventLoop) -> EventLoopFuture<(status: Int, body: ByteBuffer)> {
+        fetch(method: method, target: target, headers: headers, body: body, on: loop).map { ($0.head.status.code.asInt, $0.body) }
+    }
+
     func fetch(method: HTTPMethod, target: String, headers: [(String, String)], body: ByteBuffer?) async throws -> AppResponse {
         try await fetch(method: method, target: target, headers: headers, body: body, on: nil).get()
     }
+}
+
+extension UInt {
+    fileprivate var asInt: Int { Int(self) }
 }
 
 /// A failed control-plane fetch (JWKS URL): the URL and why.

@@ -74,6 +74,7 @@ public final class ReactiveConsumer {
         public var commits = 0
         public var buffered = 0
         public var inFlightRecords = 0
+        public init() {}
     }
 
     public let config: ReactiveConsumerConfig

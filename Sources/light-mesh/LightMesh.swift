@@ -10,10 +10,11 @@ struct LightMesh: AsyncParsableCommand {
             Examples:
               light-mesh http-sidecar --app 127.0.0.1:8080 --rate-limit 100
               light-mesh http-sidecar --config fixtures/configs/http-sidecar.yaml
+              light-mesh kafka-sidecar --bootstrap 127.0.0.1:9092 --group orders --subscribe orders
               light-mesh broker --brokers 3 --topic orders:6
               light-mesh sim swarm fixtures/scenarios/http-endpoints.yaml --seeds 200
             """,
-        subcommands: [Up.self, HTTPSidecarCommand.self, Broker.self, Sim.self]
+        subcommands: [Up.self, HTTPSidecarCommand.self, KafkaSidecarCommand.self, Broker.self, Sim.self]
     )
 }
 

@@ -1,0 +1,125 @@
+import KafkaSidecar
+import Logging
+import MeshCore
+import NIOCore
+import NIOPosix
+import Prometheus
+
+/// Settings of the whole Kafka sidecar.
+public struct KafkaSidecarSettings: Sendable {
+    /// The REST listener (produce, /openapi.json).
+    public var listen = MeshAddress(host: "127.0.0.1", port: 9082)
+    /// The admin listener (/health/live, /health/ready, /metrics).
+    public var admin = MeshAddress(host: "127.0.0.1", port: 9902)
+    /// Largest REST body in bytes (larger: 413).
+    public var maxBodyBytes = 4 * 1024 * 1024
+    public var produce = ProduceFrontConfig()
+    public var subscriptions: [ReactiveSubscription] = []
+    public var threads = 1
+    public init() {}
+}
+
+/// The running Kafka sidecar: REST produce, the reactive subscriptions and the admin listener.
+public final class KafkaSidecarServer: Sendable {
+    public let rest: RESTServer
+    public let adminServer: RESTServer
+    public let drivers: [ReactiveDriver]
+    private let producer: any KafkaProducer
+    private let admin: any KafkaAdmin
+    private let ownsGroup: MultiThreadedEventLoopGroup?
+
+    /// Builds everything on `cluster`; nothing listens before ``start()``.
+    public init(settings: KafkaSidecarSettings, cluster: any KafkaCluster, group: MultiThreadedEventLoopGroup? = nil, logger: Logger) throws {
+        let group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: settings.threads)
+        ownsGroup = group
+        let registry = PrometheusCollectorRegistry()
+        let metrics = KafkaSidecarMetrics(factory: PrometheusMetricsFactory(registry: registry))
+        var pc = KafkaProducerConfig()
+        pc.clientId = "light-mesh-kafka-sidecar"
+        let producer = try cluster.makeProducer(pc)
+        let admin = try cluster.makeAdmin()
+        self.producer = producer
+        self.admin = admin
+        let drivers = try settings.subscriptions.map { try ReactiveDriver(subscription: $0, cluster: cluster, deadLetters: producer, group: group, logger: logger) }
+        self.drivers = drivers
+        let produce = ProduceService(producer: producer, config: settings.produce, metrics: metrics)
+        rest = RESTServer(listen: settings.listen, group: group, maxBodyBytes: settings.maxBodyBytes) { request, loop in
+            if let answer = produce.handle(request, on: loop) { return answer }
+            if request.path == "/openapi.json" && request.method == .GET {
+                return loop.makeSucceededFuture(RESTResponse(status: 200, body: Array(KafkaSidecarOpenAPI.document.utf8)))
+            }
+            return loop.makeSucceededFuture(.error(404, "not_found", "no route for \(request.method) \(request.path); see /openapi.json"))
+        }
+        adminServer = RESTServer(listen: settings.admin, group: group, maxBodyBytes: 0) { request, loop in
+            switch (request.method, request.path) {
+            case (.GET, "/health/live"):
+                return loop.makeSucceededFuture(RESTResponse(status: 200, body: Array("{\"status\":\"live\"}\n".utf8)))
+            case (.GET, "/health/ready"):
+                return Self.readiness(admin: admin, drivers: drivers, loop: loop)
+            case (.GET, "/metrics"):
+                return Self.lag(admin: admin, drivers: drivers, loop: loop).map { lag in
+                    let text = registry.emitToString() + drivers.map { $0.prometheusText() }.joined() + lag
+                    return RESTResponse(status: 200, contentType: "text/plain; version=0.0.4", body: Array(text.utf8))
+                }
+            default:
+                return loop.makeSucceededFuture(.error(404, "not_found", "admin paths: /health/live /health/ready /metrics"))
+            }
+        }
+    }
+
+    /// Binds both listeners and starts the subscriptions; returns the REST and admin addresses.
+    public func start() async throws -> (rest: MeshAddress, admin: MeshAddress) {
+        let r = try await rest.start()
+        let a = try await adminServer.start()
+        for d in drivers { try d.start() }
+        return (r, a)
+    }
+
+    /// Leaves the groups (committing what is finished), flushes produced records, closes listeners.
+    public func stop() async throws {
+        try await rest.stop()
+        for d in drivers { await d.stop() }
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            producer.flush(timeout: .seconds(10)) { _ in done.resume() }
+        }
+        try await adminServer.stop()
+        try await ownsGroup?.shutdownGracefully()
+    }
+
+    /// Ready when the brokers answer and every subscription's app is ready.
+    static func readiness(admin: any KafkaAdmin, drivers: [ReactiveDriver], loop: any EventLoop) -> EventLoopFuture<RESTResponse> {
+        let promise = loop.makePromise(of: Bool.self)
+        admin.listTopics { result in if case .success = result { promise.succeed(true) } else { promise.succeed(false) } }
+        loop.scheduleTask(in: .seconds(2)) { promise.succeed(false) }
+        return promise.futureResult.map { broker in
+            let apps = drivers.filter { !$0.snapshot.appReady }.map { $0.subscription.group }
+            if broker && apps.isEmpty { return RESTResponse(status: 200, body: Array("{\"status\":\"ready\"}\n".utf8)) }
+            var reasons: [String] = []
+            if !broker { reasons.append("\"broker unreachable\"") }
+            for g in apps { reasons.append("\"app of \(g) not ready\"") }
+            return RESTResponse(status: 503, body: Array("{\"status\":\"not_ready\",\"reasons\":[\(reasons.joined(separator: ","))]}\n".utf8))
+        }
+    }
+
+    /// `lightmesh_kafka_consumer_lag{group,topic,partition}`: the log end minus the commit watermark,
+    /// from the brokers at scrape time (partitions that do not answer within a second are left out).
+    static func lag(admin: any KafkaAdmin, drivers: [ReactiveDriver], loop: any EventLoop) -> EventLoopFuture<String> {
+        let wanted = drivers.flatMap { d in d.snapshot.watermarks.map { (d.subscription.group, $0) } }
+        guard !wanted.isEmpty else { return loop.makeSucceededFuture("") }
+        let futures = wanted.map { group, mark -> EventLoopFuture<String> in
+            let p = loop.makePromise(of: String.self)
+            admin.watermarks(mark.topicPartition) { result in
+                if case .success(let w) = result {
+                    p.succeed("lightmesh_kafka_consumer_lag{group=\"\(group)\",topic=\"\(mark.topicPartition.topic)\",partition=\"\(mark.topicPartition.partition)\"} \(max(0, w.high - mark.offset))\n")
+                } else {
+                    p.succeed("")
+                }
+            }
+            loop.scheduleTask(in: .seconds(1)) { p.succeed("") }
+            return p.futureResult
+        }
+        return EventLoopFuture.whenAllComplete(futures, on: loop).map { results in
+            results.compactMap { try? $0.get() }.joined()
+        }
+    }
+}

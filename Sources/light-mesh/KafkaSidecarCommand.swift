@@ -1,0 +1,196 @@
+import ArgumentParser
+import Foundation
+import KafkaRdKafka
+import KafkaSidecar
+import KafkaSidecarNIO
+import Logging
+import MeshConfig
+import MeshCore
+
+struct KafkaSidecarCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kafka-sidecar",
+        abstract: "Run the Kafka sidecar: Kafka over REST for the app, and a reactive consumer that pushes records to it.",
+        discussion: """
+            Produce (REST, --listen): POST /producers/{topic} (light-mesh shape), POST /topics/{topic} and \
+            /topics/{topic}/partitions/{p} (Confluent REST v2 json.v2 and binary.v2, Strimzi headers and \
+            timestamp, ?async=true answers 204). One idempotent producer; per-record results; the inbound \
+            traceparent is continued in a new span per record and X-Correlation-Id carried; Authorization \
+            and Cookie are never copied into records. GET /openapi.json describes it all.
+
+            Reactive consumer (with --subscribe and --group): records are POSTed to --app in batches as \
+            {"records":[...]}; the app answers {"statuses":[{"id","status":"SUCCESS|RETRY|DEADLETTER|DROP"}]}. \
+            RETRY and failed pushes retry with jittered exponential backoff; after --max-attempts, or on \
+            DEADLETTER, the record is written to the dead-letter topic with lightmesh.dlq.* headers. Per \
+            partition, the committed offset never passes a record not finished (answered SUCCESS or DROP, or \
+            its dead-letter copy acknowledged), on a rebalance or shutdown either. Nothing is pushed while \
+            the app is not ready (--app-ready-path, else: its port accepts connections).
+
+            Admin (--admin-listen): /health/live, /health/ready (brokers reachable and every app ready), \
+            /metrics (Prometheus: produce latency, pushes, retries, outcomes, in flight, lag per partition).
+
+            With --config FILE everything comes from the YAML file and LIGHT_MESH_<KEY_PATH> variables \
+            (see fixtures/configs/kafka-sidecar.yaml), including several subscriptions. SIGTERM or SIGINT \
+            leaves the groups after committing what is finished, and flushes produced records.
+            """
+    )
+
+    @Option(help: "YAML configuration; LIGHT_MESH_<KEY_PATH> variables override it. With it, the file and the variables configure everything.") var config: String?
+    @Option(help: "Kafka bootstrap servers, HOST:PORT[,HOST:PORT...].") var bootstrap: String?
+    @Option(help: "Consumer group of the reactive subscription.") var group: String?
+    @Option(name: .customLong("subscribe"), help: "Topic the reactive consumer reads (repeatable).") var topics: [String] = []
+    @Option(help: "The app's push endpoint.") var app = "http://127.0.0.1:8080/kafka/records"
+    @Option(help: "The app's readiness path on the push endpoint's origin (without it: ready while its port accepts connections).") var appReadyPath: String?
+    @Option(help: "Dead-letter topic; {topic} is the record's topic.") var deadLetterTopic = "{topic}.dlq"
+    @Option(help: "Pushes of one record before it is dead-lettered.") var maxAttempts = 5
+    @Option(help: "Record order towards the app: partition, key or none.") var ordering = "partition"
+    @Option(help: "Seconds the app may take to answer a push.") var pushTimeout = 10.0
+    @Option(help: "Records in one push.") var maxBatch = 100
+    @Option(help: "Records fetched and not finished before partitions pause.") var maxBuffered = 1000
+    @Option(help: "Pushes in flight at once.") var maxConcurrentPushes = 8
+    @Option(help: "REST listen address, HOST:PORT (loopback by default).") var listen = "127.0.0.1:9082"
+    @Option(help: "Admin listen address, HOST:PORT.") var adminListen = "127.0.0.1:9902"
+    @Option(help: "Largest REST body in bytes (larger: 413).") var maxBodyBytes = 4 * 1024 * 1024
+    @Option(help: "Event-loop threads.") var threads = 1
+
+    func validate() throws { _ = try settings() }
+
+    /// The bootstrap servers and sidecar settings, from the configuration file or the flags.
+    func settings() throws -> (bootstrap: String, settings: KafkaSidecarSettings) {
+        if let config {
+            do { return try KafkaSidecarConfigFile.load(config) } catch let error as ConfigError { throw ValidationError("\(config): \(error)") }
+        }
+        guard let bootstrap, !bootstrap.isEmpty else { throw ValidationError("--bootstrap HOST:PORT is required (or --config FILE)") }
+        var s = KafkaSidecarSettings()
+        guard let l = MeshAddress(parsing: listen) else { throw ValidationError("--listen must be HOST:PORT") }
+        guard let a = MeshAddress(parsing: adminListen) else { throw ValidationError("--admin-listen must be HOST:PORT") }
+        s.listen = l
+        s.admin = a
+        guard maxBodyBytes >= 1 else { throw ValidationError("--max-body-bytes must be positive") }
+        s.maxBodyBytes = maxBodyBytes
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        s.threads = threads
+        if !topics.isEmpty || group != nil {
+            guard let group, !group.isEmpty else { throw ValidationError("--group is required with --subscribe") }
+            guard !topics.isEmpty else { throw ValidationError("--subscribe TOPIC is required with --group") }
+            var sub = ReactiveSubscription(group: group, topics: topics, app: app, readyPath: appReadyPath)
+            guard let o = RecordOrdering(rawValue: ordering) else { throw ValidationError("--ordering must be partition, key or none") }
+            sub.engine.ordering = o
+            sub.engine.deadLetterTopic = deadLetterTopic
+            sub.engine.maxAttempts = maxAttempts
+            sub.engine.pushTimeout = .milliseconds(Int64(pushTimeout * 1000))
+            sub.engine.maxBatchRecords = maxBatch
+            sub.engine.maxBufferedRecords = maxBuffered
+            sub.engine.maxConcurrentPushes = maxConcurrentPushes
+            try KafkaSidecarConfigFile.check(sub, at: "flags")
+            s.subscriptions = [sub]
+        }
+        return (bootstrap, s)
+    }
+
+    func run() async throws {
+        let (bootstrap, settings) = try settings()
+        let server = try await KafkaSidecarCommand.start(bootstrap: bootstrap, settings: settings)
+        await waitForSignal()
+        try await server.stop()
+    }
+
+    /// Starts the sidecar on `bootstrap` and says where it listens (shared with `up`).
+    static func start(bootstrap: String, settings: KafkaSidecarSettings) async throws -> KafkaSidecarServer {
+        var logger = Logger(label: "light-mesh.kafka-sidecar")
+        logger.logLevel = .notice
+        signal(SIGPIPE, SIG_IGN)
+        var cluster = RdKafkaClusterSettings(bootstrapServers: bootstrap)
+        var kafkaLogger = Logger(label: "light-mesh.kafka")
+        kafkaLogger.logLevel = .warning
+        cluster.logger = kafkaLogger
+        let server = try KafkaSidecarServer(settings: settings, cluster: RdKafkaCluster(cluster), logger: logger)
+        let (rest, admin) = try await server.start()
+        var line = "kafka-sidecar: REST on \(rest), admin on \(admin), brokers \(bootstrap)"
+        for s in settings.subscriptions { line += "; group \(s.group) reads \(s.topics.joined(separator: ",")) and pushes to \(s.app)" }
+        FileHandle.standardError.write(Data((line + "\n").utf8))
+        return server
+    }
+}
+
+/// `light-mesh kafka-sidecar --config FILE`: every key validated, every scalar overridable by
+/// `LIGHT_MESH_<PATH>` (see ``SidecarConfigFile``).
+enum KafkaSidecarConfigFile {
+    static func load(_ path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> (bootstrap: String, settings: KafkaSidecarSettings) {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw ConfigError(key: "", "cannot read \(path)") }
+        let document = try YAMLFields.document(text, source: path)
+        guard !document.keys.isEmpty else { throw ConfigError(key: "", "\(path) is empty; write at least the kafka section") }
+        var top = SidecarConfigFile.Section(document, environment, SidecarConfigFile.ConsultedVariables())
+        var s = KafkaSidecarSettings()
+        var kafka = try top.child("kafka")
+        guard let bootstrap = try kafka.string("bootstrap"), !bootstrap.isEmpty else { throw ConfigError(key: "kafka.bootstrap", "is required (HOST:PORT[,...])") }
+        try kafka.done()
+        var rest = try top.child("rest")
+        s.listen = try rest.address("listen") ?? s.listen
+        s.maxBodyBytes = try rest.int("max_body_bytes", min: 1) ?? s.maxBodyBytes
+        s.produce.maxRecordsPerRequest = try rest.int("max_records", min: 1) ?? s.produce.maxRecordsPerRequest
+        if let denied = try rest.strings("denied_headers") { s.produce.deniedHeaders.formUnion(denied.map { $0.lowercased() }) }
+        try rest.done()
+        var admin = try top.child("admin")
+        s.admin = try admin.address("listen") ?? s.admin
+        try admin.done()
+        s.threads = try top.int("threads", min: 1) ?? s.threads
+        for var sub in try top.children("subscriptions") {
+            guard let group = try sub.string("group"), !group.isEmpty else { throw ConfigError(key: sub.name("group"), "is required") }
+            guard let topics = try sub.strings("topics"), !topics.isEmpty else { throw ConfigError(key: sub.name("topics"), "needs at least one topic") }
+            var r = ReactiveSubscription(group: group, topics: topics, app: try sub.string("app") ?? "http://127.0.0.1:8080/kafka/records",
+                                         readyPath: try sub.string("ready_path"))
+            if let text = try sub.string("ordering") {
+                guard let o = RecordOrdering(rawValue: text) else { throw ConfigError(key: sub.name("ordering"), "must be partition, key or none") }
+                r.engine.ordering = o
+            }
+            r.engine.deadLetterTopic = try sub.string("dead_letter_topic") ?? r.engine.deadLetterTopic
+            r.engine.maxAttempts = try sub.int("max_attempts", min: 1) ?? r.engine.maxAttempts
+            r.engine.maxBatchRecords = try sub.int("max_batch", min: 1) ?? r.engine.maxBatchRecords
+            r.engine.maxBufferedRecords = try sub.int("max_buffered", min: 1) ?? r.engine.maxBufferedRecords
+            r.engine.maxConcurrentPushes = try sub.int("max_concurrent_pushes", min: 1) ?? r.engine.maxConcurrentPushes
+            r.engine.pushTimeout = try sub.duration("push_timeout") ?? r.engine.pushTimeout
+            r.engine.revocationGrace = try sub.duration("revocation_grace") ?? r.engine.revocationGrace
+            r.engine.readinessInterval = try sub.duration("readiness_interval") ?? r.engine.readinessInterval
+            if let v = try sub.bool("json_values") { r.engine.jsonValues = v }
+            var backoff = try sub.child("retry_backoff")
+            let initial = try backoff.duration("initial") ?? r.engine.retryBackoff.initial
+            let maximum = try backoff.duration("max") ?? r.engine.retryBackoff.maximum
+            guard initial > .zero, maximum >= initial else { throw ConfigError(key: backoff.name("max"), "needs 0 < initial <= max") }
+            r.engine.retryBackoff = ExponentialBackoff(initial: initial, maximum: maximum)
+            try backoff.done()
+            if let p = try sub.string("rebalance") {
+                guard let v = KafkaConsumerConfig.RebalanceProtocol(rawValue: p) else { throw ConfigError(key: sub.name("rebalance"), "must be cooperative or eager") }
+                r.rebalanceProtocol = v
+            }
+            r.sessionTimeout = try sub.duration("session_timeout") ?? r.sessionTimeout
+            try sub.done()
+            try check(r, at: sub.name(""))
+            s.subscriptions.append(r)
+        }
+        try top.done()
+        return (bootstrap, s)
+    }
+
+    /// Refuses settings the engine cannot honour, naming where they came from.
+    static func check(_ r: ReactiveSubscription, at path: String) throws {
+        guard FetchURLCheck.isHTTP(r.app) else { throw ConfigError(key: path + "app", "'\(r.app)' is not an http://HOST:PORT/PATH URL") }
+        guard r.engine.maxAttempts >= 1 else { throw ConfigError(key: path + "max_attempts", "must be at least 1") }
+        guard r.engine.maxBatchRecords >= 1, r.engine.maxBufferedRecords >= r.engine.maxBatchRecords else {
+            throw ConfigError(key: path + "max_buffered", "must be at least max_batch (\(r.engine.maxBatchRecords))")
+        }
+        guard r.engine.pushTimeout > .zero else { throw ConfigError(key: path + "push_timeout", "must be positive") }
+        guard r.engine.deadLetterTopic.contains("{topic}") || !r.topics.contains(r.engine.deadLetterTopic) else {
+            throw ConfigError(key: path + "dead_letter_topic", "must not be a topic the subscription reads")
+        }
+        if let ready = r.readyPath, !ready.hasPrefix("/") { throw ConfigError(key: path + "ready_path", "must start with /") }
+    }
+}
+
+/// The app URL check the flags and the file share.
+enum FetchURLCheck {
+    static func isHTTP(_ text: String) -> Bool {
+        guard let c = URLComponents(string: text), c.scheme?.lowercased() == "http", let host = c.host, !host.isEmpty else { return false }
+        return true
+    }
+}
