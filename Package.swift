@@ -157,8 +157,18 @@ let package = Package(
             dependencies: ["KafkaRdKafka", "MeshCore", .product(name: "Logging", package: "swift-log")],
             path: "Benchmarks/kafka-client"
         ),
+        // ci/bench-kafka-sidecar's trivial app: answers every pushed record SUCCESS.
+        .executableTarget(
+            name: "kafka-sidecar-bench-app",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Benchmarks/kafka-sidecar-app"
+        ),
         .testTarget(name: "MeshCoreTests", dependencies: ["MeshCore"], path: "Tests/MeshCoreTests"),
-        .testTarget(name: "KafkaSidecarTests", dependencies: ["KafkaSidecar", "MeshCore"], path: "Tests/KafkaSidecarTests"),
+        .testTarget(name: "KafkaSidecarTests", dependencies: ["KafkaSidecar", "KafkaSidecarNIO", "MeshCore"], path: "Tests/KafkaSidecarTests"),
         .testTarget(
             name: "HTTPSidecarNIOTests",
             dependencies: [

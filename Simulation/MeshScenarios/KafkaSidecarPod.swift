@@ -20,6 +20,8 @@ final class KafkaSidecarPod: SimProcess {
     private var releases: [UInt64: @Sendable ([PartitionOffset]) -> Void] = [:]
     private var nextRevocation: UInt64 = 1
     private var nextProbe: UInt64 = 1
+    /// Set while polling waits for room in the buffer.
+    private var pollTimer: TimerToken?
     private weak var host: SimHost?
 
     init(kafka: SimKafkaCluster, config: KafkaWorkloadConfig, engineConfig: ReactiveConsumerConfig, app: @escaping () -> HostID?) {
@@ -82,6 +84,7 @@ final class KafkaSidecarPod: SimProcess {
         case .abandonPush:
             break  // datagrams cannot be cancelled; a late answer is ignored by the engine
         case .pause(let tps):
+            host.simulation.coverage.hit("kafka-sidecar.pause")
             consumer?.pause(tps)
         case .resume(let tps):
             consumer?.resume(tps)
@@ -122,7 +125,11 @@ final class KafkaSidecarPod: SimProcess {
                 case .error: break
                 }
             }
-            pod.poll(host)
+            if pod.engine.pollBudget > 0 {
+                pod.poll(host)
+            } else {
+                pod.pollTimer = host.setTimer(after: ReactiveConsumer.idlePollInterval)
+            }
         }
     }
 
@@ -142,6 +149,10 @@ final class KafkaSidecarPod: SimProcess {
     }
 
     func timerFired(_ token: TimerToken, on host: SimHost) {
+        if token == pollTimer {
+            pollTimer = nil
+            return poll(host)
+        }
         guard let timer = timers.removeValue(forKey: token.rawValue) else { return }
         apply(.timerFired(timer))
     }

@@ -42,7 +42,9 @@ struct RecordSlot {
 }
 
 /// The records of one assigned partition, in offset order, and the commit watermark they allow.
-struct PartitionLedger {
+/// A class: the engine changes it in place on every event (a value held in a dictionary would be
+/// copied whole each time).
+final class PartitionLedger {
     /// Unfinished records and the finished ones behind the first unfinished, in offset order; the
     /// finished prefix is dropped as it forms.
     private(set) var slots: [RecordSlot] = []
@@ -62,13 +64,23 @@ struct PartitionLedger {
 
     var count: Int { slots.count - head }
     var indices: Range<Int> { head..<slots.count }
+    /// Records waiting to have their dead-letter copy written.
+    private(set) var waitingDeadLetters = 0
+
     subscript(i: Int) -> RecordSlot {
         get { slots[i] }
-        set { slots[i] = newValue }
+        _modify { yield &slots[i] }
+    }
+
+    /// Moves slot `i` to `state`, keeping the count of waiting dead letters.
+    func set(_ i: Int, _ state: RecordSlot.State) {
+        if case .deadLetterWaiting = slots[i].state { waitingDeadLetters -= 1 }
+        if case .deadLetterWaiting = state { waitingDeadLetters += 1 }
+        slots[i].state = state
     }
 
     /// Appends a fetched record; ignores one at or below an offset already fetched (a re-fetch).
-    mutating func append(_ record: ConsumerRecord) -> Bool {
+    func append(_ record: ConsumerRecord) -> Bool {
         if let next = nextOffset, record.offset < next { return false }
         slots.append(RecordSlot(record))
         if firstOffset == nil { firstOffset = record.offset }
@@ -103,7 +115,7 @@ struct PartitionLedger {
     }
 
     /// Drops the finished records in front, which no longer matter to the watermark.
-    mutating func compact() {
+    func compact() {
         while head < slots.count && slots[head].isFinished { head += 1 }
         if head > 64 && head * 2 > slots.count {
             slots.removeFirst(head)

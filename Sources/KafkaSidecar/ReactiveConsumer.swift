@@ -98,6 +98,9 @@ public final class ReactiveConsumer {
     /// Newly assigned partitions whose pause state the client has not been told yet.
     private var pauseUnknown: Set<TopicPartition> = []
     private var wakeArmedAt: MeshInstant?
+    /// When retries and dead-letter writes become due (some may belong to records gone since: a
+    /// spare wake-up costs one pump).
+    private var wakeups = InstantHeap()
     /// A readiness probe was sent and not answered yet; still unanswered at the next probe means not ready.
     private var probeOutstanding = false
     /// Where the next pump starts, so partitions take turns.
@@ -112,8 +115,13 @@ public final class ReactiveConsumer {
         self.epochMillis = epochMillis
     }
 
-    /// Records the driver may still fetch before the buffer is full.
+    /// Records the driver may still take from the consumer before the buffer is full. At zero the
+    /// driver keeps polling (rebalances are served inside polls) but slowly, one record at a time
+    /// (``idlePollInterval``), so the buffer can only creep towards the pause threshold.
     public var pollBudget: Int { max(0, config.maxBufferedRecords - stats.buffered) }
+
+    /// How long a driver waits before polling again when ``pollBudget`` is zero.
+    public static let idlePollInterval: Duration = .milliseconds(100)
 
     /// The partitions assigned and their commit watermarks, sorted (for metrics and tests).
     public var watermarks: [PartitionOffset] {
@@ -143,12 +151,11 @@ public final class ReactiveConsumer {
             for tp in tps { drop(tp) }
         case .records(let records):
             for r in records {
-                guard var ledger = partitions[r.topicPartition], ledger.revocation == nil else { continue }
+                guard let ledger = partitions[r.topicPartition], ledger.revocation == nil else { continue }
                 if ledger.append(r) {
                     stats.fetched += 1
                     stats.buffered += 1
                 }
-                partitions[r.topicPartition] = ledger
             }
         case .pushAnswered(let batch, let answer):
             answered(batch, answer, now)
@@ -188,24 +195,11 @@ public final class ReactiveConsumer {
 
     /// Starts dead-letter writes that are due, then fills free push slots, partitions taking turns.
     private func pump(_ now: MeshInstant, _ actions: inout [Action]) {
-        var nextDue: MeshInstant?
         for tp in order {
-            guard var ledger = partitions[tp] else { continue }
-            var changed = false
+            guard let ledger = partitions[tp], ledger.waitingDeadLetters > 0 else { continue }
             for i in ledger.indices {
-                switch ledger[i].state {
-                case .deadLetterWaiting(let due) where due <= now:
-                    startDeadLetter(tp, &ledger, i, &actions)
-                    changed = true
-                case .deadLetterWaiting(let due):
-                    nextDue = min(nextDue ?? due, due)
-                case .waiting(let due) where due > now:
-                    nextDue = min(nextDue ?? due, due)
-                default:
-                    break
-                }
+                if case .deadLetterWaiting(let due) = ledger[i].state, due <= now { startDeadLetter(tp, ledger, i, &actions) }
             }
-            if changed { partitions[tp] = ledger }
         }
         if appReady && !order.isEmpty {
             var idle = 0
@@ -221,7 +215,9 @@ public final class ReactiveConsumer {
                 }
             }
         }
-        if let due = nextDue, wakeArmedAt.map({ due < $0 }) ?? true {
+        // One wake-up timer, for the earliest retry or dead-letter write still to come.
+        while let first = wakeups.min, first <= now { wakeups.removeMin() }
+        if let due = wakeups.min, wakeArmedAt.map({ due < $0 }) ?? true {
             wakeArmedAt = due
             actions.append(.armTimer(.wake, after: due - now))
         }
@@ -231,7 +227,7 @@ public final class ReactiveConsumer {
 
     /// The next batch of `tp` that its ordering allows, marked in flight.
     private func makeBatch(_ tp: TopicPartition, _ now: MeshInstant) -> PushBatch? {
-        guard var ledger = partitions[tp], ledger.revocation == nil else { return nil }
+        guard let ledger = partitions[tp], ledger.revocation == nil else { return nil }
         var taken: [Int] = []
         var blockedKeys: Set<[UInt8]> = []
         scan: for i in ledger.indices {
@@ -260,11 +256,10 @@ public final class ReactiveConsumer {
         var records: [PushBatch.Entry] = []
         records.reserveCapacity(taken.count)
         for i in taken {
-            ledger[i].state = .inFlight(batch: id)
+            ledger.set(i, .inFlight(batch: id))
             ledger[i].attempts += 1
             records.append(PushBatch.Entry(record: ledger[i].record, attempt: ledger[i].attempts))
         }
-        partitions[tp] = ledger
         batches[id] = (tp, ledger.epoch, records.map(\.record.offset))
         stats.pushes += 1
         stats.pushedRecords += records.count
@@ -276,47 +271,48 @@ public final class ReactiveConsumer {
         guard let (tp, epoch, offsets) = batches.removeValue(forKey: batch) else { return }
         stats.inFlightRecords -= offsets.count
         if case .failed = answer { stats.failedPushes += 1 }
-        guard var ledger = partitions[tp], ledger.epoch == epoch else { return }
+        guard let ledger = partitions[tp], ledger.epoch == epoch else { return }
         for offset in offsets {
             guard let i = ledger.index(of: offset), ledger[i].state == .inFlight(batch: batch) else { continue }
             let id = PushBatch.recordID(tp, offset)
             switch answer {
             case .failed(let reason):
-                retry(tp, &ledger, i, reason, now)
+                retry(tp, ledger, i, reason, now)
             case .verdicts(let verdicts):
                 guard let v = verdicts[id] else {
-                    retry(tp, &ledger, i, "the app gave no status for \(id)", now)
+                    retry(tp, ledger, i, "the app gave no status for \(id)", now)
                     continue
                 }
                 switch v.verdict {
-                case .success: finish(&ledger, i, .succeeded)
-                case .drop: finish(&ledger, i, .dropped)
-                case .retry: retry(tp, &ledger, i, v.reason ?? "the app asked for a retry", now)
+                case .success: finish(ledger, i, .succeeded)
+                case .drop: finish(ledger, i, .dropped)
+                case .retry: retry(tp, ledger, i, v.reason ?? "the app asked for a retry", now)
                 case .deadLetter:
                     ledger[i].lastReason = v.reason ?? "the app dead-lettered it"
                     if ledger[i].firstFailure == nil { ledger[i].firstFailure = now }
-                    queueDeadLetter(&ledger, i, now)
+                    queueDeadLetter(ledger, i, now)
                 }
             }
         }
         ledger.compact()
-        partitions[tp] = ledger
     }
 
-    private func retry(_ tp: TopicPartition, _ ledger: inout PartitionLedger, _ i: Int, _ reason: String, _ now: MeshInstant) {
+    private func retry(_ tp: TopicPartition, _ ledger: PartitionLedger, _ i: Int, _ reason: String, _ now: MeshInstant) {
         ledger[i].lastReason = reason
         if ledger[i].firstFailure == nil { ledger[i].firstFailure = now }
         if ledger[i].attempts >= config.maxAttempts {
             ledger[i].lastReason = "gave up after \(ledger[i].attempts) attempts: \(reason)"
-            queueDeadLetter(&ledger, i, now)
+            queueDeadLetter(ledger, i, now)
             return
         }
         stats.retries += 1
-        ledger[i].state = .waiting(due: now + config.retryBackoff.delay(forRetry: ledger[i].attempts - 1, using: &random))
+        let due = now + config.retryBackoff.delay(forRetry: ledger[i].attempts - 1, using: &random)
+        ledger.set(i, .waiting(due: due))
+        wakeups.insert(due)
     }
 
-    private func finish(_ ledger: inout PartitionLedger, _ i: Int, _ outcome: RecordOutcome) {
-        ledger[i].state = .finished(outcome)
+    private func finish(_ ledger: PartitionLedger, _ i: Int, _ outcome: RecordOutcome) {
+        ledger.set(i, .finished(outcome))
         stats.buffered -= 1
         switch outcome {
         case .succeeded: stats.succeeded += 1
@@ -328,14 +324,14 @@ public final class ReactiveConsumer {
     // MARK: dead letters
 
     /// Queues the record's dead-letter write; the next pump starts it.
-    private func queueDeadLetter(_ ledger: inout PartitionLedger, _ i: Int, _ now: MeshInstant) {
-        ledger[i].state = .deadLetterWaiting(due: now)
+    private func queueDeadLetter(_ ledger: PartitionLedger, _ i: Int, _ now: MeshInstant) {
+        ledger.set(i, .deadLetterWaiting(due: now))
     }
 
-    private func startDeadLetter(_ tp: TopicPartition, _ ledger: inout PartitionLedger, _ i: Int, _ actions: inout [Action]) {
+    private func startDeadLetter(_ tp: TopicPartition, _ ledger: PartitionLedger, _ i: Int, _ actions: inout [Action]) {
         let ticket = nextTicket
         nextTicket += 1
-        ledger[i].state = .deadLettering(ticket: ticket)
+        ledger.set(i, .deadLettering(ticket: ticket))
         deadLetters[ticket] = (tp, ledger.epoch, ledger[i].record.offset)
         actions.append(.produceDeadLetter(ticket: ticket, deadLetterRecord(ledger[i])))
     }
@@ -355,18 +351,18 @@ public final class ReactiveConsumer {
 
     private func deadLetterWritten(_ ticket: UInt64, _ result: Result<RecordMetadata, KafkaError>, _ now: MeshInstant) {
         guard let (tp, epoch, offset) = deadLetters.removeValue(forKey: ticket),
-              var ledger = partitions[tp], ledger.epoch == epoch,
+              let ledger = partitions[tp], ledger.epoch == epoch,
               let i = ledger.index(of: offset), ledger[i].state == .deadLettering(ticket: ticket) else { return }
         switch result {
         case .success:
-            finish(&ledger, i, .deadLettered)
+            finish(ledger, i, .deadLettered)
             ledger.compact()
         case .failure:
             ledger[i].deadLetterFailures += 1
             let wait = config.deadLetterBackoff.delay(forRetry: ledger[i].deadLetterFailures - 1, using: &random)
-            ledger[i].state = .deadLetterWaiting(due: now + wait)
+            ledger.set(i, .deadLetterWaiting(due: now + wait))
+            wakeups.insert(now + wait)
         }
-        partitions[tp] = ledger
     }
 
     // MARK: commits
@@ -393,9 +389,8 @@ public final class ReactiveConsumer {
         switch result {
         case .success:
             for (offset, epoch) in inFlight.offsets {
-                guard var ledger = partitions[offset.topicPartition], ledger.epoch == epoch else { continue }
+                guard let ledger = partitions[offset.topicPartition], ledger.epoch == epoch else { continue }
                 ledger.committed = max(ledger.committed ?? -1, offset.offset)
-                partitions[offset.topicPartition] = ledger
             }
         case .failure:
             commitHeld = true
@@ -454,11 +449,15 @@ public final class ReactiveConsumer {
 
     // MARK: flow control
 
-    /// Pauses every partition while the app is not ready or the buffer is full; resumes them when
-    /// both clear (the buffer at half).
+    /// Pauses every partition while the app is not ready or the buffer overflows (twice the
+    /// budget); resumes them when both clear (the buffer back within the budget).
+    ///
+    /// The budget itself is kept by ``pollBudget``: the driver takes no more than it allows, so with a
+    /// healthy app partitions never pause. Pausing is the last resort because librdkafka drops a
+    /// paused partition's prefetched records and fetches them again on resume.
     private func updatePauses(_ actions: inout [Action]) {
-        let full = stats.buffered >= config.maxBufferedRecords
-        let drained = stats.buffered <= config.maxBufferedRecords / 2
+        let full = stats.buffered >= 2 * config.maxBufferedRecords
+        let drained = stats.buffered <= config.maxBufferedRecords
         let wantPaused: Bool
         if !appReady || full { wantPaused = true }
         else if drained { wantPaused = false }

@@ -9,27 +9,99 @@ enum KafkaSidecarOpenAPI {
     "version": "1.0.0",
     "description": "Kafka over REST on localhost. Produce in three request shapes (light-mesh, Confluent REST v2, Strimzi bridge extras) on one idempotent producer. The reactive consumer pushes records to the app (see the PushRequest and PushAnswer schemas) and commits per partition only up to the lowest record not yet finished (SUCCESS, DROP, or its dead-letter copy acknowledged). Inbound traceparent is continued into a new span in each record's headers and X-Correlation-Id is carried; Authorization, Cookie and Set-Cookie are never copied into records."
   },
-  "servers": [{"url": "http://127.0.0.1:9082"}],
+  "servers": [
+    {
+      "url": "http://127.0.0.1:9082"
+    }
+  ],
   "paths": {
     "/producers/{topic}": {
       "post": {
         "summary": "Produce records (light-mesh shape)",
         "parameters": [
-          {"$ref": "#/components/parameters/topic"},
-          {"$ref": "#/components/parameters/traceparent"},
-          {"$ref": "#/components/parameters/correlationId"}
+          {
+            "$ref": "#/components/parameters/topic"
+          },
+          {
+            "$ref": "#/components/parameters/traceparent"
+          },
+          {
+            "$ref": "#/components/parameters/correlationId"
+          }
         ],
-        "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/LightMeshProduceRequest"}}}},
+        "requestBody": {
+          "required": true,
+          "content": {
+            "application/json": {
+              "schema": {
+                "$ref": "#/components/schemas/LightMeshProduceRequest"
+              }
+            }
+          }
+        },
         "responses": {
-          "200": {"description": "Every record was stored", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/LightMeshProduceAnswer"}}}},
-          "207": {"description": "Some records were stored; each result says which", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/LightMeshProduceAnswer"}}}},
-          "400": {"$ref": "#/components/responses/Error"},
-          "404": {"description": "The topic does not exist", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/LightMeshProduceAnswer"}}}},
-          "413": {"$ref": "#/components/responses/Error"},
-          "415": {"$ref": "#/components/responses/Error"},
-          "422": {"$ref": "#/components/responses/Error"},
-          "500": {"description": "No record was stored", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/LightMeshProduceAnswer"}}}},
-          "503": {"description": "No record was stored and all may be retried", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/LightMeshProduceAnswer"}}}}
+          "200": {
+            "description": "Every record was stored",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/LightMeshProduceAnswer"
+                }
+              }
+            }
+          },
+          "207": {
+            "description": "Some records were stored; each result says which",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/LightMeshProduceAnswer"
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/Error"
+          },
+          "404": {
+            "description": "The topic does not exist",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/LightMeshProduceAnswer"
+                }
+              }
+            }
+          },
+          "413": {
+            "$ref": "#/components/responses/Error"
+          },
+          "415": {
+            "$ref": "#/components/responses/Error"
+          },
+          "422": {
+            "$ref": "#/components/responses/Error"
+          },
+          "500": {
+            "description": "No record was stored",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/LightMeshProduceAnswer"
+                }
+              }
+            }
+          },
+          "503": {
+            "description": "No record was stored and all may be retried",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/LightMeshProduceAnswer"
+                }
+              }
+            }
+          }
         }
       }
     },
@@ -37,147 +109,614 @@ enum KafkaSidecarOpenAPI {
       "post": {
         "summary": "Produce records (Confluent REST v2; Strimzi headers and timestamp accepted)",
         "parameters": [
-          {"$ref": "#/components/parameters/topic"},
-          {"$ref": "#/components/parameters/async"},
-          {"$ref": "#/components/parameters/traceparent"},
-          {"$ref": "#/components/parameters/correlationId"}
+          {
+            "$ref": "#/components/parameters/topic"
+          },
+          {
+            "$ref": "#/components/parameters/async"
+          },
+          {
+            "$ref": "#/components/parameters/traceparent"
+          },
+          {
+            "$ref": "#/components/parameters/correlationId"
+          }
         ],
-        "requestBody": {"$ref": "#/components/requestBodies/ConfluentProduce"},
-        "responses": {"$ref": "#/components/x-confluent-responses"}
+        "requestBody": {
+          "$ref": "#/components/requestBodies/ConfluentProduce"
+        },
+        "responses": {
+          "200": {
+            "description": "One offset entry per record, in request order; failed records carry error_code 50002 (Kafka error) or 50003 (retriable)",
+            "content": {
+              "application/vnd.kafka.v2+json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ConfluentProduceAnswer"
+                }
+              }
+            }
+          },
+          "204": {
+            "description": "Queued (async=true)"
+          },
+          "400": {
+            "$ref": "#/components/responses/ConfluentError"
+          },
+          "404": {
+            "$ref": "#/components/responses/ConfluentError"
+          },
+          "413": {
+            "$ref": "#/components/responses/ConfluentError"
+          },
+          "415": {
+            "$ref": "#/components/responses/ConfluentError"
+          },
+          "422": {
+            "$ref": "#/components/responses/ConfluentError"
+          }
+        }
       }
     },
     "/topics/{topic}/partitions/{partition}": {
       "post": {
         "summary": "Produce records to one partition (Confluent REST v2)",
         "parameters": [
-          {"$ref": "#/components/parameters/topic"},
-          {"name": "partition", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 0}},
-          {"$ref": "#/components/parameters/async"},
-          {"$ref": "#/components/parameters/traceparent"},
-          {"$ref": "#/components/parameters/correlationId"}
+          {
+            "$ref": "#/components/parameters/topic"
+          },
+          {
+            "name": "partition",
+            "in": "path",
+            "required": true,
+            "schema": {
+              "type": "integer",
+              "minimum": 0
+            }
+          },
+          {
+            "$ref": "#/components/parameters/async"
+          },
+          {
+            "$ref": "#/components/parameters/traceparent"
+          },
+          {
+            "$ref": "#/components/parameters/correlationId"
+          }
         ],
-        "requestBody": {"$ref": "#/components/requestBodies/ConfluentProduce"},
-        "responses": {"$ref": "#/components/x-confluent-responses"}
+        "requestBody": {
+          "$ref": "#/components/requestBodies/ConfluentProduce"
+        },
+        "responses": {
+          "200": {
+            "description": "One offset entry per record, in request order; failed records carry error_code 50002 (Kafka error) or 50003 (retriable)",
+            "content": {
+              "application/vnd.kafka.v2+json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ConfluentProduceAnswer"
+                }
+              }
+            }
+          },
+          "204": {
+            "description": "Queued (async=true)"
+          },
+          "400": {
+            "$ref": "#/components/responses/ConfluentError"
+          },
+          "404": {
+            "$ref": "#/components/responses/ConfluentError"
+          },
+          "413": {
+            "$ref": "#/components/responses/ConfluentError"
+          },
+          "415": {
+            "$ref": "#/components/responses/ConfluentError"
+          },
+          "422": {
+            "$ref": "#/components/responses/ConfluentError"
+          }
+        }
       }
     },
     "/openapi.json": {
-      "get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {}}}}}
+      "get": {
+        "summary": "This document",
+        "responses": {
+          "200": {
+            "description": "OpenAPI 3.1",
+            "content": {
+              "application/json": {}
+            }
+          }
+        }
+      }
     }
   },
   "components": {
     "parameters": {
-      "topic": {"name": "topic", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[a-zA-Z0-9._-]{1,249}$"}},
-      "async": {"name": "async", "in": "query", "required": false, "description": "true: answer 204 once the records are queued, without waiting for the broker", "schema": {"type": "boolean"}},
-      "traceparent": {"name": "traceparent", "in": "header", "required": false, "description": "W3C trace context, continued into a new span per record", "schema": {"type": "string"}},
-      "correlationId": {"name": "X-Correlation-Id", "in": "header", "required": false, "description": "Copied into each record's x-correlation-id header", "schema": {"type": "string"}}
+      "topic": {
+        "name": "topic",
+        "in": "path",
+        "required": true,
+        "schema": {
+          "type": "string",
+          "pattern": "^[a-zA-Z0-9._-]{1,249}$"
+        }
+      },
+      "async": {
+        "name": "async",
+        "in": "query",
+        "required": false,
+        "description": "true: answer 204 once the records are queued, without waiting for the broker",
+        "schema": {
+          "type": "boolean"
+        }
+      },
+      "traceparent": {
+        "name": "traceparent",
+        "in": "header",
+        "required": false,
+        "description": "W3C trace context, continued into a new span per record",
+        "schema": {
+          "type": "string"
+        }
+      },
+      "correlationId": {
+        "name": "X-Correlation-Id",
+        "in": "header",
+        "required": false,
+        "description": "Copied into each record's x-correlation-id header",
+        "schema": {
+          "type": "string"
+        }
+      }
     },
     "requestBodies": {
       "ConfluentProduce": {
         "required": true,
         "content": {
-          "application/vnd.kafka.json.v2+json": {"schema": {"$ref": "#/components/schemas/ConfluentProduceRequest"}},
-          "application/vnd.kafka.binary.v2+json": {"schema": {"$ref": "#/components/schemas/ConfluentProduceRequest"}}
+          "application/vnd.kafka.json.v2+json": {
+            "schema": {
+              "$ref": "#/components/schemas/ConfluentProduceRequest"
+            }
+          },
+          "application/vnd.kafka.binary.v2+json": {
+            "schema": {
+              "$ref": "#/components/schemas/ConfluentProduceRequest"
+            }
+          }
         }
       }
     },
-    "x-confluent-responses": {
-      "200": {"description": "One offset entry per record, in request order; failed records carry error_code 50002 (Kafka error) or 50003 (retriable)", "content": {"application/vnd.kafka.v2+json": {"schema": {"$ref": "#/components/schemas/ConfluentProduceAnswer"}}}},
-      "204": {"description": "Queued (async=true)"},
-      "400": {"$ref": "#/components/responses/ConfluentError"},
-      "404": {"$ref": "#/components/responses/ConfluentError"},
-      "413": {"$ref": "#/components/responses/ConfluentError"},
-      "415": {"$ref": "#/components/responses/ConfluentError"},
-      "422": {"$ref": "#/components/responses/ConfluentError"}
-    },
     "responses": {
-      "Error": {"description": "A request that cannot be taken", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
-      "ConfluentError": {"description": "Confluent error codes: 40401 unknown topic, 40402 bad partition, 40601 content type, 42201 key, 42202 value, 41301 too many records, 400 malformed body", "content": {"application/vnd.kafka.v2+json": {"schema": {"$ref": "#/components/schemas/ConfluentError"}}}}
+      "Error": {
+        "description": "A request that cannot be taken",
+        "content": {
+          "application/json": {
+            "schema": {
+              "$ref": "#/components/schemas/Error"
+            }
+          }
+        }
+      },
+      "ConfluentError": {
+        "description": "Confluent error codes: 40401 unknown topic, 40402 bad partition, 40601 content type, 42201 key, 42202 value, 41301 too many records, 400 malformed body",
+        "content": {
+          "application/vnd.kafka.v2+json": {
+            "schema": {
+              "$ref": "#/components/schemas/ConfluentError"
+            }
+          }
+        }
+      }
     },
     "schemas": {
       "Error": {
-        "type": "object", "required": ["error"],
-        "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
-          "code": {"type": "string", "description": "Stable: invalid_body, invalid_key, invalid_value, invalid_topic, unsupported_media_type, too_many_records, body_too_large, not_found, method_not_allowed"},
-          "message": {"type": "string"}}}}
-      },
-      "ConfluentError": {"type": "object", "required": ["error_code", "message"], "properties": {"error_code": {"type": "integer"}, "message": {"type": "string"}}},
-      "LightMeshProduceRequest": {
-        "type": "object", "required": ["records"],
+        "type": "object",
+        "required": [
+          "error"
+        ],
         "properties": {
-          "keyFormat": {"enum": ["string", "json", "binary"], "default": "string"},
-          "valueFormat": {"enum": ["string", "json", "binary"], "default": "string"},
-          "records": {"type": "array", "minItems": 1, "maxItems": 10000, "items": {
+          "error": {
             "type": "object",
+            "required": [
+              "code",
+              "message"
+            ],
             "properties": {
-              "key": {"description": "null and \"\" are different keys (no key, empty key)"},
-              "value": {},
-              "partition": {"type": "integer", "minimum": 0},
-              "headers": {"type": "object", "additionalProperties": {"type": "string"}},
-              "traceabilityId": {"type": "string"},
-              "correlationId": {"type": "string"}
-            }}}
+              "code": {
+                "type": "string",
+                "description": "Stable: invalid_body, invalid_key, invalid_value, invalid_topic, unsupported_media_type, too_many_records, body_too_large, not_found, method_not_allowed"
+              },
+              "message": {
+                "type": "string"
+              }
+            }
+          }
+        }
+      },
+      "ConfluentError": {
+        "type": "object",
+        "required": [
+          "error_code",
+          "message"
+        ],
+        "properties": {
+          "error_code": {
+            "type": "integer"
+          },
+          "message": {
+            "type": "string"
+          }
+        }
+      },
+      "LightMeshProduceRequest": {
+        "type": "object",
+        "required": [
+          "records"
+        ],
+        "properties": {
+          "keyFormat": {
+            "enum": [
+              "string",
+              "json",
+              "binary"
+            ],
+            "default": "string"
+          },
+          "valueFormat": {
+            "enum": [
+              "string",
+              "json",
+              "binary"
+            ],
+            "default": "string"
+          },
+          "records": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 10000,
+            "items": {
+              "type": "object",
+              "properties": {
+                "key": {
+                  "description": "null and \"\" are different keys (no key, empty key)"
+                },
+                "value": {},
+                "partition": {
+                  "type": "integer",
+                  "minimum": 0
+                },
+                "headers": {
+                  "type": "object",
+                  "additionalProperties": {
+                    "type": "string"
+                  }
+                },
+                "traceabilityId": {
+                  "type": "string"
+                },
+                "correlationId": {
+                  "type": "string"
+                }
+              }
+            }
+          }
         }
       },
       "LightMeshProduceAnswer": {
-        "type": "object", "required": ["results"],
-        "properties": {"results": {"type": "array", "items": {"oneOf": [
-          {"type": "object", "required": ["topic", "partition", "offset"], "properties": {"topic": {"type": "string"}, "partition": {"type": "integer"}, "offset": {"type": "integer"}}},
-          {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "retriable": {"type": "boolean"}}}}}
-        ]}}}
+        "type": "object",
+        "required": [
+          "results"
+        ],
+        "properties": {
+          "results": {
+            "type": "array",
+            "items": {
+              "oneOf": [
+                {
+                  "type": "object",
+                  "required": [
+                    "topic",
+                    "partition",
+                    "offset"
+                  ],
+                  "properties": {
+                    "topic": {
+                      "type": "string"
+                    },
+                    "partition": {
+                      "type": "integer"
+                    },
+                    "offset": {
+                      "type": "integer"
+                    }
+                  }
+                },
+                {
+                  "type": "object",
+                  "required": [
+                    "error"
+                  ],
+                  "properties": {
+                    "error": {
+                      "type": "object",
+                      "properties": {
+                        "code": {
+                          "type": "string"
+                        },
+                        "message": {
+                          "type": "string"
+                        },
+                        "retriable": {
+                          "type": "boolean"
+                        }
+                      }
+                    }
+                  }
+                }
+              ]
+            }
+          }
+        }
       },
       "ConfluentProduceRequest": {
-        "type": "object", "required": ["records"],
-        "properties": {"records": {"type": "array", "minItems": 1, "items": {
-          "type": "object",
-          "properties": {
-            "key": {"description": "A JSON value (json.v2) or base64 (binary.v2)"},
-            "value": {"description": "A JSON value (json.v2) or base64 (binary.v2)"},
-            "partition": {"type": "integer", "minimum": 0},
-            "timestamp": {"type": "integer", "description": "Strimzi: milliseconds since the epoch"},
-            "headers": {"type": "array", "description": "Strimzi: values in base64", "items": {"type": "object", "required": ["key"], "properties": {"key": {"type": "string"}, "value": {"type": "string"}}}}
-          }}}}
+        "type": "object",
+        "required": [
+          "records"
+        ],
+        "properties": {
+          "records": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+              "type": "object",
+              "properties": {
+                "key": {
+                  "description": "A JSON value (json.v2) or base64 (binary.v2)"
+                },
+                "value": {
+                  "description": "A JSON value (json.v2) or base64 (binary.v2)"
+                },
+                "partition": {
+                  "type": "integer",
+                  "minimum": 0
+                },
+                "timestamp": {
+                  "type": "integer",
+                  "description": "Strimzi: milliseconds since the epoch"
+                },
+                "headers": {
+                  "type": "array",
+                  "description": "Strimzi: values in base64",
+                  "items": {
+                    "type": "object",
+                    "required": [
+                      "key"
+                    ],
+                    "properties": {
+                      "key": {
+                        "type": "string"
+                      },
+                      "value": {
+                        "type": "string"
+                      }
+                    }
+                  }
+                }
+              }
+            }
+          }
+        }
       },
       "ConfluentProduceAnswer": {
         "type": "object",
         "properties": {
-          "offsets": {"type": "array", "items": {"type": "object", "properties": {
-            "partition": {"type": ["integer", "null"]}, "offset": {"type": ["integer", "null"]},
-            "error_code": {"type": ["integer", "null"]}, "error": {"type": ["string", "null"]}}}},
-          "key_schema_id": {"type": "null"}, "value_schema_id": {"type": "null"}
+          "offsets": {
+            "type": "array",
+            "items": {
+              "type": "object",
+              "properties": {
+                "partition": {
+                  "type": [
+                    "integer",
+                    "null"
+                  ]
+                },
+                "offset": {
+                  "type": [
+                    "integer",
+                    "null"
+                  ]
+                },
+                "error_code": {
+                  "type": [
+                    "integer",
+                    "null"
+                  ]
+                },
+                "error": {
+                  "type": [
+                    "string",
+                    "null"
+                  ]
+                }
+              }
+            }
+          },
+          "key_schema_id": {
+            "type": "null"
+          },
+          "value_schema_id": {
+            "type": "null"
+          }
         }
       },
       "PushRequest": {
         "description": "What the reactive consumer POSTs to the app (with the batch's traceparent as a header)",
-        "type": "object", "required": ["records"],
-        "properties": {"records": {"type": "array", "items": {
-          "type": "object", "required": ["id", "topic", "partition", "offset", "timestamp", "attempt", "key", "value", "headers"],
-          "properties": {
-            "id": {"type": "string", "description": "topic/partition/offset"},
-            "topic": {"type": "string"}, "partition": {"type": "integer"}, "offset": {"type": "integer"},
-            "timestamp": {"type": "integer"}, "attempt": {"type": "integer", "minimum": 1},
-            "key": {"type": ["string", "null"]}, "keyEncoding": {"const": "base64"},
-            "value": {"description": "The value as JSON when it is one valid JSON value, else base64 with encoding"},
-            "encoding": {"const": "base64"},
-            "headers": {"type": "object", "additionalProperties": {"type": ["string", "null"]}}
-          }}}}
+        "type": "object",
+        "required": [
+          "records"
+        ],
+        "properties": {
+          "records": {
+            "type": "array",
+            "items": {
+              "type": "object",
+              "required": [
+                "id",
+                "topic",
+                "partition",
+                "offset",
+                "timestamp",
+                "attempt",
+                "key",
+                "value",
+                "headers"
+              ],
+              "properties": {
+                "id": {
+                  "type": "string",
+                  "description": "topic/partition/offset"
+                },
+                "topic": {
+                  "type": "string"
+                },
+                "partition": {
+                  "type": "integer"
+                },
+                "offset": {
+                  "type": "integer"
+                },
+                "timestamp": {
+                  "type": "integer"
+                },
+                "attempt": {
+                  "type": "integer",
+                  "minimum": 1
+                },
+                "key": {
+                  "type": [
+                    "string",
+                    "null"
+                  ]
+                },
+                "keyEncoding": {
+                  "const": "base64"
+                },
+                "value": {
+                  "description": "The value as JSON when it is one valid JSON value, else base64 with encoding"
+                },
+                "encoding": {
+                  "const": "base64"
+                },
+                "headers": {
+                  "type": "object",
+                  "additionalProperties": {
+                    "type": [
+                      "string",
+                      "null"
+                    ]
+                  }
+                }
+              }
+            }
+          }
+        }
       },
       "PushAnswer": {
         "description": "The app's answer: statuses by id (a missing id counts as RETRY), or the light-mesh result list (processed false = DEADLETTER). A non-2xx answer, a timeout, or an empty or malformed body retries the whole batch.",
         "oneOf": [
-          {"type": "object", "required": ["statuses"], "properties": {"statuses": {"type": "array", "items": {"type": "object", "required": ["id", "status"], "properties": {
-            "id": {"type": "string"}, "status": {"enum": ["SUCCESS", "RETRY", "DEADLETTER", "DROP"]}, "reason": {"type": "string"}}}}}},
-          {"type": "array", "items": {"type": "object", "required": ["record", "processed"], "properties": {
-            "record": {"type": "object", "properties": {"topic": {"type": "string"}, "partition": {"type": "integer"}, "offset": {"type": "integer"}}},
-            "processed": {"type": "boolean"}, "reason": {"type": "string"}}}}
+          {
+            "type": "object",
+            "required": [
+              "statuses"
+            ],
+            "properties": {
+              "statuses": {
+                "type": "array",
+                "items": {
+                  "type": "object",
+                  "required": [
+                    "id",
+                    "status"
+                  ],
+                  "properties": {
+                    "id": {
+                      "type": "string"
+                    },
+                    "status": {
+                      "enum": [
+                        "SUCCESS",
+                        "RETRY",
+                        "DEADLETTER",
+                        "DROP"
+                      ]
+                    },
+                    "reason": {
+                      "type": "string"
+                    }
+                  }
+                }
+              }
+            }
+          },
+          {
+            "type": "array",
+            "items": {
+              "type": "object",
+              "required": [
+                "record",
+                "processed"
+              ],
+              "properties": {
+                "record": {
+                  "type": "object",
+                  "properties": {
+                    "topic": {
+                      "type": "string"
+                    },
+                    "partition": {
+                      "type": "integer"
+                    },
+                    "offset": {
+                      "type": "integer"
+                    }
+                  }
+                },
+                "processed": {
+                  "type": "boolean"
+                },
+                "reason": {
+                  "type": "string"
+                }
+              }
+            }
+          }
         ]
       },
       "DeadLetterHeaders": {
         "description": "A dead-letter copy keeps the record's key, value and headers and adds these",
         "type": "object",
         "properties": {
-          "lightmesh.dlq.reason": {"type": "string"}, "lightmesh.dlq.attempts": {"type": "string"},
-          "lightmesh.dlq.original.topic": {"type": "string"}, "lightmesh.dlq.original.partition": {"type": "string"},
-          "lightmesh.dlq.original.offset": {"type": "string"}, "lightmesh.dlq.first.failure.ms": {"type": "string"}
+          "lightmesh.dlq.reason": {
+            "type": "string"
+          },
+          "lightmesh.dlq.attempts": {
+            "type": "string"
+          },
+          "lightmesh.dlq.original.topic": {
+            "type": "string"
+          },
+          "lightmesh.dlq.original.partition": {
+            "type": "string"
+          },
+          "lightmesh.dlq.original.offset": {
+            "type": "string"
+          },
+          "lightmesh.dlq.first.failure.ms": {
+            "type": "string"
+          }
         }
       }
     }

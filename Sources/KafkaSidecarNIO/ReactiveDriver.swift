@@ -106,7 +106,11 @@ public final class ReactiveDriver: @unchecked Sendable {
                     case .error(let e): logger.notice("consumer: \(e)")
                     }
                 }
-                poll()
+                if engine.pollBudget > 0 {
+                    poll()
+                } else {
+                    loop.scheduleTask(in: .nanoseconds(ReactiveConsumer.idlePollInterval.nanoseconds)) { [self] in poll() }
+                }
             }
         }
     }

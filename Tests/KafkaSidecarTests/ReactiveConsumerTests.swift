@@ -140,13 +140,16 @@ final class EngineHarness {
         #expect(h.pushes(ready).count == 1)
     }
 
-    @Test func aFullBufferPausesAndADrainedOneResumes() throws {
-        let h = EngineHarness { $0.maxBufferedRecords = 4 }
+    @Test func theBudgetLimitsFetchingAndAnOverflowPausesUntilBackWithinIt() throws {
+        let h = EngineHarness { $0.maxBufferedRecords = 4; $0.maxBatchRecords = 8 }
         h.ready()
-        let out = h.send(.records(EngineHarness.records(0...3)))
-        #expect(out.contains(.pause([EngineHarness.tp])))
+        let first = h.send(.records(EngineHarness.records(0...3)))
         #expect(h.engine.pollBudget == 0)
-        let answered = h.answer(h.pushes(out)[0]) { _ in .success }
+        #expect(!first.contains(.pause([EngineHarness.tp])))  // within the budget: no pause
+        // The driver's slow polls still bring records: past twice the budget, pause.
+        let out = h.send(.records(EngineHarness.records(4...7)))
+        #expect(out.contains(.pause([EngineHarness.tp])))
+        let answered = h.answer(h.pushes(first)[0]) { _ in .success }
         #expect(answered.contains(.resume([EngineHarness.tp])))
     }
 
