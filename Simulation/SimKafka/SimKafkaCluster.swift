@@ -4,7 +4,9 @@ import MeshSimulator
 /// The process on a simulated broker host. Broker state (logs, groups) lives in ``SimKafkaCluster``
 /// and survives crashes, as a broker's disk does; the process only marks the broker as alive.
 final class BrokerProcess: SimProcess {
-    func start(on host: SimHost) {}
+    let started: (SimHost) -> Void
+    init(started: @escaping (SimHost) -> Void) { self.started = started }
+    func start(on host: SimHost) { started(host) }
     func receive(_ event: NetEvent, on host: SimHost) {}
 }
 
@@ -33,7 +35,9 @@ public final class SimKafkaCluster: @unchecked Sendable {
         self.simulation = simulation
         self.config = config
         for i in 0..<count {
-            let host = simulation.addHost(named: "broker-\(i + 1)") { _ in BrokerProcess() }
+            let host = simulation.addHost(named: "broker-\(i + 1)") { [unowned self] _ in
+                BrokerProcess { [unowned self] host in if let b = brokers.firstIndex(where: { $0 === host }) { brokerStarted(b) } }
+            }
             host.boot()
             brokers.append(host)
         }
@@ -55,7 +59,9 @@ public final class SimKafkaCluster: @unchecked Sendable {
         let rf = max(1, min(replicationFactor, brokers.count))
         topics[name] = SimTopic(partitions: (0..<Int(partitions)).map { p in
             let replicas = (0..<rf).map { (p + $0) % brokers.count }
-            return SimPartition(leader: replicas[0], replicas: replicas)
+            var p = SimPartition(leader: replicas[0], replicas: replicas)
+            p.isr = Set(replicas)
+            return p
         })
         simulation.log.record(simulation.now.nanoseconds, -1, .app, Int64(partitions), 0, "kafka topic created \(name)")
         return true
@@ -122,26 +128,63 @@ public final class SimKafkaCluster: @unchecked Sendable {
 
     private func brokerCrashed(_ broker: Int) {
         for name in topics.keys.sorted() {
-            for p in topics[name]!.partitions.indices where topics[name]!.partitions[p].leader == broker {
+            for p in topics[name]!.partitions.indices {
                 let tp = TopicPartition(name, Int32(p))
+                let part = topics[name]!.partitions[p]
+                if part.isr.contains(broker) && part.isr.count > 1 {
+                    update(tp) { p in
+                        p.isr.remove(broker)
+                        p.staleEnd[broker] = p.replicatedEnd
+                    }
+                    simulation.coverage.hit("kafka.isr-shrink")
+                }
+                guard part.leader == broker else { continue }
                 update(tp) { $0.electing = true }
                 simulation.schedule(after: config.leaderElectionDelay, label: "kafka.election") { [self] in elect(tp) }
             }
         }
     }
 
+    /// A restarted broker catches up on the partitions it replicates and rejoins their in-sync replicas.
+    private func brokerStarted(_ broker: Int) {
+        guard simulation.now > .zero else { return }
+        simulation.schedule(after: config.catchUpDelay, label: "kafka.catch-up") { [self] in
+            guard brokers[broker].isUp else { return }
+            var waiting = false
+            for name in topics.keys.sorted() {
+                for p in topics[name]!.partitions.indices where topics[name]!.partitions[p].replicas.contains(broker) {
+                    let tp = TopicPartition(name, Int32(p))
+                    guard let part = partition(tp), !part.isr.contains(broker) else { continue }
+                    // It copies from the leader: none while the partition has no live leader.
+                    guard !part.electing, brokers[part.leader].isUp else { waiting = true; continue }
+                    update(tp) { p in
+                        p.isr.insert(broker)
+                        p.staleEnd[broker] = nil
+                    }
+                    simulation.coverage.hit("kafka.isr-expand")
+                }
+            }
+            if waiting { brokerStarted(broker) }
+        }
+    }
+
     private func elect(_ tp: TopicPartition) {
         guard let part = partition(tp) else { return }
-        let candidates = part.replicas.filter { brokers[$0].isUp }
+        // Clean election only: a replica outside the ISR may lack acknowledged writes.
+        let candidates = part.replicas.filter { brokers[$0].isUp && part.isr.contains($0) }
         guard let next = candidates.first(where: { $0 != part.leader }) ?? candidates.first else {
+            simulation.coverage.hit("kafka.partition-offline")
             simulation.schedule(after: config.leaderElectionDelay, label: "kafka.election") { [self] in elect(tp) }
             return
         }
         update(tp) { p in
-            // Followers only have the replicated prefix: the unreplicated tail (acks=1) is gone.
-            let lost = p.logEnd - p.replicatedEnd
+            // Followers only have the replicated prefix: the unreplicated tail (acks=1) is gone, and a
+            // replica from outside the ISR (never elected here) would lack even more.
+            let end = min(p.replicatedEnd, p.staleEnd[next] ?? p.replicatedEnd)
+            let lost = p.logEnd - end
             if lost > 0 {
                 p.log.removeLast(Int(lost))
+                p.replicatedEnd = end
                 simulation.coverage.hit("kafka.acks1-tail-lost")
             }
             p.leader = next
@@ -186,6 +229,10 @@ public final class SimKafkaCluster: @unchecked Sendable {
         if let seq = r.sequence, let last = part.lastSequence[r.producerId], seq <= last.sequence {
             simulation.coverage.hit("kafka.duplicate-discarded")
             return .success(RecordMetadata(topicPartition: tp, offset: last.offset, timestamp: r.record.timestamp ?? 0))
+        }
+        if r.acks == .all && part.isr.count < min(config.minInsyncReplicas, part.replicas.count) {
+            simulation.coverage.hit("kafka.not-enough-replicas")
+            return .failure(KafkaError(code: "not_enough_replicas", message: "\(tp) has \(part.isr.count) in-sync replicas, fewer than min.insync.replicas", retriable: true))
         }
         let now = simulation.now.nanoseconds / 1_000_000
         var offset: Int64 = 0

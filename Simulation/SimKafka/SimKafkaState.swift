@@ -12,6 +12,11 @@ public struct SimKafkaConfig: Sendable {
     public var replicationLag: Duration = .milliseconds(20)
     /// An empty fetch waits this long before looking again (Kafka's `fetch.max.wait.ms`).
     public var fetchWait: Duration = .milliseconds(10)
+    /// `min.insync.replicas`: an `acks=all` write needs this many in-sync replicas (capped by the
+    /// replication factor), else it is refused with `not_enough_replicas`.
+    public var minInsyncReplicas = 2
+    /// How long a restarted broker takes to catch up and rejoin a partition's in-sync replicas.
+    public var catchUpDelay: Duration = .milliseconds(50)
     /// The producer's pause between retries.
     public var retryBackoff: Duration = .milliseconds(50)
     /// Producing to an unknown topic creates it with this many partitions (0: refuse with unknown_topic_or_part).
@@ -37,6 +42,12 @@ struct SimPartition {
     var logStart: Int64 = 0
     var leader: Int
     var replicas: [Int]
+    /// The in-sync replicas: they hold every `acks=all` write. A crashed broker leaves it (unless it
+    /// is the last one, as in Kafka, so the partition waits for it rather than losing data); a
+    /// restarted one rejoins after catching up. Leaders are elected from it only.
+    var isr: Set<Int> = []
+    /// Where the log of a replica outside the ISR ends: what it had copied when it fell out.
+    var staleEnd: [Int: Int64] = [:]
     /// Offset up to which followers have copied the log; the high watermark.
     var replicatedEnd: Int64 = 0
     /// Idempotence: the last sequence written per producer id.

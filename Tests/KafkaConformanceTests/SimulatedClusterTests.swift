@@ -1,6 +1,7 @@
 import MeshCore
 import MeshSimulator
 import SimKafka
+import Synchronization
 import Testing
 
 /// Behaviour only the simulated cluster can show on demand: what goes wrong when someone relies on
@@ -33,6 +34,35 @@ import Testing
                 #expect(seen == ["a", "b"])
             }
         }
+    }
+
+    @Test func acksAllWaitsForMinInsyncReplicasAndLeadersComeFromTheISROnly() throws {
+        let w = SimulatedWorld(seed: 6)
+        w.createTopic("t", partitions: 1)
+        let tp = TopicPartition("t", 0)
+        let producer = try w.cluster(client: 0).makeProducer(KafkaProducerConfig())
+        _ = try w.produce(producer, ProducerRecord(topic: "t", partition: 0, value: Array("a".utf8)))
+        let leader = w.leader(of: tp)!
+        let followers = (0..<3).filter { $0 != leader }
+        // Two replicas down: one in-sync replica is fewer than min.insync.replicas (2); nothing is acknowledged.
+        w.brokerDown(followers[0])
+        w.brokerDown(followers[1])
+        let done = Mutex<Result<RecordMetadata, KafkaError>?>(nil)
+        producer.send(ProducerRecord(topic: "t", partition: 0, value: Array("b".utf8))) { r in done.withLock { $0 = r } }
+        w.sleep(.seconds(1))
+        #expect(done.withLock { $0 } == nil)
+        #expect(w.simulation.coverage.count("kafka.not-enough-replicas") > 0)
+        // One back: after catching up it is in sync again and the write goes through.
+        w.brokerUp(followers[0])
+        #expect(w.wait(.seconds(3)) { done.withLock { $0 } != nil })
+        guard case .success? = done.withLock({ $0 }) else { Issue.record("not acknowledged: \(String(describing: done.withLock { $0 }))"); return }
+        // The leader dies while the other follower (out of the ISR, it missed "b") is back: it is not
+        // elected; the in-sync follower is, and "b" survives.
+        w.brokerUp(followers[1])
+        w.brokerDown(leader)
+        w.sleep(.seconds(1))
+        #expect(w.leader(of: tp) == followers[0])
+        #expect(try values(w, "t", count: 2) == ["a", "b"])
     }
 
     @Test func retriesWithoutIdempotenceDuplicateWhenARepliesIsLost() throws {
