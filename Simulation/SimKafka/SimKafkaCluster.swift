@@ -245,6 +245,14 @@ public final class SimKafkaCluster: @unchecked Sendable {
             if let seq = r.sequence { p.lastSequence[r.producerId] = (seq, offset) }
             if r.transactionalId != nil && p.openTransactions[r.producerId] == nil { p.openTransactions[r.producerId] = offset }
             if r.acks == .all { p.replicatedEnd = p.logEnd }
+            if let keep = config.retainedRecords, p.log.count > keep {
+                let n = p.log.count - keep
+                p.log.removeFirst(n)
+                p.logStart += Int64(n)
+            }
+        }
+        if let keep = config.retainedRecords, let p = partition(tp), p.log.count == keep, p.logStart > 0 {
+            simulation.coverage.hit("kafka.retention")
         }
         if let id = r.transactionalId { transactions[id]!.partitions.insert(tp) }
         if r.acks != .all {
@@ -299,7 +307,7 @@ public final class SimKafkaCluster: @unchecked Sendable {
         for tp in txn.partitions.sorted() {
             update(tp) { p in
                 guard let first = p.openTransactions.removeValue(forKey: txn.producerId) else { return }
-                var i = Int(first - p.logStart)
+                var i = max(0, Int(first - p.logStart))  // retention may have deleted its start
                 while i < p.log.count {
                     if p.log[i].producerId == txn.producerId && p.log[i].txn == .open { p.log[i].txn = commit ? .committed : .aborted }
                     i += 1

@@ -17,6 +17,10 @@ public struct SimKafkaConfig: Sendable {
     public var minInsyncReplicas = 2
     /// How long a restarted broker takes to catch up and rejoin a partition's in-sync replicas.
     public var catchUpDelay: Duration = .milliseconds(50)
+    /// Retention: each partition keeps at most this many records, the oldest deleted first (the log
+    /// start advances; a consumer whose position fell below it gets `offset_out_of_range` and its
+    /// reset policy). `nil` keeps everything.
+    public var retainedRecords: Int? = nil
     /// The producer's pause between retries.
     public var retryBackoff: Duration = .milliseconds(50)
     /// Producing to an unknown topic creates it with this many partitions (0: refuse with unknown_topic_or_part).

@@ -1,5 +1,6 @@
 import Foundation
 import MeshCore
+import SimKafka
 import Testing
 
 extension KafkaLiveSuites {
@@ -188,6 +189,33 @@ extension KafkaLiveSuites {
                 #expect(values == ["committed-0", "committed-1"])
                 #expect(committedOffset == 7)
             } when: { kind == .live }
+        }
+
+        @Test(arguments: worlds)
+        func aCommittedOffsetBelowTheLogStartResetsToTheEarliestRetainedRecord(_ kind: WorldKind) throws {
+            // Retention deletes the head of the log whatever the groups committed: the simulated
+            // cluster keeps 100 records per partition here, the embedded broker about 4.5 MB.
+            var retained = SimKafkaConfig()
+            retained.retainedRecords = 100
+            let w: any KafkaWorld = kind == .simulated ? SimulatedWorld(seed: 8, config: retained) : try LiveWorld()
+            w.createTopic("retained", partitions: 1)
+            let tp = TopicPartition("retained", 0)
+            let producer = try w.cluster(client: 0).makeProducer(KafkaProducerConfig())
+            _ = try w.produce(producer, ProducerRecord(topic: "retained", partition: 0, value: bytes("first")))
+            let early = try w.cluster(client: 1).makeConsumer(KafkaConsumerConfig(groupId: "slow-reader"))
+            try early.assign([tp])
+            try w.value { early.commit([PartitionOffset(tp, 1)], $0) }
+            let (count, size) = kind == .simulated ? (150, 10) : (6000, 1024)
+            let filled = try w.produceAll(producer, (0..<count).map { _ in ProducerRecord(topic: "retained", partition: 0, value: [UInt8](repeating: 0x61, count: size)) })
+            #expect(filled.allSatisfy { (try? $0.get()) != nil })
+            let admin = try w.cluster(client: 0).makeAdmin()
+            let low = try w.value { admin.watermarks(tp, $0) }.low
+            #expect(low > 1, "retention deleted nothing (low watermark \(low))")
+            // The group's offset (1) is gone: a member of the same group starts at the earliest retained record.
+            let late = try w.cluster(client: 2).makeConsumer(KafkaConsumerConfig(groupId: "slow-reader"))
+            try late.assign([tp])
+            let first = try w.consume(late, count: 1, timeout: .seconds(20)).records.first
+            #expect(first?.offset == low)
         }
 
         @Test(arguments: worlds)

@@ -54,9 +54,9 @@ final class SimulatedWorld: KafkaWorld {
         func receive(_ event: NetEvent, on host: SimHost) {}
     }
 
-    init(seed: UInt64) {
+    init(seed: UInt64, config: SimKafkaConfig = SimKafkaConfig()) {
         simulation = Simulation(seed: seed)
-        kafka = SimKafkaCluster(simulation: simulation, brokers: 3)
+        kafka = SimKafkaCluster(simulation: simulation, brokers: 3, config: config)
     }
 
     var brokerCount: Int { kafka.brokers.count }
