@@ -36,6 +36,9 @@ public final class KafkaSidecarServer: Sendable {
         let metrics = KafkaSidecarMetrics(factory: PrometheusMetricsFactory(registry: registry))
         var pc = KafkaProducerConfig()
         pc.clientId = "light-mesh-kafka-sidecar"
+        // A REST caller waits for its records' acknowledgements: linger less than the default 5 ms
+        // (under load, records still batch while earlier requests are in flight).
+        pc.lingerMilliseconds = 1
         let producer = try cluster.makeProducer(pc)
         let admin = try cluster.makeAdmin()
         self.producer = producer

@@ -30,7 +30,7 @@ public final class ReactiveDriver: @unchecked Sendable {
     private let logger: Logger
     private var releases: [UInt64: @Sendable ([PartitionOffset]) -> Void] = [:]
     private var nextRevocation: UInt64 = 1
-    private var random = SystemRandom()
+    private var random = SeededRandom(seed: UInt64.random(in: .min ... .max))
     private var stopping = false
     private let published = NIOLockedValueBox(Snapshot())
 
