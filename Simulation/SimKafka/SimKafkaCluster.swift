@@ -273,7 +273,7 @@ public final class SimKafkaCluster: @unchecked Sendable {
         var o = Swift.max(offset, p.logStart)
         while o < limit && out.count < max {
             let r = p.record(at: o)!
-            if !(readCommitted && r.txn == .aborted) {
+            if r.txn != .marker && !(readCommitted && r.txn == .aborted) {
                 out.append(ConsumerRecord(topicPartition: tp, offset: r.offset, key: r.key, value: r.value, headers: r.headers, timestamp: r.timestamp))
             }
             o += 1
@@ -312,6 +312,10 @@ public final class SimKafkaCluster: @unchecked Sendable {
                     if p.log[i].producerId == txn.producerId && p.log[i].txn == .open { p.log[i].txn = commit ? .committed : .aborted }
                     i += 1
                 }
+                // The control record ends the transaction in this partition and takes the next offset.
+                p.log.append(StoredRecord(offset: p.logEnd, key: nil, value: nil, headers: [], timestamp: simulation.now.nanoseconds / 1_000_000,
+                                          producerId: txn.producerId, txn: .marker))
+                p.replicatedEnd = p.logEnd
             }
         }
         if commit {
@@ -340,7 +344,7 @@ extension SimKafkaCluster {
     public func committedValues(_ topic: String) -> [String] {
         guard let t = topics[topic] else { return [] }
         return t.partitions.flatMap { p in
-            p.log.prefix { $0.offset < p.highWatermark }.filter { $0.txn != .aborted }.map { String(decoding: $0.value ?? [], as: UTF8.self) }
+            p.log.prefix { $0.offset < p.highWatermark }.filter { $0.txn != .aborted && $0.txn != .marker }.map { String(decoding: $0.value ?? [], as: UTF8.self) }
         }
     }
 }

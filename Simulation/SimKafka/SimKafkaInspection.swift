@@ -15,7 +15,7 @@ extension SimKafkaCluster {
     public func readableLog(_ tp: TopicPartition) -> [SimLogEntry] {
         guard let t = topics[tp.topic], Int(tp.partition) < t.partitions.count else { return [] }
         let p = t.partitions[Int(tp.partition)]
-        return p.log.prefix { $0.offset < p.highWatermark }.filter { $0.txn != .aborted }
+        return p.log.prefix { $0.offset < p.highWatermark }.filter { $0.txn != .aborted && $0.txn != .marker }
             .map { SimLogEntry(offset: $0.offset, key: $0.key, value: $0.value, headers: $0.headers) }
     }
 

@@ -36,7 +36,9 @@ struct StoredRecord {
     var headers: [KafkaHeader]
     var timestamp: Int64
     var producerId: Int64
-    enum Txn { case none, open, committed, aborted }
+    /// `marker` is a transaction's commit or abort control record: it takes an offset, as in Kafka,
+    /// but is never returned to consumers.
+    enum Txn { case none, open, committed, aborted, marker }
     var txn: Txn
 }
 

@@ -65,6 +65,27 @@ import Testing
         #expect(try values(w, "t", count: 2) == ["a", "b"])
     }
 
+    @Test func transactionMarkersTakeOffsetsThatConsumersNeverSee() throws {
+        let w = SimulatedWorld(seed: 9)
+        w.createTopic("t", partitions: 1)
+        var config = KafkaProducerConfig()
+        config.transactionalId = "tx-markers"
+        let producer = try w.cluster(client: 0).makeProducer(config)
+        try w.value { producer.initTransactions($0) }
+        for commit in [true, false, true] {
+            try producer.beginTransaction()
+            _ = try w.produce(producer, ProducerRecord(topic: "t", partition: 0, value: Array("\(commit)".utf8)))
+            if commit { try w.value { producer.commitTransaction($0) } } else { try w.value { producer.abortTransaction($0) } }
+        }
+        let consumer = try w.cluster(client: 1).makeConsumer(KafkaConsumerConfig(groupId: "markers"))
+        try consumer.assign([TopicPartition("t", 0)])
+        let records = try w.consume(consumer, count: 2, timeout: .seconds(3)).records
+        // record 0, marker 1, aborted record 2, marker 3, record 4, marker 5
+        #expect(records.map(\.offset) == [0, 4])
+        let admin = try w.cluster(client: 0).makeAdmin()
+        #expect(try w.value { admin.watermarks(TopicPartition("t", 0), $0) }.high == 6)
+    }
+
     @Test func retriesWithoutIdempotenceDuplicateWhenARepliesIsLost() throws {
         for idempotent in [false, true] {
             let w = SimulatedWorld(seed: 4)
