@@ -39,6 +39,7 @@ final class KafkaSidecarPod: SimProcess {
         cc.clientId = host.name
         cc.sessionTimeout = config.sessionTimeout
         cc.revocationTimeout = engineConfig.revocationGrace + .milliseconds(500)
+        cc.rebalanceProtocol = config.sidecarRebalance
         var pc = KafkaProducerConfig()
         pc.clientId = host.name + "-dlq"
         pc.deliveryTimeout = .seconds(5)

@@ -16,6 +16,8 @@ public struct KafkaWorkloadConfig: Hashable, Sendable {
     public var sessionTimeout: Duration = .seconds(1)
     /// The engine settings of the scenario's kafka-sidecar pods.
     public var sidecar: ReactiveConsumerConfig?
+    /// The rebalance protocol of the kafka-sidecar pods' group.
+    public var sidecarRebalance: KafkaConsumerConfig.RebalanceProtocol = .cooperative
     public init() {}
 
     /// Engine settings scaled to the simulator's seconds-long runs.

@@ -148,6 +148,10 @@ public struct Scenario: Sendable {
                 engine.maxBufferedRecords = try sc.int("max_buffered") ?? engine.maxBufferedRecords
                 engine.pushTimeout = try sc.duration("push_timeout") ?? engine.pushTimeout
                 engine.revocationGrace = try sc.duration("revocation_grace") ?? engine.revocationGrace
+                if let text = try sc.string("rebalance") {
+                    guard let r = KafkaConsumerConfig.RebalanceProtocol(rawValue: text) else { throw ConfigError(key: "kafka.sidecar.rebalance", "must be cooperative or eager") }
+                    config.sidecarRebalance = r
+                }
                 guard engine.maxAttempts >= 1, engine.maxBatchRecords >= 1, engine.maxBufferedRecords >= engine.maxBatchRecords else {
                     throw ConfigError(key: "kafka.sidecar", "max_attempts and max_batch must be at least 1, max_buffered at least max_batch")
                 }
