@@ -65,10 +65,13 @@ public final class RESTServer: Sendable {
     private let group: any EventLoopGroup
     private let listen: MeshAddress
     private let maxBodyBytes: Int
+    private let idleTimeout: Duration
     private let route: Route
     private let channel = NIOLockedValueBox<(any Channel)?>(nil)
 
-    public init(listen: MeshAddress, group: any EventLoopGroup, maxBodyBytes: Int, route: @escaping Route) {
+    /// - Parameter idleTimeout: a connection silent this long is closed.
+    public init(listen: MeshAddress, group: any EventLoopGroup, maxBodyBytes: Int, idleTimeout: Duration = .seconds(60), route: @escaping Route) {
+        self.idleTimeout = idleTimeout
         self.group = group
         self.listen = listen
         self.maxBodyBytes = maxBodyBytes
@@ -77,13 +80,16 @@ public final class RESTServer: Sendable {
 
     /// Binds and returns the address bound (port 0 picks a free one).
     public func start() async throws -> MeshAddress {
-        let route = self.route, limit = maxBodyBytes
+        let route = self.route, limit = maxBodyBytes, idle = TimeAmount.nanoseconds(idleTimeout.nanoseconds)
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    // A connection that sends nothing for the idle timeout (between requests, or
+                    // stalled inside one) is closed, so slow clients cannot hold connections forever.
+                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idle))
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(RESTHandler(route: route, maxBodyBytes: limit))
                 }
@@ -117,6 +123,10 @@ final class RESTHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// A protocol error (malformed framing) was already answered with 400 by NIO; close.
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         context.close(promise: nil)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent { context.close(promise: nil) } else { context.fireUserInboundEventTriggered(event) }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
