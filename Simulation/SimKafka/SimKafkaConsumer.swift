@@ -191,11 +191,23 @@ final class SimKafkaConsumer: KafkaGroupConsumer, @unchecked Sendable {
 
     /// Fetches from every assigned, unpaused partition whose leader is reachable; waits
     /// `fetchWait` and tries again while nothing is there and time is left.
+    /// Partition leaders from this client's last metadata refresh.
+    private var knownLeaders: [TopicPartition: Int] = [:]
+
     private func fetchLoop(_ max: Int, _ deadline: MeshInstant, _ sofar: [ConsumerRecord], _ handler: @escaping @Sendable ([ConsumerEvent]) -> Void) {
         var records: [ConsumerRecord] = []
         var errors: [ConsumerEvent] = []
         for tp in assignment where !paused.contains(tp) && records.count < max {
             guard let part = cluster.partition(tp) else { continue }
+            // Fetches go to the leader this client's metadata names; a moved leader answers
+            // not-leader and the client refreshes before its next fetch.
+            let known = knownLeaders[tp] ?? part.leader
+            guard known == part.leader else {
+                knownLeaders[tp] = nil
+                sim.coverage.hit("kafka.stale-metadata")
+                continue
+            }
+            knownLeaders[tp] = known
             guard sim.network.canReach(host.id, cluster.brokers[part.leader].id) else { continue }
             let start = positions[tp] ?? resetPosition(tp)
             positions[tp] = start

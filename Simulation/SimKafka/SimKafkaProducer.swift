@@ -72,12 +72,21 @@ final class SimKafkaProducer: KafkaProducer, @unchecked Sendable {
         return cluster.config.autoCreatePartitions
     }
 
+    /// Partition leaders from this client's last metadata refresh.
+    private var knownLeaders: [TopicPartition: Int] = [:]
+
     private func pump(_ tp: TopicPartition) {
         guard !inFlight.contains(tp), let head = queues[tp]?.first else { return }
         inFlight.insert(tp)
-        let leader = cluster.leader(of: tp) ?? 0
+        // The leader as this client's metadata last said: stale after a move until an error refreshes it.
+        let leader = knownLeaders[tp] ?? cluster.leader(of: tp) ?? 0
+        knownLeaders[tp] = leader
         cluster.request(from: host, to: leader, { [cluster] in cluster.handleProduce(head.request, at: leader) }) { [self] result in
             inFlight.remove(tp)
+            if case .failure(let e) = result, e.code == "not_leader_for_partition" || e.code == "request_timed_out" {
+                if e.code == "not_leader_for_partition" { sim.coverage.hit("kafka.stale-metadata") }
+                knownLeaders[tp] = nil  // refresh the metadata before the retry
+            }
             guard var pending = queues[tp]?.first else { return }
             switch result {
             case .success(let metadata):
