@@ -123,7 +123,11 @@ public final class ReactiveConsumer {
     /// How long a driver waits before polling again when ``pollBudget`` is zero.
     public static let idlePollInterval: Duration = .milliseconds(100)
 
-    /// The partitions assigned and their commit watermarks, sorted (for metrics and tests).
+    /// The partitions assigned, sorted.
+    public var assignedPartitions: [TopicPartition] { order }
+
+    /// The partitions assigned and their commit watermarks, sorted (for metrics and tests); a
+    /// partition nothing was fetched from yet has none.
     public var watermarks: [PartitionOffset] {
         order.compactMap { tp in partitions[tp]?.watermark.map { PartitionOffset(tp, $0) } }
     }

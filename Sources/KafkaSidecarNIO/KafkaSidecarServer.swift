@@ -104,25 +104,40 @@ public final class KafkaSidecarServer: Sendable {
         }
     }
 
-    /// `lightmesh_kafka_consumer_lag{group,topic,partition}`: the log end minus the commit watermark,
-    /// from the brokers at scrape time (partitions that do not answer within a second are left out).
+    /// `lightmesh_kafka_consumer_lag{group,topic,partition}` for every assigned partition: the log end
+    /// minus the commit watermark, or minus the group's committed offset where nothing was fetched
+    /// since the assignment; from the brokers at scrape time (what does not answer within a second is
+    /// left out).
     static func lag(admin: any KafkaAdmin, drivers: [ReactiveDriver], loop: any EventLoop) -> EventLoopFuture<String> {
-        let wanted = drivers.flatMap { d in d.snapshot.watermarks.map { (d.subscription.group, $0) } }
-        guard !wanted.isEmpty else { return loop.makeSucceededFuture("") }
-        let futures = wanted.map { group, mark -> EventLoopFuture<String> in
-            let p = loop.makePromise(of: String.self)
-            admin.watermarks(mark.topicPartition) { result in
-                if case .success(let w) = result {
-                    p.succeed("lightmesh_kafka_consumer_lag{group=\"\(group)\",topic=\"\(mark.topicPartition.topic)\",partition=\"\(mark.topicPartition.partition)\"} \(max(0, w.high - mark.offset))\n")
-                } else {
-                    p.succeed("")
-                }
+        let futures = drivers.map { driver -> EventLoopFuture<String> in
+            let snapshot = driver.snapshot
+            let group = driver.subscription.group
+            guard !snapshot.assigned.isEmpty else { return loop.makeSucceededFuture("") }
+            let committed = loop.makePromise(of: [PartitionOffset].self)
+            if snapshot.watermarks.count < snapshot.assigned.count {
+                admin.groupOffsets(group) { result in committed.succeed((try? result.get()) ?? []) }
+                loop.scheduleTask(in: .seconds(1)) { committed.succeed([]) }
+            } else {
+                committed.succeed([])
             }
-            loop.scheduleTask(in: .seconds(1)) { p.succeed("") }
-            return p.futureResult
+            return committed.futureResult.flatMap { committedOffsets in
+                let parts = snapshot.assigned.compactMap { tp -> EventLoopFuture<String> in
+                    guard let mark = snapshot.watermarks.first(where: { $0.topicPartition == tp })?.offset
+                            ?? committedOffsets.first(where: { $0.topicPartition == tp })?.offset else { return loop.makeSucceededFuture("") }
+                    let p = loop.makePromise(of: String.self)
+                    admin.watermarks(tp) { result in
+                        if case .success(let w) = result {
+                            p.succeed("lightmesh_kafka_consumer_lag{group=\"\(group)\",topic=\"\(tp.topic)\",partition=\"\(tp.partition)\"} \(max(0, w.high - mark))\n")
+                        } else {
+                            p.succeed("")
+                        }
+                    }
+                    loop.scheduleTask(in: .seconds(1)) { p.succeed("") }
+                    return p.futureResult
+                }
+                return EventLoopFuture.whenAllComplete(parts, on: loop).map { $0.compactMap { try? $0.get() }.joined() }
+            }
         }
-        return EventLoopFuture.whenAllComplete(futures, on: loop).map { results in
-            results.compactMap { try? $0.get() }.joined()
-        }
+        return EventLoopFuture.whenAllComplete(futures, on: loop).map { $0.compactMap { try? $0.get() }.joined() }
     }
 }

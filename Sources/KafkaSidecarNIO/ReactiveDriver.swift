@@ -17,6 +17,7 @@ public final class ReactiveDriver: @unchecked Sendable {
     public struct Snapshot: Sendable {
         public var stats = ReactiveConsumer.Stats()
         public var watermarks: [PartitionOffset] = []
+        public var assigned: [TopicPartition] = []
         public var appReady = false
     }
 
@@ -118,7 +119,7 @@ public final class ReactiveDriver: @unchecked Sendable {
     private func apply(_ event: ReactiveConsumer.Event) {
         loop.assertInEventLoop()
         for action in engine.handle(event, now: now) { perform(action) }
-        published.withLockedValue { $0 = Snapshot(stats: engine.stats, watermarks: engine.watermarks, appReady: engine.appReady) }
+        published.withLockedValue { $0 = Snapshot(stats: engine.stats, watermarks: engine.watermarks, assigned: engine.assignedPartitions, appReady: engine.appReady) }
     }
 
     private func perform(_ action: ReactiveConsumer.Action) {
