@@ -54,6 +54,19 @@ struct JSONWriter {
     }
 
     private static let hex = Array("0123456789abcdef".utf8)
+
+    /// `text` as a quoted, escaped JSON string.
+    static func quoted(_ text: String) -> String {
+        var w = JSONWriter(capacity: text.utf8.count + 2)
+        w.string(text)
+        return String(decoding: w.bytes, as: UTF8.self)
+    }
+}
+
+/// JSON text helpers for the drivers (one escaper for every body the sidecar writes).
+public enum JSONText {
+    /// `text` as a quoted, escaped JSON string.
+    public static func quoted(_ text: String) -> String { JSONWriter.quoted(text) }
 }
 
 /// Standard base64 (RFC 4648 section 4, with padding).

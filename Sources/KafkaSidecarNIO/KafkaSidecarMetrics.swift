@@ -2,6 +2,21 @@ import CoreMetrics
 import MeshCore
 import NIOCore
 
+/// A Prometheus label value, escaped (backslash, quote and newline), so a group or topic name cannot break
+/// the exposition format.
+func prometheusLabel(_ value: String) -> String {
+    var out = ""
+    for c in value {
+        switch c {
+        case "\\": out += "\\\\"
+        case "\"": out += "\\\""
+        case "\n": out += "\\n"
+        default: out.append(c)
+        }
+    }
+    return out
+}
+
 /// The Kafka sidecar's swift-metrics instruments (the reactive consumers' counters are emitted from
 /// their engines' own statistics at scrape time, see ``ReactiveDriver/prometheusText()``).
 public final class KafkaSidecarMetrics: Sendable {

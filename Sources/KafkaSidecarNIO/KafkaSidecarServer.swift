@@ -98,8 +98,8 @@ public final class KafkaSidecarServer: Sendable {
             let apps = drivers.filter { !$0.snapshot.appReady }.map { $0.subscription.group }
             if broker && apps.isEmpty { return RESTResponse(status: 200, body: Array("{\"status\":\"ready\"}\n".utf8)) }
             var reasons: [String] = []
-            if !broker { reasons.append("\"broker unreachable\"") }
-            for g in apps { reasons.append("\"app of \(g) not ready\"") }
+            if !broker { reasons.append(JSONText.quoted("broker unreachable")) }
+            for g in apps { reasons.append(JSONText.quoted("app of \(g) not ready")) }
             return RESTResponse(status: 503, body: Array("{\"status\":\"not_ready\",\"reasons\":[\(reasons.joined(separator: ","))]}\n".utf8))
         }
     }
@@ -127,7 +127,7 @@ public final class KafkaSidecarServer: Sendable {
                     let p = loop.makePromise(of: String.self)
                     admin.watermarks(tp) { result in
                         if case .success(let w) = result {
-                            p.succeed("lightmesh_kafka_consumer_lag{group=\"\(group)\",topic=\"\(tp.topic)\",partition=\"\(tp.partition)\"} \(max(0, w.high - mark))\n")
+                            p.succeed("lightmesh_kafka_consumer_lag{group=\"\(prometheusLabel(group))\",topic=\"\(prometheusLabel(tp.topic))\",partition=\"\(tp.partition)\"} \(max(0, w.high - mark))\n")
                         } else {
                             p.succeed("")
                         }

@@ -1,4 +1,4 @@
-import Foundation
+import KafkaSidecar
 import MeshCore
 import NIOConcurrencyHelpers
 import NIOCore
@@ -34,25 +34,9 @@ public struct RESTResponse: Sendable {
         var text = "{\"error\":{\"code\":\""
         text += code
         text += "\",\"message\":"
-        text += jsonString(message)
+        text += JSONText.quoted(message)
         text += "}}\n"
         return RESTResponse(status: status, body: Array(text.utf8))
-    }
-
-    static func jsonString(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where u.value < 0x20: out += String(format: "\\u%04x", u.value)
-            default: out.unicodeScalars.append(u)
-            }
-        }
-        return out + "\""
     }
 }
 

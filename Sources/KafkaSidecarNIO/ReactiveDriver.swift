@@ -179,7 +179,7 @@ public final class ReactiveDriver: @unchecked Sendable {
     /// Prometheus lines for this subscription, from the engine's statistics.
     public func prometheusText() -> String {
         let s = snapshot
-        let g = "group=\"\(subscription.group)\""
+        let g = "group=\"\(prometheusLabel(subscription.group))\""
         var out = ""
         func line(_ name: String, _ labels: String, _ value: Int) { out += "\(name){\(labels)} \(value)\n" }
         line("lightmesh_kafka_pushes_total", g, s.stats.pushes)
@@ -194,7 +194,7 @@ public final class ReactiveDriver: @unchecked Sendable {
         line("lightmesh_kafka_records_buffered", g, s.stats.buffered)
         line("lightmesh_kafka_app_ready", g, s.appReady ? 1 : 0)
         for w in s.watermarks {
-            line("lightmesh_kafka_commit_watermark", g + ",topic=\"\(w.topicPartition.topic)\",partition=\"\(w.topicPartition.partition)\"", Int(w.offset))
+            line("lightmesh_kafka_commit_watermark", g + ",topic=\"\(prometheusLabel(w.topicPartition.topic))\",partition=\"\(w.topicPartition.partition)\"", Int(w.offset))
         }
         return out
     }
