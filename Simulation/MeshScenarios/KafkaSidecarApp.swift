@@ -39,7 +39,6 @@ final class SidecarAppLedger {
     /// Per partition (per key when ordering is by key), the offset of each first delivery in arrival order.
     var lastFirstDelivery: [String: Int64] = [:]
     var deliveredOffsets: [TopicPartition: Set<Int64>] = [:]
-    var deliveries = 0
 }
 
 /// The fate the simulated app gives a record, from its value alone, so a checker can recompute it:
@@ -132,7 +131,6 @@ final class KafkaSidecarApp: SimProcess {
                 return (400, [])
             }
             let tp = TopicPartition(topic, partition)
-            ledger.deliveries += 1
             ledger.delivered.insert(value)
             if ledger.deliveredOffsets[tp, default: []].insert(offset).inserted {
                 let lane = ordering == .key ? "\(tp)/\(r["key"] as? String ?? "")" : "\(tp)"

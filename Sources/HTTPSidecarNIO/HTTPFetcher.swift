@@ -58,16 +58,12 @@ public final class HTTPFetcher: Sendable {
 
     /// One request on `loop`; the status and the whole body, or a `TransportError`.
     public func call(method: HTTPMethod, target: String, headers: [(String, String)], body: ByteBuffer?, on loop: any EventLoop) -> EventLoopFuture<(status: Int, body: ByteBuffer)> {
-        fetch(method: method, target: target, headers: headers, body: body, on: loop).map { ($0.head.status.code.asInt, $0.body) }
+        fetch(method: method, target: target, headers: headers, body: body, on: loop).map { (Int($0.head.status.code), $0.body) }
     }
 
     func fetch(method: HTTPMethod, target: String, headers: [(String, String)], body: ByteBuffer?) async throws -> AppResponse {
         try await fetch(method: method, target: target, headers: headers, body: body, on: nil).get()
     }
-}
-
-extension UInt {
-    fileprivate var asInt: Int { Int(self) }
 }
 
 /// A failed control-plane fetch (JWKS URL): the URL and why.

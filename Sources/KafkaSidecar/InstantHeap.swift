@@ -5,7 +5,6 @@ struct InstantHeap {
     private var items: [MeshInstant] = []
 
     var min: MeshInstant? { items.first }
-    var count: Int { items.count }
 
     mutating func insert(_ t: MeshInstant) {
         items.append(t)

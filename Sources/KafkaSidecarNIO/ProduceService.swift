@@ -1,4 +1,3 @@
-import CoreMetrics
 import KafkaSidecar
 import MeshCore
 import NIOConcurrencyHelpers

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HTTPSidecarNIO
 import KafkaRdKafka
 import KafkaSidecar
 import KafkaSidecarNIO
@@ -174,7 +175,7 @@ enum KafkaSidecarConfigFile {
 
     /// Refuses settings the engine cannot honour, naming where they came from.
     static func check(_ r: ReactiveSubscription, at path: String) throws {
-        guard FetchURLCheck.isHTTP(r.app) else { throw ConfigError(key: path + "app", "'\(r.app)' is not an http://HOST:PORT/PATH URL") }
+        guard FetchURL(r.app) != nil else { throw ConfigError(key: path + "app", "'\(r.app)' is not an http(s)://HOST:PORT/PATH URL") }
         guard r.engine.maxAttempts >= 1 else { throw ConfigError(key: path + "max_attempts", "must be at least 1") }
         guard r.engine.maxBatchRecords >= 1, r.engine.maxBufferedRecords >= r.engine.maxBatchRecords else {
             throw ConfigError(key: path + "max_buffered", "must be at least max_batch (\(r.engine.maxBatchRecords))")
@@ -184,13 +185,5 @@ enum KafkaSidecarConfigFile {
             throw ConfigError(key: path + "dead_letter_topic", "must not be a topic the subscription reads")
         }
         if let ready = r.readyPath, !ready.hasPrefix("/") { throw ConfigError(key: path + "ready_path", "must start with /") }
-    }
-}
-
-/// The app URL check the flags and the file share.
-enum FetchURLCheck {
-    static func isHTTP(_ text: String) -> Bool {
-        guard let c = URLComponents(string: text), c.scheme?.lowercased() == "http", let host = c.host, !host.isEmpty else { return false }
-        return true
     }
 }
