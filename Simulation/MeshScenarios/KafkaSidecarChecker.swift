@@ -44,18 +44,7 @@ final class KafkaRESTProducerProcess: SimProcess {
             return
         }
         host.random = random
-        let value = String(decoding: record.value ?? [], as: UTF8.self)
-        let history = host.simulation.history
-        let op = history.invoke(process: host.name, "produce", value, at: host.now)
-        let bound = SimThreadBound((host, history))
-        producer.send(record) { result in
-            let (host, history) = bound.value
-            switch result {
-            case .success(let m): history.complete(op, .ok("\(m.topicPartition.partition)@\(m.offset)"), at: host.now)
-            case .failure(let e) where e.outcomeUnknown: history.complete(op, .unknown(e.code), at: host.now)
-            case .failure(let e): history.complete(op, .failed(e.code), at: host.now)
-            }
-        }
+        KafkaProducerProcess.send(record, as: String(decoding: record.value ?? [], as: UTF8.self), by: producer, on: host)
         host.setTimer(after: config.produceInterval)
     }
 }
@@ -112,7 +101,7 @@ final class KafkaSidecarChecker {
     private func scanDeadLetters() {
         let log = kafka.readableLog(TopicPartition(deadLetterTopic, 0))
         for entry in log where entry.offset >= deadLetterScanned {
-            func header(_ name: String) -> String? { entry.headers.last { $0.key == "lightmesh.dlq." + name }?.value.map { String(decoding: $0, as: UTF8.self) } }
+            let header = { Self.deadLetterHeader(entry, $0) }
             if let p = header("original.partition").flatMap(Int32.init), let o = header("original.offset").flatMap(Int64.init) {
                 deadLetteredOffsets[TopicPartition(config.topic, p), default: []].insert(o)
             }
@@ -191,11 +180,16 @@ final class KafkaSidecarChecker {
         checkDeadLetterCopies()
     }
 
+    /// The text of a dead-letter copy's `lightmesh.dlq.NAME` header.
+    private static func deadLetterHeader(_ entry: SimLogEntry, _ name: String) -> String? {
+        entry.headers.last { $0.key == "lightmesh.dlq." + name }?.value.map { String(decoding: $0, as: UTF8.self) }
+    }
+
     /// Each copy names a record that exists, carries its key and value, says why and how often, and
     /// is there only because the app said so or every attempt failed.
     private func checkDeadLetterCopies() {
         for entry in kafka.readableLog(TopicPartition(deadLetterTopic, 0)) {
-            func header(_ name: String) -> String? { entry.headers.last { $0.key == "lightmesh.dlq." + name }?.value.map { String(decoding: $0, as: UTF8.self) } }
+            let header = { Self.deadLetterHeader(entry, $0) }
             guard header("original.topic") == config.topic, let p = header("original.partition").flatMap(Int32.init),
                   let o = header("original.offset").flatMap(Int64.init), let attempts = header("attempts").flatMap(Int.init),
                   let reason = header("reason"), !reason.isEmpty, header("first.failure.ms").flatMap(Int64.init) != nil else {

@@ -73,10 +73,17 @@ final class KafkaProducerProcess: SimProcess {
         guard host.now < stopAt, let producer else { return }
         let value = "\(host.name)/\(host.incarnation)/\(sequence)"
         sequence += 1
+        Self.send(ProducerRecord(topic: config.topic, key: Array("k\(sequence % 16)".utf8), value: Array(value.utf8)), as: value, by: producer, on: host)
+        host.setTimer(after: config.produceInterval)
+    }
+
+    /// Sends `record` and records it in the history as a `produce` of `value`: ok with where it
+    /// landed, failed, or unknown when the client cannot tell.
+    static func send(_ record: ProducerRecord, as value: String, by producer: any KafkaProducer, on host: SimHost) {
         let history = host.simulation.history
         let op = history.invoke(process: host.name, "produce", value, at: host.now)
         let bound = SimThreadBound((host, history))
-        producer.send(ProducerRecord(topic: config.topic, key: Array("k\(sequence % 16)".utf8), value: Array(value.utf8))) { result in
+        producer.send(record) { result in
             let (host, history) = bound.value
             switch result {
             case .success(let m): history.complete(op, .ok("\(m.topicPartition.partition)@\(m.offset)"), at: host.now)
@@ -84,7 +91,6 @@ final class KafkaProducerProcess: SimProcess {
             case .failure(let e): history.complete(op, .failed(e.code), at: host.now)
             }
         }
-        host.setTimer(after: config.produceInterval)
     }
 }
 
