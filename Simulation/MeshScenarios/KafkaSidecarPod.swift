@@ -113,7 +113,7 @@ final class KafkaSidecarPod: SimProcess {
         guard let consumer else { return }
         let incarnation = host.incarnation
         let me = SimThreadBound((self, host))
-        consumer.poll(maxRecords: max(1, engine.pollBudget), timeout: .milliseconds(100)) { events in
+        consumer.poll(maxRecords: engine.nextPoll.maxRecords, timeout: .milliseconds(100)) { events in
             let (pod, host) = me.value
             guard host.isUp, host.incarnation == incarnation else { return }
             host.log("sidecar.polled", Int64(events.count), pod.engine.appReady ? 1 : 0, "\(events.map { e -> String in if case .records(let r) = e { "records \(r.count)" } else { "\(e)" } })")
@@ -126,10 +126,11 @@ final class KafkaSidecarPod: SimProcess {
                 case .error: break
                 }
             }
-            if pod.engine.pollBudget > 0 {
+            let next = pod.engine.nextPoll
+            if next.after == .zero {
                 pod.poll(host)
             } else {
-                pod.pollTimer = host.setTimer(after: ReactiveConsumer.idlePollInterval)
+                pod.pollTimer = host.setTimer(after: next.after)
             }
         }
     }

@@ -123,6 +123,12 @@ public final class ReactiveConsumer {
     /// How long a driver waits before polling again when ``pollBudget`` is zero.
     public static let idlePollInterval: Duration = .milliseconds(100)
 
+    /// The driver's next poll: how many records it may take, after how long.
+    public var nextPoll: (maxRecords: Int, after: Duration) {
+        let budget = pollBudget
+        return budget > 0 ? (budget, .zero) : (1, Self.idlePollInterval)
+    }
+
     /// The partitions assigned, sorted.
     public var assignedPartitions: [TopicPartition] { order }
 

@@ -92,7 +92,7 @@ public final class ReactiveDriver: @unchecked Sendable {
 
     private func poll() {
         guard !stopping else { return }
-        consumer.poll(maxRecords: max(1, engine.pollBudget), timeout: .milliseconds(100)) { [self] events in
+        consumer.poll(maxRecords: engine.nextPoll.maxRecords, timeout: .milliseconds(100)) { [self] events in
             loop.execute { [self] in
                 for event in events {
                     switch event {
@@ -107,10 +107,11 @@ public final class ReactiveDriver: @unchecked Sendable {
                     case .error(let e): logger.notice("consumer: \(e)")
                     }
                 }
-                if engine.pollBudget > 0 {
+                let next = engine.nextPoll
+                if next.after == .zero {
                     poll()
                 } else {
-                    loop.scheduleTask(in: .nanoseconds(ReactiveConsumer.idlePollInterval.nanoseconds)) { [self] in poll() }
+                    loop.scheduleTask(in: .nanoseconds(next.after.nanoseconds)) { [self] in poll() }
                 }
             }
         }

@@ -145,6 +145,7 @@ final class EngineHarness {
         h.ready()
         let first = h.send(.records(EngineHarness.records(0...3)))
         #expect(h.engine.pollBudget == 0)
+        #expect(h.engine.nextPoll.maxRecords == 1 && h.engine.nextPoll.after == ReactiveConsumer.idlePollInterval)
         #expect(!first.contains(.pause([EngineHarness.tp])))  // within the budget: no pause
         // The driver's slow polls still bring records: past twice the budget, pause.
         let out = h.send(.records(EngineHarness.records(4...7)))
