@@ -300,7 +300,7 @@ enum KafkaSidecarOpenAPI {
         }
       },
       "ConfluentError": {
-        "description": "Confluent error codes: 40401 unknown topic, 40402 bad partition, 40601 content type, 42201 key, 42202 value, 41301 too many records, 400 malformed body",
+        "description": "Confluent error codes: 40401 unknown topic, 40402 bad partition, 40003 illegal topic name, 40601 content type, 42201 key, 42202 value, 41301 too many records, 400 malformed body",
         "content": {
           "application/vnd.kafka.v2+json": {
             "schema": {
