@@ -40,7 +40,11 @@ public final class EgressServer: Sendable {
                 }
                 channel.closeFuture.whenComplete { _ in _ = open.decrement() }
                 return channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: false)
+                    // The app's requests are framed by the sidecar's own scanner, as on the ingress.
+                    let pending = PendingRequestMethods()
+                    try channel.pipeline.syncOperations.addHandler(HTTP1ResponseEncoder(pending: pending))
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTP1RequestDecoder(pending: pending)))
+                    try channel.pipeline.syncOperations.addHandler(NIOHTTPResponseHeadersValidator())
                     try channel.pipeline.syncOperations.addHandler(EgressHandler(generation: generation))
                 }
             }

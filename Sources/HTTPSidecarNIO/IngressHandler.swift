@@ -160,7 +160,7 @@ final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
         case .closing, .draining: started = true
         default: break
         }
-        abortExchange(answer: (error as? HTTPParserError).map { Int(ProtocolErrors.response(for: $0).status.code) } ?? 499)
+        abortExchange(answer: ProtocolErrors.response(for: error).map { Int($0.status.code) } ?? 499)
         ProtocolErrors.answer(context, error, responseStarted: started)
     }
 

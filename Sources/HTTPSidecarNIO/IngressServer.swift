@@ -153,10 +153,13 @@ public final class IngressServer: Sendable {
                         guard let context = generation.current.tlsContext else { throw ChannelError.ioOnClosedChannel }
                         try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
                     }
-                    // Outbound validation off: every header written was parsed by llhttp on the way in,
-                    // or is the sidecar's own (configured header rules are checked when loaded).
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-                        withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: false)
+                    // Requests are framed by the sidecar's own scanner (fail-closed rules, differentially
+                    // tested against llhttp). Outbound validation off: every header written was read
+                    // by the scanner on the way in (no CR, LF or NUL), or is the sidecar's own
+                    // (configured header rules are checked when loaded).
+                    let pending = PendingRequestMethods()
+                    try channel.pipeline.syncOperations.addHandler(HTTP1ResponseEncoder(pending: pending))
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTP1RequestDecoder(pending: pending)))
                     try channel.pipeline.syncOperations.addHandler(IngressHandler(generation: generation, scheme: tls ? "https" : "http"))
                 }
             }

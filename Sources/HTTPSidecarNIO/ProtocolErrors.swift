@@ -2,27 +2,34 @@ import HTTPSidecar
 import NIOCore
 import NIOHTTP1
 
-/// How a server handler answers a request the HTTP parser refused. NIO's own error handler answers
-/// 400 to everything and leaves closing to the pipeline; the sidecar answers 431 for oversized
-/// headers, 400 (with a JSON body and a stable code) for the rest, and always closes: after a framing
-/// error the byte stream cannot be trusted (that is what a smuggling attempt relies on).
+/// How a server handler answers a request the framing scanner (or NIO's parser, on the admin
+/// listener) refused. NIO's own error handler answers 400 to everything and leaves closing to the
+/// pipeline; the sidecar answers with the violation's status (431 for oversized heads, 501 for an
+/// unknown method, 505 for a version, 400 for the rest) and a JSON body with a stable code, and always
+/// closes: after a framing error the byte stream cannot be trusted (that is what a smuggling attempt
+/// relies on).
 enum ProtocolErrors {
-    static func response(for error: HTTPParserError) -> ErrorResponse {
-        switch error {
+    /// The answer to a request the parser refused, or nil when `error` is not a parse error.
+    static func response(for error: any Error) -> ErrorResponse? {
+        if let violation = error as? HTTP1Violation {
+            return ErrorResponse(status: HTTPResponseStatus(statusCode: violation.status), code: violation.code, message: violation.description)
+        }
+        switch error as? HTTPParserError {
+        case .none:
+            return nil
         case .headerOverflow:
             return ErrorResponse(status: .requestHeaderFieldsTooLarge, code: "headers_too_large", message: "the request head is too large")
-        default:
-            return ErrorResponse(status: .badRequest, code: "bad_request", message: "malformed HTTP request (\(error))")
+        case .some(let parserError):
+            return ErrorResponse(status: .badRequest, code: "bad_request", message: "malformed HTTP request (\(parserError))")
         }
     }
 
     /// Answers (when no response has started) and closes.
     static func answer(_ context: ChannelHandlerContext, _ error: any Error, responseStarted: Bool) {
-        guard let parserError = error as? HTTPParserError, !responseStarted else {
+        guard let e = response(for: error), !responseStarted else {
             context.close(promise: nil)
             return
         }
-        let e = response(for: parserError)
         ResponseWriter.write(context, status: e.status, headers: [("content-type", "application/json")],
                              body: e.body(allocator: context.channel.allocator), close: true, method: .GET)
     }

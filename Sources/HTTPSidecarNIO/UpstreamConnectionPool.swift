@@ -46,9 +46,11 @@ final class UpstreamConnectionPool {
                     if let tls {
                         try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls.context, serverHostname: tls.hostname))
                     }
-                    // Outbound validation off: the request's headers were parsed by llhttp on the way
-                    // in, or are the sidecar's own (configured header rules are checked when loaded).
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
+                    // Outbound validation off: the request's headers were read by the framing scanner
+                    // on the way in, or are the sidecar's own (configured header rules are checked
+                    // when loaded). Answers are framed by the sidecar's own scanner too.
+                    try channel.pipeline.syncOperations.addHandler(HTTPRequestEncoder(configuration: .init()))
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTP1ResponseDecoder()))
                     try channel.pipeline.syncOperations.addHandler(bound.value)
                 }
             }

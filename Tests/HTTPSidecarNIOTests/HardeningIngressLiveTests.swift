@@ -29,22 +29,20 @@ import Testing
 
     // MARK: Smuggling
 
-    @Test func aConnectionHeaderNamingContentLengthCannotSmuggleARequest() async throws {
+    /// `Connection` naming `Content-Length` asks a proxy to drop the length and leave the body to be
+    /// read as the next request. The framing scanner refuses it outright (400, close): nothing of it,
+    /// and nothing pipelined behind it, reaches the app.
+    @Test func aConnectionHeaderNamingContentLengthIsRefused() async throws {
         let backend = try await TestBackend(group: group)
         let (server, port) = try await ingress(app: backend.port) { $0.ipFilter = IPFilter(allow: [CIDR("127.0.0.1/32")!], deny: []) }
         let smuggled = "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
         for method in ["POST", "GET", "DELETE"] {
-            let client = try await KeepAliveClient(port: port, group: group)
-            // The body is a whole request; the pipelined GET /next follows the first request.
-            let first = try await client.send("\(method) /first HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, Content-Length\r\nContent-Length: \(smuggled.utf8.count)\r\n\r\n\(smuggled)"
-                                              + "GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
-            let next = try await client.send("")
-            #expect(first.hasPrefix("HTTP/1.1 200") && first.hasSuffix(smuggled), "\(method): \(first.prefix(200))")
-            #expect(next.contains("GET /next"), "\(method): the pipelined request after it: \(next.prefix(200))")
-            try await client.close()
+            let answer = try await rawExchange(port: port, "\(method) /first HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, Content-Length\r\nContent-Length: \(smuggled.utf8.count)\r\n\r\n\(smuggled)"
+                                               + "GET /next HTTP/1.1\r\nHost: x\r\n\r\n", group: group)
+            #expect(answer.hasPrefix("HTTP/1.1 400") && answer.contains("\"code\":\"bad_framing\""), "\(method): \(answer.prefix(200))")
+            #expect(answer.components(separatedBy: "HTTP/1.1 ").count == 2, "one answer, then the close: \(answer.prefix(300))")
         }
-        #expect(!lines(backend).contains("GET /smuggled"), "the body reached the app as a request: \(lines(backend))")
-        #expect(lines(backend) == ["POST /first", "GET /next", "GET /first", "GET /next", "DELETE /first", "GET /next"])
+        #expect(backend.requests.isEmpty, "reached the app: \(lines(backend))")
         try await server.stop()
         try await backend.stop()
     }
@@ -181,8 +179,14 @@ import Testing
                 .compactMap { $0.split(separator: " ").last.flatMap { Double($0) } }.reduce(0, +))
         }
         // Requests are waiting (in the kernel); a sidecar that still read them would keep answering.
-        try await Task.sleep(for: .milliseconds(500))
-        let first = answered()
+        // First let the answers already made fill the kernel's buffers (slower under a loaded CI).
+        var first = answered()
+        for _ in 0..<10 {
+            try await Task.sleep(for: .milliseconds(500))
+            let now = answered()
+            if now == first { break }
+            first = now
+        }
         try await Task.sleep(for: .seconds(2))
         let second = answered()
         channel.close(promise: nil)

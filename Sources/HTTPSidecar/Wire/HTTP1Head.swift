@@ -152,7 +152,7 @@ public struct HTTP1Limits: Hashable, Sendable {
     /// Header field lines in a head (or trailer lines in a trailer section).
     public var maxFields: Int
 
-    public init(maxHeadBytes: Int = 32 * 1024, maxFields: Int = 100) {
+    public init(maxHeadBytes: Int = 64 * 1024, maxFields: Int = 100) {
         self.maxHeadBytes = maxHeadBytes
         self.maxFields = maxFields
     }

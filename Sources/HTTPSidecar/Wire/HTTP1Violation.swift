@@ -52,10 +52,12 @@ public enum HTTP1Violation: Error, Hashable, Sendable, CustomStringConvertible {
     /// The stable error code in JSON error bodies.
     public var code: String {
         switch self {
-        case .headTooLarge, .tooManyFields: "headers_too_large"
+        case .headTooLarge: "headers_too_large"
+        case .tooManyFields: "too_many_headers"
         case .unsupportedMethod: "unsupported_method"
         case .unsupportedVersion: "unsupported_version"
         case .badTarget: "bad_target"
+        case .badHost: "bad_host"
         default: "bad_framing"
         }
     }

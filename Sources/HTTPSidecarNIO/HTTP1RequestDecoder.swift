@@ -1,0 +1,149 @@
+import HTTPSidecar
+import NIOCore
+import NIOHTTP1
+
+/// Decodes client requests with the sidecar's own framing scanner (``HTTP1RequestScanner``) instead
+/// of llhttp, so everything the scanner refuses (see its rules) is answered 400/431/501/505 and the
+/// connection closed before any byte reaches the app. Emits NIO's request parts, so the handlers
+/// after it are unchanged. Body bytes are slices of the read buffer (no copies); a chunked body is
+/// handed on as its data, and the handlers re-frame it.
+///
+/// After a request that does not keep the connection open (`Connection: close`, HTTP/1.0 without
+/// keep-alive), later bytes are dropped: nothing pipelined behind it is forwarded.
+struct HTTP1RequestDecoder: ByteToMessageDecoder {
+    typealias InboundOut = HTTPServerRequestPart
+
+    /// Where the decoder is in the byte stream.
+    private enum Reading {
+        /// Waiting for (the rest of) a head. → body (framed head), head (head without body), finished
+        case head
+        /// In a `Content-Length` body with `remaining` bytes to go. → head, finished
+        case length(remaining: Int)
+        /// In a chunked body. → head, finished
+        case chunked(ChunkedBodyScanner)
+        /// The connection ends after the current request: bytes are dropped.
+        case finished
+    }
+
+    private var scanner: HTTP1RequestScanner
+    private var head = HTTP1RequestHead()
+    private var reading = Reading.head
+    private var keepAlive = true
+    private var runs: [Range<Int>] = []
+    /// Tells the paired ``HTTP1ResponseEncoder`` which answers are to HEAD requests.
+    private let pending: PendingRequestMethods
+
+    init(pending: PendingRequestMethods, limits: HTTP1Limits = HTTP1Limits(maxHeadBytes: 64 * 1024, maxFields: 1_000)) {
+        self.pending = pending
+        scanner = HTTP1RequestScanner(limits: limits)
+        runs.reserveCapacity(8)
+    }
+
+    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        switch reading {
+        case .finished:
+            buffer.moveReaderIndex(to: buffer.writerIndex)
+            return .needMoreData
+        case .head:
+            let scan = buffer.withUnsafeReadableBytes { scanner.scan($0, into: &head) }
+            switch scan {
+            case .needMore: return .needMoreData
+            case .invalid(let violation): throw violation
+            case .complete: break
+            }
+            let requestHead = buffer.withUnsafeReadableBytes { Self.nioHead(head, $0) }
+            buffer.moveReaderIndex(forwardBy: head.length)
+            scanner.reset()
+            keepAlive = head.keepAlive
+            pending.append(requestHead.method)
+            context.fireChannelRead(Self.wrapInboundOut(.head(requestHead)))
+            switch head.framing {
+            case .none: endMessage(context)
+            case .length(let n): reading = .length(remaining: n)
+            case .chunked: reading = .chunked(ChunkedBodyScanner(limits: scanner.limits))
+            }
+            return .continue
+        case .length(let remaining):
+            guard buffer.readableBytes > 0 else { return .needMoreData }
+            let n = min(remaining, buffer.readableBytes)
+            let slice = buffer.readSlice(length: n)!
+            context.fireChannelRead(Self.wrapInboundOut(.body(slice)))
+            if n == remaining {
+                endMessage(context)
+            } else {
+                reading = .length(remaining: remaining - n)
+            }
+            return .continue
+        case .chunked(var chunks):
+            guard buffer.readableBytes > 0 else { return .needMoreData }
+            runs.removeAll(keepingCapacity: true)
+            let step = buffer.withUnsafeReadableBytes { bytes in chunks.scan(bytes) { runs.append($0) } }
+            let start = buffer.readerIndex
+            for run in runs {
+                context.fireChannelRead(Self.wrapInboundOut(.body(buffer.getSlice(at: start + run.lowerBound, length: run.count)!)))
+            }
+            switch step {
+            case .invalid(let violation): throw violation
+            case .needMore:
+                buffer.moveReaderIndex(to: buffer.writerIndex)
+                reading = .chunked(chunks)
+                return .needMoreData
+            case .done(let consumed):
+                buffer.moveReaderIndex(forwardBy: consumed)
+                endMessage(context)
+                return .continue
+            }
+        }
+    }
+
+    mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
+        // A request cut off by the client's close is not completed here: the handler sees the close.
+        while try decode(context: context, buffer: &buffer) == .continue {}
+        return .needMoreData
+    }
+
+    private mutating func endMessage(_ context: ChannelHandlerContext) {
+        reading = keepAlive ? .head : .finished
+        context.fireChannelRead(Self.wrapInboundOut(.end(nil)))
+    }
+
+    /// NIO's head for the scanned one (the handlers' vocabulary).
+    static func nioHead(_ head: HTTP1RequestHead, _ bytes: UnsafeRawBufferPointer) -> HTTPRequestHead {
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(head.fields.count)
+        for field in head.fields {
+            headers.add(name: string(bytes, field.name), value: string(bytes, field.value))
+        }
+        return HTTPRequestHead(version: head.version == .http11 ? .http1_1 : .http1_0, method: head.method.nio, uri: string(bytes, head.target), headers: headers)
+    }
+
+    @inline(__always) static func string(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> String {
+        String(decoding: UnsafeRawBufferPointer(rebasing: bytes[range]), as: UTF8.self)
+    }
+}
+
+extension HTTP1Method {
+    /// The same method in NIO's vocabulary.
+    var nio: HTTPMethod {
+        switch self {
+        case .get: .GET
+        case .head: .HEAD
+        case .post: .POST
+        case .put: .PUT
+        case .delete: .DELETE
+        case .options: .OPTIONS
+        case .trace: .TRACE
+        case .patch: .PATCH
+        case .propfind: .PROPFIND
+        case .proppatch: .PROPPATCH
+        case .mkcol: .MKCOL
+        case .copy: .COPY
+        case .move: .MOVE
+        case .lock: .LOCK
+        case .unlock: .UNLOCK
+        case .report: .REPORT
+        case .search: .SEARCH
+        case .purge: .PURGE
+        }
+    }
+}
