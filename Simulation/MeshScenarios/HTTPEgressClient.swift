@@ -10,12 +10,12 @@ final class HTTPEgressClient: SimProcess {
         var historyId: Int
         var key: String
         var method: String
-        var deadline: MeshInstant
         var slot: Int
-        /// The product's attempt loop for this request (token, endpoint, retry, answer).
-        var attempts: EgressRequest
-        /// The app's trace context for this request; every attempt continues it with a new span.
-        var traceparent: String = ""
+        /// The product's lifecycle of this request (deadline, tokens, attempts and their timeouts,
+        /// retries, the answer): the same engine the NIO egress handler runs.
+        var exchange: EgressExchange
+        /// The app's trace context for this request (the upstream must see its trace with a new span).
+        var traceparent: String
         /// The bearer token the sidecar injects (empty without OAuth).
         var token = ""
         var current: Attempt?
@@ -29,7 +29,7 @@ final class HTTPEgressClient: SimProcess {
         /// Whether the reference model counted this attempt as a half-open probe.
         var modelProbe = false
     }
-    private enum Purpose { case think(Int), attempt(Int, UInt64), backoff(Int), deadline(Int), connect(HostID, StreamID), discovery, tokenTimeout(UInt64), appLeaves(Int) }
+    private enum Purpose { case think(Int), exchange(Int, EgressExchange.Timer, UInt64), connect(HostID, StreamID), discovery, tokenTimeout(UInt64), appLeaves(Int) }
     private struct Connection {
         var stream: StreamID
         var open = false
@@ -113,26 +113,100 @@ final class HTTPEgressClient: SimProcess {
 
     // MARK: Tokens
 
-    /// The next step of request `id`, as the product's ``EgressRequest`` decides it.
-    private func attempt(_ id: Int, _ host: SimHost) {
+    /// Reports `event` to request `id`'s exchange and carries out what it answers. The reference
+    /// model hears how the current attempt ended from what the app saw (its answer or failure), or
+    /// that it was dropped.
+    private func deliver(_ id: Int, _ event: EgressExchange.Event, _ host: SimHost) {
         guard var r = requests[id] else { return }
-        let next = r.attempts.nextAttempt(pool: &pool, now: host.now, random: &host.random)
+        let attempt = r.current
+        switch event {
+        case .attemptHead, .attemptFailed:
+            r.current = nil
+            if let a = attempt { byWire[a.wire] = nil }
+        default:
+            break
+        }
+        let actions = r.exchange.handle(event, pool: &pool, now: host.now, random: &host.random)
         requests[id] = r
-        switch next {
-        case .needToken:
-            token(for: id, host)
-        case .send(let pick, let token):
-            send(id, pick, token: token ?? "", host)
-        case .waitForEndpoint(let until):
-            host.simulation.coverage.hit("http.wait-for-endpoint")
-            let t = host.setTimer(after: until - host.now)
-            timers[t.rawValue] = .backoff(id)
-            requests[id]!.timers.append(t)
-        case .noEndpoint:
-            host.simulation.coverage.hit("http.no-endpoint")
-            finish(id, .failed("503 no healthy endpoint"), host)
-        case .retry, .answer, .giveUp:
-            break  // only an attempt's end leads there
+        if let a = attempt {
+            switch event {
+            case .attemptHead(let status): model.ended(a.endpoint, status >= 500 ? .serverError : .success, now: host.now)
+            case .attemptFailed: model.ended(a.endpoint, .gatewayError, now: host.now)
+            case .appLeft where actions.contains(.abandonAttempt): model.released(a.endpoint, probe: a.modelProbe)
+            case .timerFired where actions.contains(.abandonAttempt): model.ended(a.endpoint, .gatewayError, now: host.now)
+            default: break
+            }
+        }
+        perform(id, actions, host)
+    }
+
+    /// The driver's part: each action becomes a token request, bytes on a connection, a timer or
+    /// the app's answer. Nothing here decides anything.
+    private func perform(_ id: Int, _ actions: [EgressExchange.Action], _ host: SimHost) {
+        let sim = host.simulation
+        let retrying = actions.contains { if case .retrying = $0 { true } else { false } }
+        for action in actions {
+            // The product's decisions go into the log and its hash.
+            host.log("egress", Self.code(action), Int64(id))
+            switch action {
+            case .fetchToken:
+                token(for: id, host)
+            case .send(let pick, let token):
+                send(id, pick, token: token ?? "", host)
+            case .arm(let timer, let at, let generation):
+                if timer == .wait && !retrying { sim.coverage.hit("http.wait-for-endpoint") }
+                let t = host.setTimer(after: at - host.now)
+                timers[t.rawValue] = .exchange(id, timer, generation)
+                requests[id]?.timers.append(t)
+            case .abandonAttempt:
+                if let a = requests[id]?.current { byWire[a.wire] = nil }
+                requests[id]?.current = nil
+            case .retrying(_, let neverSent):
+                retries += 1
+                checkBudget(host)
+                sim.coverage.hit("http.retry")
+                sim.coverage.sometimes(neverSent, "http.retry-after-connect-failure")
+            case .poolEvents(let events):
+                for event in events {
+                    switch event {
+                    case .ejected: sim.coverage.hit("http.ejected")
+                    case .ejectionSkipped: sim.coverage.hit("http.ejection-skipped-max-percent")
+                    case .breakerOpened: sim.coverage.hit("http.breaker-opened")
+                    case .breakerClosed: sim.coverage.hit("http.breaker-closed")
+                    }
+                }
+            case .tokenRejected(let rejected):
+                tokens?.rejected(rejected)
+            case .relay(let status, let gaveUp):
+                if let gaveUp {
+                    sim.coverage.hit("http.give-up." + gaveUp.rawValue)
+                    finish(id, .failed("\(status) \(gaveUp.rawValue)"), host)
+                } else {
+                    finish(id, .ok("\(status)"), host)
+                }
+            case .refuse(let refusal):
+                switch refusal.code {
+                case "request_timeout": sim.coverage.hit("http.deadline")
+                case "no_healthy_endpoint": sim.coverage.hit("http.no-endpoint")
+                default: if let reason = refusal.reason { sim.coverage.hit("http.give-up." + reason.rawValue) }
+                }
+                finish(id, .failed("\(refusal.status) \(refusal.code)"), host)
+            }
+        }
+    }
+
+    /// A stable number for each kind of action, for the log's hash.
+    private static func code(_ action: EgressExchange.Action) -> Int64 {
+        switch action {
+        case .fetchToken: 1
+        case .send(let pick, _): pick.isProbe ? 3 : 2
+        case .arm(let timer, _, _): timer == .deadline ? 4 : timer == .attempt ? 5 : 6
+        case .abandonAttempt: 7
+        case .retrying: 8
+        case .poolEvents(let events): 100 + Int64(events.count)
+        case .tokenRejected: 9
+        case .relay(let status, _): 1000 + Int64(status)
+        case .refuse(let refusal): 2000 + Int64(refusal.status)
         }
     }
 
@@ -144,20 +218,18 @@ final class HTTPEgressClient: SimProcess {
         tokens = broker
         switch decision {
         case .use(let token):
-            requests[id]?.attempts.tokenReady(token)
-            attempt(id, host)
+            deliver(id, .tokenReady(token), host)
         case .useAndRefresh(let token):
             host.simulation.coverage.hit("http.token-refresh-background")
-            requests[id]?.attempts.tokenReady(token)
             fetchToken(host)
-            attempt(id, host)
+            deliver(id, .tokenReady(token), host)
         case .fetchAndWait:
             fetchToken(host)
         case .wait:
             host.simulation.coverage.hit("http.token-waiters")
         case .fail:
             host.simulation.coverage.hit("http.token-fail-fast")
-            finish(id, .failed("503 token_unavailable"), host)
+            deliver(id, .tokenFailed("the last fetch failed"), host)
         }
     }
 
@@ -185,12 +257,7 @@ final class HTTPEgressClient: SimProcess {
         }
         tokens = broker
         for id in waiting where requests[id] != nil {
-            if let token {
-                requests[id]?.attempts.tokenReady(token)
-                attempt(id, host)
-            } else {
-                finish(id, .failed("503 token_unavailable"), host)
-            }
+            deliver(id, token.map { .tokenReady($0) } ?? .tokenFailed("token endpoint failed"), host)
         }
     }
 
@@ -225,22 +292,21 @@ final class HTTPEgressClient: SimProcess {
         issued += 1
         originals += 1
         originalTimes.append(host.now)
-        let deadline = host.now + config.deadline
-        let id = host.simulation.history.invoke(process: host.name, "http", "\(method) \(key)", at: host.now, deadline: deadline)
-        var r = Request(historyId: id, key: key, method: method, deadline: deadline, slot: slot,
-                        attempts: EgressRequest(method: method, deadline: deadline, usesToken: tokens != nil))
-        r.traceparent = TracePropagation.nextHop(traceparent: nil, tracestate: nil, random: &host.random).context.traceParentHeaderValue
-        let t = host.setTimer(after: config.deadline)
-        timers[t.rawValue] = .deadline(id)
-        r.timers.append(t)
+        let id = host.simulation.history.invoke(process: host.name, "http", "\(method) \(key)", at: host.now, deadline: host.now + config.deadline)
+        // The app's own trace context; the sidecar hop must continue it.
+        let traceparent = TracePropagation.nextHop(traceparent: nil, tracestate: nil, random: &host.random).context.traceParentHeaderValue
+        let settings = EgressExchange.Settings(service: "upstream", deadline: config.deadline, attemptTimeout: config.attemptTimeout, usesToken: tokens != nil)
+        var exchange = EgressExchange(method: method, settings: settings, traceparent: traceparent, tracestate: nil, now: host.now, random: &host.random)
+        var r = Request(historyId: id, key: key, method: method, slot: slot, exchange: exchange, traceparent: traceparent)
         if host.random.chance(config.appDisconnect) {
             let leave = host.setTimer(after: .nanoseconds(Int64(Double(config.deadline.nanoseconds) * host.random.nextUnit())))
             timers[leave.rawValue] = .appLeaves(id)
             r.timers.append(leave)
         }
-        r.attempts.begin(pool: &pool, now: host.now)
+        let actions = exchange.start(pool: &pool, now: host.now, random: &host.random)
+        r.exchange = exchange
         requests[id] = r
-        attempt(id, host)
+        perform(id, actions, host)
     }
 
     private func send(_ id: Int, _ pick: UpstreamPool.Pick, token: String, _ host: SimHost) {
@@ -258,14 +324,11 @@ final class HTTPEgressClient: SimProcess {
         let wire = nextWire
         r.current = Attempt(wire: wire, endpoint: pick.address, sentAt: host.now, modelProbe: probe)
         byWire[wire] = id
-        let t = host.setTimer(after: config.attemptTimeout)
-        timers[t.rawValue] = .attempt(id, wire)
-        r.timers.append(t)
         requests[id] = r
         let upstream = upstreams.first { $0.address == pick.address }!.host
-        // The sidecar hop: same trace, new span (the product's propagation code).
-        let hop = TracePropagation.nextHop(traceparent: r.traceparent, tracestate: nil, random: &host.random).context.traceParentHeaderValue
-        let bytes = EgressMessage.request(id: wire, method: r.method, key: r.key, probe: pick.isProbe, traceparent: hop, token: r.token).encode()
+        // The sidecar hop's trace context, as the exchange made it.
+        let bytes = EgressMessage.request(id: wire, method: r.method, key: r.key, probe: pick.isProbe, traceparent: r.exchange.upstreamTraceparent,
+                                          token: r.token).encode()
         if var c = connections[upstream] {
             if c.open {
                 host.write(c.stream, bytes)
@@ -303,7 +366,7 @@ final class HTTPEgressClient: SimProcess {
             host.close(s)
         case .data(_, let bytes):
             guard case .response(let wire, let status, let key, let trace)? = EgressMessage.decode(bytes) else { return }
-            guard let id = byWire.removeValue(forKey: wire), let r = requests[id], let a = r.current, a.wire == wire else {
+            guard let id = byWire[wire], let r = requests[id], let a = r.current, a.wire == wire else {
                 host.simulation.coverage.hit("http.late-response")
                 return
             }
@@ -313,7 +376,7 @@ final class HTTPEgressClient: SimProcess {
             host.simulation.expect(seen.count == 4 && seen[1] == sent[1] && seen[2] != sent[2], "http.trace-survives",
                                    "\(r.key) sent trace \(r.traceparent), the upstream saw \(trace)", host: host.id)
             if !listed.contains(a.endpoint) { host.simulation.coverage.hit("http.response-from-removed") }
-            ended(id, .head(status), host)
+            deliver(id, .attemptHead(status: status), host)
         case .datagram, .accepted:
             break
         }
@@ -330,82 +393,7 @@ final class HTTPEgressClient: SimProcess {
         for id in affected {
             let sent = requests[id]!.current!.written
             if case .gatewayError(.connectRefused?) = outcome { host.simulation.coverage.hit("http.connect-refused") }
-            if case .gatewayError(let kind) = outcome { ended(id, .failed(kind, sent: sent), host) }
-        }
-    }
-
-    private enum AttemptEnd {
-        case head(Int)
-        case failed(TransportError.Kind?, sent: Bool)
-    }
-
-    /// The current attempt of request `id` ended; the product's ``EgressRequest`` records it once and
-    /// decides: answer, retry, or give up.
-    private func ended(_ id: Int, _ end: AttemptEnd, _ host: SimHost) {
-        guard var r = requests[id], let a = r.current else { return }
-        r.current = nil
-        byWire[a.wire] = nil
-        let conclusion: EgressRequest.Conclusion
-        switch end {
-        case .head(let status): model.ended(a.endpoint, status >= 500 ? .serverError : .success, now: host.now)
-        case .failed: model.ended(a.endpoint, .gatewayError, now: host.now)
-        }
-        switch end {
-        case .head(let status):
-            conclusion = r.attempts.responseHead(status: status, sentToken: r.token, pool: &pool, now: host.now, random: &host.random)
-        case .failed(let kind, let sent):
-            conclusion = r.attempts.attemptFailed(kind, requestSent: sent, pool: &pool, now: host.now, random: &host.random)
-        }
-        requests[id] = r
-        let sim = host.simulation
-        host.log("conclusion", Self.code(conclusion.next), Int64(conclusion.events.count))
-        for event in conclusion.events {
-            switch event {
-            case .ejected: sim.coverage.hit("http.ejected")
-            case .ejectionSkipped: sim.coverage.hit("http.ejection-skipped-max-percent")
-            case .breakerOpened: sim.coverage.hit("http.breaker-opened")
-            case .breakerClosed: sim.coverage.hit("http.breaker-closed")
-            }
-        }
-        if let rejected = conclusion.rejectedToken, var cache = tokens {
-            cache.rejected(rejected)
-            tokens = cache
-        }
-        switch conclusion.next {
-        case .answer:
-            finish(id, .ok("200"), host)
-        case .retry(let delay, let neverSent):
-            retries += 1
-            checkBudget(host)
-            sim.coverage.hit("http.retry")
-            sim.coverage.sometimes(neverSent, "http.retry-after-connect-failure")
-            let t = host.setTimer(after: delay)
-            timers[t.rawValue] = .backoff(id)
-            requests[id]!.timers.append(t)
-        case .giveUp(let reason, let outcome):
-            sim.coverage.hit("http.give-up." + reason.rawValue)
-            let status: String
-            switch outcome {
-            case .serverError(let s): status = "\(s)"
-            case .gatewayError(nil): status = "504"
-            default: status = "502"
-            }
-            finish(id, .failed("\(status) \(reason.rawValue)"), host)
-        case .needToken, .send, .noEndpoint, .waitForEndpoint:
-            break  // only nextAttempt leads there
-        }
-    }
-
-    /// A stable number for each kind of decision, for the log's hash.
-    private static func code(_ next: EgressRequest.Next) -> Int64 {
-        switch next {
-        case .needToken: 1
-        case .send: 2
-        case .waitForEndpoint: 3
-        case .noEndpoint: 4
-        case .retry: 5
-        case .answer: 6
-        case .giveUp: 7
+            if case .gatewayError(let kind) = outcome { deliver(id, .attemptFailed(kind, requestSent: sent), host) }
         }
     }
 
@@ -413,16 +401,8 @@ final class HTTPEgressClient: SimProcess {
         guard let purpose = timers.removeValue(forKey: token.rawValue) else { return }
         switch purpose {
         case .think(let slot): issue(slot, host)
-        case .backoff(let id): attempt(id, host)
-        case .attempt(let id, let wire):
-            guard let a = requests[id]?.current, a.wire == wire else { return }
-            ended(id, .failed(nil, sent: a.written), host)
-        case .deadline(let id):
-            guard requests[id] != nil else { return }
-            if let a = requests[id]!.current { model.ended(a.endpoint, .gatewayError, now: host.now) }
-            _ = requests[id]!.attempts.deadlinePassed(pool: &pool, now: host.now)
-            host.simulation.coverage.hit("http.deadline")
-            finish(id, .failed("504 request_timeout"), host)
+        case .exchange(let id, let timer, let generation):
+            deliver(id, .timerFired(timer, generation: generation), host)
         case .appLeaves(let id):
             // The app closed its connection mid-request: the NIO driver calls the same cancel.
             guard let r = requests[id] else { return }
@@ -433,8 +413,7 @@ final class HTTPEgressClient: SimProcess {
                     host.simulation.coverage.hit("http.app-left-during-probe")
                 }
             }
-            if let a = r.current { model.released(a.endpoint, probe: a.modelProbe) }
-            requests[id]!.attempts.cancel(pool: &pool, now: host.now)
+            deliver(id, .appLeft, host)
             finish(id, .failed("499 app left"), host)
         case .connect(let u, let s):
             guard let c = connections[u], c.stream == s, !c.open else { return }
@@ -452,8 +431,7 @@ final class HTTPEgressClient: SimProcess {
         guard let r = requests.removeValue(forKey: id) else { return }
         if let a = r.current { byWire[a.wire] = nil }
         let sim = host.simulation
-        // One answer per request and the deadline hold by construction here (the request leaves the
-        // table; its timer ends it): they are not checked, since no bug could make them fail.
+        // The deadline is the exchange's to keep (checked over the history at the end: `http.deadline`).
         _ = sim.history.complete(r.historyId, outcome, at: host.now)
         for t in r.timers { host.cancelTimer(t); timers[t.rawValue] = nil }
         if case .ok = outcome { think(r.slot, host) } else { think(r.slot, host, afterFailure: true) }

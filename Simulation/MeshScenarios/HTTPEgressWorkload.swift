@@ -35,7 +35,7 @@ enum HTTPEgressChecks {
         "http.no-duplicate-unsafe", "http.no-traffic-to-unavailable", "http.retry-budget",
         "http.right-response", "http.complete", "http.liveness", "http.trace-survives",
         "http.no-traffic-to-removed", "http.rate-limit-bound", "http.token-valid", "http.single-token-fetch",
-        "http.pool-quiescent",
+        "http.pool-quiescent", "http.deadline",
     ]
 }
 

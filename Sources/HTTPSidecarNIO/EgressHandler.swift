@@ -27,18 +27,19 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var context: ChannelHandlerContext?
     /// The attempt whose answer is awaited or streaming; callbacks of any other are stale.
     private var current: EgressAttempt?
-    /// The attempt loop of the request being forwarded (``EgressRequest``, shared with the simulator).
-    private var request: EgressRequest?
-    /// The service of ``request``, whose pool its attempts are recorded in.
-    private var requestService: ServiceRuntime?
+    /// The lifecycle of the request being forwarded (``EgressExchange``, the same engine the simulator runs).
+    private var exchange: EgressExchange?
+    /// What the driver keeps of that request: the head and body every attempt sends, its service.
+    private var forwarding: Exchange?
     /// Parts of pipelined requests that arrived while one was being forwarded (answered in order);
     /// reading pauses while the queue is long. Reads are not paused per request.
     private var queued: CircularBuffer<HTTPServerRequestPart> = []
     private var draining = false
     private var readsPaused = false
     private var readPending = false
-    /// The whole-request deadline of the request being forwarded.
-    private var deadlineTimer: Scheduled<Void>?
+    /// The exchange's armed timers (a stale one would be ignored by the exchange; they are cancelled
+    /// so that no timer keeps the handler alive after its request).
+    private var timers: [EgressExchange.Timer: Scheduled<Void>] = [:]
     /// Ids for the trace hop (a new span per request), seeded once per connection.
     private var random: SeededRandom = {
         var system = SystemRandom()
@@ -62,10 +63,7 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// flight is released in its pool (``EgressRequest/cancel(pool:now:)``, once), its connection
     /// closed, the deadline disarmed.
     private func cancelRequest() {
-        if var r = request, let service = requestService {
-            let now = shared.clock.now
-            service.decisions.withLockedValue { r.cancel(pool: &$0.pool, now: now) }
-        }
+        if let ex = forwarding, let context { deliver(.appLeft, context, ex) }
         current?.connection?.abandon()
         current = nil
         endRequest()
@@ -184,15 +182,17 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func start(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ body: ByteBuffer, _ service: ServiceRuntime, _ target: RequestTarget) {
+        let now = shared.clock.now
+        let settings = EgressExchange.Settings(service: service.config.name, deadline: service.requestTimeout, usesToken: service.token != nil)
+        var exchange = EgressExchange(method: head.method.rawValue, settings: settings, traceparent: head.headers.first(name: "traceparent"),
+                                      tracestate: head.headers.first(name: "tracestate"), now: now, random: &random)
         var upstream = head
         upstream.uri = target.originForm
         ProxyHeaders.removeHopByHop(&upstream.headers)
-        // The sidecar hop continues the app's trace with a span of its own.
-        let (trace, _) = TracePropagation.nextHop(
-            traceparent: head.headers.first(name: "traceparent"), tracestate: head.headers.first(name: "tracestate"), random: &random)
-        upstream.headers.replaceOrAdd(name: "traceparent", value: trace.traceParentHeaderValue)
+        // The sidecar hop continues the app's trace with a span of its own (the exchange made it).
+        upstream.headers.replaceOrAdd(name: "traceparent", value: exchange.upstreamTraceparent)
         upstream.headers.remove(name: "tracestate")
-        if let state = trace.traceStateHeaderValue { upstream.headers.add(name: "tracestate", value: state) }
+        if let state = exchange.upstreamTracestate { upstream.headers.add(name: "tracestate", value: state) }
         upstream.headers.remove(name: "service_id")
         upstream.headers.remove(name: "service_url")
         // An allow-listed origin is another host: it gets its own authority as Host (virtual hosting,
@@ -209,104 +209,100 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
             upstream.headers.add(name: "content-length", value: String(body.readableBytes))
         }
         upstream.version = .http1_1
-        let now = shared.clock.now
-        let attempts = EgressRequest(method: head.method.rawValue, deadline: now + service.requestTimeout, usesToken: service.token != nil)
-        service.decisions.withLockedValue { attempts.begin(pool: &$0.pool, now: now) }
-        request = attempts
-        requestService = service
         let ex = Exchange(head: upstream, body: body, service: service, keepAlive: head.isKeepAlive, version: head.version)
-        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        deadlineTimer = context.eventLoop.scheduleTask(in: .nanoseconds(service.requestTimeout.nanoseconds)) {
-            let (handler, context) = bound.value
-            handler.deadlinePassed(context, ex)
-        }
-        step(context, ex)
+        let actions = service.decisions.withLockedValue { exchange.start(pool: &$0.pool, now: now, random: &$0.random) }
+        self.exchange = exchange
+        forwarding = ex
+        perform(actions, context, ex)
     }
 
-    /// The whole-request deadline passed before an answer started: the attempt under way is
-    /// recorded as a timeout and given up, and the app gets 504 `request_timeout`. (Once an answer
-    /// streams, the per-read response timeout governs it instead.)
-    private func deadlinePassed(_ context: ChannelHandlerContext, _ ex: Exchange) {
-        guard request != nil else { return }  // answered meanwhile (an answer's head ends the request)
+    /// Reports `event` to the request's ``EgressExchange`` (under the service's lock, which the
+    /// decision holds only while it runs) and carries out what it answers.
+    private func deliver(_ event: EgressExchange.Event, _ context: ChannelHandlerContext, _ ex: Exchange) {
+        guard var exchange else { return }
         let now = shared.clock.now
-        let conclusion = ex.service.decisions.withLockedValue { request!.deadlinePassed(pool: &$0.pool, now: now) }
-        apply(conclusion, ex)
-        current?.connection?.abandon()
-        current = nil
-        endRequest()
-        let name = ex.service.config.name
-        shared.metrics.finished("egress", status: 504, seconds: ex.service.requestTimeout.seconds, service: name)
-        fail(context, .gatewayTimeout, "request_timeout", "\(name) did not answer within \(ex.service.requestTimeout)", close: !ex.keepAlive)
+        let actions = ex.service.decisions.withLockedValue { exchange.handle(event, pool: &$0.pool, now: now, random: &$0.random) }
+        self.exchange = exchange
+        perform(actions, context, ex)
     }
 
-    /// The next step of the request, as ``EgressRequest`` decides it under the service's lock.
-    private func step(_ context: ChannelHandlerContext, _ ex: Exchange) {
-        guard request != nil else { return }
-        let now = shared.clock.now
-        let next = ex.service.decisions.withLockedValue { state in
-            request!.nextAttempt(pool: &state.pool, now: now, random: &state.random)
-        }
+    /// The driver's part: each action becomes a token fetch, a connection and its writes, a timer,
+    /// or an answer. Nothing here decides anything.
+    private func perform(_ actions: [EgressExchange.Action], _ context: ChannelHandlerContext, _ ex: Exchange) {
         let name = ex.service.config.name
-        switch next {
-        case .needToken:
-            // Asked before every attempt (a retry late in a long deadline must not carry a token that
-            // expired meanwhile); a cached token comes back at once.
-            guard let source = ex.service.token else { return }
-            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-            source.token(on: context.eventLoop).whenComplete { result in
-                let (handler, context) = bound.value
-                guard handler.request != nil else { return }  // the app went away meanwhile
-                switch result {
-                case .success(let token):
-                    handler.request?.tokenReady(token)
-                    handler.step(context, ex)
-                case .failure(let error):
-                    handler.endRequest()
-                    handler.shared.metrics.finished("egress", status: 503, seconds: 0, service: name)
-                    handler.fail(context, .serviceUnavailable, "token_unavailable", "no access token for \(name): \(error)", close: !ex.keepAlive)
+        for action in actions {
+            switch action {
+            case .fetchToken:
+                guard let source = ex.service.token else { continue }
+                let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+                source.token(on: context.eventLoop).whenComplete { result in
+                    let (handler, context) = bound.value
+                    switch result {
+                    case .success(let token): handler.deliver(.tokenReady(token), context, ex)
+                    case .failure(let error): handler.deliver(.tokenFailed("\(error)"), context, ex)
+                    }
                 }
+            case .send(let pick, let token):
+                send(context, ex, pick, token: token)
+            case .arm(let timer, let at, let generation):
+                let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+                timers[timer]?.cancel()
+                timers[timer] = context.eventLoop.scheduleTask(in: .nanoseconds(max(0, (at - shared.clock.now).nanoseconds))) {
+                    let (handler, context) = bound.value
+                    handler.deliver(.timerFired(timer, generation: generation), context, ex)
+                }
+            case .abandonAttempt:
+                current?.connection?.abandon()
+                current = nil
+            case .retrying:
+                shared.metrics.service(name).retries.increment()
+            case .poolEvents(let events):
+                for e in events {
+                    shared.logger.notice("egress \(name): \(e)")
+                    shared.metrics.record(name, e)
+                }
+            case .tokenRejected(let token):
+                ex.service.token?.rejected(token)
+            case .relay(let status, _):
+                guard let attempt = current, let head = attempt.head else { continue }
+                endRequest()
+                shared.metrics.finished("egress", status: status, seconds: (shared.clock.now - attempt.started).seconds, service: name)
+                let (relayed, closeAfter) = ProxyHeaders.relayedHead(head, rules: ex.service.config.headers.response,
+                                                                     requestVersion: ex.version, keepAlive: ex.keepAlive)
+                attempt.closeAfterAnswer = closeAfter
+                attempt.streaming = true
+                context.write(wrapOutboundOut(.head(relayed)), promise: nil)
+                if !context.channel.isWritable { attempt.connection?.pauseReading() }
+            case .refuse(let refusal):
+                let seconds = exchange.map { (shared.clock.now - $0.started).seconds } ?? 0
+                endRequest()
+                current?.connection?.abandon()
+                current = nil
+                if refusal.code == "no_healthy_endpoint" { shared.metrics.service(name).noEndpoint.increment() }
+                shared.metrics.finished("egress", status: refusal.status, seconds: seconds, service: name)
+                fail(context, HTTPResponseStatus(statusCode: refusal.status), refusal.code, refusal.message, close: !ex.keepAlive)
             }
-        case .send(let pick, let token):
-            send(context, ex, pick, token: token, now: now)
-        case .noEndpoint:
-            endRequest()
-            shared.metrics.service(name).noEndpoint.increment()
-            shared.metrics.finished("egress", status: 503, seconds: 0, service: name)
-            fail(context, .serviceUnavailable, "no_healthy_endpoint", "every endpoint of \(name) is ejected, open or gone", close: !ex.keepAlive)
-        case .waitForEndpoint(let until):
-            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-            context.eventLoop.scheduleTask(in: .nanoseconds(max(0, (until - now).nanoseconds))) {
-                let (handler, context) = bound.value
-                guard handler.request != nil else { return }  // cancelled or timed out meanwhile
-                handler.step(context, ex)
-            }
-        case .giveUp:
-            // The deadline passed between attempts (during a token fetch): 504 like the timer's.
-            deadlinePassed(context, ex)
-        case .retry, .answer:
-            break  // only an attempt's end leads there
         }
     }
 
-    private func send(_ context: ChannelHandlerContext, _ ex: Exchange, _ pick: UpstreamPool.Pick, token: String?, now: MeshInstant) {
+    private func send(_ context: ChannelHandlerContext, _ ex: Exchange, _ pick: UpstreamPool.Pick, token: String?) {
         let service = ex.service
+        let now = shared.clock.now
+        let attempt = EgressAttempt(handler: self, exchange: ex, pick: pick, token: token, started: now)
+        current = attempt
         guard let target = service.sockets.withLockedValue({ $0[pick.address] }) else {
             // Discovery listed it but no address was resolved for it: an attempt that never left.
-            let attempt = EgressAttempt(handler: self, exchange: ex, pick: pick, token: token, started: now)
-            current = attempt
             return attemptFailed(attempt, TransportError(.connectRefused, "no address for \(pick.address)"), requestSent: false)
         }
         var head = ex.head
         if let token { head.headers.replaceOrAdd(name: "authorization", value: "Bearer \(token)") }
         let pool = service.connections.pool(for: context.eventLoop, target: target, host: service.hostName(for: pick.address))
-        let attempt = EgressAttempt(handler: self, exchange: ex, pick: pick, token: token, started: now)
-        current = attempt
         let timeout = pool.settings.responseTimeout
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
         pool.acquire { result in
             let handler = bound.value
             guard handler.current === attempt else {
-                if case .success(let c) = result { c.abandon() }  // the app went away meanwhile
+                if case .success(let c) = result { c.abandon() }  // the attempt was abandoned meanwhile
                 return
             }
             switch result {
@@ -321,59 +317,20 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    /// The request was answered, given up or cancelled: no more attempts, and its deadline no
-    /// longer applies.
+    /// The request was answered, refused or abandoned: its exchange is over and its timers go.
     private func endRequest() {
-        request = nil
-        requestService = nil
-        deadlineTimer?.cancel()
-        deadlineTimer = nil
+        exchange = nil
+        forwarding = nil
+        for (_, timer) in timers { timer.cancel() }
+        timers.removeAll()
     }
 
-    /// Logs and counts what an attempt's end changed, and drops a refused token.
-    private func apply(_ conclusion: EgressRequest.Conclusion, _ ex: Exchange) {
-        let name = ex.service.config.name
-        for e in conclusion.events {
-            shared.logger.notice("egress \(name): \(e)")
-            shared.metrics.record(name, e)
-        }
-        if let rejected = conclusion.rejectedToken { ex.service.token?.rejected(rejected) }
-    }
-
-    private func scheduleRetry(_ context: ChannelHandlerContext, _ ex: Exchange, after delay: Duration) {
-        shared.metrics.service(ex.service.config.name).retries.increment()
-        current = nil
-        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        context.eventLoop.scheduleTask(in: .nanoseconds(delay.nanoseconds)) {
-            let (handler, context) = bound.value
-            guard case .forwarding = handler.state else { return }  // the app went away meanwhile
-            handler.step(context, ex)
-        }
-    }
-
-    /// The attempt's response head: a retry when the decision says so (the rest of that answer is
-    /// dropped with its connection), else the answer, streamed to the app from here on.
+    /// The attempt's response head: the exchange decides (a retry drops the rest of this answer
+    /// with its connection; otherwise the answer streams to the app from here on).
     fileprivate func attemptHead(_ attempt: EgressAttempt, _ head: HTTPResponseHead) {
-        guard current === attempt, let context, request != nil else { return }
-        let ex = attempt.exchange
-        let now = shared.clock.now
-        let conclusion = ex.service.decisions.withLockedValue { state in
-            request!.responseHead(status: Int(head.status.code), sentToken: attempt.token, pool: &state.pool, now: now, random: &state.random)
-        }
-        apply(conclusion, ex)
-        if case .retry(let delay, _) = conclusion.next {
-            attempt.connection?.abandon()
-            return scheduleRetry(context, ex, after: delay)
-        }
-        // `.answer`, or a 5xx not retried: either way the upstream's response is the answer.
-        endRequest()
-        shared.metrics.finished("egress", status: Int(head.status.code), seconds: (now - attempt.started).seconds, service: ex.service.config.name)
-        let (relayed, closeAfter) = ProxyHeaders.relayedHead(head, rules: ex.service.config.headers.response,
-                                                             requestVersion: ex.version, keepAlive: ex.keepAlive)
-        attempt.closeAfterAnswer = closeAfter
-        attempt.streaming = true
-        context.write(wrapOutboundOut(.head(relayed)), promise: nil)
-        if !context.channel.isWritable { attempt.connection?.pauseReading() }
+        guard current === attempt, let context else { return }
+        attempt.head = head
+        deliver(.attemptHead(status: Int(head.status.code)), context, attempt.exchange)
     }
 
     fileprivate func attemptBody(_ attempt: EgressAttempt, _ chunk: ByteBuffer) {
@@ -401,28 +358,14 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     fileprivate func attemptFailed(_ attempt: EgressAttempt, _ error: TransportError, requestSent: Bool) {
         guard current === attempt, let context else { return }
-        let ex = attempt.exchange
         if attempt.streaming {
             current = nil
             state = .closing
             context.close(promise: nil)  // the answer broke off midway: the app must see it broken
             return
         }
-        guard request != nil else { return }
-        let now = shared.clock.now
-        let conclusion = ex.service.decisions.withLockedValue { state in
-            request!.attemptFailed(error.kind, requestSent: requestSent, pool: &state.pool, now: now, random: &state.random)
-        }
-        apply(conclusion, ex)
-        if case .retry(let delay, _) = conclusion.next { return scheduleRetry(context, ex, after: delay) }
-        let attempts = request?.attempts ?? 0
-        endRequest()
         current = nil
-        let name = ex.service.config.name
-        let timedOut = error.kind == .responseTimeout
-        shared.metrics.finished("egress", status: timedOut ? 504 : 502, seconds: (now - attempt.started).seconds, service: name)
-        fail(context, timedOut ? .gatewayTimeout : .badGateway, timedOut ? "upstream_timeout" : "upstream_unavailable",
-             "\(name) failed after \(attempts) attempt(s): \(error)", close: !ex.keepAlive)
+        deliver(.attemptFailed(error.kind, requestSent: requestSent), context, attempt.exchange)
     }
 
     // MARK: Responses
@@ -460,6 +403,8 @@ final class EgressAttempt: UpstreamResponseSink {
     let token: String?
     let started: MeshInstant
     var connection: UpstreamConnection?
+    /// The answer's head, kept while the exchange decides whether it is the app's.
+    var head: HTTPResponseHead?
     /// The answer is being streamed to the app (no retry any more).
     var streaming = false
     /// The connection closes after the answer (the app asked, or an HTTP/1.0 app gets an answer

@@ -1,6 +1,7 @@
 import HTTPSidecar
 import MeshCore
 @testable import MeshScenarios
+import MeshSimulator
 import Testing
 
 /// Each checker fires on a hand-made history that breaks its promise, and stays quiet on one that keeps it.
@@ -14,6 +15,19 @@ import Testing
         #expect(RateLimitBound.violation([at(0), at(0), at(0), at(0)], rate: 100, burst: 3) != nil, "a burst of four")
         #expect(RateLimitBound.violation(allowed + [at(35)], rate: 100, burst: 3) != nil, "one early in the steady state")
         #expect(RateLimitBound.violation([at(0), at(0), at(0), at(30), at(30), at(30)], rate: 100, burst: 3) == nil, "refilled after 30 ms")
+    }
+
+    @Test func httpDeadlineFiresOnAnAnswerAfterTheDeadline() {
+        let sim = Simulation(seed: 1)
+        sim.enabledInvariants = ["http.deadline", "http.complete"]
+        let onTime = sim.history.invoke(process: "app-0", "http", "GET a", at: at(0), deadline: at(200))
+        sim.history.complete(onTime, .failed("504 request_timeout"), at: at(200))
+        ScenarioRunner.checkHistory(sim)
+        #expect(sim.violations.isEmpty, "answered at the deadline: \(sim.violations)")
+        let late = sim.history.invoke(process: "app-0", "http", "GET b", at: at(10), deadline: at(210))
+        sim.history.complete(late, .failed("504 upstream_timeout"), at: at(211))
+        ScenarioRunner.checkHistory(sim)
+        #expect(sim.violations.map(\.invariant) == ["http.deadline"])
     }
 
     @Test func retryBudgetBoundFiresOnRetriesBeyondTheShareAndTheFloor() {
