@@ -25,15 +25,25 @@ final class HTTPEgressClient: SimProcess {
         var wire: UInt64
         var endpoint: MeshAddress
         var sentAt: MeshInstant
+        /// The connection carrying it (one exchange at a time, as HTTP/1.1 and the NIO pool do).
+        var stream: StreamID
         var written = false
         /// Whether the reference model counted this attempt as a half-open probe.
         var modelProbe = false
     }
-    private enum Purpose { case think(Int), exchange(Int, EgressExchange.Timer, UInt64), connect(HostID, StreamID), discovery, tokenTimeout(UInt64), appLeaves(Int) }
+    private enum Purpose { case think(Int), exchange(Int, EgressExchange.Timer, UInt64), connect(StreamID), discovery, tokenTimeout(UInt64), appLeaves(Int) }
+    /// One HTTP/1.1 connection to an upstream pod: it carries one attempt at a time and goes back to
+    /// the idle list after a whole answer that keeps it open.
     private struct Connection {
-        var stream: StreamID
+        var upstream: HostID
         var open = false
-        var queued: [(request: Int, wire: UInt64, bytes: [UInt8])] = []
+        /// The attempt it carries: its request, the bytes waiting for the connect, the answer read so far.
+        var request: Int?
+        var method = HTTP1Method.get
+        var pending: [UInt8]?
+        var reader = SimHTTP1.ResponseReader()
+        /// The answer's head went to the exchange; the rest of its body is still to come.
+        var relaying = false
     }
 
     private let config: HTTPEgressConfig
@@ -45,8 +55,9 @@ final class HTTPEgressClient: SimProcess {
     private var requests: [Int: Request] = [:]
     private var byWire: [UInt64: Int] = [:]
     private var timers: [UInt64: Purpose] = [:]
-    private var connections: [HostID: Connection] = [:]
-    private var hostOfStream: [StreamID: HostID] = [:]
+    private var connections: [StreamID: Connection] = [:]
+    /// Open connections with no attempt, per upstream pod (newest last).
+    private var idle: [HostID: [StreamID]] = [:]
     private var nextWire: UInt64 = 0
     private var issued = 0
     private(set) var originals = 0
@@ -159,7 +170,11 @@ final class HTTPEgressClient: SimProcess {
                 timers[t.rawValue] = .exchange(id, timer, generation)
                 requests[id]?.timers.append(t)
             case .abandonAttempt:
-                if let a = requests[id]?.current { byWire[a.wire] = nil }
+                // Its connection is closed (as the NIO pool does): a late answer cannot be mistaken.
+                if let a = requests[id]?.current {
+                    byWire[a.wire] = nil
+                    drop(a.stream, host)
+                }
                 requests[id]?.current = nil
             case .retrying(_, let neverSent):
                 retries += 1
@@ -322,79 +337,115 @@ final class HTTPEgressClient: SimProcess {
         sim.coverage.sometimes(pick.isProbe, "http.breaker-probe")
         nextWire += 1
         let wire = nextWire
-        r.current = Attempt(wire: wire, endpoint: pick.address, sentAt: host.now, modelProbe: probe)
+        let upstream = upstreams.first { $0.address == pick.address }!.host
+        // The request as HTTP/1.1 bytes, with the sidecar hop's trace context as the exchange made it.
+        var fields = [("x-request-key", r.key), ("traceparent", r.exchange.upstreamTraceparent)]
+        if pick.isProbe { fields.append(("x-probe", "1")) }
+        if !token.isEmpty { fields.append(("authorization", "Bearer \(token)")) }
+        let bytes = SimHTTP1.request(method: r.method, target: "/work", fields: fields)
+        let method: HTTP1Method = r.method == "POST" ? .post : .get
+        let stream: StreamID
+        var written = false
+        if let s = idle[upstream]?.popLast() {
+            stream = s
+            connections[s]!.request = id
+            connections[s]!.method = method
+            host.write(s, bytes)
+            written = true
+        } else {
+            stream = host.connect(to: upstream, port: HTTPUpstream.port)
+            connections[stream] = Connection(upstream: upstream, request: id, method: method, pending: bytes)
+            timers[host.setTimer(after: config.attemptTimeout).rawValue] = .connect(stream)
+        }
+        r.current = Attempt(wire: wire, endpoint: pick.address, sentAt: host.now, stream: stream, written: written, modelProbe: probe)
         byWire[wire] = id
         requests[id] = r
-        let upstream = upstreams.first { $0.address == pick.address }!.host
-        // The sidecar hop's trace context, as the exchange made it.
-        let bytes = EgressMessage.request(id: wire, method: r.method, key: r.key, probe: pick.isProbe, traceparent: r.exchange.upstreamTraceparent,
-                                          token: r.token).encode()
-        if var c = connections[upstream] {
-            if c.open {
-                host.write(c.stream, bytes)
-                requests[id]!.current!.written = true
-            } else {
-                c.queued.append((id, wire, bytes))
-            }
-            connections[upstream] = c
-        } else {
-            let s = host.connect(to: upstream, port: HTTPUpstream.port)
-            connections[upstream] = Connection(stream: s, queued: [(id, wire, bytes)])
-            hostOfStream[s] = upstream
-            timers[host.setTimer(after: config.attemptTimeout).rawValue] = .connect(upstream, s)
-        }
+    }
+
+    /// Closes a connection and forgets it.
+    private func drop(_ stream: StreamID, _ host: SimHost) {
+        guard let c = connections.removeValue(forKey: stream) else { return }
+        idle[c.upstream]?.removeAll { $0 == stream }
+        host.close(stream)
     }
 
     func receive(_ event: NetEvent, on host: SimHost) {
         if tokenStream(event, host) { return }
         switch event {
         case .connected(let s):
-            guard let u = hostOfStream[s], var c = connections[u], c.stream == s else { return }
+            guard var c = connections[s] else { return }
             c.open = true
-            for q in c.queued where requests[q.request]?.current?.wire == q.wire {
-                host.write(s, q.bytes)
-                requests[q.request]!.current!.written = true
+            if let bytes = c.pending, let id = c.request, requests[id]?.current?.stream == s {
+                host.write(s, bytes)
+                requests[id]!.current!.written = true
             }
-            c.queued.removeAll()
-            connections[u] = c
+            c.pending = nil
+            connections[s] = c
         case .connectFailed(let s, let kind):
-            lost(s, .gatewayError(kind), host)
+            if case .connectRefused = kind { host.simulation.coverage.hit("http.connect-refused") }
+            lost(s, kind, host)
         case .reset(let s):
-            lost(s, .gatewayError(.reset), host)
+            lost(s, .reset, host)
         case .closed(let s):
-            lost(s, .gatewayError(.closed), host)
-            host.close(s)
-        case .data(_, let bytes):
-            guard case .response(let wire, let status, let key, let trace)? = EgressMessage.decode(bytes) else { return }
-            guard let id = byWire[wire], let r = requests[id], let a = r.current, a.wire == wire else {
-                host.simulation.coverage.hit("http.late-response")
-                return
+            lost(s, .closed, host)
+        case .data(let s, let bytes):
+            guard var c = connections[s] else { return }
+            guard c.request != nil else {
+                // Bytes nobody asked for (the NIO decoder's `UnsolicitedBytes`): the connection is dropped.
+                host.simulation.coverage.hit("http.unsolicited-bytes")
+                return drop(s, host)
             }
-            host.simulation.expect(key == r.key, "http.right-response", "\(r.key) got the response for \(key)", host: host.id)
-            // traceparent = 00-<trace id>-<span id>-<flags>: the trace id must survive the hop, the span must be new.
-            let sent = r.traceparent.split(separator: "-"), seen = trace.split(separator: "-")
-            host.simulation.expect(seen.count == 4 && seen[1] == sent[1] && seen[2] != sent[2], "http.trace-survives",
-                                   "\(r.key) sent trace \(r.traceparent), the upstream saw \(trace)", host: host.id)
-            if !listed.contains(a.endpoint) { host.simulation.coverage.hit("http.response-from-removed") }
-            deliver(id, .attemptHead(status: status), host)
+            let step = c.reader.read(bytes, method: c.method)
+            connections[s] = c
+            switch step {
+            case .needMore:
+                break
+            case .invalid:
+                // A malformed answer: the scanner refused it, as on the NIO data path.
+                host.simulation.coverage.hit("http.malformed-answer")
+                lost(s, .protocolViolation, host)
+            case .head(let done):
+                answerHead(s, host)
+                if done { answerEnded(s, host) }
+            case .done:
+                answerEnded(s, host)
+            }
         case .datagram, .accepted:
             break
         }
     }
 
-    private func lost(_ stream: StreamID, _ outcome: UpstreamOutcome, _ host: SimHost) {
-        guard let u = hostOfStream.removeValue(forKey: stream), let c = connections[u], c.stream == stream else { return }
-        connections[u] = nil
-        // Every attempt on this upstream whose current connection this was.
-        let affected = requests.keys.sorted().filter { id in
-            guard let a = requests[id]?.current else { return false }
-            return upstreams.first { $0.address == a.endpoint }?.host == u
-        }
-        for id in affected {
-            let sent = requests[id]!.current!.written
-            if case .gatewayError(.connectRefused?) = outcome { host.simulation.coverage.hit("http.connect-refused") }
-            if case .gatewayError(let kind) = outcome { deliver(id, .attemptFailed(kind, requestSent: sent), host) }
-        }
+    /// An answer's head on connection `s`: checked against what was sent, then the exchange decides.
+    private func answerHead(_ s: StreamID, _ host: SimHost) {
+        guard let c = connections[s], let id = c.request, let r = requests[id], let a = r.current, a.stream == s else { return }
+        let key = c.reader.field("x-request-key") ?? ""
+        host.simulation.expect(key == r.key, "http.right-response", "\(r.key) got the response for \(key)", host: host.id)
+        // traceparent = 00-<trace id>-<span id>-<flags>: the trace id must survive the hop, the span must be new.
+        let trace = c.reader.field("traceparent") ?? ""
+        let sent = r.traceparent.split(separator: "-"), seen = trace.split(separator: "-")
+        host.simulation.expect(seen.count == 4 && seen[1] == sent[1] && seen[2] != sent[2], "http.trace-survives",
+                               "\(r.key) sent trace \(r.traceparent), the upstream saw \(trace)", host: host.id)
+        if !listed.contains(a.endpoint) { host.simulation.coverage.hit("http.response-from-removed") }
+        connections[s]?.relaying = true
+        deliver(id, .attemptHead(status: c.reader.status), host)
+    }
+
+    /// The whole answer arrived: the connection takes the next attempt, unless it closes.
+    private func answerEnded(_ s: StreamID, _ host: SimHost) {
+        guard var c = connections[s] else { return }
+        guard c.relaying, c.reader.head.keepAlive, !c.reader.hasLeftover else { return drop(s, host) }
+        c.request = nil
+        c.relaying = false
+        connections[s] = c
+        idle[c.upstream, default: []].append(s)
+    }
+
+    /// Connection `s` failed or closed: the attempt it carried (if its answer had not begun) failed.
+    private func lost(_ s: StreamID, _ kind: TransportError.Kind, _ host: SimHost) {
+        guard let c = connections[s] else { return }
+        drop(s, host)
+        guard !c.relaying, let id = c.request, let a = requests[id]?.current, a.stream == s else { return }
+        deliver(id, .attemptFailed(kind, requestSent: a.written), host)
     }
 
     func timerFired(_ token: TimerToken, on host: SimHost) {
@@ -415,10 +466,9 @@ final class HTTPEgressClient: SimProcess {
             }
             deliver(id, .appLeft, host)
             finish(id, .failed("499 app left"), host)
-        case .connect(let u, let s):
-            guard let c = connections[u], c.stream == s, !c.open else { return }
-            host.close(s)
-            lost(s, .gatewayError(.connectTimeout), host)
+        case .connect(let s):
+            guard let c = connections[s], !c.open else { return }
+            lost(s, .connectTimeout, host)
         case .discovery:
             discoveryChanged(host)
         case .tokenTimeout(let wire):

@@ -46,20 +46,15 @@ final class HTTPLedger {
     var issuedTokens: [String: MeshInstant] = [:]
 }
 
-/// The wire format between the simulated sidecar and upstreams.
+/// The wire format between the simulated sidecar and the token server (requests to upstream pods are
+/// HTTP/1.1: ``SimHTTP1``).
 enum EgressMessage {
-    /// `token` is the bearer token the sidecar injected (empty without OAuth).
-    case request(id: UInt64, method: String, key: String, probe: Bool, traceparent: String, token: String)
-    /// The upstream echoes the `traceparent` it received, as a traced service's span would carry it on.
-    case response(id: UInt64, status: Int, key: String, traceparent: String)
     /// A client-credentials token request, and its answer (status 200 with a token, or an error).
     case tokenRequest(id: UInt64)
     case tokenResponse(id: UInt64, status: Int, token: String, lifetimeNanos: Int64)
 
     func encode() -> [UInt8] {
         switch self {
-        case .request(let id, let method, let key, let probe, let trace, let token): Array("Q|\(id)|\(method)|\(key)|\(probe ? 1 : 0)|\(trace)|\(token)".utf8)
-        case .response(let id, let status, let key, let trace): Array("R|\(id)|\(status)|\(key)|\(trace)".utf8)
         case .tokenRequest(let id): Array("T|\(id)".utf8)
         case .tokenResponse(let id, let status, let token, let lifetime): Array("K|\(id)|\(status)|\(token)|\(lifetime)".utf8)
         }
@@ -67,8 +62,6 @@ enum EgressMessage {
 
     static func decode(_ bytes: [UInt8]) -> EgressMessage? {
         let f = String(decoding: bytes, as: UTF8.self).split(separator: "|", omittingEmptySubsequences: false).map(String.init)
-        if f.count == 7, f[0] == "Q", let id = UInt64(f[1]) { return .request(id: id, method: f[2], key: f[3], probe: f[4] == "1", traceparent: f[5], token: f[6]) }
-        if f.count == 5, f[0] == "R", let id = UInt64(f[1]), let status = Int(f[2]) { return .response(id: id, status: status, key: f[3], traceparent: f[4]) }
         if f.count == 2, f[0] == "T", let id = UInt64(f[1]) { return .tokenRequest(id: id) }
         if f.count == 5, f[0] == "K", let id = UInt64(f[1]), let status = Int(f[2]), let lifetime = Int64(f[4]) {
             return .tokenResponse(id: id, status: status, token: f[3], lifetimeNanos: lifetime)
@@ -77,17 +70,21 @@ enum EgressMessage {
     }
 }
 
-/// An upstream service pod: answers after a service time; buggify makes it slow or return bursts of 503.
+/// An upstream service pod speaking HTTP/1.1: it reads each request with the product's framing
+/// scanner and answers after a service time, one request at a time per connection; buggify makes it
+/// slow, return bursts of 503, or send a malformed answer (which the sidecar must refuse, not relay).
 final class HTTPUpstream: SimProcess {
     static let slow = FaultSite("http.upstream.slow")
     static let errorBurst = FaultSite("http.upstream.error-burst")
+    static let malformed = FaultSite("http.upstream.malformed")
     static let port = 8080
 
     private let config: HTTPEgressConfig
     private let ledger: HTTPLedger
     private let faults: any FaultInjector
-    private var open: Set<StreamID> = []
-    private var pending: [UInt64: (StreamID, EgressMessage)] = [:]
+    /// Per open connection: the bytes of the request being read.
+    private var open: [StreamID: [UInt8]] = [:]
+    private var pending: [UInt64: (StreamID, [UInt8])] = [:]
     private var burstLeft = 0
     /// This pod's ingress rate limiter (a restarted pod starts with a fresh one, as a real one does).
     private var limiter: RateLimiter?
@@ -127,42 +124,75 @@ final class HTTPUpstream: SimProcess {
 
     func receive(_ event: NetEvent, on host: SimHost) {
         switch event {
-        case .accepted(let s, _, _): open.insert(s)
+        case .accepted(let s, _, _): open[s] = []
         case .closed(let s), .reset(let s):
-            open.remove(s)
+            open[s] = nil
             host.close(s)
         case .data(let s, let bytes):
-            guard case .request(let id, let method, let key, _, let trace, let token)? = EgressMessage.decode(bytes) else { return }
-            if config.oauth != nil {
-                let valid = ledger.issuedTokens[token].map { host.now < $0 } ?? false
-                host.simulation.expect(valid, "http.token-valid", "\(key) arrived with \(token.isEmpty ? "no token" : "token \(token)"), which is "
-                                       + "\(ledger.issuedTokens[token].map { "expired since \($0)" } ?? "unknown")", host: host.id)
-                if !valid { return host.write(s, EgressMessage.response(id: id, status: 401, key: key, traceparent: trace).encode()) }
+            guard var buffer = open[s] else { return }
+            buffer += bytes
+            var scanner = HTTP1RequestScanner()
+            var head = HTTP1RequestHead()
+            switch buffer.withUnsafeBytes({ scanner.scan($0, into: &head) }) {
+            case .needMore:
+                open[s] = buffer
+            case .invalid:
+                open[s] = nil
+                host.close(s)
+            case .complete:
+                open[s] = Array(buffer[head.length...])  // the sidecar sends no body and does not pipeline
+                let method = "\(head.method.name)"
+                let key = SimHTTP1.field("x-request-key", head.fields, in: buffer) ?? ""
+                let trace = SimHTTP1.field("traceparent", head.fields, in: buffer) ?? ""
+                let token = SimHTTP1.field("authorization", head.fields, in: buffer).map { String($0.dropFirst("Bearer ".count)) } ?? ""
+                answer(s, method: method, key: key, trace: trace, token: token, host)
             }
-            let caller = String(key.split(separator: "/").first ?? "")
-            if !admit(caller, host) { return host.write(s, EgressMessage.response(id: id, status: 429, key: key, traceparent: trace).encode()) }
-            if !RetryPolicy.idempotentMethods.contains(method) {
-                ledger.receivedUnsafe[key, default: 0] += 1
-                host.simulation.expect(ledger.receivedUnsafe[key]! == 1, "http.no-duplicate-unsafe",
-                                       "\(method) \(key) reached an upstream twice", host: host.id)
-            }
-            // A burst is a fault: it ends with the heal like every other.
-            if (faults as? SimFaultInjector)?.enableProbability == nil { burstLeft = 0 }
-            if burstLeft == 0 && faults.fires(Self.errorBurst) { burstLeft = 20 }
-            let status: Int
-            if burstLeft > 0 { burstLeft -= 1; status = 503 } else { status = 200 }
-            var service = Double(config.serviceMin.nanoseconds) + host.random.nextExponential(mean: Double(config.serviceTailMean.nanoseconds))
-            if faults.fires(Self.slow) { service *= 40 }
-            let t = host.setTimer(after: .nanoseconds(Int64(service)))
-            pending[t.rawValue] = (s, .response(id: id, status: status, key: key, traceparent: trace))
         default:
             break
         }
     }
 
+    private func answer(_ s: StreamID, method: String, key: String, trace: String, token: String, _ host: SimHost) {
+        let echo = [("x-request-key", key), ("traceparent", trace)]
+        if config.oauth != nil {
+            let valid = ledger.issuedTokens[token].map { host.now < $0 } ?? false
+            host.simulation.expect(valid, "http.token-valid", "\(key) arrived with \(token.isEmpty ? "no token" : "token \(token)"), which is "
+                                   + "\(ledger.issuedTokens[token].map { "expired since \($0)" } ?? "unknown")", host: host.id)
+            if !valid { return host.write(s, SimHTTP1.response(status: 401, fields: echo)) }
+        }
+        let caller = String(key.split(separator: "/").first ?? "")
+        if !admit(caller, host) { return host.write(s, SimHTTP1.response(status: 429, fields: echo)) }
+        if !RetryPolicy.idempotentMethods.contains(method) {
+            ledger.receivedUnsafe[key, default: 0] += 1
+            host.simulation.expect(ledger.receivedUnsafe[key]! == 1, "http.no-duplicate-unsafe",
+                                   "\(method) \(key) reached an upstream twice", host: host.id)
+        }
+        // A burst is a fault: it ends with the heal like every other.
+        if (faults as? SimFaultInjector)?.enableProbability == nil { burstLeft = 0 }
+        if burstLeft == 0 && faults.fires(Self.errorBurst) { burstLeft = 20 }
+        let status: Int
+        if burstLeft > 0 { burstLeft -= 1; status = 503 } else { status = 200 }
+        var service = Double(config.serviceMin.nanoseconds) + host.random.nextExponential(mean: Double(config.serviceTailMean.nanoseconds))
+        if faults.fires(Self.slow) { service *= 40 }
+        let t = host.setTimer(after: .nanoseconds(Int64(service)))
+        guard faults.fires(Self.malformed) else {
+            pending[t.rawValue] = (s, SimHTTP1.response(status: status, fields: echo, body: "ok"))
+            return
+        }
+        // Two framings at once, the chunked one ending early, and (a moment later) an answer hidden in
+        // the length-framed body: a relay that took the chunked framing would read it as the answer to
+        // its next request on this connection (http.right-response). The scanner refuses the whole.
+        let hidden = "HTTP/1.1 200 OK\r\nx-request-key: smuggled\r\ntraceparent: \(trace)\r\ncontent-length: 0\r\n\r\n"
+        let head = "HTTP/1.1 200 OK\r\nx-request-key: \(key)\r\ntraceparent: \(trace)\r\ncontent-length: \(5 + hidden.utf8.count)\r\n"
+            + "transfer-encoding: chunked\r\n\r\n0\r\n\r\n"
+        pending[t.rawValue] = (s, Array(head.utf8))
+        let later = host.setTimer(after: .nanoseconds(Int64(service)) + .milliseconds(1))
+        pending[later.rawValue] = (s, Array(hidden.utf8))
+    }
+
     func timerFired(_ token: TimerToken, on host: SimHost) {
-        guard let (s, message) = pending.removeValue(forKey: token.rawValue), open.contains(s) else { return }
-        host.write(s, message.encode())
+        guard let (s, bytes) = pending.removeValue(forKey: token.rawValue), open[s] != nil else { return }
+        host.write(s, bytes)
     }
 }
 

@@ -1,0 +1,107 @@
+import HTTPSidecar
+
+/// Real HTTP/1.1 bytes between the simulated sidecar and upstream pods: heads written as text, and
+/// read back by the product's own framing scanner (so the scanner runs under every fault the nemesis
+/// injects, and a malformed answer is refused exactly as in production).
+enum SimHTTP1 {
+    /// A request head (and its empty body's framing).
+    static func request(method: String, target: String, fields: [(String, String)]) -> [UInt8] {
+        var text = "\(method) \(target) HTTP/1.1\r\nhost: upstream\r\n"
+        for (name, value) in fields { text += "\(name): \(value)\r\n" }
+        if method == "POST" || method == "PUT" || method == "PATCH" { text += "content-length: 0\r\n" }
+        return Array((text + "\r\n").utf8)
+    }
+
+    /// A response with a small body.
+    static func response(status: Int, fields: [(String, String)], body: String = "") -> [UInt8] {
+        var text = "HTTP/1.1 \(status) \(status < 400 ? "OK" : "Error")\r\n"
+        for (name, value) in fields { text += "\(name): \(value)\r\n" }
+        text += "content-length: \(body.utf8.count)\r\n\r\n" + body
+        return Array(text.utf8)
+    }
+
+    /// The value of field `name` (lower-case) in a scanned head's fields.
+    static func field(_ name: String, _ fields: [HTTP1Field], in bytes: [UInt8]) -> String? {
+        for f in fields where String(decoding: bytes[f.name], as: UTF8.self).lowercased() == name {
+            return String(decoding: bytes[f.value], as: UTF8.self)
+        }
+        return nil
+    }
+
+    /// Reads one answer at a time from a connection's byte stream, as the NIO upstream decoder does:
+    /// a head through the scanner, then the body by the framing the scanner decided (`Content-Length`
+    /// or chunked). Bytes after an answer stay buffered: a relay that framed an answer wrongly would
+    /// read them as the next one.
+    struct ResponseReader {
+        private var scanner = HTTP1ResponseScanner()
+        private(set) var head = HTTP1ResponseHead()
+        private(set) var headBytes: [UInt8] = []
+        private var buffer: [UInt8] = []
+        private enum Body { case length(Int), chunked(ChunkedBodyScanner) }
+        private var body: Body?
+
+        enum Step {
+            case needMore
+            /// The head was read; `done` when its body ended too.
+            case head(done: Bool)
+            /// The body of a head read earlier ended.
+            case done
+            case invalid(HTTP1Violation)
+        }
+
+        /// Bytes received and not yet part of an answer.
+        var hasLeftover: Bool { !buffer.isEmpty }
+
+        /// Adds bytes; returns `.head` once when the head is read, `.done` when its body ends later.
+        mutating func read(_ bytes: [UInt8], method: HTTP1Method) -> Step {
+            buffer += bytes
+            if body == nil {
+                guard !buffer.isEmpty else { return .needMore }
+                let scan = buffer.withUnsafeBytes { scanner.scan($0, method: method, into: &head) }
+                switch scan {
+                case .needMore: return .needMore
+                case .invalid(let v): return .invalid(v)
+                case .complete:
+                    headBytes = Array(buffer[0..<head.length])
+                    buffer.removeFirst(head.length)
+                    scanner.reset()
+                    if head.isInformational { return read([], method: method) }
+                    switch head.framing {
+                    case .length(let n): body = .length(n)
+                    case .chunked: body = .chunked(ChunkedBodyScanner())
+                    case .none, .untilClose: body = .length(0)  // the simulated pods always frame their answers
+                    }
+                    switch bodyStep() {
+                    case .invalid(let v): return .invalid(v)
+                    case .done: return .head(done: true)
+                    default: return .head(done: false)
+                    }
+                }
+            }
+            return bodyStep()
+        }
+
+        private mutating func bodyStep() -> Step {
+            switch body {
+            case .length(let left):
+                let take = min(left, buffer.count)
+                buffer.removeFirst(take)
+                guard take == left else { body = .length(left - take); return .needMore }
+                body = nil
+                return .done
+            case .chunked(var chunks):
+                let step = buffer.withUnsafeBytes { chunks.scan($0) { _ in } }
+                switch step {
+                case .needMore: buffer.removeAll(); body = .chunked(chunks); return .needMore
+                case .invalid(let v): return .invalid(v)
+                case .done(let consumed): buffer.removeFirst(consumed); body = nil; return .done
+                }
+            case nil:
+                return .needMore
+            }
+        }
+
+        var status: Int { head.status }
+        func field(_ name: String) -> String? { SimHTTP1.field(name, head.fields, in: headBytes) }
+    }
+}
