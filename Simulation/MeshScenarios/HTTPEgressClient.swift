@@ -332,8 +332,8 @@ final class HTTPEgressClient: SimProcess {
         host.log("attempt", Int64(pool.index(of: pick.address) ?? -1), pick.isProbe ? 1 : 0)
         let (violation, probe) = model.sent(to: pick.address, now: host.now)
         sim.expect(violation == nil, "http.no-traffic-to-unavailable", "\(r.key) sent to \(pick.address): \(violation ?? "")", host: host.id)
-        sim.expect(listed.contains(pick.address), "http.no-traffic-to-removed",
-                   "\(r.key) sent to \(pick.address), which discovery no longer lists", host: host.id)
+        let removed = HTTPEgressChecks.noTrafficToRemoved(pick.address, listed: listed)
+        sim.expect(removed == nil, "http.no-traffic-to-removed", "\(r.key) \(removed ?? "")", host: host.id)
         sim.coverage.sometimes(pick.isProbe, "http.breaker-probe")
         nextWire += 1
         let wire = nextWire
@@ -419,12 +419,11 @@ final class HTTPEgressClient: SimProcess {
     private func answerHead(_ s: StreamID, _ host: SimHost) {
         guard let c = connections[s], let id = c.request, let r = requests[id], let a = r.current, a.stream == s else { return }
         let key = c.reader.field("x-request-key") ?? ""
-        host.simulation.expect(key == r.key, "http.right-response", "\(r.key) got the response for \(key)", host: host.id)
-        // traceparent = 00-<trace id>-<span id>-<flags>: the trace id must survive the hop, the span must be new.
-        let trace = c.reader.field("traceparent") ?? ""
-        let sent = r.traceparent.split(separator: "-"), seen = trace.split(separator: "-")
-        host.simulation.expect(seen.count == 4 && seen[1] == sent[1] && seen[2] != sent[2], "http.trace-survives",
-                               "\(r.key) sent trace \(r.traceparent), the upstream saw \(trace)", host: host.id)
+        let wrong = HTTPEgressChecks.rightResponse(sent: r.key, answered: key)
+        host.simulation.expect(wrong == nil, "http.right-response", wrong ?? "", host: host.id)
+        // The upstream echoes the traceparent it saw: the app's trace id with the sidecar's span.
+        let lost = HTTPEgressChecks.traceSurvives(sent: r.traceparent, seen: c.reader.field("traceparent") ?? "")
+        host.simulation.expect(lost == nil, "http.trace-survives", "\(r.key): \(lost ?? "")", host: host.id)
         if !listed.contains(a.endpoint) { host.simulation.coverage.hit("http.response-from-removed") }
         connections[s]?.relaying = true
         deliver(id, .attemptHead(status: c.reader.status), host)
@@ -493,12 +492,8 @@ final class HTTPEgressClient: SimProcess {
     /// states, not through the pool's own summary.
     func checkQuiescent(_ host: SimHost) {
         guard requests.isEmpty else { return }
-        for e in pool.endpoints {
-            var stuck = e.inFlight != 0
-            if case .halfOpen(let probes) = e.breaker.state, probes > 0 { stuck = true }
-            host.simulation.expect(!stuck, "http.pool-quiescent",
-                                   "\(host.name): no request is running, yet \(e.address) has \(e.inFlight) in flight, breaker \(e.breaker.state)", host: host.id)
-        }
+        let stuck = HTTPEgressChecks.poolQuiescent(pool.endpoints)
+        host.simulation.expect(stuck == nil, "http.pool-quiescent", "\(host.name): \(stuck ?? "")", host: host.id)
     }
 
     /// At each retry: over the last budget window, retries stayed within the budget (a share of the

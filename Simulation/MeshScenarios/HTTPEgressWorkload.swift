@@ -30,7 +30,49 @@ public struct HTTPEgressConfig: Hashable, Sendable {
 }
 
 /// The egress workload's invariant names.
+/// The HTTP checks made inline as the simulated app, sidecar and pods see traffic, as pure functions
+/// of what was seen (each returns why the promise broke, or nil), so that each has a unit test with a
+/// hand-made history that breaks it (`CheckerTests`).
 enum HTTPEgressChecks {
+    /// `http.right-response`: the answer names the request it answers.
+    static func rightResponse(sent key: String, answered: String) -> String? {
+        answered == key ? nil : "\(key) got the response for \(answered)"
+    }
+
+    /// `http.trace-survives`: the upstream saw the app's trace id with a span id of the sidecar's own.
+    static func traceSurvives(sent: String, seen: String) -> String? {
+        let s = sent.split(separator: "-"), t = seen.split(separator: "-")
+        guard s.count == 4, t.count == 4, t[1] == s[1], t[2] != s[2] else { return "the app sent trace \(sent), the upstream saw \(seen)" }
+        return nil
+    }
+
+    /// `http.token-valid`: a request arrived with a token the token server issued that has not expired.
+    static func tokenValid(_ token: String, issued: [String: MeshInstant], now: MeshInstant) -> String? {
+        guard let expires = issued[token] else { return token.isEmpty ? "no token" : "token \(token), which was never issued" }
+        return now < expires ? nil : "token \(token), which is expired since \(expires)"
+    }
+
+    /// `http.no-duplicate-unsafe`: an unsafe request reached upstreams at most once (`arrivals` counts them).
+    static func noDuplicateUnsafe(method: String, key: String, arrivals: Int) -> String? {
+        arrivals <= 1 ? nil : "\(method) \(key) reached an upstream \(arrivals) times"
+    }
+
+    /// `http.no-traffic-to-removed`: an attempt went only to an endpoint discovery lists.
+    static func noTrafficToRemoved(_ address: MeshAddress, listed: [MeshAddress]) -> String? {
+        listed.contains(address) ? nil : "sent to \(address), which discovery no longer lists"
+    }
+
+    /// `http.pool-quiescent`: with no request running, no endpoint counts an attempt in flight or a
+    /// taken half-open probe (read straight off the endpoint states).
+    static func poolQuiescent(_ endpoints: [UpstreamPool.Endpoint]) -> String? {
+        for e in endpoints {
+            var stuck = e.inFlight != 0
+            if case .halfOpen(let probes) = e.breaker.state, probes > 0 { stuck = true }
+            if stuck { return "no request is running, yet \(e.address) has \(e.inFlight) in flight, breaker \(e.breaker.state)" }
+        }
+        return nil
+    }
+
     static let invariants = [
         "http.no-duplicate-unsafe", "http.no-traffic-to-unavailable", "http.retry-budget",
         "http.right-response", "http.complete", "http.liveness", "http.trace-survives",
@@ -155,17 +197,16 @@ final class HTTPUpstream: SimProcess {
     private func answer(_ s: StreamID, method: String, key: String, trace: String, token: String, _ host: SimHost) {
         let echo = [("x-request-key", key), ("traceparent", trace)]
         if config.oauth != nil {
-            let valid = ledger.issuedTokens[token].map { host.now < $0 } ?? false
-            host.simulation.expect(valid, "http.token-valid", "\(key) arrived with \(token.isEmpty ? "no token" : "token \(token)"), which is "
-                                   + "\(ledger.issuedTokens[token].map { "expired since \($0)" } ?? "unknown")", host: host.id)
-            if !valid { return host.write(s, SimHTTP1.response(status: 401, fields: echo)) }
+            let why = HTTPEgressChecks.tokenValid(token, issued: ledger.issuedTokens, now: host.now)
+            host.simulation.expect(why == nil, "http.token-valid", "\(key) arrived with \(why ?? "")", host: host.id)
+            if why != nil { return host.write(s, SimHTTP1.response(status: 401, fields: echo)) }
         }
         let caller = String(key.split(separator: "/").first ?? "")
         if !admit(caller, host) { return host.write(s, SimHTTP1.response(status: 429, fields: echo)) }
         if !RetryPolicy.idempotentMethods.contains(method) {
             ledger.receivedUnsafe[key, default: 0] += 1
-            host.simulation.expect(ledger.receivedUnsafe[key]! == 1, "http.no-duplicate-unsafe",
-                                   "\(method) \(key) reached an upstream twice", host: host.id)
+            let why = HTTPEgressChecks.noDuplicateUnsafe(method: method, key: key, arrivals: ledger.receivedUnsafe[key]!)
+            host.simulation.expect(why == nil, "http.no-duplicate-unsafe", why ?? "", host: host.id)
         }
         // A burst is a fault: it ends with the heal like every other.
         if (faults as? SimFaultInjector)?.enableProbability == nil { burstLeft = 0 }

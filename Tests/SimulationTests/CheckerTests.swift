@@ -17,6 +17,50 @@ import Testing
         #expect(RateLimitBound.violation([at(0), at(0), at(0), at(30), at(30), at(30)], rate: 100, burst: 3) == nil, "refilled after 30 ms")
     }
 
+    @Test func rightResponseFiresOnAnotherRequestsAnswer() {
+        #expect(HTTPEgressChecks.rightResponse(sent: "app-0/0-1", answered: "app-0/0-1") == nil)
+        #expect(HTTPEgressChecks.rightResponse(sent: "app-0/0-1", answered: "smuggled") != nil)
+    }
+
+    @Test func traceSurvivesFiresOnALostTraceOrAReusedSpan() {
+        let app = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+        #expect(HTTPEgressChecks.traceSurvives(sent: app, seen: "00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01") == nil)
+        #expect(HTTPEgressChecks.traceSurvives(sent: app, seen: "00-11111111111111111111111111111111-00f067aa0ba902b7-01") != nil, "a new trace")
+        #expect(HTTPEgressChecks.traceSurvives(sent: app, seen: app) != nil, "the app's own span: no hop")
+        #expect(HTTPEgressChecks.traceSurvives(sent: app, seen: "") != nil, "no traceparent")
+    }
+
+    @Test func tokenValidFiresOnMissingUnknownAndExpiredTokens() {
+        let issued = ["t1": at(100)]
+        #expect(HTTPEgressChecks.tokenValid("t1", issued: issued, now: at(99)) == nil)
+        #expect(HTTPEgressChecks.tokenValid("t1", issued: issued, now: at(100)) != nil, "expired at that instant")
+        #expect(HTTPEgressChecks.tokenValid("forged", issued: issued, now: at(0)) != nil)
+        #expect(HTTPEgressChecks.tokenValid("", issued: issued, now: at(0)) != nil)
+    }
+
+    @Test func noDuplicateUnsafeFiresOnASecondArrival() {
+        #expect(HTTPEgressChecks.noDuplicateUnsafe(method: "POST", key: "k", arrivals: 1) == nil)
+        #expect(HTTPEgressChecks.noDuplicateUnsafe(method: "POST", key: "k", arrivals: 2) != nil)
+    }
+
+    @Test func noTrafficToRemovedFiresOnAnUnlistedEndpoint() {
+        let a = MeshAddress(host: "10.0.0.1", port: 80), b = MeshAddress(host: "10.0.0.2", port: 80)
+        #expect(HTTPEgressChecks.noTrafficToRemoved(a, listed: [a, b]) == nil)
+        #expect(HTTPEgressChecks.noTrafficToRemoved(a, listed: [b]) != nil)
+    }
+
+    @Test func poolQuiescentFiresOnAnAttemptNeverEnded() {
+        let a = MeshAddress(host: "10.0.0.1", port: 80)
+        var pool = UpstreamPool(UpstreamPool.Config(), endpoints: [a])
+        #expect(HTTPEgressChecks.poolQuiescent(pool.endpoints) == nil)
+        var random = SeededRandom(seed: 1)
+        let pick = pool.pick(now: .zero, exclude: [], random: &random)
+        #expect(pick != nil)
+        #expect(HTTPEgressChecks.poolQuiescent(pool.endpoints) != nil, "an attempt counted in flight, never recorded")
+        pool.release(pick!)
+        #expect(HTTPEgressChecks.poolQuiescent(pool.endpoints) == nil)
+    }
+
     @Test func httpDeadlineFiresOnAnAnswerAfterTheDeadline() {
         let sim = Simulation(seed: 1)
         sim.enabledInvariants = ["http.deadline", "http.complete"]
