@@ -76,8 +76,12 @@ final class HTTPEgressClient: SimProcess {
     /// The endpoint-health promise as an independent model, fed with what this app saw.
     private var model: EndpointHealthModel
 
+    /// The run's fault points, handed to the product's exchange (its buggify sites).
+    private let faults: any FaultInjector
+
     init(config: HTTPEgressConfig, upstreams: [(host: HostID, address: MeshAddress)], poolConfig: UpstreamPool.Config, stopAt: MeshInstant,
-         calmAt: MeshInstant, tokenServer: HostID? = nil) {
+         calmAt: MeshInstant, tokenServer: HostID? = nil, faults: any FaultInjector = InertFaults.shared) {
+        self.faults = faults
         self.config = config
         self.upstreams = upstreams
         self.stopAt = stopAt
@@ -311,7 +315,8 @@ final class HTTPEgressClient: SimProcess {
         // The app's own trace context; the sidecar hop must continue it.
         let traceparent = TracePropagation.nextHop(traceparent: nil, tracestate: nil, random: &host.random).context.traceParentHeaderValue
         let settings = EgressExchange.Settings(service: "upstream", deadline: config.deadline, attemptTimeout: config.attemptTimeout, usesToken: tokens != nil)
-        var exchange = EgressExchange(method: method, settings: settings, traceparent: traceparent, tracestate: nil, now: host.now, random: &host.random)
+        var exchange = EgressExchange(method: method, settings: settings, traceparent: traceparent, tracestate: nil, now: host.now, random: &host.random,
+                                      faults: faults)
         var r = Request(historyId: id, key: key, method: method, slot: slot, exchange: exchange, traceparent: traceparent)
         if host.random.chance(config.appDisconnect) {
             let leave = host.setTimer(after: .nanoseconds(Int64(Double(config.deadline.nanoseconds) * host.random.nextUnit())))

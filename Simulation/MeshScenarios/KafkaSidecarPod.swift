@@ -34,7 +34,7 @@ final class KafkaSidecarPod: SimProcess {
     func start(on host: SimHost) {
         self.host = host
         engine = ReactiveConsumer(config: engineConfig, random: SeededRandom(seed: host.random.next()),
-                                  epochMillis: { 1_700_000_000_000 + $0.nanoseconds / 1_000_000 })
+                                  epochMillis: { 1_700_000_000_000 + $0.nanoseconds / 1_000_000 }, faults: host.simulation.faults)
         var cc = KafkaConsumerConfig(groupId: Self.group)
         cc.clientId = host.name
         cc.sessionTimeout = config.sessionTimeout

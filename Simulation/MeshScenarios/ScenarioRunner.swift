@@ -84,9 +84,10 @@ public enum ScenarioRunner {
                 for i in 0..<group.count {
                     let pool = scenario.httpPool
                     let box = ClientBox()
+                    let faults = sim.faults!
                     let h = sim.addHost(named: "\(group.name)-\(i)") { [tokenServer] _ in
                         let c = HTTPEgressClient(config: config, upstreams: upstreams, poolConfig: pool, stopAt: stopIssuing, calmAt: quietAt,
-                                                tokenServer: tokenServer)
+                                                tokenServer: tokenServer, faults: faults)
                         box.client = c
                         return c
                     }

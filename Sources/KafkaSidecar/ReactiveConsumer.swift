@@ -109,11 +109,20 @@ public final class ReactiveConsumer {
     /// - Parameters:
     ///   - random: jitter for retry backoff.
     ///   - epochMillis: wall-clock milliseconds of an instant, for the dead-letter headers.
-    public init(config: ReactiveConsumerConfig, random: SeededRandom, epochMillis: @escaping @Sendable (MeshInstant) -> Int64) {
+    ///   - faults: fault points (``InertFaults`` outside the simulator).
+    public init(config: ReactiveConsumerConfig, random: SeededRandom, epochMillis: @escaping @Sendable (MeshInstant) -> Int64,
+                faults: any FaultInjector = InertFaults.shared) {
         self.config = config
         self.random = random
         self.epochMillis = epochMillis
+        self.faults = faults
     }
+
+    /// Fault points (``InertFaults`` outside the simulator).
+    private let faults: any FaultInjector
+    /// Buggify: a push's timeout is a tenth of the configured one, so the app's answers race it and
+    /// records are redelivered while the app still works on them (a slow app makes the same happen).
+    public static let shortPushTimeout = FaultSite("kafka.sidecar.short-push-timeout")
 
     /// Records the driver may still take from the consumer before the buffer is full. At zero the
     /// driver keeps polling (rebalances are served inside polls) but slowly, one record at a time
@@ -219,7 +228,8 @@ public final class ReactiveConsumer {
                 if let batch = makeBatch(tp, now) {
                     idle = 0
                     actions.append(.push(batch))
-                    actions.append(.armTimer(.pushTimeout(batch: batch.id), after: config.pushTimeout))
+                    let timeout = faults.fires(Self.shortPushTimeout) ? config.pushTimeout / 10 : config.pushTimeout
+                    actions.append(.armTimer(.pushTimeout(batch: batch.id), after: timeout))
                 } else {
                     idle += 1
                 }

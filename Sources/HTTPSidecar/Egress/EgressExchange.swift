@@ -105,12 +105,19 @@ public struct EgressExchange: Sendable {
     public let started: MeshInstant
     /// The token the current attempt carries.
     private var attemptToken: String?
+    /// Fault points (``InertFaults`` outside the simulator).
+    private let faults: any FaultInjector
+    /// Buggify: an attempt's timeout is a tenth of the configured one, so answers race their
+    /// timeouts (a slower network makes the same happen).
+    public static let shortAttemptTimeout = FaultSite("http.exchange.short-attempt-timeout")
     private var nextGeneration: UInt64 = 0
     private var armed: [Timer: UInt64] = [:]
 
     /// A new exchange for a request with `method`, continuing the app's trace headers.
-    public init(method: String, settings: Settings, traceparent: String?, tracestate: String?, now: MeshInstant, random: inout some RandomSource) {
+    public init(method: String, settings: Settings, traceparent: String?, tracestate: String?, now: MeshInstant, random: inout some RandomSource,
+                faults: any FaultInjector = InertFaults.shared) {
         self.settings = settings
+        self.faults = faults
         self.started = now
         request = EgressRequest(method: method, deadline: now + settings.deadline, usesToken: settings.usesToken)
         let (hop, _) = TracePropagation.nextHop(traceparent: traceparent, tracestate: tracestate, random: &random)
@@ -194,7 +201,9 @@ public struct EgressExchange: Sendable {
             phase = .attempting
             attemptToken = token
             actions.append(.send(pick, token: token))
-            if let timeout = settings.attemptTimeout { actions.append(arm(.attempt, at: now + timeout)) }
+            if let timeout = settings.attemptTimeout {
+                actions.append(arm(.attempt, at: now + (faults.fires(Self.shortAttemptTimeout) ? timeout / 10 : timeout)))
+            }
         case .waitForEndpoint(let until):
             phase = .waiting
             actions.append(arm(.wait, at: until))
