@@ -29,14 +29,14 @@ struct HTTP1RequestDecoder: ByteToMessageDecoder {
     private var head = HTTP1RequestHead()
     private var reading = Reading.head
     private var keepAlive = true
-    private var runs: [Range<Int>] = []
+    private var slices: [ByteBuffer] = []
     /// Tells the paired ``HTTP1ResponseEncoder`` which answers are to HEAD requests.
     private let pending: PendingRequestMethods
 
     init(pending: PendingRequestMethods, limits: HTTP1Limits = HTTP1Limits(maxHeadBytes: 64 * 1024, maxFields: 1_000)) {
         self.pending = pending
         scanner = HTTP1RequestScanner(limits: limits)
-        runs.reserveCapacity(8)
+        slices.reserveCapacity(8)
     }
 
     mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
@@ -76,23 +76,12 @@ struct HTTP1RequestDecoder: ByteToMessageDecoder {
             return .continue
         case .chunked(var chunks):
             guard buffer.readableBytes > 0 else { return .needMoreData }
-            runs.removeAll(keepingCapacity: true)
-            let step = buffer.withUnsafeReadableBytes { bytes in chunks.scan(bytes) { runs.append($0) } }
-            let start = buffer.readerIndex
-            for run in runs {
-                context.fireChannelRead(Self.wrapInboundOut(.body(buffer.getSlice(at: start + run.lowerBound, length: run.count)!)))
-            }
-            switch step {
-            case .invalid(let violation): throw violation
-            case .needMore:
-                buffer.moveReaderIndex(to: buffer.writerIndex)
-                reading = .chunked(chunks)
-                return .needMoreData
-            case .done(let consumed):
-                buffer.moveReaderIndex(forwardBy: consumed)
-                endMessage(context)
-                return .continue
-            }
+            slices.removeAll(keepingCapacity: true)
+            let ended = try chunks.read(&buffer, into: &slices)
+            for slice in slices { context.fireChannelRead(Self.wrapInboundOut(.body(slice))) }
+            guard ended else { reading = .chunked(chunks); return .needMoreData }
+            endMessage(context)
+            return .continue
         }
     }
 

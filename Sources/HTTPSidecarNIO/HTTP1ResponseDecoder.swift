@@ -29,11 +29,11 @@ struct HTTP1ResponseDecoder: WriteObservingByteToMessageDecoder {
     private var reading = Reading.head
     private var keepAlive = true
     private var methods = CircularBuffer<HTTP1Method>(initialCapacity: 2)
-    private var runs: [Range<Int>] = []
+    private var slices: [ByteBuffer] = []
 
     init(limits: HTTP1Limits = HTTP1Limits(maxHeadBytes: 64 * 1024, maxFields: 1_000)) {
         scanner = HTTP1ResponseScanner(limits: limits)
-        runs.reserveCapacity(8)
+        slices.reserveCapacity(8)
     }
 
     /// A request went out: its answer is the next one after those already awaited.
@@ -78,23 +78,13 @@ struct HTTP1ResponseDecoder: WriteObservingByteToMessageDecoder {
             if n == remaining { endMessage(context) } else { reading = .length(remaining: remaining - n) }
             return .continue
         case .chunked(var chunks):
-            runs.removeAll(keepingCapacity: true)
-            let step = buffer.withUnsafeReadableBytes { bytes in chunks.scan(bytes) { runs.append($0) } }
-            let start = buffer.readerIndex
-            for run in runs {
-                context.fireChannelRead(Self.wrapInboundOut(.body(buffer.getSlice(at: start + run.lowerBound, length: run.count)!)))
-            }
-            switch step {
-            case .invalid(let violation): throw violation
-            case .needMore:
-                buffer.moveReaderIndex(to: buffer.writerIndex)
-                reading = .chunked(chunks)
-                return .needMoreData
-            case .done(let consumed):
-                buffer.moveReaderIndex(forwardBy: consumed)
-                endMessage(context)
-                return .continue
-            }
+            guard buffer.readableBytes > 0 else { return .needMoreData }
+            slices.removeAll(keepingCapacity: true)
+            let ended = try chunks.read(&buffer, into: &slices)
+            for slice in slices { context.fireChannelRead(Self.wrapInboundOut(.body(slice))) }
+            guard ended else { reading = .chunked(chunks); return .needMoreData }
+            endMessage(context)
+            return .continue
         case .untilClose:
             context.fireChannelRead(Self.wrapInboundOut(.body(buffer.readSlice(length: buffer.readableBytes)!)))
             return .needMoreData

@@ -33,6 +33,24 @@ enum HTTP1FieldLines {
 
     @inline(__always) static func isControl(_ b: UInt8) -> Bool { b < 0x20 || b == 0x7F }
 
+    /// Reads the field lines of a head and checks the framing they declare, the same way for
+    /// requests and answers: never both `Content-Length` and `Transfer-Encoding`, and no transfer
+    /// coding in an HTTP/1.0 message.
+    static func readAndClassify(_ bytes: UnsafeRawBufferPointer, from: Int, end: Int, version: HTTP1Version, limits: HTTP1Limits,
+                                into fields: inout [HTTP1Field]) -> Result<Classified, HTTP1Violation> {
+        if let v = read(bytes, from: from, end: end, limits: limits, into: &fields) { return .failure(v) }
+        let c: Classified
+        switch classify(bytes, &fields) {
+        case .failure(let v): return .failure(v)
+        case .success(let classified): c = classified
+        }
+        if c.chunked {
+            guard c.contentLength == nil else { return .failure(.lengthAndTransferEncoding) }
+            guard version == .http11 else { return .failure(.badTransferEncoding) }
+        }
+        return .success(c)
+    }
+
     /// Classifies framing and hop-by-hop fields, checks `Content-Length`, `Transfer-Encoding`, `Host`
     /// and what `Connection` names. Returns the pieces a head needs.
     static func classify(_ bytes: UnsafeRawBufferPointer, _ fields: inout [HTTP1Field]) -> Result<Classified, HTTP1Violation> {

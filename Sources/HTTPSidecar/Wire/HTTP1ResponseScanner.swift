@@ -50,15 +50,10 @@ public struct HTTP1ResponseScanner: Sendable {
         }
         guard bytes[p] == HTTP1Byte.cr else { return .badStatusLine }
         p += 2
-        if let v = HTTP1FieldLines.read(bytes, from: p, end: end, limits: limits, into: &head.fields) { return v }
         let c: HTTP1FieldLines.Classified
-        switch HTTP1FieldLines.classify(bytes, &head.fields) {
+        switch HTTP1FieldLines.readAndClassify(bytes, from: p, end: end, version: version, limits: limits, into: &head.fields) {
         case .failure(let v): return v
         case .success(let classified): c = classified
-        }
-        if c.chunked {
-            guard c.contentLength == nil else { return .lengthAndTransferEncoding }
-            guard version == .http11 else { return .badTransferEncoding }
         }
         head.keepAlive = !c.close && (version == .http11 || c.keepAlive)
         if status < 200 {

@@ -41,25 +41,16 @@ enum OurResponseFramer {
                         if head.isInformational { current = nil; continue progress }
                         switch head.framing {
                         case .none: phase = .finished
-                        case .length(let n): phase = .length(n)
-                        case .chunked: phase = .chunked(ChunkedBodyScanner())
+                        case .length(let n): phase = .body(.length(n))
+                        case .chunked: phase = .body(.chunked(ChunkedBodyScanner()))
                         case .untilClose: phase = .untilClose
                         }
                     }
-                case .length(let n):
-                    let take = min(n, buffer.count)
-                    current!.body += buffer[0..<take]
-                    buffer.removeFirst(take)
-                    phase = take == n ? .finished : .length(n - take)
-                    if take < n { break progress }
-                case .chunked(var chunks):
-                    var data: [UInt8] = []
-                    let step = buffer.withUnsafeBytes { b in chunks.scan(b) { data += b[$0] } }
-                    current!.body += data
-                    switch step {
-                    case .needMore: buffer.removeAll(); phase = .chunked(chunks); break progress
-                    case .invalid(let v): out.end = .rejected(v.code + ": " + v.description); out.partial = current; return out
-                    case .done(let consumed): buffer.removeFirst(consumed); phase = .finished
+                case .body(var reader):
+                    switch reader.read(&buffer, into: &current!.body) {
+                    case .failure(let v): out.end = .rejected(v.code + ": " + v.description); out.partial = current; return out
+                    case .success(true): phase = .finished
+                    case .success(false): phase = .body(reader); break progress
                     }
                 case .untilClose:
                     current!.body += buffer
@@ -85,7 +76,7 @@ enum OurResponseFramer {
     }
 
     private enum Phase {
-        case head, length(Int), chunked(ChunkedBodyScanner), untilClose, finished
+        case head, body(BodyReader), untilClose, finished
     }
 }
 
