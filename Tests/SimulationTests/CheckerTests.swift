@@ -74,6 +74,33 @@ import Testing
         #expect(sim.violations.map(\.invariant) == ["http.deadline"])
     }
 
+    @Test func completeFiresOnARequestThatNeverEnded() {
+        let sim = Simulation(seed: 1)
+        sim.enabledInvariants = ["http.complete", "echo.complete"]
+        let done = sim.history.invoke(process: "app-0", "http", "GET a", at: at(0), deadline: at(200))
+        sim.history.complete(done, .ok("200"), at: at(5))
+        ScenarioRunner.checkHistory(sim)
+        #expect(sim.violations.isEmpty)
+        _ = sim.history.invoke(process: "client-0", "echo", "e1", at: at(10))
+        ScenarioRunner.checkHistory(sim)
+        #expect(sim.violations.map(\.invariant) == ["echo.complete"])
+    }
+
+    @Test func livenessFiresOnAFailureAfterTheHealButNotOnAnAppThatLeft() {
+        let sim = Simulation(seed: 1)
+        sim.enabledInvariants = ["http.liveness", "echo.liveness"]
+        let before = sim.history.invoke(process: "app-0", "http", "GET a", at: at(10))
+        sim.history.complete(before, .failed("503 no_healthy_endpoint"), at: at(20))
+        let left = sim.history.invoke(process: "app-0", "http", "GET b", at: at(110))
+        sim.history.complete(left, .failed("499 app left"), at: at(120))
+        ScenarioRunner.checkLiveness(sim, from: at(100))
+        #expect(sim.violations.isEmpty, "a failure before the heal settled, and an app that left, are not the system's")
+        let after = sim.history.invoke(process: "app-0", "http", "GET c", at: at(130))
+        sim.history.complete(after, .failed("502 upstream_unavailable"), at: at(140))
+        ScenarioRunner.checkLiveness(sim, from: at(100))
+        #expect(sim.violations.map(\.invariant) == ["http.liveness"])
+    }
+
     @Test func retryBudgetBoundFiresOnRetriesBeyondTheShareAndTheFloor() {
         // 20 % of 50 requests plus 5/s over a 1 s window: 15 retries at most.
         let originals = (0..<50).map { at(Double($0) * 10) }
