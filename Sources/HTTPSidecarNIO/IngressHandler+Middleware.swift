@@ -22,13 +22,6 @@ extension IngressHandler {
             return refuse(context, head, ErrorResponse(status: .requestHeaderFieldsTooLarge, code: "too_many_headers",
                                                        message: "more than \(config.maxHeaders) header fields", headers: responseHeaders), close: true)
         }
-        // RFC 9112 §3.2: an HTTP/1.1 request needs exactly one Host (two are a smuggling vector).
-        let hosts = head.headers["host"].count
-        if hosts > 1 || (hosts == 0 && head.version.minor >= 1) {
-            return refuse(context, head, ErrorResponse(status: .badRequest, code: "bad_host",
-                                                       message: hosts > 1 ? "more than one Host header" : "an HTTP/1.1 request needs a Host header",
-                                                       headers: responseHeaders), close: true)
-        }
         let framing: RequestFraming
         switch RequestFraming.of(method: head.method.rawValue, contentLength: head.headers["content-length"],
                                  transferEncoding: head.headers["transfer-encoding"]) {
