@@ -134,12 +134,11 @@ final class HTTPEgressClient: SimProcess {
     private func deliver(_ id: Int, _ event: EgressExchange.Event, _ host: SimHost) {
         guard var r = requests[id] else { return }
         let attempt = r.current
-        switch event {
-        case .attemptHead, .attemptFailed:
+        // A failed attempt is over; an answered one stays current until the exchange decides, so
+        // that a retry drops its connection as the NIO driver does (``Action/abandonAttempt``).
+        if case .attemptFailed = event, let a = attempt {
             r.current = nil
-            if let a = attempt { byWire[a.wire] = nil }
-        default:
-            break
+            byWire[a.wire] = nil
         }
         let actions = r.exchange.handle(event, pool: &pool, now: host.now, random: &host.random)
         requests[id] = r

@@ -276,8 +276,6 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
             case .refuse(let refusal):
                 let seconds = exchange.map { (shared.clock.now - $0.started).seconds } ?? 0
                 endRequest()
-                current?.connection?.abandon()
-                current = nil
                 if refusal.code == "no_healthy_endpoint" { shared.metrics.service(name).noEndpoint.increment() }
                 shared.metrics.finished("egress", status: refusal.status, seconds: seconds, service: name)
                 fail(context, HTTPResponseStatus(statusCode: refusal.status), refusal.code, refusal.message, close: !ex.keepAlive)
