@@ -8,9 +8,10 @@ extension ChunkedBodyScanner {
     /// refuses it. Shared by the request and answer decoders.
     mutating func read(_ buffer: inout ByteBuffer, into slices: inout [ByteBuffer]) throws -> Bool {
         let start = buffer.readerIndex
-        var runs: [Range<Int>] = []
-        let step = buffer.withUnsafeReadableBytes { bytes in scan(bytes) { runs.append($0) } }
-        for run in runs { slices.append(buffer.getSlice(at: start + run.lowerBound, length: run.count)!) }
+        let whole = buffer
+        let step = whole.withUnsafeReadableBytes { bytes in
+            scan(bytes) { slices.append(whole.getSlice(at: start + $0.lowerBound, length: $0.count)!) }
+        }
         switch step {
         case .needMore:
             buffer.moveReaderIndex(to: buffer.writerIndex)

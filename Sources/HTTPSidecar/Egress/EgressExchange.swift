@@ -111,7 +111,33 @@ public struct EgressExchange: Sendable {
     /// timeouts (a slower network makes the same happen).
     public static let shortAttemptTimeout = FaultSite("http.exchange.short-attempt-timeout")
     private var nextGeneration: UInt64 = 0
-    private var armed: [Timer: UInt64] = [:]
+    private var armed = ArmedTimers()
+
+    /// The generation armed for each timer, in three fixed slots (no allocation per request).
+    private struct ArmedTimers: Sendable {
+        private var deadline: UInt64?
+        private var attempt: UInt64?
+        private var wait: UInt64?
+
+        subscript(_ timer: Timer) -> UInt64? {
+            get {
+                switch timer {
+                case .deadline: deadline
+                case .attempt: attempt
+                case .wait: wait
+                }
+            }
+            set {
+                switch timer {
+                case .deadline: deadline = newValue
+                case .attempt: attempt = newValue
+                case .wait: wait = newValue
+                }
+            }
+        }
+
+        mutating func removeAll() { self = ArmedTimers() }
+    }
 
     /// A new exchange for a request with `method`, continuing the app's trace headers.
     public init(method: String, settings: Settings, traceparent: String?, tracestate: String?, now: MeshInstant, random: inout some RandomSource,
