@@ -263,9 +263,7 @@ final class EchoClient: SimProcess {
         // Once per request and by the deadline hold by construction (the done flag, the deadline
         // timer), so they are not checked: no bug could make such a check fail.
         _ = sim.history.complete(op.historyId, outcome, at: host.now)
-        if case .ok(let body) = outcome {
-            sim.expect(body == op.key, "echo.right-response",
-                       "\(op.key) received the response meant for \(body)", host: host.id)
+        if case .ok = outcome {  // whether it is the right one, the end-of-run check reads from the history
             host.log("ok", Int64(id), Int64(op.attempts), op.key)
         } else {
             host.log("failed", Int64(id), Int64(op.attempts), op.key)

@@ -113,43 +113,70 @@ final class KafkaSidecarApp: SimProcess {
         host.send(to: reply.to, port: SidecarAppWire.port, reply.frame)
     }
 
+    /// A record as a push carried it.
+    struct PushedRecord: Equatable {
+        var id: String
+        var topicPartition: TopicPartition
+        var offset: Int64
+        var attempt: Int
+        var key: String?
+        var value: String
+    }
+
+    /// Reads a push body as an app would, or says why it cannot (`kafka-sidecar.push-wellformed`).
+    static func readPush(_ body: [UInt8]) -> Result<[PushedRecord], PushUnreadable> {
+        guard let json = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
+              let records = json["records"] as? [[String: Any]] else {
+            return .failure(PushUnreadable(message: "the app got a push it cannot read: \(String(decoding: body.prefix(200), as: UTF8.self))"))
+        }
+        var read: [PushedRecord] = []
+        for r in records {
+            guard let id = r["id"] as? String, let topic = r["topic"] as? String, let partition = (r["partition"] as? NSNumber)?.int32Value,
+                  let offset = (r["offset"] as? NSNumber)?.int64Value, let attempt = (r["attempt"] as? NSNumber)?.intValue,
+                  let value = value(r) else {
+                return .failure(PushUnreadable(message: "a pushed record is malformed: \(r)"))
+            }
+            read.append(PushedRecord(id: id, topicPartition: TopicPartition(topic, partition), offset: offset, attempt: attempt,
+                                     key: r["key"] as? String, value: value))
+        }
+        return .success(read)
+    }
+
+    /// Why a push body is not what the push format promises.
+    struct PushUnreadable: Error { var message: String }
+
     /// Reads the push, records what arrived, decides, and records the decision (it is made now,
     /// whether or not the answer reaches the sidecar).
     private func handle(_ body: [UInt8], _ host: SimHost) -> (status: UInt16, body: [UInt8]) {
-        guard let json = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
-              let records = json["records"] as? [[String: Any]] else {
-            host.simulation.violation("kafka-sidecar.push-wellformed", "the app got a push it cannot read: \(String(decoding: body.prefix(200), as: UTF8.self))")
+        let records: [PushedRecord]
+        switch Self.readPush(body) {
+        case .success(let read): records = read
+        case .failure(let unreadable):
+            host.simulation.violation("kafka-sidecar.push-wellformed", unreadable.message)
             return (400, [])
         }
         if faults.fires(Self.error) { return (500, Array("oops".utf8)) }
         var answers: [(id: String, verdict: AppVerdict, reason: String?)] = []
         for r in records {
-            guard let id = r["id"] as? String, let topic = r["topic"] as? String, let partition = (r["partition"] as? NSNumber)?.int32Value,
-                  let offset = (r["offset"] as? NSNumber)?.int64Value, let attempt = (r["attempt"] as? NSNumber)?.intValue,
-                  let value = Self.value(r) else {
-                host.simulation.violation("kafka-sidecar.push-wellformed", "a pushed record is malformed: \(r)")
-                return (400, [])
-            }
-            let tp = TopicPartition(topic, partition)
-            ledger.delivered.insert(value)
-            if ledger.deliveredOffsets[tp, default: []].insert(offset).inserted {
-                let lane = ordering == .key ? "\(tp)/\(r["key"] as? String ?? "")" : "\(tp)"
-                if ordering != .none, let last = ledger.lastFirstDelivery[lane], last > offset {
-                    host.simulation.violation("kafka-sidecar.order", "\(lane): offset \(offset) reached the app for the first time after offset \(last)")
+            let tp = r.topicPartition
+            ledger.delivered.insert(r.value)
+            if ledger.deliveredOffsets[tp, default: []].insert(r.offset).inserted {
+                let lane = ordering == .key ? "\(tp)/\(r.key ?? "")" : "\(tp)"
+                if ordering != .none,
+                   let (invariant, message) = KafkaSidecarChecks.orderViolation(lane: lane, lastFirstDelivery: ledger.lastFirstDelivery[lane], offset: r.offset) {
+                    host.simulation.violation(invariant, message)
                 }
-                ledger.lastFirstDelivery[lane] = max(ledger.lastFirstDelivery[lane] ?? -1, offset)
+                ledger.lastFirstDelivery[lane] = max(ledger.lastFirstDelivery[lane] ?? -1, r.offset)
             }
-            let verdict = SidecarAppFate(value: value).verdict(attempt: attempt)
-            answers.append((id, verdict, verdict == .success ? nil : "fate of \(value)"))
+            let verdict = SidecarAppFate(value: r.value).verdict(attempt: r.attempt)
+            answers.append((r.id, verdict, verdict == .success ? nil : "fate of \(r.value)"))
         }
         if faults.fires(Self.garbage) { return (200, Array("{\"statuses\":[{\"id\":".utf8)) }
         if faults.fires(Self.partial) { answers = Array(answers.prefix(answers.count / 2)) }
         for a in answers {
-            guard let r = records.first(where: { $0["id"] as? String == a.id }), let value = Self.value(r),
-                  let topic = r["topic"] as? String, let partition = (r["partition"] as? NSNumber)?.int32Value,
-                  let offset = (r["offset"] as? NSNumber)?.int64Value else { continue }
-            ledger.verdicts[value, default: []].insert(a.verdict)
-            if a.verdict == .success || a.verdict == .drop { ledger.finishedByApp[TopicPartition(topic, partition), default: []].insert(offset) }
+            guard let r = records.first(where: { $0.id == a.id }) else { continue }
+            ledger.verdicts[r.value, default: []].insert(a.verdict)
+            if a.verdict == .success || a.verdict == .drop { ledger.finishedByApp[r.topicPartition, default: []].insert(r.offset) }
         }
         return (200, PushCodec.encodeAnswer(answers))
     }

@@ -69,7 +69,6 @@ final class KafkaSidecarChecker {
     private var lastCommitted: [TopicPartition: Int64] = [:]
     private var checkedBelow: [TopicPartition: Int64] = [:]
     /// (partition, offset) of every record the dead-letter topic holds, as its headers name it.
-    private var deadLettered: Set<TopicPartition> = []
     private var deadLetteredOffsets: [TopicPartition: Set<Int64>] = [:]
     private var deadLetterScanned: Int64 = 0
 
@@ -98,15 +97,12 @@ final class KafkaSidecarChecker {
         ledger.finishedByApp[tp]?.contains(offset) == true || deadLetteredOffsets[tp]?.contains(offset) == true
     }
 
+    /// Reads the dead-letter copies written since the last scan.
     private func scanDeadLetters() {
-        let log = kafka.readableLog(TopicPartition(deadLetterTopic, 0))
-        for entry in log where entry.offset >= deadLetterScanned {
-            let header = { Self.deadLetterHeader(entry, $0) }
-            if let p = header("original.partition").flatMap(Int32.init), let o = header("original.offset").flatMap(Int64.init) {
-                deadLetteredOffsets[TopicPartition(config.topic, p), default: []].insert(o)
-            }
-            deadLetterScanned = entry.offset + 1
-        }
+        let fresh = kafka.readableLog(TopicPartition(deadLetterTopic, 0)).filter { $0.offset >= deadLetterScanned }
+        guard let last = fresh.last else { return }
+        deadLetteredOffsets.merge(KafkaSidecarChecks.deadLettered(fresh, topic: config.topic)) { $0.union($1) }
+        deadLetterScanned = last.offset + 1
     }
 
     /// Committed offsets never go backwards, and nothing below one is unfinished.
@@ -115,25 +111,19 @@ final class KafkaSidecarChecker {
         let committed = kafka.committedOffsets(KafkaSidecarPod.group)
         for tp in partitions {
             guard let c = committed[tp] else { continue }
-            if let last = lastCommitted[tp], c < last {
-                sim.violation("kafka-sidecar.commit-monotonic", "\(tp): the committed offset went back from \(last) to \(c)")
+            let below = checkedBelow[tp] ?? 0
+            if let (invariant, message) = KafkaSidecarChecks.commitViolation(tp, previous: lastCommitted[tp], committed: c, checkedBelow: below,
+                                                                             finished: { self.finished(tp, $0) }) {
+                sim.violation(invariant, message)
                 return
             }
             lastCommitted[tp] = c
-            var o = checkedBelow[tp] ?? 0
-            while o < c {
-                if !finished(tp, o) {
-                    sim.violation("kafka-sidecar.no-commit-past-unfinished",
-                                  "\(tp): committed \(c), but the record at \(o) was never answered SUCCESS/DROP by an app nor dead-lettered")
-                    return
-                }
-                o += 1
-            }
-            checkedBelow[tp] = max(checkedBelow[tp] ?? 0, c)
+            checkedBelow[tp] = max(below, c)
         }
     }
 
-    /// End of run: the samples once more, then liveness and the dead-letter copies.
+    /// End of run: the samples once more, then every acknowledged record stored once and handled,
+    /// and the end state (``KafkaSidecarChecks/endViolation(_:)``).
     func checkEnd() {
         sample()
         if sim.isStopped { return }
@@ -152,61 +142,13 @@ final class KafkaSidecarChecker {
             sim.violation(invariant == "kafka.all-consumed" ? "kafka-sidecar.all-finished" : invariant, message)
             return
         }
-        let committed = kafka.committedOffsets(KafkaSidecarPod.group)
-        for tp in partitions {
-            let log = kafka.readableLog(tp)
-            for entry in log {
-                let value = String(decoding: entry.value ?? [], as: UTF8.self)
-                if entry.headers.contains(where: { ["authorization", "cookie"].contains($0.key.lowercased()) }) {
-                    sim.violation("kafka-sidecar.no-credentials", "\(tp)@\(entry.offset) carries a credential header")
-                    return
-                }
-                guard finished(tp, entry.offset) else {
-                    sim.violation("kafka-sidecar.all-finished", "\(tp)@\(entry.offset) (\(value)) was never finished after the heal")
-                    return
-                }
-                let fate = SidecarAppFate(value: value)
-                if fate == .deadLetter && deadLetteredOffsets[tp]?.contains(entry.offset) != true {
-                    sim.violation("kafka-sidecar.as-decided", "the app dead-lettered \(tp)@\(entry.offset) (\(value)), but it is not in \(deadLetterTopic)")
-                    return
-                }
-            }
-            let end = kafka.highWatermark(tp)
-            if end > 0 && committed[tp] != end {
-                sim.violation("kafka-sidecar.committed-to-end", "\(tp): the log ends at \(end), the group committed \(committed[tp].map(String.init) ?? "nothing")")
-                return
-            }
-        }
-        checkDeadLetterCopies()
-    }
-
-    /// The text of a dead-letter copy's `lightmesh.dlq.NAME` header.
-    private static func deadLetterHeader(_ entry: SimLogEntry, _ name: String) -> String? {
-        entry.headers.last { $0.key == "lightmesh.dlq." + name }?.value.map { String(decoding: $0, as: UTF8.self) }
-    }
-
-    /// Each copy names a record that exists, carries its key and value, says why and how often, and
-    /// is there only because the app said so or every attempt failed.
-    private func checkDeadLetterCopies() {
-        for entry in kafka.readableLog(TopicPartition(deadLetterTopic, 0)) {
-            let header = { Self.deadLetterHeader(entry, $0) }
-            guard header("original.topic") == config.topic, let p = header("original.partition").flatMap(Int32.init),
-                  let o = header("original.offset").flatMap(Int64.init), let attempts = header("attempts").flatMap(Int.init),
-                  let reason = header("reason"), !reason.isEmpty, header("first.failure.ms").flatMap(Int64.init) != nil else {
-                sim.violation("kafka-sidecar.dead-letter-copies", "copy at \(entry.offset) lacks its lightmesh.dlq headers: \(entry.headers.map(\.key))")
-                return
-            }
-            let tp = TopicPartition(config.topic, p)
-            guard let original = kafka.readableLog(tp).first(where: { $0.offset == o }), original.value == entry.value, original.key == entry.key else {
-                sim.violation("kafka-sidecar.dead-letter-copies", "copy at \(entry.offset) names \(tp)@\(o), which does not hold its key and value")
-                return
-            }
-            let value = String(decoding: entry.value ?? [], as: UTF8.self)
-            let appSaidSo = ledger.verdicts[value]?.contains(.deadLetter) == true
-            guard appSaidSo || attempts >= maxAttempts else {
-                sim.violation("kafka-sidecar.as-decided", "\(tp)@\(o) (\(value)) was dead-lettered after \(attempts) attempts, but no app asked for it (\(reason))")
-                return
-            }
-        }
+        let state = KafkaSidecarChecks.EndState(
+            topic: config.topic,
+            logs: Dictionary(uniqueKeysWithValues: partitions.map { ($0, kafka.readableLog($0)) }),
+            highWatermarks: Dictionary(uniqueKeysWithValues: partitions.map { ($0, kafka.highWatermark($0)) }),
+            committed: kafka.committedOffsets(KafkaSidecarPod.group),
+            deadLetters: kafka.readableLog(TopicPartition(deadLetterTopic, 0)),
+            finishedByApp: ledger.finishedByApp, verdicts: ledger.verdicts, maxAttempts: maxAttempts)
+        if let (invariant, message) = KafkaSidecarChecks.endViolation(state) { sim.violation(invariant, message) }
     }
 }

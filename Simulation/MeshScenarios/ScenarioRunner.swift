@@ -195,14 +195,17 @@ public enum ScenarioRunner {
         }
     }
 
-    /// End-of-run checks over the whole history: every request ended (ok or failed), and every HTTP
-    /// request's answer began by its deadline (the egress exchange keeps it; the simulated app has no
-    /// timer of its own that could end a request for it).
+    /// End-of-run checks over the whole history: every request ended (ok or failed), every echo answer
+    /// is the one its request asked for, and every HTTP request's answer began by its deadline (the
+    /// egress exchange keeps it; the simulated app has no timer of its own that could end a request
+    /// for it).
     static func checkHistory(_ sim: Simulation) {
         for op in sim.history.operations where op.name == "echo" || op.name == "http" {
             switch op.outcome {
             case .pending:
                 sim.violation(op.name == "echo" ? "echo.complete" : "http.complete", "\(op.argument) invoked at \(op.invoked) never ended")
+            case .ok(let body) where op.name == "echo" && body != op.argument:
+                sim.violation("echo.right-response", "\(op.argument) received the response meant for \(body) at \(op.completed.map { "\($0)" } ?? "?")")
             case .ok, .failed, .unknown:
                 if op.name == "http", let deadline = op.deadline, let completed = op.completed, completed > deadline {
                     sim.violation("http.deadline", "\(op.argument) invoked at \(op.invoked) was answered at \(completed), after its deadline \(deadline)")

@@ -6,6 +6,13 @@ public struct SimLogEntry: Hashable, Sendable {
     public var key: [UInt8]?
     public var value: [UInt8]?
     public var headers: [KafkaHeader]
+
+    public init(offset: Int64, key: [UInt8]?, value: [UInt8]?, headers: [KafkaHeader] = []) {
+        self.offset = offset
+        self.key = key
+        self.value = value
+        self.headers = headers
+    }
 }
 
 /// Read-only views of the cluster's ground truth for checkers: what the logs hold and what each

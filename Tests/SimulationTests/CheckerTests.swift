@@ -99,6 +99,25 @@ import Testing
         sim.history.complete(after, .failed("502 upstream_unavailable"), at: at(140))
         ScenarioRunner.checkLiveness(sim, from: at(100))
         #expect(sim.violations.map(\.invariant) == ["http.liveness"])
+        let echoes = Simulation(seed: 1)
+        echoes.enabledInvariants = ["echo.liveness"]
+        let echo = echoes.history.invoke(process: "client-0", "echo", "e1", at: at(150))
+        echoes.history.complete(echo, .failed("deadline"), at: at(160))
+        ScenarioRunner.checkLiveness(echoes, from: at(100))
+        #expect(echoes.violations.map(\.invariant) == ["echo.liveness"])
+    }
+
+    @Test func echoRightResponseFiresOnAnotherKeysAnswer() {
+        let sim = Simulation(seed: 1)
+        sim.enabledInvariants = ["echo.right-response"]
+        let right = sim.history.invoke(process: "client-0", "echo", "e1", at: at(0))
+        sim.history.complete(right, .ok("e1"), at: at(5))
+        ScenarioRunner.checkHistory(sim)
+        #expect(sim.violations.isEmpty)
+        let wrong = sim.history.invoke(process: "client-0", "echo", "e2", at: at(10))
+        sim.history.complete(wrong, .ok("e1"), at: at(15))
+        ScenarioRunner.checkHistory(sim)
+        #expect(sim.violations.map(\.invariant) == ["echo.right-response"])
     }
 
     @Test func retryBudgetBoundFiresOnRetriesBeyondTheShareAndTheFloor() {
