@@ -212,6 +212,12 @@ final class SimKafkaConsumer: KafkaGroupConsumer, @unchecked Sendable {
             let start = positions[tp] ?? resetPosition(tp)
             positions[tp] = start
             guard let (batch, next) = cluster.fetch(tp, from: start, max: max - records.count, readCommitted: config.isolation == .readCommitted) else { continue }
+            // The response cannot come back (a one-way partition) or the connection broke before it
+            // did: nothing arrives and the position stays, so the next fetch asks for the same records.
+            if !batch.isEmpty && (!sim.network.canReach(cluster.brokers[part.leader].id, host.id) || sim.network.loses()) {
+                sim.coverage.hit("kafka.fetch-lost")
+                continue
+            }
             if start < part.logStart {
                 errors.append(.error(KafkaError(code: "offset_out_of_range", message: "\(tp) position \(start) was deleted; reset to \(part.logStart)")))
             }
