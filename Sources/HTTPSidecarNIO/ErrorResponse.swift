@@ -2,13 +2,23 @@ import NIOCore
 import NIOHTTP1
 
 /// A JSON error body with a stable code: `{"error":{"code":"...","message":"..."}}`.
-struct ErrorResponse: Error {
-    var status: HTTPResponseStatus
-    var code: String
-    var message: String
-    var headers: [(String, String)] = []
+public struct ErrorResponse: Error {
+    public var status: HTTPResponseStatus
+    /// The stable code clients match on.
+    public var code: String
+    public var message: String
+    /// Headers the answer carries besides the JSON content type.
+    public var headers: [(String, String)] = []
 
-    func body(allocator: ByteBufferAllocator) -> ByteBuffer {
+    public init(status: HTTPResponseStatus, code: String, message: String, headers: [(String, String)] = []) {
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers
+    }
+
+    /// The JSON body.
+    public func body(allocator: ByteBufferAllocator) -> ByteBuffer {
         func escape(_ s: String) -> String {
             var out = ""
             for c in s.unicodeScalars {

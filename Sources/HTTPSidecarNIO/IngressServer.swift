@@ -14,11 +14,8 @@ import Synchronization
 final class IngressShared: Sendable {
     let config: IngressConfig
     let clock: any MeshClock
-    let limiter: NIOLockedValueBox<RateLimiter>?
-    /// Limiters of routes with a rate of their own, by prefix.
-    let routeLimiters: [String: NIOLockedValueBox<RateLimiter>]
-    /// The middleware of paths no route matches (JWT left out when it is not configured).
-    let defaultChain: [IngressMiddleware]
+    /// The configuration's policy state (limiters, default chain): what ``IngressAdmission`` decides by.
+    let policy: IngressPolicy
     let logger: Logger
     let metrics: SidecarMetrics
     let app: SocketAddress
@@ -34,24 +31,7 @@ final class IngressShared: Sendable {
         self.metrics = metrics
         self.inFlight = previous?.inFlight ?? InFlightCounter()
         let old = previous?.config
-        if let previous, let same = previous.limiter, old?.rateLimit == config.rateLimit, old?.rateLimitKey == config.rateLimitKey {
-            limiter = same
-        } else {
-            limiter = config.rateLimit.map { NIOLockedValueBox(Self.limiter($0)) }
-        }
-        if let problem = config.routeProblem() { throw problem }
-        var routeLimiters: [String: NIOLockedValueBox<RateLimiter>] = [:]
-        for route in config.routes {
-            guard let rate = route.rateLimit else { continue }
-            if let previous, let same = previous.routeLimiters[route.prefix], previous.config.route(for: route.prefix)?.rateLimit == rate,
-               old?.rateLimitKey == config.rateLimitKey {
-                routeLimiters[route.prefix] = same
-            } else {
-                routeLimiters[route.prefix] = NIOLockedValueBox(Self.limiter(rate))
-            }
-        }
-        self.routeLimiters = routeLimiters
-        defaultChain = config.defaultMiddleware.filter { $0 != .jwt || config.jwt != nil }
+        policy = try IngressPolicy(config: config, previous: previous?.policy)
         let settings = ConnectionPoolSettings(connectTimeout: config.connectTimeout, responseTimeout: config.upstreamTimeout,
                                               maxIdle: config.maxIdleAppConnections)
         if let previous, old?.app == config.app, previous.appPools.settings == settings {
@@ -66,16 +46,6 @@ final class IngressShared: Sendable {
             appPools = try PoolRegistry(settings: settings)
         }
         tlsContext = try config.tls?.makeContext()
-    }
-}
-
-extension IngressShared {
-    /// A limiter whose key hash is seeded from the system, so clients cannot aim at collisions.
-    static func limiter(_ config: RateLimiter.Config) -> RateLimiter {
-        var seeded = config
-        var random = SystemRandom()
-        seeded.hashSeed = random.next()
-        return RateLimiter(seeded)
     }
 }
 

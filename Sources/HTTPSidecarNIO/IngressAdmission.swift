@@ -1,0 +1,220 @@
+import HTTPSidecar
+import MeshCore
+import NIOConcurrencyHelpers
+import NIOHTTP1
+
+/// The ingress's policy state for one configuration generation: the configuration, its rate
+/// limiters (kept across reloads when their settings did not change) and the chain of paths no
+/// route matches. No I/O: the NIO listener and the simulator's ingress driver each hold one.
+public final class IngressPolicy: Sendable {
+    public let config: IngressConfig
+    let limiter: NIOLockedValueBox<RateLimiter>?
+    /// Limiters of routes with a rate of their own, by prefix.
+    let routeLimiters: [String: NIOLockedValueBox<RateLimiter>]
+    /// The middleware of paths no route matches (JWT left out when it is not configured).
+    let defaultChain: [IngressMiddleware]
+
+    /// Builds the policy of `config`, keeping `previous`'s limiters whose settings are unchanged;
+    /// throws when the routes cannot work.
+    public init(config: IngressConfig, previous: IngressPolicy? = nil) throws(ConfigError) {
+        if let problem = config.routeProblem() { throw problem }
+        self.config = config
+        let old = previous?.config
+        if let previous, let same = previous.limiter, old?.rateLimit == config.rateLimit, old?.rateLimitKey == config.rateLimitKey {
+            limiter = same
+        } else {
+            limiter = config.rateLimit.map { NIOLockedValueBox(Self.limiter($0)) }
+        }
+        var routeLimiters: [String: NIOLockedValueBox<RateLimiter>] = [:]
+        for route in config.routes {
+            guard let rate = route.rateLimit else { continue }
+            if let previous, let same = previous.routeLimiters[route.prefix], previous.config.route(for: route.prefix)?.rateLimit == rate,
+               old?.rateLimitKey == config.rateLimitKey {
+                routeLimiters[route.prefix] = same
+            } else {
+                routeLimiters[route.prefix] = NIOLockedValueBox(Self.limiter(rate))
+            }
+        }
+        self.routeLimiters = routeLimiters
+        defaultChain = config.defaultMiddleware.filter { $0 != .jwt || config.jwt != nil }
+    }
+
+    /// A limiter whose key hash is seeded from the system, so clients cannot aim at collisions.
+    static func limiter(_ config: RateLimiter.Config) -> RateLimiter {
+        var seeded = config
+        var random = SystemRandom()
+        seeded.hashSeed = random.next()
+        return RateLimiter(seeded)
+    }
+}
+
+/// What the ingress decides at a request head, before anything reaches the app: the head checks,
+/// the normalized target (policy is matched on it, and the app is sent it), the route's middleware
+/// up to JWT (IP filter, CORS, rate limit), the declared body size, and the request as the app will
+/// see it. Run by the NIO handler and by the simulator's ingress driver alike.
+public enum IngressAdmission {
+    /// An admitted request: what goes to the app and what its answer needs.
+    public struct Admitted {
+        /// The request as the app gets it (see ``upstreamRequest(_:_:_:_:_:client:scheme:trusted:random:)``).
+        public var upstreamHead: HTTPRequestHead
+        public var traceId: String
+        public var correlationId: String
+        /// Headers the answer gets (correlation id, CORS, rate-limit state).
+        public var responseHeaders: [(String, String)]
+        /// The route it matched (nil: the default chain).
+        public var route: IngressRoute?
+        /// The normalized path policy was matched on.
+        public var path: String
+        var responseRules: HeaderRules
+        /// The route's steps after JWT (only a rate limit may follow it).
+        public var afterJWT: [IngressMiddleware]
+        /// Whether JWT verification comes before the app.
+        public var needsJWT: Bool
+    }
+
+    /// The decision at a request head.
+    public enum Decision {
+        /// Answer with this error; nothing reaches the app.
+        case refuse(ErrorResponse, close: Bool)
+        /// Answer with this status and headers and no body (a CORS preflight); nothing reaches the app.
+        case answer(status: HTTPResponseStatus, headers: [(String, String)], close: Bool)
+        /// Go on to JWT (when ``Admitted/needsJWT``) and the app.
+        case admit(Admitted)
+    }
+
+    /// Decides `head` from `client` (its peer address) on a listener of `scheme`.
+    public static func decide(_ head: HTTPRequestHead, client: String?, scheme: String, policy: IngressPolicy, now: MeshInstant,
+                              random: inout SeededRandom) -> Decision {
+        let config = policy.config
+        let closeAfter = head.hasBody || !head.isKeepAlive
+        // A correlation id is echoed in the answer: only a plain one is taken from the client.
+        let correlation = head.headers.first(name: "x-correlation-id").flatMap { HeaderValue.isPlainId($0) ? $0 : nil }
+            ?? newCorrelationId(&random)
+        var responseHeaders = [("x-correlation-id", correlation)]
+        // The checks that decide whether the head can be relayed at all, before any work on it.
+        if head.headers.count > config.maxHeaders {
+            return .refuse(ErrorResponse(status: .requestHeaderFieldsTooLarge, code: "too_many_headers",
+                                         message: "more than \(config.maxHeaders) header fields", headers: responseHeaders), close: true)
+        }
+        let framing: RequestFraming
+        switch RequestFraming.of(method: head.method.rawValue, contentLength: head.headers["content-length"],
+                                 transferEncoding: head.headers["transfer-encoding"]) {
+        case .success(let f): framing = f
+        case .failure(let problem):
+            return .refuse(ErrorResponse(status: .badRequest, code: problem.code, message: "\(problem)", headers: responseHeaders), close: true)
+        }
+        let target: RequestTarget
+        switch RequestTarget.normalize(head.uri, escaped: config.escapedSeparators) {
+        case .success(let t) where t.path != "*" || head.method == .OPTIONS: target = t
+        case .success:
+            return .refuse(ErrorResponse(status: .badRequest, code: "bad_path", message: "* is a target for OPTIONS only",
+                                         headers: responseHeaders), close: true)
+        case .failure(let problem):
+            return .refuse(ErrorResponse(status: .badRequest, code: "bad_path", message: "\(problem)", headers: responseHeaders), close: true)
+        }
+        // Policy is matched on the normalized path, and the app is sent that same path.
+        let route = config.routes.isEmpty ? nil : config.route(for: target.path)
+        let chain = route?.middleware ?? policy.defaultChain
+
+        // The steps before JWT run at the head; JWT and what follows it run once the verdict is in.
+        var rest = chain[...]
+        while let step = rest.first, step != .jwt {
+            rest = rest.dropFirst()
+            switch step {
+            case .ipFilter:
+                if !config.ipFilter.allow.isEmpty || !config.ipFilter.deny.isEmpty {
+                    guard let client, config.ipFilter.permits(client) else {
+                        return .refuse(ErrorResponse(status: .forbidden, code: "ip_denied", message: "this client address is not allowed",
+                                                     headers: responseHeaders), close: true)
+                    }
+                }
+            case .cors:
+                guard let cors = config.cors else { continue }
+                switch cors.decide(method: head.method.rawValue, origin: head.headers.first(name: "origin"),
+                                   requestMethod: head.headers.first(name: "access-control-request-method"),
+                                   requestHeaders: head.headers.first(name: "access-control-request-headers")) {
+                case .notCORS:
+                    break
+                case .preflight(let h):
+                    return .answer(status: .noContent, headers: responseHeaders + h.pairs.map { ($0.name, $0.value) }, close: closeAfter)
+                case .rejected(let reason):
+                    if head.method == .OPTIONS {
+                        return .refuse(ErrorResponse(status: .forbidden, code: "cors_rejected", message: reason, headers: responseHeaders), close: closeAfter)
+                    }
+                case .actual(let h):
+                    responseHeaders += h.pairs.map { ($0.name, $0.value) }
+                }
+            case .rateLimit:
+                if let refusal = rateLimit(policy, route, head: head, subject: nil, client: client, now: now, &responseHeaders) {
+                    return .refuse(refusal, close: closeAfter)
+                }
+            case .jwt:
+                break
+            }
+        }
+        if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > config.maxBodyBytes {
+            return .refuse(ErrorResponse(status: .payloadTooLarge, code: "body_too_large",
+                                         message: "the request body exceeds \(config.maxBodyBytes) bytes", headers: responseHeaders), close: true)
+        }
+        let rules = route?.headers ?? config.headers
+        let (upstreamHead, traceId) = upstreamRequest(head, target, framing, correlation, rules.request, client: client, scheme: scheme,
+                                                      trusted: config.trusts(client), random: &random)
+        return .admit(Admitted(upstreamHead: upstreamHead, traceId: traceId, correlationId: correlation, responseHeaders: responseHeaders,
+                               route: route, path: target.path, responseRules: rules.response, afterJWT: Array(rest.dropFirst()),
+                               needsJWT: rest.first == .jwt && config.jwt != nil))
+    }
+
+    /// The request as the app sees it: the normalized target, explicit framing matching the bytes
+    /// that follow, hop-by-hop headers gone, forwarding, correlation and trace headers set, the
+    /// configured rules applied.
+    static func upstreamRequest(_ head: HTTPRequestHead, _ target: RequestTarget, _ framing: RequestFraming, _ correlation: String,
+                                _ rules: HeaderRules, client: String?, scheme: String, trusted: Bool,
+                                random: inout SeededRandom) -> (HTTPRequestHead, String) {
+        var upstream = head
+        upstream.uri = target.originForm
+        ProxyHeaders.removeHopByHop(&upstream.headers)
+        upstream.headers.remove(name: "expect")
+        if let authority = target.authority { upstream.headers.replaceOrAdd(name: "host", value: authority) }
+        ProxyHeaders.addForwarded(&upstream.headers, client: client, proto: scheme, trusted: trusted)
+        upstream.headers.replaceOrAdd(name: "x-correlation-id", value: correlation)
+        let (trace, _) = TracePropagation.nextHop(
+            traceparent: head.headers.first(name: "traceparent"), tracestate: head.headers.first(name: "tracestate"), random: &random)
+        upstream.headers.replaceOrAdd(name: "traceparent", value: trace.traceParentHeaderValue)
+        upstream.headers.remove(name: "tracestate")
+        if let state = trace.traceStateHeaderValue { upstream.headers.add(name: "tracestate", value: state) }
+        rules.apply(to: &upstream.headers)
+        // Framing last: no rule and no Connection token can take it away or add a second one.
+        upstream.headers.remove(name: "content-length")
+        upstream.headers.remove(name: "transfer-encoding")
+        if let field = framing.field(method: head.method.rawValue) { upstream.headers.add(name: field.name, value: field.value) }
+        upstream.version = .http1_1
+        return (upstream, "\(trace.traceID)")
+    }
+
+    /// Runs the route's rate limit (or the listener's) for this request's key; the 429 to answer
+    /// when over it. `subject` is the verified token's subject, when JWT ran before.
+    public static func rateLimit(_ policy: IngressPolicy, _ route: IngressRoute?, head: HTTPRequestHead, subject: String?, client: String?,
+                                 now: MeshInstant, _ responseHeaders: inout [(String, String)]) -> ErrorResponse? {
+        guard let limiter = route.flatMap({ policy.routeLimiters[$0.prefix] }) ?? policy.limiter else { return nil }
+        let key: String
+        switch policy.config.rateLimitKey {
+        case .header(let name): key = head.headers.first(name: name).map { "h:" + $0 } ?? (client ?? "unknown")
+        case .jwtSubject: key = subject.map { "s:" + $0 } ?? (client ?? "unknown")
+        case .clientAddress: key = client ?? "unknown"
+        }
+        let decision = limiter.withLockedValue { $0.admit(key, now: now) }
+        let reset = Int((decision.reset.seconds).rounded(.up))
+        responseHeaders += [("ratelimit-limit", String(decision.limit)), ("ratelimit-remaining", String(decision.remaining)), ("ratelimit-reset", String(reset))]
+        guard decision.allowed else {
+            let retry = Int((decision.retryAfter ?? .seconds(1)).seconds.rounded(.up))
+            return ErrorResponse(status: .tooManyRequests, code: "rate_limited", message: "too many requests; retry in \(retry)s",
+                                 headers: responseHeaders + [("retry-after", String(max(1, retry)))])
+        }
+        return nil
+    }
+
+    static func newCorrelationId(_ random: inout SeededRandom) -> String {
+        let a = random.next(), b = random.next()
+        return String(a, radix: 16).leftPadded(16) + String(b, radix: 16).leftPadded(16)
+    }
+}
