@@ -135,7 +135,11 @@ let package = Package(
         // Scenario files, workloads, the runner, swarm and replay.
         .target(
             name: "MeshScenarios",
-            dependencies: ["MeshCore", "MeshConfig", "MeshSimulator", "SimKafka", "HTTPSidecar", "KafkaSidecar", .product(name: "Yams", package: "Yams")],
+            dependencies: [
+                "MeshCore", "MeshConfig", "MeshSimulator", "SimKafka", "HTTPSidecar", "HTTPSidecarNIO", "KafkaSidecar",
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Yams", package: "Yams"),
+            ],
             path: "Simulation/MeshScenarios",
             swiftSettings: simulatorSpeed
         ),

@@ -19,6 +19,9 @@ public struct Scenario: Sendable {
             /// A Kafka sidecar pod (the production reactive consumer engine) and the app it pushes to.
             case kafkaSidecar = "kafka-sidecar", kafkaApp = "kafka-app"
             case httpUpstream = "http-upstream", httpClient = "http-client", httpTokenServer = "http-token-server"
+            /// The ingress workload: a sidecar pod running the production ingress decisions, its app,
+            /// and clients (a group named `internal…` calls from 10.0.0.0/8, others from 192.0.2.0/24).
+            case ingressSidecar = "ingress-sidecar", ingressApp = "ingress-app", ingressClient = "ingress-client"
         }
     }
 
@@ -42,6 +45,8 @@ public struct Scenario: Sendable {
     /// The egress workload, when the scenario has http-upstream / http-client hosts.
     public var http: HTTPEgressConfig?
     public var httpPool = UpstreamPool.Config()
+    /// The ingress workload, when the scenario has ingress-sidecar / ingress-app / ingress-client hosts.
+    public var ingress: IngressWorkloadConfig?
     public var faults: FaultRanges
     /// Host-name prefixes the nemesis may crash, clog and hold.
     public var faultTargets: [String]
@@ -102,7 +107,18 @@ public struct Scenario: Sendable {
         let kafka = roles.contains(.kafkaProducer) || roles.contains(.kafkaConsumer) || roles.contains(.kafkaSidecar)
         let sidecar = roles.contains(.kafkaSidecar)
         let http = roles.contains(.httpUpstream) || roles.contains(.httpClient)
-        guard echo || kafka || http else { throw ConfigError(key: "hosts", "needs an echo, kafka or http workload") }
+        let ingress = roles.contains(.ingressSidecar) || roles.contains(.ingressApp) || roles.contains(.ingressClient)
+        guard echo || kafka || http || ingress else { throw ConfigError(key: "hosts", "needs an echo, kafka, http or ingress workload") }
+        if ingress {
+            guard s.hosts.filter({ $0.role == .ingressSidecar }).map(\.count) == [1], s.hosts.filter({ $0.role == .ingressApp }).map(\.count) == [1],
+                  roles.contains(.ingressClient) else {
+                throw ConfigError(key: "hosts", "the ingress workload needs one ingress-sidecar host, one ingress-app host and an ingress-client group")
+            }
+            try parseIngress(&top, into: &s)
+            s.invariants = IngressChecks.invariants
+        } else if top.has("ingress") {
+            throw ConfigError(key: "ingress", "given, but no ingress hosts")
+        }
         if http && !(roles.contains(.httpUpstream) && roles.contains(.httpClient)) {
             throw ConfigError(key: "hosts", "the http workload needs an http-upstream and an http-client group")
         }
@@ -285,7 +301,7 @@ public struct Scenario: Sendable {
         }
 
         if let listed = try top.strings("invariants") {
-            let known = Scenario.echoInvariants + KafkaChecker.invariants + HTTPEgressChecks.invariants
+            let known = Scenario.echoInvariants + KafkaChecker.invariants + HTTPEgressChecks.invariants + KafkaSidecarChecker.invariants + IngressChecks.invariants
             for name in listed where !known.contains(name) {
                 throw ConfigError(key: "invariants", "unknown invariant '\(name)' (known: \(known.joined(separator: ", ")))")
             }
@@ -293,6 +309,27 @@ public struct Scenario: Sendable {
         }
         try top.rejectUnknownKeys()
         return s
+    }
+
+    /// Reads the `ingress:` section.
+    static func parseIngress(_ top: inout YAMLFields, into s: inout Scenario) throws {
+        var i = try top.child("ingress")
+        var c = IngressWorkloadConfig()
+        c.concurrency = try i.int("concurrency") ?? c.concurrency
+        c.thinkTime = try i.duration("think_time") ?? c.thinkTime
+        c.deadline = try i.duration("deadline") ?? c.deadline
+        c.upstreamTimeout = try i.duration("upstream_timeout") ?? c.upstreamTimeout
+        c.pipelineShare = try i.probability("pipeline_share") ?? c.pipelineShare
+        c.smugglingShare = try i.probability("smuggling_share") ?? c.smugglingShare
+        var service = try i.child("service_time")
+        c.serviceMin = try service.duration("min") ?? c.serviceMin
+        c.serviceTailMean = try service.duration("tail_mean") ?? c.serviceTailMean
+        try service.rejectUnknownKeys()
+        guard c.concurrency >= 1, c.upstreamTimeout < c.deadline else {
+            throw ConfigError(key: "ingress", "concurrency must be at least 1 and upstream_timeout shorter than deadline")
+        }
+        try i.rejectUnknownKeys()
+        s.ingress = c
     }
 
     /// Reads the `http:` section (egress workload and the pool's resilience settings).

@@ -46,7 +46,7 @@ public enum ScenarioRunner {
         let quietAt = end - scenario.quiet
         // Clients keep issuing after the heal (the liveness phase) until every request can end by
         // the end of the run; a request started once the system had time to settle must succeed.
-        let stopIssuing = end - max(scenario.client.deadline, scenario.http?.deadline ?? .zero)
+        let stopIssuing = end - max(scenario.client.deadline, scenario.http?.deadline ?? .zero, scenario.ingress?.deadline ?? .zero)
         let livenessFrom = quietAt + scenario.settle
         for group in scenario.hosts where group.role == .echoServer {
             for i in 0..<group.count {
@@ -94,6 +94,9 @@ public enum ScenarioRunner {
                     httpClients.append((h, { box.client }))
                 }
             }
+        }
+        if let config = scenario.ingress {
+            IngressWiring.addHosts(sim, scenario, config, stopAt: stopIssuing)
         }
         var kafkaRun: (SimKafkaCluster, KafkaWorkloadConfig, KafkaLedger)?
         var sidecarChecker: KafkaSidecarChecker?
@@ -182,13 +185,13 @@ public enum ScenarioRunner {
     /// `499`, is not the system's failure). A sidecar that failed everything after a fault would pass
     /// every safety check; it fails this one.
     static func checkLiveness(_ sim: Simulation, from: MeshInstant) {
-        for op in sim.history.operations where (op.name == "echo" || op.name == "http") && op.invoked >= from {
+        for op in sim.history.operations where (op.name == "echo" || op.name == "http" || op.name == "ingress") && op.invoked >= from {
             switch op.outcome {
             case .ok, .unknown, .pending:
                 continue  // pending ones are the complete check's
             case .failed(let why):
                 if why.hasPrefix("499") { continue }
-                sim.violation(op.name == "echo" ? "echo.liveness" : "http.liveness",
+                sim.violation(op.name + ".liveness",
                               "\(op.argument) started at \(op.invoked), after the heal had settled (\(from)), failed: \(why)")
                 return
             }
@@ -200,10 +203,10 @@ public enum ScenarioRunner {
     /// egress exchange keeps it; the simulated app has no timer of its own that could end a request
     /// for it).
     static func checkHistory(_ sim: Simulation) {
-        for op in sim.history.operations where op.name == "echo" || op.name == "http" {
+        for op in sim.history.operations where op.name == "echo" || op.name == "http" || op.name == "ingress" {
             switch op.outcome {
             case .pending:
-                sim.violation(op.name == "echo" ? "echo.complete" : "http.complete", "\(op.argument) invoked at \(op.invoked) never ended")
+                sim.violation(op.name + ".complete", "\(op.argument) invoked at \(op.invoked) never ended")
             case .ok(let body) where op.name == "echo" && body != op.argument:
                 sim.violation("echo.right-response", "\(op.argument) received the response meant for \(body) at \(op.completed.map { "\($0)" } ?? "?")")
             case .ok, .failed, .unknown:

@@ -36,6 +36,8 @@ enum SimHTTP1 {
         private var scanner = HTTP1ResponseScanner()
         private(set) var head = HTTP1ResponseHead()
         private(set) var headBytes: [UInt8] = []
+        /// The body of the answer being read (its data, unframed).
+        private(set) var bodyBytes: [UInt8] = []
         private var buffer: [UInt8] = []
         private enum Body { case length(Int), chunked(ChunkedBodyScanner) }
         private var body: Body?
@@ -63,6 +65,7 @@ enum SimHTTP1 {
                 case .invalid(let v): return .invalid(v)
                 case .complete:
                     headBytes = Array(buffer[0..<head.length])
+                    bodyBytes = []
                     buffer.removeFirst(head.length)
                     scanner.reset()
                     if head.isInformational { return read([], method: method) }
@@ -85,12 +88,15 @@ enum SimHTTP1 {
             switch body {
             case .length(let left):
                 let take = min(left, buffer.count)
+                bodyBytes += buffer[0..<take]
                 buffer.removeFirst(take)
                 guard take == left else { body = .length(left - take); return .needMore }
                 body = nil
                 return .done
             case .chunked(var chunks):
-                let step = buffer.withUnsafeBytes { chunks.scan($0) { _ in } }
+                var data: [UInt8] = []
+                let step = buffer.withUnsafeBytes { raw in chunks.scan(raw) { data += raw[$0] } }
+                bodyBytes += data
                 switch step {
                 case .needMore: buffer.removeAll(); body = .chunked(chunks); return .needMore
                 case .invalid(let v): return .invalid(v)
@@ -103,5 +109,64 @@ enum SimHTTP1 {
 
         var status: Int { head.status }
         func field(_ name: String) -> String? { SimHTTP1.field(name, head.fields, in: headBytes) }
+    }
+
+    /// Reads whole requests, one at a time, from a connection's byte stream with the product's
+    /// scanner: the head, then the body by its framing (its data, unframed). Bytes after a request
+    /// stay buffered for the next one.
+    struct RequestReader {
+        private var scanner = HTTP1RequestScanner()
+        private(set) var head = HTTP1RequestHead()
+        private(set) var headBytes: [UInt8] = []
+        private(set) var body: [UInt8] = []
+        private var buffer: [UInt8] = []
+
+        enum Step {
+            case needMore
+            /// A whole request: ``head``, ``headBytes`` and ``body`` describe it.
+            case request
+            case invalid(HTTP1Violation)
+        }
+
+        mutating func append(_ bytes: [UInt8]) { buffer += bytes }
+
+        /// The next whole request, if the buffer holds one.
+        mutating func next() -> Step {
+            guard !buffer.isEmpty else { return .needMore }
+            var probe = head
+            let scan = buffer.withUnsafeBytes { scanner.scan($0, into: &probe) }
+            switch scan {
+            case .needMore: return .needMore
+            case .invalid(let v): return .invalid(v)
+            case .complete: break
+            }
+            var data: [UInt8] = []
+            var consumed = probe.length
+            switch probe.framing {
+            case .none:
+                break
+            case .length(let n):
+                guard buffer.count >= probe.length + n else { scanner.reset(); return .needMore }
+                data = Array(buffer[probe.length..<probe.length + n])
+                consumed += n
+            case .chunked:
+                var chunks = ChunkedBodyScanner()
+                let rest = Array(buffer[probe.length...])
+                switch rest.withUnsafeBytes({ raw in chunks.scan(raw) { data += raw[$0] } }) {
+                case .needMore: scanner.reset(); return .needMore
+                case .invalid(let v): return .invalid(v)
+                case .done(let n): consumed += n
+                }
+            }
+            head = probe
+            headBytes = Array(buffer[0..<probe.length])
+            body = data
+            buffer.removeFirst(consumed)
+            scanner.reset()
+            return .request
+        }
+
+        func field(_ name: String) -> String? { SimHTTP1.field(name, head.fields, in: headBytes) }
+        var target: String { String(decoding: headBytes[head.target], as: UTF8.self) }
     }
 }

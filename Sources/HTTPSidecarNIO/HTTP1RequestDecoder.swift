@@ -111,6 +111,13 @@ struct HTTP1RequestDecoder: ByteToMessageDecoder {
     }
 }
 
+extension HTTPRequestHead {
+    /// NIO's head for a request head the framing scanner read from `bytes`.
+    public init(scanned head: HTTP1RequestHead, in bytes: UnsafeRawBufferPointer) {
+        self = HTTP1RequestDecoder.nioHead(head, bytes)
+    }
+}
+
 extension HTTP1Method {
     /// The same method in NIO's vocabulary.
     var nio: HTTPMethod {

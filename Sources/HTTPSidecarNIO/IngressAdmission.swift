@@ -65,7 +65,8 @@ public enum IngressAdmission {
         public var route: IngressRoute?
         /// The normalized path policy was matched on.
         public var path: String
-        var responseRules: HeaderRules
+        /// Header edits for the answer on its way back (``ProxyHeaders/relayedHead(_:rules:setting:requestVersion:keepAlive:)``).
+        public var responseRules: HeaderRules
         /// The route's steps after JWT (only a rate limit may follow it).
         public var afterJWT: [IngressMiddleware]
         /// Whether JWT verification comes before the app.
@@ -211,6 +212,13 @@ public enum IngressAdmission {
                                  headers: responseHeaders + [("retry-after", String(max(1, retry)))])
         }
         return nil
+    }
+
+    /// The answer when the app could not be reached or did not answer in time (before any of its
+    /// answer was relayed): 504 `upstream_timeout` or 502 `upstream_unavailable`.
+    public static func appFailure(timedOut: Bool, _ why: String, headers: [(String, String)]) -> ErrorResponse {
+        ErrorResponse(status: timedOut ? .gatewayTimeout : .badGateway, code: timedOut ? "upstream_timeout" : "upstream_unavailable",
+                      message: "the app could not be reached: \(why)", headers: headers)
     }
 
     static func newCorrelationId(_ random: inout SeededRandom) -> String {

@@ -94,10 +94,7 @@ extension IngressHandler {
             context.close(promise: nil)  // the answer broke off midway: the client must see it broken
             return
         }
-        let timedOut = error.kind == .responseTimeout
-        let status: HTTPResponseStatus = timedOut ? .gatewayTimeout : .badGateway
-        answerWithoutApp(context, ex, ErrorResponse(status: status, code: timedOut ? "upstream_timeout" : "upstream_unavailable",
-                                                    message: "the app could not be reached: \(error)", headers: ex.responseHeaders))
+        answerWithoutApp(context, ex, IngressAdmission.appFailure(timedOut: error.kind == .responseTimeout, "\(error)", headers: ex.responseHeaders))
     }
 
     func upstreamWritabilityChanged(_ writable: Bool) {

@@ -8,9 +8,9 @@ import NIOHTTP1
 /// unknown method, 505 for a version, 400 for the rest) and a JSON body with a stable code, and always
 /// closes: after a framing error the byte stream cannot be trusted (that is what a smuggling attempt
 /// relies on).
-enum ProtocolErrors {
+public enum ProtocolErrors {
     /// The answer to a request the parser refused, or nil when `error` is not a parse error.
-    static func response(for error: any Error) -> ErrorResponse? {
+    public static func response(for error: any Error) -> ErrorResponse? {
         if let violation = error as? HTTP1Violation {
             return ErrorResponse(status: HTTPResponseStatus(statusCode: violation.status), code: violation.code, message: violation.description)
         }

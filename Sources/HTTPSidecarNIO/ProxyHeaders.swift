@@ -3,7 +3,7 @@ import HTTPSidecar
 import NIOHTTP1
 
 /// Header rules every proxy hop applies (RFC 9110 §7.6.1).
-enum ProxyHeaders {
+public enum ProxyHeaders {
     /// Removes hop-by-hop headers (connection, keep-alive, proxy-connection, te, trailer,
     /// transfer-encoding, upgrade, proxy-authenticate, proxy-authorization), and every header the
     /// `Connection` header names, except `Content-Length` and `Host`: a client naming those must
@@ -73,8 +73,8 @@ enum ProxyHeaders {
     /// removed, the configured rules applied, the sidecar's own headers set. An HTTP/1.0 client cannot
     /// read chunked framing, so an answer without a length is sent with an HTTP/1.0 head and delimited
     /// by closing the connection; `closeAfter` tells the caller to close once the answer is out.
-    static func relayedHead(_ response: HTTPResponseHead, rules: HeaderRules, setting extra: [(String, String)] = [],
-                            requestVersion: HTTPVersion, keepAlive: Bool) -> (head: HTTPResponseHead, closeAfter: Bool) {
+    public static func relayedHead(_ response: HTTPResponseHead, rules: HeaderRules, setting extra: [(String, String)] = [],
+                                   requestVersion: HTTPVersion, keepAlive: Bool) -> (head: HTTPResponseHead, closeAfter: Bool) {
         var headers = response.headers
         removeHopByHop(&headers)
         rules.apply(to: &headers)

@@ -1,0 +1,74 @@
+import HTTPSidecar
+import MeshCore
+import MeshSimulator
+
+/// The app behind a simulated ingress sidecar: reads each request with the product's scanner,
+/// records what arrived in the ``IngressLedger`` (checked on the spot against what clients sent),
+/// and answers 200 naming the request after a service time. Buggify makes it slow.
+final class IngressApp: SimProcess {
+    static let slow = FaultSite("ingress.app.slow")
+    static let port = 8080
+
+    private let config: IngressWorkloadConfig
+    private let ledger: IngressLedger
+    private let faults: any FaultInjector
+    private var open: [StreamID: SimHTTP1.RequestReader] = [:]
+    private var pending: [UInt64: (StreamID, [UInt8])] = [:]
+
+    init(config: IngressWorkloadConfig, ledger: IngressLedger, faults: any FaultInjector) {
+        self.config = config
+        self.ledger = ledger
+        self.faults = faults
+    }
+
+    func start(on host: SimHost) { host.listen(port: Self.port) }
+
+    func receive(_ event: NetEvent, on host: SimHost) {
+        switch event {
+        case .accepted(let s, _, _):
+            open[s] = SimHTTP1.RequestReader()
+        case .closed(let s), .reset(let s):
+            open[s] = nil
+            host.close(s)
+        case .data(let s, let bytes):
+            guard var reader = open[s] else { return }
+            reader.append(bytes)
+            while true {
+                switch reader.next() {
+                case .needMore:
+                    open[s] = reader
+                    return
+                case .invalid(let v):
+                    host.simulation.violation("ingress.exact-request", "the app could not read what the sidecar sent: \(v)", host: host.id)
+                    open[s] = nil
+                    return host.close(s)
+                case .request:
+                    arrived(reader, on: s, host)
+                }
+            }
+        default:
+            break
+        }
+    }
+
+    private func arrived(_ reader: SimHTTP1.RequestReader, on s: StreamID, _ host: SimHost) {
+        let id = reader.field("x-correlation-id")
+        let method = "\(reader.head.method.name)"
+        let body = String(decoding: reader.body, as: UTF8.self)
+        let before = id.map { ledger.received[$0, default: 0] } ?? 0
+        if let id { ledger.received[id, default: 0] += 1 }
+        if let (invariant, message) = IngressChecks.arrival(id: id, method: method, target: reader.target, body: body,
+                                                            sent: id.flatMap { ledger.sent[$0] }, timesBefore: before) {
+            host.simulation.violation(invariant, message, host: host.id)
+        }
+        var service = Double(config.serviceMin.nanoseconds) + host.random.nextExponential(mean: Double(config.serviceTailMean.nanoseconds))
+        if faults.fires(Self.slow) { service *= 100 }
+        let t = host.setTimer(after: .nanoseconds(Int64(service)))
+        pending[t.rawValue] = (s, SimHTTP1.response(status: 200, fields: [("x-correlation-id", id ?? "")], body: "ok"))
+    }
+
+    func timerFired(_ token: TimerToken, on host: SimHost) {
+        guard let (s, bytes) = pending.removeValue(forKey: token.rawValue), open[s] != nil else { return }
+        host.write(s, bytes)
+    }
+}

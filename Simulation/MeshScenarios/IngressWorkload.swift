@@ -1,0 +1,161 @@
+import HTTPSidecar
+import MeshCore
+import MeshSimulator
+
+/// The ingress workload: clients send requests, many of them hostile (paths spelled to dodge policy,
+/// smuggling-shaped framing), through a simulated sidecar pod running the production
+/// ``IngressAdmission`` to an app. Policy: `/admin` and below only from internal clients (10.0.0.0/8).
+public struct IngressWorkloadConfig: Hashable, Sendable {
+    /// Connections per client, each with one request (or a pipelined pair) at a time.
+    public var concurrency = 2
+    public var thinkTime: Duration = .milliseconds(5)
+    /// A client gives up on an answer after this long.
+    public var deadline: Duration = .milliseconds(400)
+    /// The sidecar answers 504 when the app has not answered within this long.
+    public var upstreamTimeout: Duration = .milliseconds(100)
+    /// Share of requests sent right behind the previous one on the same connection.
+    public var pipelineShare = 0.2
+    /// Share of requests that are smuggling attempts.
+    public var smugglingShare = 0.1
+    public var serviceMin: Duration = .microseconds(300)
+    public var serviceTailMean: Duration = .milliseconds(2)
+    public init() {}
+}
+
+/// What a request should come to, by an independent model of the policy (a table written by hand,
+/// not the product's normalizer): the app gets `target`, or the sidecar refuses it.
+enum IngressExpectation: Hashable {
+    /// Reaches the app as exactly this origin-form target.
+    case app(target: String)
+    /// Refused at the head with this status, nothing reaching the app.
+    case refused(status: Int)
+    /// Refused by the framing scanner (400 and close); nothing of it reaches the app.
+    case malformed
+}
+
+/// The request spellings the clients choose from, each with the one target it means (nil: the
+/// sidecar must refuse it as a bad path).
+enum IngressSpellings {
+    static let table: [(target: String, means: String?)] = [
+        ("/public/a", "/public/a"),
+        ("/admin/a", "/admin/a"),
+        ("/public/../admin/a", "/admin/a"),
+        ("/./admin/a", "/admin/a"),
+        ("//admin//a", "/admin/a"),
+        ("/%61dmin/a", "/admin/a"),
+        ("/admin/a?x=%2F", "/admin/a?x=%2F"),
+        ("/ADMIN/a", "/ADMIN/a"),
+        ("/adminx", "/adminx"),
+        ("/admin", "/admin"),
+        ("/public/a/..", "/public/"),
+        ("/../../admin/a", "/admin/a"),
+        ("http://sidecar/admin/a", "/admin/a"),
+        ("/public/%2e%2e/admin/a", nil),
+        ("/admin%2Fa", nil),
+        ("/public/..;x/admin", nil),
+        ("/public/a#frag", nil),
+        ("/public/a\\..\\..\\admin", nil),
+    ]
+
+    /// Whether the independent model's policy admits `target` (origin form) from `client`.
+    static func admits(_ target: String, client: String) -> Bool {
+        let path = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? target
+        let underAdmin = path == "/admin" || path.hasPrefix("/admin/")
+        return !underAdmin || client.hasPrefix("10.")
+    }
+
+    static func expectation(_ means: String?, client: String) -> IngressExpectation {
+        guard let means else { return .refused(status: 400) }
+        return admits(means, client: client) ? .app(target: means) : .refused(status: 403)
+    }
+
+    /// Smuggling-shaped requests: each hides a second request (to `/admin`, with an id no client
+    /// sent as a request) that a relay framing it wrongly would pass on. The scanner must refuse all.
+    static func smuggling(_ id: String, variant: Int) -> [UInt8] {
+        let hidden = "GET /admin/a HTTP/1.1\r\nhost: sidecar\r\nx-correlation-id: smuggled.\(id)\r\n\r\n"
+        let chunkedEnd = "0\r\n\r\n"
+        let text: String
+        switch variant % 5 {
+        case 0:  // CL.TE
+            text = "POST /public/a HTTP/1.1\r\nhost: sidecar\r\nx-correlation-id: \(id)\r\ncontent-length: \(chunkedEnd.utf8.count + hidden.utf8.count)\r\n"
+                + "transfer-encoding: chunked\r\n\r\n" + chunkedEnd + hidden
+        case 1:  // two lengths
+            text = "POST /public/a HTTP/1.1\r\nhost: sidecar\r\nx-correlation-id: \(id)\r\ncontent-length: 0\r\ncontent-length: \(hidden.utf8.count)\r\n\r\n" + hidden
+        case 2:  // an obfuscated Transfer-Encoding
+            text = "POST /public/a HTTP/1.1\r\nhost: sidecar\r\nx-correlation-id: \(id)\r\ntransfer-encoding: chunked, identity\r\n\r\n" + chunkedEnd + hidden
+        case 3:  // obs-fold hiding a length
+            text = "POST /public/a HTTP/1.1\r\nhost: sidecar\r\nx-correlation-id: \(id)\r\nx-pad: a\r\n content-length: \(hidden.utf8.count)\r\n\r\n" + hidden
+        default:  // bare LF line ends
+            text = "GET /public/a HTTP/1.1\nhost: sidecar\nx-correlation-id: \(id)\ncontent-length: \(hidden.utf8.count)\n\n" + hidden
+        }
+        return Array(text.utf8)
+    }
+}
+
+/// What the clients sent and what the app received: the independent history the ingress checks
+/// judge by. Kernel-level, so it survives crashes.
+final class IngressLedger {
+    struct Sent {
+        var client: String
+        var method: String
+        var body: String
+        var expected: IngressExpectation
+    }
+    /// Every request a client sent, by its id (`x-correlation-id`).
+    var sent: [String: Sent] = [:]
+    /// Ids the app received, with how often.
+    var received: [String: Int] = [:]
+}
+
+/// The ingress promises as pure functions of what was seen (each returns the invariant and why, or nil).
+enum IngressChecks {
+    static let invariants = [
+        "ingress.policy", "ingress.exact-request", "ingress.no-smuggling", "ingress.right-response", "ingress.complete",
+        "ingress.liveness",
+    ]
+
+    /// A request arriving at the app: it must be one a client sent as such (`ingress.no-smuggling`),
+    /// once, that the policy admits (`ingress.policy`), exactly as the client meant it (`ingress.exact-request`).
+    static func arrival(id: String?, method: String, target: String, body: String, sent: IngressLedger.Sent?,
+                        timesBefore: Int) -> (invariant: String, message: String)? {
+        guard let id, let sent else {
+            return ("ingress.no-smuggling", "the app got \(method) \(target) (id \(id ?? "none")), which no client sent as a request")
+        }
+        guard timesBefore == 0 else { return ("ingress.no-smuggling", "the app got \(id) a second time") }
+        guard case .app(let meant) = sent.expected else {
+            return ("ingress.policy", "the app got \(method) \(target) (\(id)) from \(sent.client), which policy refuses (\(sent.expected))")
+        }
+        guard target == meant, method == sent.method, body == sent.body else {
+            return ("ingress.exact-request", "\(id): the client meant \(sent.method) \(meant) with \(sent.body.utf8.count) body bytes; the app got \(method) \(target) with \(body.utf8.count)")
+        }
+        return nil
+    }
+
+    /// An answer reaching the client: it names its request and agrees with what the request should
+    /// come to (`ingress.right-response`). Returns whether it is a success, or the violation.
+    static func answer(status: Int, id: String?, for request: String, expected: IngressExpectation) -> Result<Bool, CheckFailure> {
+        switch expected {
+        case .malformed:
+            guard [400, 501, 505].contains(status) else {
+                return .failure(CheckFailure("\(request) is malformed, yet it was answered \(status)"))
+            }
+            return .success(true)
+        case .refused(let refusal):
+            guard status == refusal, id == request else {
+                return .failure(CheckFailure("\(request) must be refused \(refusal); it got \(status) naming \(id ?? "no request")"))
+            }
+            return .success(true)
+        case .app:
+            guard id == request else { return .failure(CheckFailure("\(request) got the answer (\(status)) meant for \(id ?? "no request")")) }
+            guard status == 200 || [502, 503, 504].contains(status) else {
+                return .failure(CheckFailure("\(request) is admitted by policy, yet it was answered \(status)"))
+            }
+            return .success(status == 200)
+        }
+    }
+
+    struct CheckFailure: Error {
+        var message: String
+        init(_ message: String) { self.message = message }
+    }
+}

@@ -1,0 +1,53 @@
+@testable import MeshScenarios
+import Testing
+
+/// Each ingress invariant fires on a hand-made history that breaks it, and stays quiet on one that keeps it.
+@Suite struct IngressCheckerTests {
+    private let admitted = IngressLedger.Sent(client: "192.0.2.1", method: "GET", body: "", expected: .app(target: "/public/a"))
+    private let refused = IngressLedger.Sent(client: "192.0.2.1", method: "GET", body: "", expected: .refused(status: 403))
+
+    @Test func theModelRefusesAdminFromOutsideAndBadSpellingsEverywhere() {
+        #expect(IngressSpellings.expectation("/admin/a", client: "192.0.2.1") == .refused(status: 403))
+        #expect(IngressSpellings.expectation("/admin/a", client: "10.0.0.1") == .app(target: "/admin/a"))
+        #expect(IngressSpellings.expectation("/adminx", client: "192.0.2.1") == .app(target: "/adminx"))
+        #expect(IngressSpellings.expectation("/admin?x", client: "192.0.2.1") == .refused(status: 403))
+        #expect(IngressSpellings.expectation(nil, client: "10.0.0.1") == .refused(status: 400))
+    }
+
+    @Test func quietOnAnAdmittedRequestArrivingOnceAsMeant() {
+        #expect(IngressChecks.arrival(id: "c.1", method: "GET", target: "/public/a", body: "", sent: admitted, timesBefore: 0) == nil)
+    }
+
+    @Test func policyFiresOnARefusedRequestReachingTheApp() {
+        let v = IngressChecks.arrival(id: "c.1", method: "GET", target: "/admin/a", body: "", sent: refused, timesBefore: 0)
+        #expect(v?.invariant == "ingress.policy")
+    }
+
+    @Test func exactRequestFiresOnAnotherTargetMethodOrBody() {
+        #expect(IngressChecks.arrival(id: "c.1", method: "GET", target: "/public/../public/a", body: "", sent: admitted, timesBefore: 0)?.invariant
+            == "ingress.exact-request")
+        #expect(IngressChecks.arrival(id: "c.1", method: "POST", target: "/public/a", body: "", sent: admitted, timesBefore: 0)?.invariant
+            == "ingress.exact-request")
+        #expect(IngressChecks.arrival(id: "c.1", method: "GET", target: "/public/a", body: "x", sent: admitted, timesBefore: 0)?.invariant
+            == "ingress.exact-request")
+    }
+
+    @Test func noSmugglingFiresOnARequestNoClientSentOrOneSentTwice() {
+        #expect(IngressChecks.arrival(id: "smuggled.c.1", method: "GET", target: "/admin/a", body: "", sent: nil, timesBefore: 0)?.invariant
+            == "ingress.no-smuggling")
+        #expect(IngressChecks.arrival(id: nil, method: "GET", target: "/admin/a", body: "", sent: nil, timesBefore: 0)?.invariant
+            == "ingress.no-smuggling")
+        #expect(IngressChecks.arrival(id: "c.1", method: "GET", target: "/public/a", body: "", sent: admitted, timesBefore: 1)?.invariant
+            == "ingress.no-smuggling")
+    }
+
+    @Test func rightResponseFiresOnAnotherRequestsAnswerOrTheWrongVerdict() throws {
+        #expect(try IngressChecks.answer(status: 200, id: "c.1", for: "c.1", expected: .app(target: "/a")).get() == true)
+        #expect(try IngressChecks.answer(status: 504, id: "c.1", for: "c.1", expected: .app(target: "/a")).get() == false, "a failure, not a violation")
+        #expect((try? IngressChecks.answer(status: 200, id: "c.2", for: "c.1", expected: .app(target: "/a")).get()) == nil, "another request's answer")
+        #expect((try? IngressChecks.answer(status: 403, id: "c.1", for: "c.1", expected: .app(target: "/a")).get()) == nil, "refused though admitted")
+        #expect((try? IngressChecks.answer(status: 200, id: "c.1", for: "c.1", expected: .refused(status: 403)).get()) == nil, "admitted though refused")
+        #expect((try? IngressChecks.answer(status: 200, id: nil, for: "c.1", expected: .malformed).get()) == nil, "a smuggling attempt answered 200")
+        #expect(try IngressChecks.answer(status: 400, id: nil, for: "c.1", expected: .malformed).get() == true)
+    }
+}
