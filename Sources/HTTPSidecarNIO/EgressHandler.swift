@@ -183,7 +183,10 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func start(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ body: ByteBuffer, _ service: ServiceRuntime, _ target: RequestTarget) {
         let now = shared.clock.now
-        let settings = EgressExchange.Settings(service: service.config.name, deadline: service.requestTimeout, usesToken: service.token != nil)
+        // Each attempt's timeout is the engine's, as in the simulator; the connection's own response
+        // timeout (the same length) still bounds a pause in the middle of an answer.
+        let settings = EgressExchange.Settings(service: service.config.name, deadline: service.requestTimeout,
+                                               attemptTimeout: service.connections.settings.responseTimeout, usesToken: service.token != nil)
         var exchange = EgressExchange(method: head.method.rawValue, settings: settings, traceparent: head.headers.first(name: "traceparent"),
                                       tracestate: head.headers.first(name: "tracestate"), now: now, random: &random)
         var upstream = head
