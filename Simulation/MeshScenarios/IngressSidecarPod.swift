@@ -40,6 +40,9 @@ final class IngressSidecarPod: SimProcess {
     /// App connection → the client connection whose request it carries.
     private var clientOf: [StreamID: StreamID] = [:]
     private var timeouts: [UInt64: StreamID] = [:]
+    /// When this pod sent each client's `/limited` requests on to the app (this incarnation's limiter
+    /// only): the output the rate-limit bound is checked on, not the limiter's own state.
+    private var limitedSent: [String: [MeshInstant]] = [:]
 
     init(ingress: IngressConfig, app: HostID, addressOf: @escaping (HostID) -> String) {
         self.ingress = ingress
@@ -49,8 +52,9 @@ final class IngressSidecarPod: SimProcess {
 
     func start(on host: SimHost) {
         host.listen(port: Self.port)
-        policy = try? IngressPolicy(config: ingress)
         random = SeededRandom(seed: host.random.next())
+        policy = try? IngressPolicy(config: ingress, hashSeed: random.next())
+        limitedSent = [:]
     }
 
     func receive(_ event: NetEvent, on host: SimHost) {
@@ -103,13 +107,14 @@ final class IngressSidecarPod: SimProcess {
                 let decision = IngressAdmission.decide(head, client: conn.client, scheme: "http", policy: policy, now: host.now, random: &random)
                 switch decision {
                 case .refuse(let e, let close):
-                    host.simulation.coverage.hit("ingress.refused")
+                    host.simulation.coverage.hit(e.code == "rate_limited" ? "ingress.rate-limited" : "ingress.refused")
                     answer(s, status: e.status, headers: e.headers + [("content-type", "application/json")], body: bodyBytes(e),
                            close: close || !conn.reader.head.keepAlive, host)
                 case .answer(let status, let headers, let close):
                     answer(s, status: status, headers: headers, body: [], close: close || !conn.reader.head.keepAlive, host)
                 case .admit(let admitted):
                     host.simulation.coverage.hit("ingress.admitted")
+                    if IngressSpellings.isLimited(admitted.upstreamHead.uri) { checkRate(conn.client, host) }
                     let request = Self.bytes(admitted.upstreamHead, body: conn.reader.body)
                     let a = host.connect(to: app, port: IngressApp.port)
                     clientOf[a] = s
@@ -119,6 +124,19 @@ final class IngressSidecarPod: SimProcess {
                                                         appStream: a, request: request, timer: t)
                 }
             }
+        }
+    }
+
+    /// Over any span between two `/limited` requests of one client sent on, at most burst + rate × span
+    /// (``RateLimitBound``).
+    private func checkRate(_ client: String, _ host: SimHost) {
+        let limit = IngressSpellings.limit
+        var times = limitedSent[client, default: []]
+        times.append(host.now)
+        times.removeAll { host.now - $0 > .seconds(1) + .seconds(Double(limit.burst) / limit.rate) }
+        limitedSent[client] = times
+        if let excess = RateLimitBound.violation(times, rate: limit.rate, burst: limit.burst) {
+            host.simulation.violation("ingress.rate-limit-bound", "the sidecar sent on \(excess) from \(client)", host: host.id)
         }
     }
 

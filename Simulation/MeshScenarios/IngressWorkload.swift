@@ -27,6 +27,8 @@ public struct IngressWorkloadConfig: Hashable, Sendable {
 enum IngressExpectation: Hashable {
     /// Reaches the app as exactly this origin-form target.
     case app(target: String)
+    /// Reaches the app as this target, or is refused 429 by the route's rate limit.
+    case limited(target: String)
     /// Refused at the head with this status, nothing reaching the app.
     case refused(status: Int)
     /// Refused by the framing scanner (400 and close); nothing of it reaches the app.
@@ -55,7 +57,19 @@ enum IngressSpellings {
         ("/public/..;x/admin", nil),
         ("/public/a#frag", nil),
         ("/public/a\\..\\..\\admin", nil),
+        ("/limited/x", "/limited/x"),
+        ("/public/../limited/x", "/limited/x"),
+        ("/limited/./x?y=1", "/limited/x?y=1"),
     ]
+
+    /// The rate limit of `/limited` and below, per client address.
+    static let limit = RateLimiter.Config(rate: 20, burst: 3)
+
+    /// Whether `target` is under `/limited`.
+    static func isLimited(_ target: String) -> Bool {
+        let path = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? target
+        return path == "/limited" || path.hasPrefix("/limited/")
+    }
 
     /// Whether the independent model's policy admits `target` (origin form) from `client`.
     static func admits(_ target: String, client: String) -> Bool {
@@ -66,7 +80,8 @@ enum IngressSpellings {
 
     static func expectation(_ means: String?, client: String) -> IngressExpectation {
         guard let means else { return .refused(status: 400) }
-        return admits(means, client: client) ? .app(target: means) : .refused(status: 403)
+        guard admits(means, client: client) else { return .refused(status: 403) }
+        return isLimited(means) ? .limited(target: means) : .app(target: means)
     }
 
     /// Smuggling-shaped requests: each hides a second request (to `/admin`, with an id no client
@@ -110,8 +125,8 @@ final class IngressLedger {
 /// The ingress promises as pure functions of what was seen (each returns the invariant and why, or nil).
 enum IngressChecks {
     static let invariants = [
-        "ingress.policy", "ingress.exact-request", "ingress.no-smuggling", "ingress.right-response", "ingress.complete",
-        "ingress.liveness",
+        "ingress.policy", "ingress.exact-request", "ingress.no-smuggling", "ingress.right-response", "ingress.rate-limit-bound",
+        "ingress.complete", "ingress.liveness",
     ]
 
     /// A request arriving at the app: it must be one a client sent as such (`ingress.no-smuggling`),
@@ -122,7 +137,10 @@ enum IngressChecks {
             return ("ingress.no-smuggling", "the app got \(method) \(target) (id \(id ?? "none")), which no client sent as a request")
         }
         guard timesBefore == 0 else { return ("ingress.no-smuggling", "the app got \(id) a second time") }
-        guard case .app(let meant) = sent.expected else {
+        let meant: String
+        switch sent.expected {
+        case .app(let target), .limited(let target): meant = target
+        default:
             return ("ingress.policy", "the app got \(method) \(target) (\(id)) from \(sent.client), which policy refuses (\(sent.expected))")
         }
         guard target == meant, method == sent.method, body == sent.body else {
@@ -145,6 +163,12 @@ enum IngressChecks {
                 return .failure(CheckFailure("\(request) must be refused \(refusal); it got \(status) naming \(id ?? "no request")"))
             }
             return .success(true)
+        case .limited:
+            guard id == request else { return .failure(CheckFailure("\(request) got the answer (\(status)) meant for \(id ?? "no request")")) }
+            guard [200, 429, 502, 503, 504].contains(status) else {
+                return .failure(CheckFailure("\(request) is admitted by policy up to its rate, yet it was answered \(status)"))
+            }
+            return .success(status == 200 || status == 429)
         case .app:
             guard id == request else { return .failure(CheckFailure("\(request) got the answer (\(status)) meant for \(id ?? "no request")")) }
             guard status == 200 || [502, 503, 504].contains(status) else {

@@ -15,15 +15,16 @@ public final class IngressPolicy: Sendable {
     let defaultChain: [IngressMiddleware]
 
     /// Builds the policy of `config`, keeping `previous`'s limiters whose settings are unchanged;
-    /// throws when the routes cannot work.
-    public init(config: IngressConfig, previous: IngressPolicy? = nil) throws(ConfigError) {
+    /// throws when the routes cannot work. New limiters hash keys with a seed from the system (so
+    /// clients cannot aim at collisions), or with `hashSeed` when given (the simulator's, for replay).
+    public init(config: IngressConfig, previous: IngressPolicy? = nil, hashSeed: UInt64? = nil) throws(ConfigError) {
         if let problem = config.routeProblem() { throw problem }
         self.config = config
         let old = previous?.config
         if let previous, let same = previous.limiter, old?.rateLimit == config.rateLimit, old?.rateLimitKey == config.rateLimitKey {
             limiter = same
         } else {
-            limiter = config.rateLimit.map { NIOLockedValueBox(Self.limiter($0)) }
+            limiter = config.rateLimit.map { NIOLockedValueBox(Self.limiter($0, hashSeed)) }
         }
         var routeLimiters: [String: NIOLockedValueBox<RateLimiter>] = [:]
         for route in config.routes {
@@ -32,18 +33,17 @@ public final class IngressPolicy: Sendable {
                old?.rateLimitKey == config.rateLimitKey {
                 routeLimiters[route.prefix] = same
             } else {
-                routeLimiters[route.prefix] = NIOLockedValueBox(Self.limiter(rate))
+                routeLimiters[route.prefix] = NIOLockedValueBox(Self.limiter(rate, hashSeed))
             }
         }
         self.routeLimiters = routeLimiters
         defaultChain = config.defaultMiddleware.filter { $0 != .jwt || config.jwt != nil }
     }
 
-    /// A limiter whose key hash is seeded from the system, so clients cannot aim at collisions.
-    static func limiter(_ config: RateLimiter.Config) -> RateLimiter {
+    static func limiter(_ config: RateLimiter.Config, _ hashSeed: UInt64?) -> RateLimiter {
         var seeded = config
         var random = SystemRandom()
-        seeded.hashSeed = random.next()
+        seeded.hashSeed = hashSeed ?? random.next()
         return RateLimiter(seeded)
     }
 }

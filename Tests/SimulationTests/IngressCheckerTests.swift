@@ -12,6 +12,13 @@ import Testing
         #expect(IngressSpellings.expectation("/adminx", client: "192.0.2.1") == .app(target: "/adminx"))
         #expect(IngressSpellings.expectation("/admin?x", client: "192.0.2.1") == .refused(status: 403))
         #expect(IngressSpellings.expectation(nil, client: "10.0.0.1") == .refused(status: 400))
+        #expect(IngressSpellings.expectation("/limited/x?y", client: "192.0.2.1") == .limited(target: "/limited/x?y"))
+    }
+
+    @Test func aRateLimitedRouteMayAnswer429ButNothingElseOfItsOwn() throws {
+        #expect(try IngressChecks.answer(status: 429, id: "c.1", for: "c.1", expected: .limited(target: "/limited/x")).get() == true)
+        #expect((try? IngressChecks.answer(status: 403, id: "c.1", for: "c.1", expected: .limited(target: "/limited/x")).get()) == nil)
+        #expect((try? IngressChecks.answer(status: 429, id: "c.1", for: "c.1", expected: .app(target: "/public/a")).get()) == nil)
     }
 
     @Test func quietOnAnAdmittedRequestArrivingOnceAsMeant() {
