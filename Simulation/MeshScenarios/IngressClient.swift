@@ -18,6 +18,8 @@ final class IngressClient: SimProcess {
         var expected: IngressExpectation
         var history: Int
         var deadline: TimerToken
+        /// For a cross-origin request: the origin its answer must allow (nil: none).
+        var allowOrigin: String??
     }
     private struct Slot {
         var stream: StreamID?
@@ -75,6 +77,11 @@ final class IngressClient: SimProcess {
             let id = nextId(host)
             bytes += IngressSpellings.smuggling(id, variant: Int(host.random.next() % 5))
             record(i, id: id, method: "POST", body: "", expected: .malformed, host)
+        } else if host.random.chance(config.corsShare) {
+            let id = nextId(host)
+            let request = IngressSpellings.cors(id, pick: host.random.next())
+            bytes += request.bytes
+            record(i, id: id, method: request.method, body: "", expected: request.expected, allowOrigin: request.allowOrigin, host)
         } else {
             var pipelined = 1
             while pipelined > 0 {
@@ -104,12 +111,13 @@ final class IngressClient: SimProcess {
         return "\(host.name).\(host.incarnation).\(sequence)"
     }
 
-    private func record(_ i: Int, id: String, method: String, body: String, expected: IngressExpectation, _ host: SimHost) {
+    private func record(_ i: Int, id: String, method: String, body: String, expected: IngressExpectation, allowOrigin: String?? = nil,
+                        _ host: SimHost) {
         ledger.sent[id] = IngressLedger.Sent(client: address, method: method, body: body, expected: expected)
         let history = host.simulation.history.invoke(process: host.name, "ingress", id, at: host.now, deadline: host.now + config.deadline)
         let t = host.setTimer(after: config.deadline)
         timers[t.rawValue] = .deadline(i)
-        slots[i].outstanding.append(Outstanding(id: id, expected: expected, history: history, deadline: t))
+        slots[i].outstanding.append(Outstanding(id: id, expected: expected, history: history, deadline: t, allowOrigin: allowOrigin))
     }
 
     func receive(_ event: NetEvent, on host: SimHost) {
@@ -157,6 +165,14 @@ final class IngressClient: SimProcess {
         host.cancelTimer(request.deadline)
         timers[request.deadline.rawValue] = nil
         let status = slots[i].reader.status
+        if case .some(let expected) = request.allowOrigin,
+           let why = IngressChecks.cors(expected: expected, allowed: slots[i].reader.field("access-control-allow-origin"), for: request.id) {
+            host.simulation.violation("ingress.cors", why, host: host.id)
+        }
+        if case .preflight(let origin?) = request.expected, status == 204,
+           let why = IngressChecks.cors(expected: origin, allowed: slots[i].reader.field("access-control-allow-origin"), for: request.id) {
+            host.simulation.violation("ingress.cors", why, host: host.id)
+        }
         switch IngressChecks.answer(status: status, id: slots[i].reader.field("x-correlation-id"), for: request.id, expected: request.expected) {
         case .success(let ok):
             host.simulation.history.complete(request.history, ok ? .ok("\(status)") : .failed("\(status)"), at: host.now)

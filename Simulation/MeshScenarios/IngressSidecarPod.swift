@@ -111,6 +111,7 @@ final class IngressSidecarPod: SimProcess {
                     answer(s, status: e.status, headers: e.headers + [("content-type", "application/json")], body: bodyBytes(e),
                            close: close || !conn.reader.head.keepAlive, host)
                 case .answer(let status, let headers, let close):
+                    host.simulation.coverage.hit("ingress.preflight")
                     answer(s, status: status, headers: headers, body: [], close: close || !conn.reader.head.keepAlive, host)
                 case .admit(let admitted):
                     host.simulation.coverage.hit("ingress.admitted")

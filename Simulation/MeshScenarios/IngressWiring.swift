@@ -4,8 +4,8 @@ import MeshCore
 import MeshSimulator
 
 /// Builds the ingress workload's hosts: the app, the sidecar pod in front of it (its policy: `/admin`
-/// and below from 10.0.0.0/8 only, `/limited` and below rate-limited per client address, everything
-/// else open), and the clients.
+/// and below from 10.0.0.0/8 only, `/limited` and below rate-limited per client address, `/cors`
+/// behind a CORS policy allowing one origin, everything else open), and the clients.
 enum IngressWiring {
     /// The sidecar's ingress settings in the scenario.
     static func sidecarConfig(_ workload: IngressWorkloadConfig) -> IngressConfig {
@@ -13,7 +13,9 @@ enum IngressWiring {
         c.upstreamTimeout = workload.upstreamTimeout
         c.ipFilter = IPFilter(allow: [CIDR("10.0.0.0/8")!])
         c.routes = [IngressRoute(prefix: "/", middleware: []), IngressRoute(prefix: "/admin", middleware: [.ipFilter]),
-                    IngressRoute(prefix: "/limited", middleware: [.rateLimit], rateLimit: IngressSpellings.limit)]
+                    IngressRoute(prefix: "/limited", middleware: [.rateLimit], rateLimit: IngressSpellings.limit),
+                    IngressRoute(prefix: "/cors", middleware: [.cors])]
+        c.cors = CORSPolicy(allowedOrigins: [IngressSpellings.goodOrigin])
         return c
     }
 

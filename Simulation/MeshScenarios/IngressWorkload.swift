@@ -17,6 +17,8 @@ public struct IngressWorkloadConfig: Hashable, Sendable {
     public var pipelineShare = 0.2
     /// Share of requests that are smuggling attempts.
     public var smugglingShare = 0.1
+    /// Share of requests that are CORS preflights or cross-origin requests to `/cors`.
+    public var corsShare = 0.1
     public var serviceMin: Duration = .microseconds(300)
     public var serviceTailMean: Duration = .milliseconds(2)
     public init() {}
@@ -33,6 +35,8 @@ enum IngressExpectation: Hashable {
     case refused(status: Int)
     /// Refused by the framing scanner (400 and close); nothing of it reaches the app.
     case malformed
+    /// A CORS preflight, answered by the sidecar: 204 allowing this origin, or 403 when nil.
+    case preflight(allowOrigin: String?)
 }
 
 /// The request spellings the clients choose from, each with the one target it means (nil: the
@@ -64,6 +68,24 @@ enum IngressSpellings {
 
     /// The rate limit of `/limited` and below, per client address.
     static let limit = RateLimiter.Config(rate: 20, burst: 3)
+
+    /// The origin `/cors` allows, and one it does not.
+    static let goodOrigin = "https://app.example", evilOrigin = "https://evil.example"
+
+    /// A CORS request to `/cors`: a preflight (OPTIONS asking for a method) or an actual GET, from
+    /// the allowed origin or another; its bytes, method, and what it should come to.
+    static func cors(_ id: String, pick: UInt64) -> (bytes: [UInt8], method: String, expected: IngressExpectation, allowOrigin: String??) {
+        let good = pick & 1 == 0
+        let origin = good ? goodOrigin : evilOrigin
+        let target = pick & 4 == 0 ? "/cors/x" : "/public/../cors/x"
+        if pick & 2 == 0 {
+            let asked = pick & 8 == 0 ? "PUT" : "TRACE"
+            let text = "OPTIONS \(target) HTTP/1.1\r\nhost: sidecar\r\nx-correlation-id: \(id)\r\norigin: \(origin)\r\naccess-control-request-method: \(asked)\r\n\r\n"
+            return (Array(text.utf8), "OPTIONS", .preflight(allowOrigin: good && asked == "PUT" ? origin : nil), nil)
+        }
+        let text = "GET \(target) HTTP/1.1\r\nhost: sidecar\r\nx-correlation-id: \(id)\r\norigin: \(origin)\r\n\r\n"
+        return (Array(text.utf8), "GET", .app(target: "/cors/x"), .some(good ? origin : nil))
+    }
 
     /// Whether `target` is under `/limited`.
     static func isLimited(_ target: String) -> Bool {
@@ -125,7 +147,7 @@ final class IngressLedger {
 /// The ingress promises as pure functions of what was seen (each returns the invariant and why, or nil).
 enum IngressChecks {
     static let invariants = [
-        "ingress.policy", "ingress.exact-request", "ingress.no-smuggling", "ingress.right-response", "ingress.rate-limit-bound",
+        "ingress.policy", "ingress.exact-request", "ingress.no-smuggling", "ingress.right-response", "ingress.rate-limit-bound", "ingress.cors",
         "ingress.complete", "ingress.liveness",
     ]
 
@@ -163,6 +185,11 @@ enum IngressChecks {
                 return .failure(CheckFailure("\(request) must be refused \(refusal); it got \(status) naming \(id ?? "no request")"))
             }
             return .success(true)
+        case .preflight(let allowOrigin):
+            guard id == request, status == (allowOrigin == nil ? 403 : 204) else {
+                return .failure(CheckFailure("\(request) is a preflight to be \(allowOrigin == nil ? "refused 403" : "answered 204"); it got \(status) naming \(id ?? "no request")"))
+            }
+            return .success(true)
         case .limited:
             guard id == request else { return .failure(CheckFailure("\(request) got the answer (\(status)) meant for \(id ?? "no request")")) }
             guard [200, 429, 502, 503, 504].contains(status) else {
@@ -176,6 +203,13 @@ enum IngressChecks {
             }
             return .success(status == 200)
         }
+    }
+
+    /// `ingress.cors`: an answer to a request from `origin` allows exactly the origin policy allows
+    /// (`expected`), or none.
+    static func cors(expected: String?, allowed: String?, for request: String) -> String? {
+        guard allowed != expected else { return nil }
+        return "\(request): the answer allows origin \(allowed ?? "none"), policy allows \(expected ?? "none")"
     }
 
     struct CheckFailure: Error {

@@ -321,6 +321,7 @@ public struct Scenario: Sendable {
         c.upstreamTimeout = try i.duration("upstream_timeout") ?? c.upstreamTimeout
         c.pipelineShare = try i.probability("pipeline_share") ?? c.pipelineShare
         c.smugglingShare = try i.probability("smuggling_share") ?? c.smugglingShare
+        c.corsShare = try i.probability("cors_share") ?? c.corsShare
         var service = try i.child("service_time")
         c.serviceMin = try service.duration("min") ?? c.serviceMin
         c.serviceTailMean = try service.duration("tail_mean") ?? c.serviceTailMean

@@ -57,4 +57,14 @@ import Testing
         #expect((try? IngressChecks.answer(status: 200, id: nil, for: "c.1", expected: .malformed).get()) == nil, "a smuggling attempt answered 200")
         #expect(try IngressChecks.answer(status: 400, id: nil, for: "c.1", expected: .malformed).get() == true)
     }
+
+    @Test func corsFiresOnAnAnswerAllowingAnotherOriginOrAnyAtAll() throws {
+        #expect(IngressChecks.cors(expected: "https://app.example", allowed: "https://app.example", for: "c.1") == nil)
+        #expect(IngressChecks.cors(expected: nil, allowed: nil, for: "c.1") == nil)
+        #expect(IngressChecks.cors(expected: "https://app.example", allowed: "*", for: "c.1") != nil, "a wildcard where policy names one origin")
+        #expect(IngressChecks.cors(expected: nil, allowed: "https://evil.example", for: "c.1") != nil, "an origin policy does not allow")
+        #expect(try IngressChecks.answer(status: 204, id: "c.1", for: "c.1", expected: .preflight(allowOrigin: "https://app.example")).get() == true)
+        #expect((try? IngressChecks.answer(status: 204, id: "c.1", for: "c.1", expected: .preflight(allowOrigin: nil)).get()) == nil,
+                "a preflight from another origin answered as allowed")
+    }
 }
