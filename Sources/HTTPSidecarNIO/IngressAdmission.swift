@@ -221,8 +221,17 @@ public enum IngressAdmission {
                       message: "the app could not be reached: \(why)", headers: headers)
     }
 
+    /// 32 lower-case hex digits, written in place (one allocation, where formatting each half and
+    /// padding it took five).
     static func newCorrelationId(_ random: inout SeededRandom) -> String {
-        let a = random.next(), b = random.next()
-        return String(a, radix: 16).leftPadded(16) + String(b, radix: 16).leftPadded(16)
+        let halves = (random.next(), random.next())
+        return String(unsafeUninitializedCapacity: 32) { out in
+            for i in 0..<32 {
+                let half = i < 16 ? halves.0 : halves.1
+                let nibble = UInt8(truncatingIfNeeded: half >> UInt64(60 - 4 * (i % 16))) & 0xF
+                out[i] = nibble < 10 ? 0x30 + nibble : 0x57 + nibble
+            }
+            return 32
+        }
     }
 }

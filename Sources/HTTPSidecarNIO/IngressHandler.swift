@@ -336,7 +336,3 @@ extension HTTPRequestHead {
         return headers.contains(name: "transfer-encoding")
     }
 }
-
-extension String {
-    func leftPadded(_ n: Int) -> String { String(repeating: "0", count: max(0, n - count)) + self }
-}

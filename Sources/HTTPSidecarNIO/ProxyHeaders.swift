@@ -1,4 +1,3 @@
-import Foundation
 import HTTPSidecar
 import NIOHTTP1
 
@@ -17,7 +16,7 @@ public enum ProxyHeaders {
             hopFields += 1
             guard name.utf8.count == 10, equalsIgnoringCase(name, "connection") else { continue }
             for token in value.utf8.split(separator: UInt8(ascii: ",")) {
-                let trimmed = String(decoding: token, as: UTF8.self).trimmingCharacters(in: .whitespaces).lowercased()
+                let trimmed = String(decoding: token, as: UTF8.self).trimmingSpaces.lowercased()
                 if trimmed.isEmpty || isHopByHop(trimmed) || protectedFromConnection.contains(trimmed) { continue }
                 named.insert(trimmed)
             }
@@ -82,7 +81,7 @@ public enum ProxyHeaders {
             // CORS varies on Origin: added to the app's own Vary instead of replacing it.
             if name == "vary", let prior = headers.first(name: "vary") {
                 let all = headers["vary"].joined(separator: ", ")
-                let listed = all.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+                let listed = all.split(separator: ",").map { $0.trimmingSpaces.lowercased() }
                 if !listed.contains("*") && !listed.contains(value.lowercased()) {
                     headers.replaceOrAdd(name: "vary", value: (all.isEmpty ? prior : all) + ", " + value)
                 }

@@ -38,7 +38,7 @@ public struct CORSPolicy: Hashable, Sendable {
 
         if method.uppercased() == "OPTIONS", let wanted = requestMethod {
             guard allowedMethods.contains(wanted.uppercased()) else { return .rejected(reason: "method \(wanted) is not allowed") }
-            let asked = (requestHeaders ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty }
+            let asked = (requestHeaders ?? "").split(separator: ",").map { $0.trimmingSpaces.lowercased() }.filter { !$0.isEmpty }
             if !allowedHeaders.contains("*"), let bad = asked.first(where: { !allowedHeaders.contains($0) }) {
                 return .rejected(reason: "header \(bad) is not allowed")
             }
@@ -64,4 +64,3 @@ public struct HeaderPairs: Hashable, Sendable {
     public func value(_ name: String) -> String? { pairs.first { $0.name == name }?.value }
 }
 
-import Foundation

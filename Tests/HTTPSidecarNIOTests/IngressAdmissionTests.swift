@@ -1,0 +1,45 @@
+import HTTPSidecar
+@testable import HTTPSidecarNIO
+import MeshCore
+import NIOHTTP1
+import Testing
+
+/// The head-time decision without a channel: what the NIO handler and the simulated pod both call.
+@Suite struct IngressAdmissionTests {
+    private func head(_ uri: String, _ fields: [(String, String)] = []) -> HTTPRequestHead {
+        HTTPRequestHead(version: .http1_1, method: .GET, uri: uri, headers: HTTPHeaders([("host", "app")] + fields))
+    }
+
+    @Test func correlationIdsAre32LowerCaseHexDigitsWithTheirLeadingZeros() {
+        var random = SeededRandom(seed: 7)
+        var check = SeededRandom(seed: 7)
+        for _ in 0..<1_000 {
+            let id = IngressAdmission.newCorrelationId(&random)
+            let (a, b) = (check.next(), check.next())
+            let pad = { (s: String) in String(repeating: "0", count: 16 - s.count) + s }
+            #expect(id == pad(String(a, radix: 16)) + pad(String(b, radix: 16)))
+        }
+    }
+
+    @Test func policyIsMatchedOnTheNormalizedPathAndTheAppGetsThatPath() throws {
+        var config = IngressConfig()
+        config.ipFilter = IPFilter(allow: [CIDR("10.0.0.0/8")!])
+        config.routes = [IngressRoute(prefix: "/", middleware: []), IngressRoute(prefix: "/admin", middleware: [.ipFilter])]
+        let policy = try IngressPolicy(config: config, hashSeed: 1)
+        var random = SeededRandom(seed: 1)
+        guard case .refuse(let e, _) = IngressAdmission.decide(head("/public/../admin/a"), client: "192.0.2.1", scheme: "http", policy: policy,
+                                                               now: .zero, random: &random) else {
+            Issue.record("a dot-segment spelling of /admin was admitted")
+            return
+        }
+        #expect(e.code == "ip_denied")
+        guard case .admit(let admitted) = IngressAdmission.decide(head("//public/./a?q", [("connection", "keep-alive, x-drop"), ("x-drop", "1")]),
+                                                                  client: "192.0.2.1", scheme: "http", policy: policy, now: .zero, random: &random) else {
+            Issue.record("an open path was refused")
+            return
+        }
+        #expect(admitted.upstreamHead.uri == "/public/a?q")
+        #expect(admitted.upstreamHead.headers["x-drop"].isEmpty, "a field Connection names is hop-by-hop")
+        #expect(admitted.upstreamHead.headers["connection"].isEmpty)
+    }
+}
