@@ -169,7 +169,7 @@ let package = Package(
             ],
             path: "Benchmarks/kafka-sidecar-app"
         ),
-        .testTarget(name: "MeshCoreTests", dependencies: ["MeshCore"], path: "Tests/MeshCoreTests"),
+        .testTarget(name: "MeshCoreTests", dependencies: ["MeshCore", .product(name: "W3CTraceContext", package: "swift-w3c-trace-context")], path: "Tests/MeshCoreTests"),
         .testTarget(name: "KafkaSidecarTests", dependencies: ["KafkaSidecar", "KafkaSidecarNIO", "MeshCore"], path: "Tests/KafkaSidecarTests"),
         .testTarget(
             name: "HTTPSidecarNIOTests",

@@ -180,7 +180,7 @@ public enum IngressAdmission {
         upstream.headers.replaceOrAdd(name: "x-correlation-id", value: correlation)
         let (trace, _) = TracePropagation.nextHop(
             traceparent: head.headers.first(name: "traceparent"), tracestate: head.headers.first(name: "tracestate"), random: &random)
-        upstream.headers.replaceOrAdd(name: "traceparent", value: trace.traceParentHeaderValue)
+        upstream.headers.replaceOrAdd(name: "traceparent", value: trace.traceparent)
         upstream.headers.remove(name: "tracestate")
         if let state = trace.traceStateHeaderValue { upstream.headers.add(name: "tracestate", value: state) }
         rules.apply(to: &upstream.headers)
@@ -189,7 +189,7 @@ public enum IngressAdmission {
         upstream.headers.remove(name: "transfer-encoding")
         if let field = framing.field(method: head.method.rawValue) { upstream.headers.add(name: field.name, value: field.value) }
         upstream.version = .http1_1
-        return (upstream, "\(trace.traceID)")
+        return (upstream, trace.traceIDHex)
     }
 
     /// Runs the route's rate limit (or the listener's) for this request's key; the 429 to answer

@@ -125,7 +125,7 @@ public enum ProduceFront {
             }
             if let correlation { record.headers.append(KafkaHeader("x-correlation-id", Array(correlation.utf8))) }
             let hop = TracePropagation.nextHop(traceparent: context.traceparent, tracestate: context.tracestate, random: &random)
-            record.headers.append(KafkaHeader("traceparent", Array(hop.context.traceParentHeaderValue.utf8)))
+            record.headers.append(KafkaHeader("traceparent", Array(hop.context.traceparent.utf8)))
             if let state = hop.context.traceStateHeaderValue, !state.isEmpty {
                 record.headers.append(KafkaHeader("tracestate", Array(state.utf8)))
             }

@@ -70,7 +70,7 @@ public enum PushCodec {
     public static func traceparent(for batch: PushBatch, random: inout some RandomSource) -> String {
         let header = batch.entries.first?.record.headers.last { $0.key == "traceparent" }?.value
         let incoming = header.map { String(decoding: $0, as: UTF8.self) }
-        return TracePropagation.nextHop(traceparent: incoming, tracestate: nil, random: &random).context.traceParentHeaderValue
+        return TracePropagation.nextHop(traceparent: incoming, tracestate: nil, random: &random).context.traceparent
     }
 
     /// Decodes the app's answer to a push with HTTP `status` and `body`.

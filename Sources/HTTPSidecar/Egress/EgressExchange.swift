@@ -147,7 +147,7 @@ public struct EgressExchange: Sendable {
         self.started = now
         request = EgressRequest(method: method, deadline: now + settings.deadline, usesToken: settings.usesToken)
         let (hop, _) = TracePropagation.nextHop(traceparent: traceparent, tracestate: tracestate, random: &random)
-        upstreamTraceparent = hop.traceParentHeaderValue
+        upstreamTraceparent = hop.traceparent
         upstreamTracestate = hop.traceStateHeaderValue
     }
 
