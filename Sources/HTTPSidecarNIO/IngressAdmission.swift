@@ -87,7 +87,7 @@ public enum IngressAdmission {
     public static func decide(_ head: HTTPRequestHead, client: String?, scheme: String, policy: IngressPolicy, now: MeshInstant,
                               random: inout SeededRandom) -> Decision {
         let config = policy.config
-        let closeAfter = head.hasBody || !head.isKeepAlive
+        let closeAfter = head.hasBody || !ProxyHeaders.isKeepAlive(head.headers, version: head.version)
         // A correlation id is echoed in the answer: only a plain one is taken from the client.
         let correlation = head.headers.first(name: "x-correlation-id").flatMap { HeaderValue.isPlainId($0) ? $0 : nil }
             ?? newCorrelationId(&random)
@@ -173,6 +173,8 @@ public enum IngressAdmission {
                                 random: inout SeededRandom) -> (HTTPRequestHead, String) {
         var upstream = head
         upstream.uri = target.originForm
+        // One copy of the fields with room for what is added below, instead of a copy and a regrowth.
+        upstream.headers.reserveCapacity(head.headers.count + 8)
         ProxyHeaders.removeHopByHop(&upstream.headers)
         upstream.headers.remove(name: "expect")
         if let authority = target.authority { upstream.headers.replaceOrAdd(name: "host", value: authority) }

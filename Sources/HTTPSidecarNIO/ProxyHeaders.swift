@@ -15,10 +15,11 @@ public enum ProxyHeaders {
         for (name, value) in headers where isHopByHop(name) {
             hopFields += 1
             guard name.utf8.count == 10, equalsIgnoringCase(name, "connection") else { continue }
-            for token in value.utf8.split(separator: UInt8(ascii: ",")) {
-                let trimmed = String(decoding: token, as: UTF8.self).trimmingSpaces.lowercased()
-                if trimmed.isEmpty || isHopByHop(trimmed) || protectedFromConnection.contains(trimmed) { continue }
-                named.insert(trimmed)
+            forEachToken(value) { token in
+                // The usual tokens name hop-by-hop fields already removed: no string is made for them.
+                if token.isEmpty || isHopByHop(token) { return }
+                let lower = String(decoding: token, as: UTF8.self).lowercased()
+                if !protectedFromConnection.contains(lower) { named.insert(lower) }
             }
         }
         guard hopFields > 0 else { return }
@@ -36,12 +37,50 @@ public enum ProxyHeaders {
         headers = HTTPHeaders(kept)
     }
 
+    /// Calls `body` with each comma-separated token of a field value, without the spaces and tabs
+    /// around it, as a view into the value (no array, no string per token).
+    @inline(__always)
+    static func forEachToken(_ value: String, _ body: (Substring.UTF8View) -> Void) {
+        let utf8 = value.utf8
+        var start = utf8.startIndex
+        while true {
+            let end = utf8[start...].firstIndex(of: UInt8(ascii: ",")) ?? utf8.endIndex
+            var lo = start, hi = end
+            while lo < hi, utf8[lo] == 0x20 || utf8[lo] == 0x09 { lo = utf8.index(after: lo) }
+            while hi > lo {
+                let last = utf8.index(before: hi)
+                guard utf8[last] == 0x20 || utf8[last] == 0x09 else { break }
+                hi = last
+            }
+            body(utf8[lo..<hi])
+            guard end < utf8.endIndex else { return }
+            start = utf8.index(after: end)
+        }
+    }
+
+    /// Whether the connection stays open after a message with these fields (RFC 9112 §9.3): HTTP/1.1
+    /// unless `Connection` lists `close`, HTTP/1.0 only if it lists `keep-alive`. NIO's `isKeepAlive`
+    /// splits the value into arrays of strings (three allocations per message).
+    static func isKeepAlive(_ headers: HTTPHeaders, version: HTTPVersion) -> Bool {
+        var close = false, keepAlive = false
+        for (name, value) in headers where name.utf8.count == 10 && equalsIgnoringCase(name, "connection") {
+            forEachToken(value) { token in
+                if equalsIgnoringCase(token, "close") { close = true } else if equalsIgnoringCase(token, "keep-alive") { keepAlive = true }
+            }
+        }
+        if close { return false }
+        return version.major == 1 && version.minor >= 1 ? true : keepAlive
+    }
+
     /// Names a `Connection` header may not remove: the framing and the authority are end-to-end.
     static let protectedFromConnection: Set<String> = ["content-length", "host"]
 
     @inline(__always)
-    static func isHopByHop(_ name: String) -> Bool {
-        switch name.utf8.count {
+    static func isHopByHop(_ name: String) -> Bool { isHopByHop(name.utf8) }
+
+    @inline(__always)
+    static func isHopByHop(_ name: some Collection<UInt8>) -> Bool {
+        switch name.count {
         case 2: return equalsIgnoringCase(name, "te")
         case 7: return equalsIgnoringCase(name, "trailer") || equalsIgnoringCase(name, "upgrade")
         case 10: return equalsIgnoringCase(name, "connection") || equalsIgnoringCase(name, "keep-alive")
@@ -55,11 +94,14 @@ public enum ProxyHeaders {
 
     /// ASCII case-insensitive equality with a lower-case literal.
     @inline(__always)
-    static func equalsIgnoringCase(_ name: String, _ lower: StaticString) -> Bool {
-        guard name.utf8.count == lower.utf8CodeUnitCount else { return false }
+    static func equalsIgnoringCase(_ name: String, _ lower: StaticString) -> Bool { equalsIgnoringCase(name.utf8, lower) }
+
+    @inline(__always)
+    static func equalsIgnoringCase(_ name: some Collection<UInt8>, _ lower: StaticString) -> Bool {
+        guard name.count == lower.utf8CodeUnitCount else { return false }
         return lower.withUTF8Buffer { l in
             var i = 0
-            for byte in name.utf8 {
+            for byte in name {
                 let folded = byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte
                 if folded != l[i] { return false }
                 i += 1
@@ -75,6 +117,7 @@ public enum ProxyHeaders {
     public static func relayedHead(_ response: HTTPResponseHead, rules: HeaderRules, setting extra: [(String, String)] = [],
                                    requestVersion: HTTPVersion, keepAlive: Bool) -> (head: HTTPResponseHead, closeAfter: Bool) {
         var headers = response.headers
+        headers.reserveCapacity(headers.count + extra.count + 1)
         removeHopByHop(&headers)
         rules.apply(to: &headers)
         for (name, value) in extra {

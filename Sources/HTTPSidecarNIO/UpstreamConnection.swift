@@ -140,7 +140,7 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
         switch unwrapInboundIn(data) {
         case .head(let head):
             if head.status.code >= 100 && head.status.code < 200 && head.status != .switchingProtocols { return }  // interim: not forwarded
-            if !head.isKeepAlive { reusable = false }
+            if !ProxyHeaders.isKeepAlive(head.headers, version: head.version) { reusable = false }
             deadline = .now() + .nanoseconds(timeout.nanoseconds)
             sink.upstreamHead(head)
         case .body(let chunk):

@@ -43,3 +43,23 @@ import Testing
         #expect(admitted.upstreamHead.headers["connection"].isEmpty)
     }
 }
+
+/// Connection tokens read without arrays, the same way NIO reads them.
+@Suite struct ConnectionTokenTests {
+    @Test func keepAliveAgreesWithNIOOnEverySpelling() {
+        let values = ["", "close", "Close", " close ", "keep-alive", "Keep-Alive, Upgrade", "upgrade,close", ",,close,,", "x, \tclose\t", "closed", "keep-alive2", "te"]
+        for version in [HTTPVersion.http1_0, .http1_1] {
+            for value in values {
+                let headers = value.isEmpty ? HTTPHeaders() : HTTPHeaders([("connection", value)])
+                let nio = HTTPRequestHead(version: version, method: .GET, uri: "/", headers: headers).isKeepAlive
+                #expect(ProxyHeaders.isKeepAlive(headers, version: version) == nio, "\(version) Connection: \(value)")
+            }
+        }
+    }
+
+    @Test func tokensAreTrimmedAndEmptyOnesKept() {
+        var seen: [String] = []
+        ProxyHeaders.forEachToken(" a ,b,\t, c\t") { seen.append(String(decoding: $0, as: UTF8.self)) }
+        #expect(seen == ["a", "b", "", "c"])
+    }
+}
