@@ -192,7 +192,8 @@ public final class IngressServer: Sendable {
 final class PoolRegistry: Sendable {
     private struct Key: Hashable {
         var loop: ObjectIdentifier
-        var target: String
+        /// The address itself (its description cost a few allocations on every request).
+        var target: SocketAddress
     }
     let settings: ConnectionPoolSettings
     private let tls: UpstreamTLS?
@@ -208,7 +209,7 @@ final class PoolRegistry: Sendable {
 
     /// The pool of `loop` for `target`; `host` is the name the endpoint was configured with (the TLS name).
     func pool(for loop: any EventLoop, target: SocketAddress, host: String? = nil) -> UpstreamConnectionPool {
-        let key = Key(loop: ObjectIdentifier(loop), target: "\(target)")
+        let key = Key(loop: ObjectIdentifier(loop), target: target)
         return pools.withLockedValue { p in
             if let existing = p[key] { return existing.value }
             let clientTLS = tlsContext.map { ClientTLS(context: $0, hostname: tls?.hostname(for: host ?? target.ipAddress ?? "")) }

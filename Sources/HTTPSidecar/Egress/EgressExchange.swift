@@ -166,6 +166,7 @@ public struct EgressExchange: Sendable {
     public mutating func handle(_ event: Event, pool: inout UpstreamPool, now: MeshInstant, random: inout some RandomSource) -> [Action] {
         guard phase != .ended else { return [] }
         var actions: [Action] = []
+        actions.reserveCapacity(4)  // one allocation, not a regrowth per appended action
         switch event {
         case .tokenReady(let token):
             guard phase == .waitingForToken else { return [] }
