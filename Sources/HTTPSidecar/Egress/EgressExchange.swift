@@ -157,7 +157,9 @@ public struct EgressExchange: Sendable {
     /// The request arrived: arm its deadline and take the first step.
     public mutating func start(pool: inout UpstreamPool, now: MeshInstant, random: inout some RandomSource) -> [Action] {
         request.begin(pool: &pool, now: now)
-        var actions = [arm(.deadline, at: request.deadline)]
+        var actions: [Action] = []
+        actions.reserveCapacity(4)
+        actions.append(arm(.deadline, at: request.deadline))
         advance(&actions, pool: &pool, now: now, random: &random)
         return actions
     }
