@@ -24,7 +24,6 @@ final class IngressSidecarPod: SimProcess {
     private struct Exchange {
         var admitted: IngressAdmission.Admitted
         var version: HTTPVersion
-        var keepAlive: Bool
         var appStream: StreamID?
         var request: [UInt8]
         var reader = SimHTTP1.ResponseReader()
@@ -108,11 +107,10 @@ final class IngressSidecarPod: SimProcess {
                 switch decision {
                 case .refuse(let e, let close):
                     host.simulation.coverage.hit(e.code == "rate_limited" ? "ingress.rate-limited" : "ingress.refused")
-                    answer(s, status: e.status, headers: e.headers + [("content-type", "application/json")], body: bodyBytes(e),
-                           close: close || !conn.reader.head.keepAlive, host)
+                    answer(s, status: e.status, headers: e.headers + [("content-type", "application/json")], body: bodyBytes(e), close: close, host)
                 case .answer(let status, let headers, let close):
                     host.simulation.coverage.hit("ingress.preflight")
-                    answer(s, status: status, headers: headers, body: [], close: close || !conn.reader.head.keepAlive, host)
+                    answer(s, status: status, headers: headers, body: [], close: close, host)
                 case .admit(let admitted):
                     host.simulation.coverage.hit("ingress.admitted")
                     if IngressSpellings.isLimited(admitted.upstreamHead.uri) { checkRate(conn.client, host) }
@@ -121,7 +119,7 @@ final class IngressSidecarPod: SimProcess {
                     clientOf[a] = s
                     let t = host.setTimer(after: ingress.upstreamTimeout)
                     timeouts[t.rawValue] = s
-                    connections[s]!.exchange = Exchange(admitted: admitted, version: head.version, keepAlive: conn.reader.head.keepAlive,
+                    connections[s]!.exchange = Exchange(admitted: admitted, version: head.version,
                                                         appStream: a, request: request, timer: t)
                 }
             }
@@ -159,7 +157,7 @@ final class IngressSidecarPod: SimProcess {
             }
             let response = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: ex.reader.status), headers: fields)
             let (head, closeAfter) = ProxyHeaders.relayedHead(response, rules: ex.admitted.responseRules, setting: ex.admitted.responseHeaders,
-                                                              requestVersion: ex.version, keepAlive: ex.keepAlive)
+                                                              requestVersion: ex.version, keepAlive: ex.admitted.keepAlive)
             endExchange(c, host)
             var out = Self.statusLine(head.status) + Self.fieldLines(head.headers.filter { $0.name.lowercased() != "content-length" }.map { ($0.name, $0.value) })
             out += Self.fieldLines([("content-length", String(ex.reader.bodyBytes.count))]) + Array("\r\n".utf8) + ex.reader.bodyBytes
@@ -173,7 +171,7 @@ final class IngressSidecarPod: SimProcess {
         host.simulation.coverage.hit(timedOut ? "ingress.app-timeout" : "ingress.app-unavailable")
         endExchange(c, host)
         let e = IngressAdmission.appFailure(timedOut: timedOut, why, headers: ex.admitted.responseHeaders)
-        answer(c, status: e.status, headers: e.headers + [("content-type", "application/json")], body: bodyBytes(e), close: !ex.keepAlive, host)
+        answer(c, status: e.status, headers: e.headers + [("content-type", "application/json")], body: bodyBytes(e), close: !ex.admitted.keepAlive, host)
         pump(c, host)
     }
 

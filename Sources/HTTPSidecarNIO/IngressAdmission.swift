@@ -71,6 +71,8 @@ public enum IngressAdmission {
         public var afterJWT: [IngressMiddleware]
         /// Whether JWT verification comes before the app.
         public var needsJWT: Bool
+        /// Whether the client's connection stays open after the answer (its `Connection` and version).
+        public var keepAlive: Bool
     }
 
     /// The decision at a request head.
@@ -87,7 +89,8 @@ public enum IngressAdmission {
     public static func decide(_ head: HTTPRequestHead, client: String?, scheme: String, policy: IngressPolicy, now: MeshInstant,
                               random: inout SeededRandom) -> Decision {
         let config = policy.config
-        let closeAfter = head.hasBody || !ProxyHeaders.isKeepAlive(head.headers, version: head.version)
+        let keepAlive = ProxyHeaders.isKeepAlive(head.headers, version: head.version)
+        let closeAfter = head.hasBody || !keepAlive
         // A correlation id is echoed in the answer: only a plain one is taken from the client.
         let correlation = head.headers.first(name: "x-correlation-id").flatMap { HeaderValue.isPlainId($0) ? $0 : nil }
             ?? newCorrelationId(&random)
@@ -162,7 +165,7 @@ public enum IngressAdmission {
                                                       trusted: config.trusts(client), random: &random)
         return .admit(Admitted(upstreamHead: upstreamHead, traceId: traceId, correlationId: correlation, responseHeaders: responseHeaders,
                                route: route, path: target.path, responseRules: rules.response, afterJWT: Array(rest.dropFirst()),
-                               needsJWT: rest.first == .jwt && config.jwt != nil))
+                               needsJWT: rest.first == .jwt && config.jwt != nil, keepAlive: keepAlive))
     }
 
     /// The request as the app sees it: the normalized target, explicit framing matching the bytes

@@ -22,7 +22,7 @@ extension IngressHandler {
             admitted = a
         }
         let ex = Exchange(head: head, upstreamHead: admitted.upstreamHead, correlationId: admitted.correlationId, traceId: admitted.traceId,
-                          responseHeaders: admitted.responseHeaders, started: shared.clock.now, keepAlive: ProxyHeaders.isKeepAlive(head.headers, version: head.version))
+                          responseHeaders: admitted.responseHeaders, started: shared.clock.now, keepAlive: admitted.keepAlive)
         ex.route = admitted.route
         ex.responseRules = admitted.responseRules
         ex.afterJWT = admitted.afterJWT
