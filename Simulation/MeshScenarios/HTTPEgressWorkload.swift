@@ -124,8 +124,8 @@ final class HTTPUpstream: SimProcess {
     private let config: HTTPEgressConfig
     private let ledger: HTTPLedger
     private let faults: any FaultInjector
-    /// Per open connection: the bytes of the request being read.
-    private var open: [StreamID: [UInt8]] = [:]
+    /// Per open connection: its requests, read with the product's scanner.
+    private var open: [StreamID: SimHTTP1.RequestReader] = [:]
     private var pending: [UInt64: (StreamID, [UInt8])] = [:]
     private var burstLeft = 0
     /// This pod's ingress rate limiter (a restarted pod starts with a fresh one, as a real one does).
@@ -166,28 +166,26 @@ final class HTTPUpstream: SimProcess {
 
     func receive(_ event: NetEvent, on host: SimHost) {
         switch event {
-        case .accepted(let s, _, _): open[s] = []
+        case .accepted(let s, _, _): open[s] = SimHTTP1.RequestReader()
         case .closed(let s), .reset(let s):
             open[s] = nil
             host.close(s)
         case .data(let s, let bytes):
-            guard var buffer = open[s] else { return }
-            buffer += bytes
-            var scanner = HTTP1RequestScanner()
-            var head = HTTP1RequestHead()
-            switch buffer.withUnsafeBytes({ scanner.scan($0, into: &head) }) {
-            case .needMore:
-                open[s] = buffer
-            case .invalid:
-                open[s] = nil
-                host.close(s)
-            case .complete:
-                open[s] = Array(buffer[head.length...])  // the sidecar sends no body and does not pipeline
-                let method = "\(head.method.name)"
-                let key = SimHTTP1.field("x-request-key", head.fields, in: buffer) ?? ""
-                let trace = SimHTTP1.field("traceparent", head.fields, in: buffer) ?? ""
-                let token = SimHTTP1.field("authorization", head.fields, in: buffer).map { String($0.dropFirst("Bearer ".count)) } ?? ""
-                answer(s, method: method, key: key, trace: trace, token: token, host)
+            guard var reader = open[s] else { return }
+            reader.append(bytes)
+            while true {
+                switch reader.next() {
+                case .needMore:
+                    open[s] = reader
+                    return
+                case .invalid:
+                    open[s] = nil
+                    return host.close(s)
+                case .request:
+                    let token = reader.field("authorization").map { String($0.dropFirst("Bearer ".count)) } ?? ""
+                    answer(s, method: "\(reader.head.method.name)", key: reader.field("x-request-key") ?? "", trace: reader.field("traceparent") ?? "",
+                           token: token, host)
+                }
             }
         default:
             break

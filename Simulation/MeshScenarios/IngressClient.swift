@@ -180,19 +180,12 @@ final class IngressClient: SimProcess {
             host.simulation.violation("ingress.right-response", failure.message, host: host.id)
             host.simulation.history.complete(request.history, .failed("\(status)"), at: host.now)
         }
-        if slots[i].reader.field("connection")?.lowercased() == "close", let s = slots[i].stream {
+        let idle = slots[i].outstanding.isEmpty
+        if slots[i].reader.field("connection")?.lowercased() == "close" {
             // The sidecar ends the connection after this answer: the next request goes on a new one.
-            slotOf[s] = nil
-            host.close(s)
-            let left = slots[i].outstanding
-            slots[i] = Slot()
-            for request in left {
-                host.cancelTimer(request.deadline)
-                timers[request.deadline.rawValue] = nil
-                host.simulation.history.complete(request.history, .failed("connection closed after an answer"), at: host.now)
-            }
+            dropConnection(i, why: "connection closed after an answer", host)
         }
-        if slots[i].outstanding.isEmpty { think(i, host) }
+        if idle { think(i, host) }
     }
 
     /// Ends slot `i`'s connection: what it still waits for failed (a malformed request's answer was

@@ -311,6 +311,14 @@ public struct Scenario: Sendable {
         return s
     }
 
+    /// A workload's `service_time: {min, tail_mean}` (a fixed part and an exponential tail).
+    static func serviceTime(_ section: inout YAMLFields, default d: (Duration, Duration)) throws -> (Duration, Duration) {
+        var service = try section.child("service_time")
+        let times = (try service.duration("min") ?? d.0, try service.duration("tail_mean") ?? d.1)
+        try service.rejectUnknownKeys()
+        return times
+    }
+
     /// Reads the `ingress:` section.
     static func parseIngress(_ top: inout YAMLFields, into s: inout Scenario) throws {
         var i = try top.child("ingress")
@@ -322,10 +330,7 @@ public struct Scenario: Sendable {
         c.pipelineShare = try i.probability("pipeline_share") ?? c.pipelineShare
         c.smugglingShare = try i.probability("smuggling_share") ?? c.smugglingShare
         c.corsShare = try i.probability("cors_share") ?? c.corsShare
-        var service = try i.child("service_time")
-        c.serviceMin = try service.duration("min") ?? c.serviceMin
-        c.serviceTailMean = try service.duration("tail_mean") ?? c.serviceTailMean
-        try service.rejectUnknownKeys()
+        (c.serviceMin, c.serviceTailMean) = try serviceTime(&i, default: (c.serviceMin, c.serviceTailMean))
         guard c.concurrency >= 1, c.upstreamTimeout < c.deadline else {
             throw ConfigError(key: "ingress", "concurrency must be at least 1 and upstream_timeout shorter than deadline")
         }
@@ -349,10 +354,7 @@ public struct Scenario: Sendable {
             }
             c.policy = policy
         }
-        var service = try h.child("service_time")
-        c.serviceMin = try service.duration("min") ?? c.serviceMin
-        c.serviceTailMean = try service.duration("tail_mean") ?? c.serviceTailMean
-        try service.rejectUnknownKeys()
+        (c.serviceMin, c.serviceTailMean) = try serviceTime(&h, default: (c.serviceMin, c.serviceTailMean))
         var pool = UpstreamPool.Config()
         pool.policy = c.policy
         var retry = try h.child("retry")
