@@ -102,7 +102,7 @@ final class IngressSidecarPod: SimProcess {
                 let e = ProtocolErrors.response(for: violation)!
                 return answer(s, status: e.status, headers: [("content-type", "application/json")], body: bodyBytes(e), close: true, host)
             case .request:
-                let head = conn.reader.headBytes.withUnsafeBytes { HTTPRequestHead(scanned: conn.reader.head, in: $0) }
+                let head = ScannedRequestHead(bytes: ByteBuffer(bytes: conn.reader.headBytes), scan: conn.reader.head)
                 let decision = IngressAdmission.decide(head, client: conn.client, scheme: "http", policy: policy, now: host.now, random: &random)
                 switch decision {
                 case .refuse(let e, let close):
@@ -113,7 +113,7 @@ final class IngressSidecarPod: SimProcess {
                     answer(s, status: status, headers: headers, body: [], close: close, host)
                 case .admit(let admitted):
                     host.simulation.coverage.hit("ingress.admitted")
-                    if IngressSpellings.isLimited(admitted.upstreamHead.uri) { checkRate(conn.client, host) }
+                    if IngressSpellings.isLimited(admitted.path) { checkRate(conn.client, host) }
                     let request = Self.bytes(admitted.upstreamHead, body: conn.reader.body)
                     let a = host.connect(to: app, port: IngressApp.port)
                     clientOf[a] = s
@@ -209,12 +209,11 @@ final class IngressSidecarPod: SimProcess {
         return out
     }
 
-    /// The request the app gets: `head` as the encoder writes it, and the body with the framing the
-    /// head declares (a chunked body as one chunk).
-    static func bytes(_ head: HTTPRequestHead, body: [UInt8]) -> [UInt8] {
-        var out = Array("\(head.method.rawValue) \(head.uri) HTTP/1.1\r\n".utf8) + fieldLines(head.headers.map { ($0.name, $0.value) })
-        out += Array("\r\n".utf8)
-        if head.headers.first(name: "transfer-encoding") != nil {
+    /// The request the app gets: the head as the product encoded it, and the body with the framing
+    /// the head declares (a chunked body as one chunk, as the NIO encoder frames each part it reads).
+    static func bytes(_ head: EncodedRequestHead, body: [UInt8]) -> [UInt8] {
+        var out = Array(head.bytes.readableBytesView)
+        if head.chunked {
             if !body.isEmpty { out += Array((String(body.count, radix: 16) + "\r\n").utf8) + body + Array("\r\n".utf8) }
             out += Array("0\r\n\r\n".utf8)
         } else {

@@ -309,7 +309,7 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
             switch result {
             case .success(let connection):
                 attempt.connection = connection
-                connection.start(head, sink: attempt, timeout: timeout)
+                connection.start(EncodedRequestHead(head), sink: attempt, timeout: timeout)
                 if ex.body.readableBytes > 0 { connection.sendBody(ex.body) }
                 connection.sendEnd()
             case .failure(let error):
@@ -425,4 +425,12 @@ final class EgressAttempt: UpstreamResponseSink {
     func upstreamEnd() { handler?.attemptEnded(self) }
     func upstreamFailed(_ error: TransportError, requestSent: Bool) { handler?.attemptFailed(self, error, requestSent: requestSent) }
     func upstreamReadComplete() { handler?.attemptReadComplete(self) }
+}
+
+extension HTTPRequestHead {
+    /// Whether a body follows the head (a length or chunked framing).
+    var hasBody: Bool {
+        if let l = headers.first(name: "content-length"), l != "0" { return true }
+        return headers.contains(name: "transfer-encoding")
+    }
 }

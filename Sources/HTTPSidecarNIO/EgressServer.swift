@@ -43,7 +43,7 @@ public final class EgressServer: Sendable {
                     // The app's requests are framed by the sidecar's own scanner, as on the ingress.
                     let pending = PendingRequestMethods()
                     try channel.pipeline.syncOperations.addHandler(HTTP1ResponseEncoder(pending: pending))
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTP1RequestDecoder(pending: pending)))
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTP1RequestDecoder<HTTPServerRequestPart>(pending: pending)))
                     try channel.pipeline.syncOperations.addHandler(NIOHTTPResponseHeadersValidator())
                     try channel.pipeline.syncOperations.addHandler(EgressHandler(generation: generation))
                 }

@@ -2,16 +2,40 @@ import HTTPSidecar
 import NIOCore
 import NIOHTTP1
 
+/// The parts a request decoder emits: NIO's (each head decoded into string pairs, for the egress
+/// and the tests) or the ingress's (the head left as scanned bytes).
+protocol ScannedRequestPart {
+    static func scannedHead(_ head: ScannedRequestHead) -> Self
+    static func scannedBody(_ body: ByteBuffer) -> Self
+    static var scannedEnd: Self { get }
+}
+
+extension HTTPServerRequestPart: ScannedRequestPart {
+    static func scannedHead(_ head: ScannedRequestHead) -> Self { .head(head.nio) }
+    static func scannedBody(_ body: ByteBuffer) -> Self { .body(body) }
+    static var scannedEnd: Self { .end(nil) }
+}
+
+/// A client request as the ingress reads it: the head as scanned bytes, body bytes without framing.
+enum IngressRequestPart: ScannedRequestPart {
+    case head(ScannedRequestHead)
+    case body(ByteBuffer)
+    case end
+
+    static func scannedHead(_ head: ScannedRequestHead) -> Self { .head(head) }
+    static func scannedBody(_ body: ByteBuffer) -> Self { .body(body) }
+    static var scannedEnd: Self { .end }
+}
+
 /// Decodes client requests with the sidecar's own framing scanner (``HTTP1RequestScanner``) instead
 /// of llhttp, so everything the scanner refuses (see its rules) is answered 400/431/501/505 and the
-/// connection closed before any byte reaches the app. Emits NIO's request parts, so the handlers
-/// after it are unchanged. Body bytes are slices of the read buffer (no copies); a chunked body is
-/// handed on as its data, and the handlers re-frame it.
+/// connection closed before any byte reaches the app. Body bytes are slices of the read buffer (no
+/// copies); a chunked body is handed on as its data, and the handlers re-frame it.
 ///
 /// After a request that does not keep the connection open (`Connection: close`, HTTP/1.0 without
 /// keep-alive), later bytes are dropped: nothing pipelined behind it is forwarded.
-struct HTTP1RequestDecoder: ByteToMessageDecoder {
-    typealias InboundOut = HTTPServerRequestPart
+struct HTTP1RequestDecoder<Part: ScannedRequestPart>: ByteToMessageDecoder {
+    typealias InboundOut = Part
 
     /// Where the decoder is in the byte stream.
     private enum Reading {
@@ -51,12 +75,11 @@ struct HTTP1RequestDecoder: ByteToMessageDecoder {
             case .invalid(let violation): throw violation
             case .complete: break
             }
-            let requestHead = buffer.withUnsafeReadableBytes { Self.nioHead(head, $0) }
-            buffer.moveReaderIndex(forwardBy: head.length)
+            let scanned = ScannedRequestHead(bytes: buffer.readSlice(length: head.length)!, scan: head)
             scanner.reset()
             keepAlive = head.keepAlive
-            pending.append(requestHead.method)
-            context.fireChannelRead(Self.wrapInboundOut(.head(requestHead)))
+            pending.append(head.method.nio)
+            context.fireChannelRead(Self.wrapInboundOut(.scannedHead(scanned)))
             switch head.framing {
             case .none: endMessage(context)
             case .length(let n): reading = .length(remaining: n)
@@ -67,7 +90,7 @@ struct HTTP1RequestDecoder: ByteToMessageDecoder {
             guard buffer.readableBytes > 0 else { return .needMoreData }
             let n = min(remaining, buffer.readableBytes)
             let slice = buffer.readSlice(length: n)!
-            context.fireChannelRead(Self.wrapInboundOut(.body(slice)))
+            context.fireChannelRead(Self.wrapInboundOut(.scannedBody(slice)))
             if n == remaining {
                 endMessage(context)
             } else {
@@ -78,7 +101,7 @@ struct HTTP1RequestDecoder: ByteToMessageDecoder {
             guard buffer.readableBytes > 0 else { return .needMoreData }
             slices.removeAll(keepingCapacity: true)
             let ended = try chunks.read(&buffer, into: &slices)
-            for slice in slices { context.fireChannelRead(Self.wrapInboundOut(.body(slice))) }
+            for slice in slices { context.fireChannelRead(Self.wrapInboundOut(.scannedBody(slice))) }
             guard ended else { reading = .chunked(chunks); return .needMoreData }
             endMessage(context)
             return .continue
@@ -93,10 +116,14 @@ struct HTTP1RequestDecoder: ByteToMessageDecoder {
 
     private mutating func endMessage(_ context: ChannelHandlerContext) {
         reading = keepAlive ? .head : .finished
-        context.fireChannelRead(Self.wrapInboundOut(.end(nil)))
+        context.fireChannelRead(Self.wrapInboundOut(.scannedEnd))
     }
 
-    /// NIO's head for the scanned one (the handlers' vocabulary).
+}
+
+/// Scanned heads in NIO's vocabulary.
+enum ScannedHeads {
+    /// NIO's head for the scanned one.
     static func nioHead(_ head: HTTP1RequestHead, _ bytes: UnsafeRawBufferPointer) -> HTTPRequestHead {
         var headers = HTTPHeaders()
         headers.reserveCapacity(head.fields.count)
@@ -114,7 +141,7 @@ struct HTTP1RequestDecoder: ByteToMessageDecoder {
 extension HTTPRequestHead {
     /// NIO's head for a request head the framing scanner read from `bytes`.
     public init(scanned head: HTTP1RequestHead, in bytes: UnsafeRawBufferPointer) {
-        self = HTTP1RequestDecoder.nioHead(head, bytes)
+        self = ScannedHeads.nioHead(head, bytes)
     }
 }
 

@@ -10,7 +10,7 @@ import NIOHTTP1
 /// close ends when the upstream closes.
 struct HTTP1ResponseDecoder: WriteObservingByteToMessageDecoder {
     typealias InboundOut = HTTPClientResponsePart
-    typealias OutboundIn = HTTPClientRequestPart
+    typealias OutboundIn = UpstreamRequestPart
 
     /// Where the decoder is in the byte stream.
     private enum Reading {
@@ -37,8 +37,8 @@ struct HTTP1ResponseDecoder: WriteObservingByteToMessageDecoder {
     }
 
     /// A request went out: its answer is the next one after those already awaited.
-    mutating func write(data: HTTPClientRequestPart) {
-        if case .head(let request) = data { methods.append(request.method == .HEAD ? .head : .get) }
+    mutating func write(data: UpstreamRequestPart) {
+        if case .head(let request) = data { methods.append(request.method == .head ? .head : .get) }
     }
 
     /// Bytes that arrived with no request awaiting an answer.
@@ -112,9 +112,9 @@ struct HTTP1ResponseDecoder: WriteObservingByteToMessageDecoder {
         var headers = HTTPHeaders()
         headers.reserveCapacity(head.fields.count)
         for field in head.fields {
-            headers.add(name: HTTP1RequestDecoder.string(bytes, field.name), value: HTTP1RequestDecoder.string(bytes, field.value))
+            headers.add(name: ScannedHeads.string(bytes, field.name), value: ScannedHeads.string(bytes, field.value))
         }
-        let status = HTTPResponseStatus(statusCode: head.status, reasonPhrase: HTTP1RequestDecoder.string(bytes, head.reason))
+        let status = HTTPResponseStatus(statusCode: head.status, reasonPhrase: ScannedHeads.string(bytes, head.reason))
         return HTTPResponseHead(version: head.version == .http11 ? .http1_1 : .http1_0, status: status, headers: headers)
     }
 }

@@ -1,5 +1,6 @@
 import HTTPSidecar
 import MeshCore
+import NIOCore
 import NIOConcurrencyHelpers
 import NIOHTTP1
 
@@ -55,8 +56,8 @@ public final class IngressPolicy: Sendable {
 public enum IngressAdmission {
     /// An admitted request: what goes to the app and what its answer needs.
     public struct Admitted {
-        /// The request as the app gets it (see ``upstreamRequest(_:_:_:_:_:client:scheme:trusted:random:)``).
-        public var upstreamHead: HTTPRequestHead
+        /// The request head as the app gets it, encoded (see ``upstreamRequest(_:_:_:_:_:client:scheme:trusted:random:)``).
+        public var upstreamHead: EncodedRequestHead
         public var traceId: String
         public var correlationId: String
         /// Headers the answer gets (correlation id, CORS, rate-limit state).
@@ -73,6 +74,8 @@ public enum IngressAdmission {
         public var needsJWT: Bool
         /// Whether the client's connection stays open after the answer (its `Connection` and version).
         public var keepAlive: Bool
+        /// How the request's body is framed (re-checked here from its fields, whatever the scanner said).
+        public var framing: RequestFraming
     }
 
     /// The decision at a request head.
@@ -86,30 +89,31 @@ public enum IngressAdmission {
     }
 
     /// Decides `head` from `client` (its peer address) on a listener of `scheme`.
-    public static func decide(_ head: HTTPRequestHead, client: String?, scheme: String, policy: IngressPolicy, now: MeshInstant,
+    public static func decide(_ head: ScannedRequestHead, client: String?, scheme: String, policy: IngressPolicy, now: MeshInstant,
                               random: inout SeededRandom) -> Decision {
         let config = policy.config
-        let keepAlive = ProxyHeaders.isKeepAlive(head.headers, version: head.version)
-        let closeAfter = head.hasBody || !keepAlive
+        let keepAlive = head.scan.keepAlive
         // A correlation id is echoed in the answer: only a plain one is taken from the client.
-        let correlation = head.headers.first(name: "x-correlation-id").flatMap { HeaderValue.isPlainId($0) ? $0 : nil }
-            ?? newCorrelationId(&random)
+        let correlation = head.first("x-correlation-id").flatMap { HeaderValue.isPlainId($0) ? $0 : nil } ?? newCorrelationId(&random)
         var responseHeaders = [("x-correlation-id", correlation)]
         // The checks that decide whether the head can be relayed at all, before any work on it.
-        if head.headers.count > config.maxHeaders {
+        if head.fieldCount > config.maxHeaders {
             return .refuse(ErrorResponse(status: .requestHeaderFieldsTooLarge, code: "too_many_headers",
                                          message: "more than \(config.maxHeaders) header fields", headers: responseHeaders), close: true)
         }
+        // The framing is decided again from the fields, not taken from the scanner: a scanner bug
+        // alone cannot send the app a body under other framing than the one it is relayed with.
         let framing: RequestFraming
-        switch RequestFraming.of(method: head.method.rawValue, contentLength: head.headers["content-length"],
-                                 transferEncoding: head.headers["transfer-encoding"]) {
+        switch RequestFraming.of(method: head.method.text, contentLength: head.values("content-length"),
+                                 transferEncoding: head.values("transfer-encoding")) {
         case .success(let f): framing = f
         case .failure(let problem):
             return .refuse(ErrorResponse(status: .badRequest, code: problem.code, message: "\(problem)", headers: responseHeaders), close: true)
         }
+        let closeAfter = framing.hasBody || !keepAlive
         let target: RequestTarget
-        switch RequestTarget.normalize(head.uri, escaped: config.escapedSeparators) {
-        case .success(let t) where t.path != "*" || head.method == .OPTIONS: target = t
+        switch RequestTarget.normalize(head.target, escaped: config.escapedSeparators) {
+        case .success(let t) where t.path != "*" || head.method == .options: target = t
         case .success:
             return .refuse(ErrorResponse(status: .badRequest, code: "bad_path", message: "* is a target for OPTIONS only",
                                          headers: responseHeaders), close: true)
@@ -134,15 +138,15 @@ public enum IngressAdmission {
                 }
             case .cors:
                 guard let cors = config.cors else { continue }
-                switch cors.decide(method: head.method.rawValue, origin: head.headers.first(name: "origin"),
-                                   requestMethod: head.headers.first(name: "access-control-request-method"),
-                                   requestHeaders: head.headers.first(name: "access-control-request-headers")) {
+                switch cors.decide(method: head.method.text, origin: head.first("origin"),
+                                   requestMethod: head.first("access-control-request-method"),
+                                   requestHeaders: head.first("access-control-request-headers")) {
                 case .notCORS:
                     break
                 case .preflight(let h):
                     return .answer(status: .noContent, headers: responseHeaders + h.pairs.map { ($0.name, $0.value) }, close: closeAfter)
                 case .rejected(let reason):
-                    if head.method == .OPTIONS {
+                    if head.method == .options {
                         return .refuse(ErrorResponse(status: .forbidden, code: "cors_rejected", message: reason, headers: responseHeaders), close: closeAfter)
                     }
                 case .actual(let h):
@@ -156,7 +160,7 @@ public enum IngressAdmission {
                 break
             }
         }
-        if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > config.maxBodyBytes {
+        if case .length(let length) = framing, length > config.maxBodyBytes {
             return .refuse(ErrorResponse(status: .payloadTooLarge, code: "body_too_large",
                                          message: "the request body exceeds \(config.maxBodyBytes) bytes", headers: responseHeaders), close: true)
         }
@@ -165,46 +169,71 @@ public enum IngressAdmission {
                                                       trusted: config.trusts(client), random: &random)
         return .admit(Admitted(upstreamHead: upstreamHead, traceId: traceId, correlationId: correlation, responseHeaders: responseHeaders,
                                route: route, path: target.path, responseRules: rules.response, afterJWT: Array(rest.dropFirst()),
-                               needsJWT: rest.first == .jwt && config.jwt != nil, keepAlive: keepAlive))
+                               needsJWT: rest.first == .jwt && config.jwt != nil, keepAlive: keepAlive, framing: framing))
     }
 
     /// The request as the app sees it: the normalized target, explicit framing matching the bytes
     /// that follow, hop-by-hop headers gone, forwarding, correlation and trace headers set, the
-    /// configured rules applied.
-    static func upstreamRequest(_ head: HTTPRequestHead, _ target: RequestTarget, _ framing: RequestFraming, _ correlation: String,
+    /// configured rules applied. Written from the scanned bytes: a field that passes unchanged is
+    /// copied as the client sent it (no string, no allocation per line).
+    static func upstreamRequest(_ head: ScannedRequestHead, _ target: RequestTarget, _ framing: RequestFraming, _ correlation: String,
                                 _ rules: HeaderRules, client: String?, scheme: String, trusted: Bool,
-                                random: inout SeededRandom) -> (HTTPRequestHead, String) {
-        var upstream = head
-        upstream.uri = target.originForm
-        // One copy of the fields with room for what is added below, instead of a copy and a regrowth.
-        upstream.headers.reserveCapacity(head.headers.count + 8)
-        ProxyHeaders.removeHopByHop(&upstream.headers)
-        upstream.headers.remove(name: "expect")
-        if let authority = target.authority { upstream.headers.replaceOrAdd(name: "host", value: authority) }
-        ProxyHeaders.addForwarded(&upstream.headers, client: client, proto: scheme, trusted: trusted)
-        upstream.headers.replaceOrAdd(name: "x-correlation-id", value: correlation)
-        let (trace, _) = TracePropagation.nextHop(
-            traceparent: head.headers.first(name: "traceparent"), tracestate: head.headers.first(name: "tracestate"), random: &random)
-        upstream.headers.replaceOrAdd(name: "traceparent", value: trace.traceparent)
-        upstream.headers.remove(name: "tracestate")
-        if let state = trace.traceStateHeaderValue { upstream.headers.add(name: "tracestate", value: state) }
-        rules.apply(to: &upstream.headers)
-        // Framing last: no rule and no Connection token can take it away or add a second one.
-        upstream.headers.remove(name: "content-length")
-        upstream.headers.remove(name: "transfer-encoding")
-        if let field = framing.field(method: head.method.rawValue) { upstream.headers.add(name: field.name, value: field.value) }
-        upstream.version = .http1_1
-        return (upstream, trace.traceIDHex)
+                                random: inout SeededRandom) -> (EncodedRequestHead, String) {
+        let (trace, _) = TracePropagation.nextHop(traceparent: head.first("traceparent"), tracestate: head.first("tracestate"), random: &random)
+        let origin = target.originForm
+        return head.bytes.withUnsafeReadableBytes { raw in
+            var fields = RelayedFields(raw, fields: head.scan.fields)
+            fields.removeHopByHop()
+            fields.remove("expect")
+            if let authority = target.authority { fields.replaceOrAdd("host", authority) }
+            addForwarded(&fields, client: client, proto: scheme, trusted: trusted)
+            fields.replaceOrAdd("x-correlation-id", correlation)
+            fields.replaceOrAdd("traceparent", trace.traceparent)
+            fields.remove("tracestate")
+            if let state = trace.traceStateHeaderValue { fields.add("tracestate", state) }
+            fields.apply(rules)
+            // Framing last: no rule and no Connection token can take it away or add a second one.
+            fields.remove("content-length")
+            fields.remove("transfer-encoding")
+            if let field = framing.field(method: head.method.text) { fields.add(field.name, field.value) }
+
+            let method = head.method.name
+            var out = ByteBufferAllocator().buffer(capacity: method.utf8CodeUnitCount + origin.utf8.count + 13 + fields.writtenLength + 2)
+            out.writeStaticString(method)
+            out.writeStaticString(" ")
+            out.writeString(origin)
+            out.writeStaticString(" HTTP/1.1\r\n")
+            fields.write(into: &out)
+            out.writeStaticString("\r\n")
+            return (EncodedRequestHead(bytes: out, method: head.method, chunked: framing == .chunked), trace.traceIDHex)
+        }
+    }
+
+    /// Sets `X-Forwarded-For` (appending the client), `-Proto` and `-Host`. What a client sent in
+    /// those (and `Forwarded`, `X-Real-IP`) is kept only when it came through a trusted proxy
+    /// (`trusted`); from anyone else it is removed first, so an app never believes a spoofed address.
+    static func addForwarded(_ fields: inout RelayedFields, client: String?, proto: String, trusted: Bool) {
+        if !trusted { for name in ProxyHeaders.forwardingHeaders { fields.remove(name) } }
+        if let client {
+            if let prior = fields.first("x-forwarded-for") {
+                let all = fields.all("x-forwarded-for").joined(separator: ", ")
+                fields.replaceOrAdd("x-forwarded-for", (all.isEmpty ? prior : all) + ", " + client)
+            } else {
+                fields.add("x-forwarded-for", client)
+            }
+        }
+        if !trusted || !fields.contains("x-forwarded-proto") { fields.replaceOrAdd("x-forwarded-proto", proto) }
+        if let host = fields.first("host"), !fields.contains("x-forwarded-host") { fields.add("x-forwarded-host", host) }
     }
 
     /// Runs the route's rate limit (or the listener's) for this request's key; the 429 to answer
     /// when over it. `subject` is the verified token's subject, when JWT ran before.
-    public static func rateLimit(_ policy: IngressPolicy, _ route: IngressRoute?, head: HTTPRequestHead, subject: String?, client: String?,
+    public static func rateLimit(_ policy: IngressPolicy, _ route: IngressRoute?, head: ScannedRequestHead, subject: String?, client: String?,
                                  now: MeshInstant, _ responseHeaders: inout [(String, String)]) -> ErrorResponse? {
         guard let limiter = route.flatMap({ policy.routeLimiters[$0.prefix] }) ?? policy.limiter else { return nil }
         let key: String
         switch policy.config.rateLimitKey {
-        case .header(let name): key = head.headers.first(name: name).map { "h:" + $0 } ?? (client ?? "unknown")
+        case .header(let name): key = head.first(name).map { "h:" + $0 } ?? (client ?? "unknown")
         case .jwtSubject: key = subject.map { "s:" + $0 } ?? (client ?? "unknown")
         case .clientAddress: key = client ?? "unknown"
         }

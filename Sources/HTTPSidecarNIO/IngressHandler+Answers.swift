@@ -108,20 +108,20 @@ extension IngressHandler {
         finished(ex, status: Int(error.status.code))
         let close = !ex.keepAlive || !ex.requestEnded
         write(context, status: error.status, headers: error.headers + [("content-type", "application/json")],
-              body: error.body(allocator: context.channel.allocator), close: close, method: ex.head.method)
+              body: error.body(allocator: context.channel.allocator), close: close, method: ex.head.method.nio)
         if close { state = .closing } else { requestDone(context) }
     }
 
     /// Refuses a request at its head (IP, CORS, rate limit, declared size): nothing reaches the app.
-    func refuse(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ error: ErrorResponse, close: Bool) {
+    func refuse(_ context: ChannelHandlerContext, _ head: ScannedRequestHead, _ error: ErrorResponse, close: Bool) {
         refuse(context, head, status: error.status, headers: error.headers + [("content-type", "application/json")],
                body: error.body(allocator: context.channel.allocator), close: close)
     }
 
-    func refuse(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, status: HTTPResponseStatus,
+    func refuse(_ context: ChannelHandlerContext, _ head: ScannedRequestHead, status: HTTPResponseStatus,
                         headers: [(String, String)], body: ByteBuffer?, close: Bool) {
         shared.metrics.finished("ingress", status: Int(status.code), seconds: 0)
-        write(context, status: status, headers: headers, body: body, close: close, method: head.method)
+        write(context, status: status, headers: headers, body: body, close: close, method: head.method.nio)
         // Kept open only for a request without a body: its end is still to come.
         state = close ? .closing : .draining
     }
@@ -171,10 +171,10 @@ extension IngressHandler {
         if let log = shared.config.accessLog {
             log.record([
                 ("time", .string(Date().formatted(.iso8601))), ("client", .string(client ?? "")),
-                ("method", .string(ex.head.method.rawValue)), ("path", .string(log.loggedTarget(path: ex.path, uri: ex.head.uri))), ("status", .int(status)),
+                ("method", .string(ex.head.method.text)), ("path", .string(log.loggedTarget(path: ex.path, uri: ex.head.target))), ("status", .int(status)),
                 ("duration_ms", .double(elapsed.seconds * 1000)), ("bytes_in", .int(ex.bodyBytes)),
                 ("correlation_id", .string(ex.correlationId)), ("trace_id", .string(ex.traceId)),
-                ("user_agent", .string(ex.head.headers.first(name: "user-agent") ?? "")),
+                ("user_agent", .string(ex.head.first("user-agent") ?? "")),
             ])
         }
     }

@@ -11,7 +11,7 @@ import SidecarAuth
 extension IngressHandler {
     // MARK: Middleware decisions
 
-    func begin(_ context: ChannelHandlerContext, _ head: HTTPRequestHead) {
+    func begin(_ context: ChannelHandlerContext, _ head: ScannedRequestHead) {
         let admitted: IngressAdmission.Admitted
         switch IngressAdmission.decide(head, client: client, scheme: scheme, policy: shared.policy, now: shared.clock.now, random: &random) {
         case .refuse(let error, let close):
@@ -28,18 +28,18 @@ extension IngressHandler {
         ex.afterJWT = admitted.afterJWT
         ex.path = admitted.path
         shared.metrics.inFlight("ingress", shared.inFlight.increment())
-        if head.headers.first(name: "expect")?.lowercased() == "100-continue" {
+        if head.scan.expectsContinue {
             context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .continue))), promise: nil)
         }
         state = .held(ex, parts: [])
-        if head.hasBody { armHeaderDeadline() }  // the body must keep coming, too
+        if admitted.framing.hasBody { armHeaderDeadline() }  // the body must keep coming, too
         if admitted.needsJWT, let jwt = shared.config.jwt { authenticate(context, jwt, head, path: admitted.path) } else { connect(context) }
     }
 
     /// Verifies the bearer token: at once for a token seen before (or a missing one), else off the
     /// event loop (the signature check) and back.
-    func authenticate(_ context: ChannelHandlerContext, _ jwt: JWTAuthenticator, _ head: HTTPRequestHead, path: String) {
-        let authorization = head.headers.first(name: "authorization")
+    func authenticate(_ context: ChannelHandlerContext, _ jwt: JWTAuthenticator, _ head: ScannedRequestHead, path: String) {
+        let authorization = head.first("authorization")
         if let verdict = jwt.authenticateWithoutWaiting(authorization: authorization, path: path) {
             return authenticated(context, .success(verdict))
         }

@@ -25,13 +25,13 @@ import SidecarAuth
 /// - `.draining`: the answer was given without the app (a rejection); the request's end is awaited.
 /// - `.closing`: the connection ends after the current write.
 final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, UpstreamResponseSink {
-    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundIn = IngressRequestPart
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
 
     enum State {
         case idle
-        case held(Exchange, parts: [HTTPServerRequestPart])
+        case held(Exchange, parts: [IngressRequestPart])
         case streaming(Exchange, UpstreamConnection)
         case draining
         case closing
@@ -39,8 +39,8 @@ final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
 
     /// The request being answered (a class: the state enum carries it without copying its fields).
     final class Exchange {
-        let head: HTTPRequestHead
-        let upstreamHead: HTTPRequestHead
+        let head: ScannedRequestHead
+        let upstreamHead: EncodedRequestHead
         let correlationId: String
         let traceId: String
         var responseHeaders: [(String, String)]
@@ -60,7 +60,7 @@ final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
         /// answer without a length).
         var closeAfterAnswer = false
 
-        init(head: HTTPRequestHead, upstreamHead: HTTPRequestHead, correlationId: String, traceId: String,
+        init(head: ScannedRequestHead, upstreamHead: EncodedRequestHead, correlationId: String, traceId: String,
              responseHeaders: [(String, String)], started: MeshInstant, keepAlive: Bool) {
             self.head = head
             self.upstreamHead = upstreamHead
@@ -83,7 +83,7 @@ final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
     var state = State.idle
     var context: ChannelHandlerContext?
     /// Parts of pipelined requests that arrived while one was being answered.
-    var queued: CircularBuffer<HTTPServerRequestPart> = []
+    var queued: CircularBuffer<IngressRequestPart> = []
     var readsPaused = false
     var readPending = false
     /// The client is not reading the sidecar's own answers: see ``blockReadsUntilClientReads(_:)``.
@@ -253,7 +253,7 @@ final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
         context.fireChannelReadComplete()
     }
 
-    func handle(_ part: HTTPServerRequestPart, _ context: ChannelHandlerContext) {
+    func handle(_ part: IngressRequestPart, _ context: ChannelHandlerContext) {
         switch state {
         case .idle:
             guard case .head(let head) = part else { return }  // stray parts of a request already answered
@@ -280,7 +280,7 @@ final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
     }
 
     /// Counts body bytes against the limit; answers 413 (and closes) when over it.
-    func admitBody(_ part: HTTPServerRequestPart, _ ex: Exchange, _ context: ChannelHandlerContext) -> Bool {
+    func admitBody(_ part: IngressRequestPart, _ ex: Exchange, _ context: ChannelHandlerContext) -> Bool {
         switch part {
         case .body(let chunk):
             ex.bodyBytes += chunk.readableBytes
@@ -308,12 +308,12 @@ final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
         if ex.requestEnded { headerDeadline = nil } else { armHeaderDeadline() }
     }
 
-    func enqueue(_ part: HTTPServerRequestPart) {
+    func enqueue(_ part: IngressRequestPart) {
         queued.append(part)
         if queued.count > 64 { pauseReads() }
     }
 
-    func forward(_ part: HTTPServerRequestPart, to upstream: UpstreamConnection) {
+    func forward(_ part: IngressRequestPart, to upstream: UpstreamConnection) {
         switch part {
         case .body(let chunk):
             upstream.sendBody(chunk)
@@ -329,10 +329,3 @@ final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
 
 }
 
-extension HTTPRequestHead {
-    /// Whether a body follows the head (a length or chunked framing).
-    var hasBody: Bool {
-        if let l = headers.first(name: "content-length"), l != "0" { return true }
-        return headers.contains(name: "transfer-encoding")
-    }
-}

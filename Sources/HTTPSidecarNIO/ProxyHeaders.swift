@@ -140,23 +140,4 @@ public enum ProxyHeaders {
 
     /// Headers a client could use to pose as another client, scheme or host.
     static let forwardingHeaders = ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded", "x-real-ip"]
-
-    /// Sets `X-Forwarded-For` (appending the client), `-Proto` and `-Host`. What a client sent in
-    /// those (and `Forwarded`, `X-Real-IP`) is kept only when it came through a trusted proxy
-    /// (`trusted`); from anyone else it is removed first, so an app never believes a spoofed address.
-    static func addForwarded(_ headers: inout HTTPHeaders, client: String?, proto: String, trusted: Bool) {
-        if !trusted { for name in forwardingHeaders { headers.remove(name: name) } }
-        if let client {
-            if let prior = headers.first(name: "x-forwarded-for") {
-                let all = headers["x-forwarded-for"].joined(separator: ", ")
-                headers.replaceOrAdd(name: "x-forwarded-for", value: (all.isEmpty ? prior : all) + ", " + client)
-            } else {
-                headers.add(name: "x-forwarded-for", value: client)
-            }
-        }
-        if !trusted || !headers.contains(name: "x-forwarded-proto") { headers.replaceOrAdd(name: "x-forwarded-proto", value: proto) }
-        if let host = headers.first(name: "host"), !headers.contains(name: "x-forwarded-host") {
-            headers.add(name: "x-forwarded-host", value: host)
-        }
-    }
 }

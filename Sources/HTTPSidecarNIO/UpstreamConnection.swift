@@ -34,8 +34,8 @@ extension UpstreamResponseSink {
 /// progress only moves a deadline, so a busy connection does not schedule and cancel a task per request.
 final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPClientResponsePart
-    typealias OutboundIn = HTTPClientRequestPart
-    typealias OutboundOut = HTTPClientRequestPart
+    typealias OutboundIn = UpstreamRequestPart
+    typealias OutboundOut = UpstreamRequestPart
 
     private(set) var channel: (any Channel)?
     private var context: ChannelHandlerContext?
@@ -61,7 +61,7 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: Driving an exchange
 
     /// Starts an exchange: writes the head (flushed with the first body part or the end).
-    func start(_ head: HTTPRequestHead, sink: any UpstreamResponseSink, timeout: Duration) {
+    func start(_ head: EncodedRequestHead, sink: any UpstreamResponseSink, timeout: Duration) {
         self.sink = sink
         requestWritten = false
         requestEnded = false
@@ -77,7 +77,7 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     /// either direction, so a slow but steady upload is not cut.
     func sendBody(_ chunk: ByteBuffer) {
         deadline = .now() + .nanoseconds(timeout.nanoseconds)
-        write(.body(.byteBuffer(chunk)))
+        write(.body(chunk))
     }
 
     func flush() { context?.flush() }
@@ -85,7 +85,7 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     func sendEnd() {
         requestEnded = true
         deadline = .now() + .nanoseconds(timeout.nanoseconds)
-        write(.end(nil))
+        write(.end)
         context?.flush()
         if responseEnded { complete() }
     }
@@ -110,7 +110,7 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
         channel?.close(promise: nil)
     }
 
-    private func write(_ part: HTTPClientRequestPart) {
+    private func write(_ part: UpstreamRequestPart) {
         guard let context else { return }
         requestWritten = true
         context.write(wrapOutboundOut(part), promise: nil)

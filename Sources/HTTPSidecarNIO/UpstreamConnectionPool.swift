@@ -49,7 +49,7 @@ final class UpstreamConnectionPool {
                     // Outbound validation off: the request's headers were read by the framing scanner
                     // on the way in, or are the sidecar's own (configured header rules are checked
                     // when loaded). Answers are framed by the sidecar's own scanner too.
-                    try channel.pipeline.syncOperations.addHandler(HTTPRequestEncoder(configuration: .init()))
+                    try channel.pipeline.syncOperations.addHandler(HTTP1RequestEncoder())
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTP1ResponseDecoder()))
                     try channel.pipeline.syncOperations.addHandler(bound.value)
                 }
@@ -91,7 +91,7 @@ final class UpstreamConnectionPool {
         acquire { result in
             switch result {
             case .success(let c):
-                c.start(head, sink: collector, timeout: timeout)
+                c.start(EncodedRequestHead(head), sink: collector, timeout: timeout)
                 if let body, body.readableBytes > 0 { c.sendBody(body) }
                 c.sendEnd()
             case .failure(let error):

@@ -12,7 +12,7 @@ import Testing
         let pending = PendingRequestMethods()
         let channel = EmbeddedChannel()
         try channel.pipeline.syncOperations.addHandler(HTTP1ResponseEncoder(pending: pending))
-        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTP1RequestDecoder(pending: pending)))
+        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTP1RequestDecoder<HTTPServerRequestPart>(pending: pending)))
         return channel
     }
 
@@ -76,7 +76,7 @@ import Testing
     }
 
     private func send(_ channel: EmbeddedChannel, _ method: HTTPMethod) throws {
-        try channel.writeOutbound(HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: method, uri: "/")))
+        try channel.writeOutbound(UpstreamRequestPart.head(EncodedRequestHead(HTTPRequestHead(version: .http1_1, method: method, uri: "/"))))
     }
 
     private func answers(_ channel: EmbeddedChannel) throws -> [String] {

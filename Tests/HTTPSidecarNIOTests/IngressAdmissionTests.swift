@@ -1,13 +1,15 @@
+import Foundation
 import HTTPSidecar
 @testable import HTTPSidecarNIO
 import MeshCore
+import NIOCore
 import NIOHTTP1
 import Testing
 
 /// The head-time decision without a channel: what the NIO handler and the simulated pod both call.
 @Suite struct IngressAdmissionTests {
-    private func head(_ uri: String, _ fields: [(String, String)] = []) -> HTTPRequestHead {
-        HTTPRequestHead(version: .http1_1, method: .GET, uri: uri, headers: HTTPHeaders([("host", "app")] + fields))
+    private func head(_ uri: String, _ fields: [(String, String)] = []) -> ScannedRequestHead {
+        scanned("GET \(uri) HTTP/1.1\r\n" + ([("host", "app")] + fields).map { "\($0.0): \($0.1)\r\n" }.joined() + "\r\n")
     }
 
     @Test func correlationIdsAre32LowerCaseHexDigitsWithTheirLeadingZeros() {
@@ -38,10 +40,34 @@ import Testing
             Issue.record("an open path was refused")
             return
         }
-        #expect(admitted.upstreamHead.uri == "/public/a?q")
-        #expect(admitted.upstreamHead.headers["x-drop"].isEmpty, "a field Connection names is hop-by-hop")
-        #expect(admitted.upstreamHead.headers["connection"].isEmpty)
+        let upstream = decoded(admitted.upstreamHead)
+        #expect(upstream.uri == "/public/a?q")
+        #expect(upstream.headers["x-drop"].isEmpty, "a field Connection names is hop-by-hop")
+        #expect(upstream.headers["connection"].isEmpty)
     }
+}
+
+/// A head scanned from `text` (which must be one whole, valid head).
+func scanned(_ text: String) -> ScannedRequestHead {
+    guard case .success(let head) = ScannedRequestHead.scanning(ByteBuffer(string: text)) else { fatalError("not a valid head: \(text)") }
+    return head
+}
+
+/// An encoded head read back as NIO's, line by line (not through the scanner: a test may build a
+/// head it would refuse, such as two `Host` fields from a rename).
+func decoded(_ head: EncodedRequestHead) -> HTTPRequestHead {
+    let text = String(buffer: head.bytes)
+    precondition(text.hasSuffix("\r\n\r\n"), "an encoded head ends with an empty line")
+    var lines = String(text.utf8.dropLast(4))!.components(separatedBy: "\r\n")
+    let requestLine = lines.removeFirst().split(separator: " ", omittingEmptySubsequences: false)
+    precondition(requestLine.count == 3)
+    var headers = HTTPHeaders()
+    for line in lines {
+        let colon = line.firstIndex(of: ":")!
+        headers.add(name: String(line[..<colon]), value: line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces))
+    }
+    let version: HTTPVersion = requestLine[2] == "HTTP/1.0" ? .http1_0 : .http1_1
+    return HTTPRequestHead(version: version, method: HTTPMethod(rawValue: String(requestLine[0])), uri: String(requestLine[1]), headers: headers)
 }
 
 /// Connection tokens read without arrays, the same way NIO reads them.
