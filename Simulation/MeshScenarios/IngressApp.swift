@@ -4,7 +4,9 @@ import MeshSimulator
 
 /// The app behind a simulated ingress sidecar: reads each request with the product's scanner,
 /// records what arrived in the ``IngressLedger`` (checked on the spot against what clients sent),
-/// and answers 200 naming the request after a service time. Buggify makes it slow.
+/// and answers 200 naming the request after a service time, in a body framed by its length or
+/// chunked, with hop-by-hop fields the sidecar must not relay (``IngressChecks/appAnswerFields``).
+/// Buggify makes it slow.
 final class IngressApp: SimProcess {
     static let slow = FaultSite("ingress.app.slow")
     static let port = 8080
@@ -64,7 +66,11 @@ final class IngressApp: SimProcess {
         var service = Double(config.serviceMin.nanoseconds) + host.random.nextExponential(mean: Double(config.serviceTailMean.nanoseconds))
         if faults.fires(Self.slow) { service *= 100 }
         let t = host.setTimer(after: .nanoseconds(Int64(service)))
-        pending[t.rawValue] = (s, SimHTTP1.response(status: 200, fields: [("x-correlation-id", id ?? "")], body: "ok"))
+        let fields = [("x-correlation-id", id ?? "")] + IngressChecks.appAnswerFields
+        let answerBody = IngressChecks.appAnswerBody(id)
+        let answer = host.random.next() % 2 == 0 ? SimHTTP1.response(status: 200, fields: fields, body: answerBody)
+            : SimHTTP1.chunkedResponse(status: 200, fields: fields, body: answerBody)
+        pending[t.rawValue] = (s, answer)
     }
 
     func timerFired(_ token: TimerToken, on host: SimHost) {

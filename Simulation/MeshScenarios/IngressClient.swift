@@ -175,6 +175,10 @@ final class IngressClient: SimProcess {
         }
         switch IngressChecks.answer(status: status, id: slots[i].reader.field("x-correlation-id"), for: request.id, expected: request.expected) {
         case .success(let ok):
+            if ok, status == 200, let why = IngressChecks.relayedAnswer(body: String(decoding: slots[i].reader.bodyBytes, as: UTF8.self),
+                                                                        fields: slots[i].reader.field, for: request.id) {
+                host.simulation.violation("ingress.right-response", why, host: host.id)
+            }
             host.simulation.history.complete(request.history, ok ? .ok("\(status)") : .failed("\(status)"), at: host.now)
         case .failure(let failure):
             host.simulation.violation("ingress.right-response", failure.message, host: host.id)

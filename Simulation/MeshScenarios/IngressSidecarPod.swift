@@ -8,8 +8,8 @@ import NIOHTTP1
 /// The simulated ingress sidecar: the production decisions over simulated connections carrying real
 /// HTTP/1.1 bytes. The framing scanner reads each client request (``SimHTTP1/RequestReader``);
 /// ``IngressAdmission`` decides at its head and builds the request the app gets;
-/// ``ProxyHeaders/relayedHead(_:rules:setting:requestVersion:keepAlive:)`` shapes the answer relayed
-/// back; ``ProtocolErrors`` and ``IngressAdmission/appFailure(timedOut:_:headers:)`` word the refusals.
+/// ``ProxyHeaders/relayedHead(scanned:rules:setting:requestVersion:keepAlive:)`` shapes the answer
+/// relayed back and ``EncodedResponseHead/framing(answeringHead:)`` frames it; ``ProtocolErrors`` and ``IngressAdmission/appFailure(timedOut:_:headers:)`` word the refusals.
 /// What this driver owns, like the NIO handler: one request at a time per client connection (later
 /// pipelined bytes wait), a connection to the app per request, the app timeout, and writing bytes.
 final class IngressSidecarPod: SimProcess {
@@ -150,17 +150,24 @@ final class IngressSidecarPod: SimProcess {
         case .invalid(let v):
             appFailed(client: c, timedOut: false, "the app's answer is malformed: \(v)", host)
         case .head(done: true), .done:
-            var fields = HTTPHeaders()
-            for f in ex.reader.head.fields {
-                fields.add(name: String(decoding: ex.reader.headBytes[f.name], as: UTF8.self),
-                           value: String(decoding: ex.reader.headBytes[f.value], as: UTF8.self))
-            }
-            let response = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: ex.reader.status), headers: fields)
-            let (head, closeAfter) = ProxyHeaders.relayedHead(response, rules: ex.admitted.responseRules, setting: ex.admitted.responseHeaders,
+            let scanned = ScannedResponseHead(bytes: ByteBuffer(bytes: ex.reader.headBytes), scan: ex.reader.head)
+            let (head, closeAfter) = ProxyHeaders.relayedHead(scanned: scanned, rules: ex.admitted.responseRules, setting: ex.admitted.responseHeaders,
                                                               requestVersion: ex.version, keepAlive: ex.admitted.keepAlive)
             endExchange(c, host)
-            var out = Self.statusLine(head.status) + Self.fieldLines(head.headers.filter { $0.name.lowercased() != "content-length" }.map { ($0.name, $0.value) })
-            out += Self.fieldLines([("content-length", String(ex.reader.bodyBytes.count))]) + Array("\r\n".utf8) + ex.reader.bodyBytes
+            // Framed as the NIO writer frames it (the whole body here, as one chunk when chunked).
+            var out = Array(head.bytes.readableBytesView)
+            let body = ex.reader.bodyBytes
+            switch head.framing(answeringHead: false) {
+            case .none:
+                out += Array("\r\n".utf8)
+            case .plain:
+                out += Array("\r\n".utf8) + body
+            case .chunked(let addField):
+                if addField { out += Array("transfer-encoding: chunked\r\n".utf8) }
+                out += Array("\r\n".utf8)
+                if !body.isEmpty { out += Array((String(body.count, radix: 16) + "\r\n").utf8) + body + Array("\r\n".utf8) }
+                out += Array("0\r\n\r\n".utf8)
+            }
             write(c, out, close: closeAfter, host)
             pump(c, host)
         }

@@ -205,6 +205,25 @@ enum IngressChecks {
         }
     }
 
+    /// Fields of the app's answers that are hop-by-hop (`Connection` names `x-app-hop`): a relay
+    /// drops them.
+    static let appAnswerFields = [("connection", "x-app-hop"), ("x-app-hop", "1"), ("keep-alive", "timeout=5")]
+
+    /// The body of the app's answer to request `id`.
+    static func appAnswerBody(_ id: String?) -> String { "ok " + (id ?? "-") }
+
+    /// `ingress.right-response` for an answer the app gave (a 200): the client gets the app's body
+    /// for its request, whatever framing the app used, and none of its hop-by-hop fields.
+    static func relayedAnswer(body: String, fields: (String) -> String?, for request: String) -> String? {
+        guard body == appAnswerBody(request) else {
+            return "\(request): the app's answer arrived as \(body.utf8.count) bytes \(body.prefix(40).debugDescription), not its body"
+        }
+        for (name, _) in appAnswerFields where name != "connection" {
+            if let value = fields(name) { return "\(request): the app's hop-by-hop field \(name): \(value) reached the client" }
+        }
+        return nil
+    }
+
     /// `ingress.cors`: an answer to a request from `origin` allows exactly the origin policy allows
     /// (`expected`), or none.
     static func cors(expected: String?, allowed: String?, for request: String) -> String? {

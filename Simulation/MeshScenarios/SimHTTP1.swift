@@ -20,6 +20,20 @@ enum SimHTTP1 {
         return Array(text.utf8)
     }
 
+    /// An answer whose body is sent chunked (in two chunks when it has two bytes or more).
+    static func chunkedResponse(status: Int, fields: [(String, String)], body: String) -> [UInt8] {
+        var text = "HTTP/1.1 \(status) \(status < 400 ? "OK" : "Error")\r\n"
+        for (name, value) in fields { text += "\(name): \(value)\r\n" }
+        text += "transfer-encoding: chunked\r\n\r\n"
+        let bytes = Array(body.utf8)
+        let half = bytes.count / 2
+        var out = Array(text.utf8)
+        for part in [bytes[..<half], bytes[half...]] where !part.isEmpty {
+            out += Array((String(part.count, radix: 16) + "\r\n").utf8) + part + Array("\r\n".utf8)
+        }
+        return out + Array("0\r\n\r\n".utf8)
+    }
+
     /// The value of field `name` (lower-case) in a scanned head's fields.
     static func field(_ name: String, _ fields: [HTTP1Field], in bytes: [UInt8]) -> String? {
         for f in fields where String(decoding: bytes[f.name], as: UTF8.self).lowercased() == name {

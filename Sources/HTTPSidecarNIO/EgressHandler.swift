@@ -11,8 +11,8 @@ import NIOHTTP1
 /// is decided at its head (retry, or this is it) and then streamed to the app, with backpressure.
 final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundIn = HTTPServerResponsePart
-    typealias OutboundOut = HTTPServerResponsePart
+    typealias OutboundIn = ClientResponsePart
+    typealias OutboundOut = ClientResponsePart
 
     private enum State {
         case idle
@@ -348,12 +348,12 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
         guard current === attempt, attempt.streaming, let context else { return }
         current = nil
         if !attempt.closeAfterAnswer {
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.end), promise: nil)
             answered(context, close: false)
         } else {
             state = .closing
             let channel = context.channel
-            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+            context.writeAndFlush(wrapOutboundOut(.end)).whenComplete { _ in channel.close(promise: nil) }
         }
     }
 
@@ -420,7 +420,7 @@ final class EgressAttempt: UpstreamResponseSink {
         self.started = started
     }
 
-    func upstreamHead(_ head: HTTPResponseHead) { handler?.attemptHead(self, head) }
+    func upstreamHead(_ head: ScannedResponseHead) { handler?.attemptHead(self, head.nio) }
     func upstreamBody(_ chunk: ByteBuffer) { handler?.attemptBody(self, chunk) }
     func upstreamEnd() { handler?.attemptEnded(self) }
     func upstreamFailed(_ error: TransportError, requestSent: Bool) { handler?.attemptFailed(self, error, requestSent: requestSent) }

@@ -41,10 +41,12 @@ public final class EgressServer: Sendable {
                 channel.closeFuture.whenComplete { _ in _ = open.decrement() }
                 return channel.eventLoop.makeCompletedFuture {
                     // The app's requests are framed by the sidecar's own scanner, as on the ingress.
+                    // No outbound validator: every header written was read by a scanner (no CR, LF
+                    // or NUL), is the sidecar's own (ResponseWriter drops unsafe ones), or comes
+                    // from header rules checked when loaded.
                     let pending = PendingRequestMethods()
                     try channel.pipeline.syncOperations.addHandler(HTTP1ResponseEncoder(pending: pending))
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTP1RequestDecoder<HTTPServerRequestPart>(pending: pending)))
-                    try channel.pipeline.syncOperations.addHandler(NIOHTTPResponseHeadersValidator())
                     try channel.pipeline.syncOperations.addHandler(EgressHandler(generation: generation))
                 }
             }

@@ -133,6 +133,17 @@ enum ScannedHeads {
         return HTTPRequestHead(version: head.version == .http11 ? .http1_1 : .http1_0, method: head.method.nio, uri: string(bytes, head.target), headers: headers)
     }
 
+    /// NIO's head for a scanned answer.
+    static func nioHead(_ head: HTTP1ResponseHead, _ bytes: UnsafeRawBufferPointer) -> HTTPResponseHead {
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(head.fields.count)
+        for field in head.fields {
+            headers.add(name: string(bytes, field.name), value: string(bytes, field.value))
+        }
+        let status = HTTPResponseStatus(statusCode: head.status, reasonPhrase: string(bytes, head.reason))
+        return HTTPResponseHead(version: head.version == .http11 ? .http1_1 : .http1_0, status: status, headers: headers)
+    }
+
     @inline(__always) static func string(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> String {
         String(decoding: UnsafeRawBufferPointer(rebasing: bytes[range]), as: UTF8.self)
     }

@@ -2,6 +2,13 @@ import HTTPSidecar
 import NIOCore
 import NIOHTTP1
 
+/// An upstream's answer as the decoder reads it: the head as scanned bytes, body bytes without framing.
+enum UpstreamResponsePart {
+    case head(ScannedResponseHead)
+    case body(ByteBuffer)
+    case end
+}
+
 /// Decodes an upstream's answers with the sidecar's own framing scanner (``HTTP1ResponseScanner``)
 /// instead of llhttp. It watches the requests written through it to know which answer is to a HEAD
 /// (no body, whatever the fields say). An answer the scanner refuses, or bytes nobody asked for,
@@ -9,7 +16,7 @@ import NIOHTTP1
 /// framing is in doubt is never reused. Interim 1xx answers are dropped; a body delimited by the
 /// close ends when the upstream closes.
 struct HTTP1ResponseDecoder: WriteObservingByteToMessageDecoder {
-    typealias InboundOut = HTTPClientResponsePart
+    typealias InboundOut = UpstreamResponsePart
     typealias OutboundIn = UpstreamRequestPart
 
     /// Where the decoder is in the byte stream.
@@ -59,12 +66,11 @@ struct HTTP1ResponseDecoder: WriteObservingByteToMessageDecoder {
             case .invalid(let violation): throw violation
             case .complete: break
             }
-            let responseHead = buffer.withUnsafeReadableBytes { Self.nioHead(head, $0) }
-            buffer.moveReaderIndex(forwardBy: head.length)
+            let bytes = buffer.readSlice(length: head.length)!
             scanner.reset()
             if head.isInformational { return .continue }
             keepAlive = head.keepAlive
-            context.fireChannelRead(Self.wrapInboundOut(.head(responseHead)))
+            context.fireChannelRead(Self.wrapInboundOut(.head(ScannedResponseHead(bytes: bytes, scan: head))))
             switch head.framing {
             case .none: endMessage(context)
             case .length(let n): reading = .length(remaining: n)
@@ -97,7 +103,7 @@ struct HTTP1ResponseDecoder: WriteObservingByteToMessageDecoder {
         // failure, reported when the handler sees the close.
         if seenEOF, case .untilClose = reading {
             reading = .finished
-            context.fireChannelRead(Self.wrapInboundOut(.end(nil)))
+            context.fireChannelRead(Self.wrapInboundOut(.end))
         }
         return .needMoreData
     }
@@ -105,16 +111,6 @@ struct HTTP1ResponseDecoder: WriteObservingByteToMessageDecoder {
     private mutating func endMessage(_ context: ChannelHandlerContext) {
         _ = methods.popFirst()
         reading = keepAlive ? .head : .finished
-        context.fireChannelRead(Self.wrapInboundOut(.end(nil)))
-    }
-
-    static func nioHead(_ head: HTTP1ResponseHead, _ bytes: UnsafeRawBufferPointer) -> HTTPResponseHead {
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(head.fields.count)
-        for field in head.fields {
-            headers.add(name: ScannedHeads.string(bytes, field.name), value: ScannedHeads.string(bytes, field.value))
-        }
-        let status = HTTPResponseStatus(statusCode: head.status, reasonPhrase: ScannedHeads.string(bytes, head.reason))
-        return HTTPResponseHead(version: head.version == .http11 ? .http1_1 : .http1_0, status: status, headers: headers)
+        context.fireChannelRead(Self.wrapInboundOut(.end))
     }
 }

@@ -11,6 +11,15 @@ final class PendingRequestMethods {
     func next() -> HTTPMethod? { methods.popFirst() }
 }
 
+/// An answer on its way to a client: a head the sidecar built, or one it relays already encoded.
+enum ClientResponsePart {
+    case head(HTTPResponseHead)
+    /// An upstream's head as the ingress relays it (``ProxyHeaders/relayedHead(scanned:rules:setting:requestVersion:keepAlive:)``).
+    case relayedHead(EncodedResponseHead)
+    case body(IOData)
+    case end
+}
+
 /// Writes the sidecar's answers to a client as HTTP/1.1 bytes, paired with ``HTTP1RequestDecoder``.
 ///
 /// Framing: a `Content-Length` the handler set is kept; otherwise a `Transfer-Encoding: chunked` it
@@ -19,7 +28,7 @@ final class PendingRequestMethods {
 /// 204 and 304 answers, never carry body bytes or a chunk terminator, whatever their fields say:
 /// writing one would be read by the client as the start of the next answer.
 final class HTTP1ResponseEncoder: ChannelOutboundHandler, RemovableChannelHandler {
-    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundIn = ClientResponsePart
     typealias OutboundOut = IOData
 
     private let pending: PendingRequestMethods
@@ -52,6 +61,17 @@ final class HTTP1ResponseEncoder: ChannelOutboundHandler, RemovableChannelHandle
             var buffer = context.channel.allocator.buffer(capacity: 256)
             buffer.writeHead(head)
             context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: promise)
+        case .relayedHead(var head):
+            let method = head.status < 200 && head.status != 101 ? nil : pending.next()
+            switch head.framing(answeringHead: method == .HEAD) {
+            case .none: body = .none
+            case .plain: body = .plain
+            case .chunked(let addField):
+                if addField { head.bytes.writeStaticString("transfer-encoding: chunked\r\n") }
+                body = .chunked
+            }
+            head.bytes.writeStaticString("\r\n")
+            context.write(wrapOutboundOut(.byteBuffer(head.bytes)), promise: promise)
         case .body(let data):
             switch body {
             case .none:

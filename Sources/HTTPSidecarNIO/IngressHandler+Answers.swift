@@ -42,14 +42,14 @@ extension IngressHandler {
 
     // MARK: The app's answer (UpstreamResponseSink)
 
-    func upstreamHead(_ response: HTTPResponseHead) {
+    func upstreamHead(_ response: ScannedResponseHead) {
         guard let context, case .streaming(let ex, _) = state else { return }
-        let (head, closeAfter) = ProxyHeaders.relayedHead(response, rules: ex.responseRules, setting: ex.responseHeaders,
+        let (head, closeAfter) = ProxyHeaders.relayedHead(scanned: response, rules: ex.responseRules, setting: ex.responseHeaders,
                                                           requestVersion: ex.head.version, keepAlive: ex.keepAlive)
         ex.closeAfterAnswer = closeAfter
         ex.responseStarted = true
-        ex.status = Int(response.status.code)
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        ex.status = response.status
+        context.write(wrapOutboundOut(.relayedHead(head)), promise: nil)
     }
 
     func upstreamBody(_ chunk: ByteBuffer) {
@@ -68,16 +68,16 @@ extension IngressHandler {
             // The app answered before the request was complete: the rest is not read; the connection closes.
             state = .closing
             let channel = context.channel
-            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+            context.writeAndFlush(wrapOutboundOut(.end)).whenComplete { _ in channel.close(promise: nil) }
             return
         }
         if !ex.closeAfterAnswer {
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.end), promise: nil)
             requestDone(context)
         } else {
             state = .closing
             let channel = context.channel
-            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+            context.writeAndFlush(wrapOutboundOut(.end)).whenComplete { _ in channel.close(promise: nil) }
         }
     }
 

@@ -26,8 +26,8 @@ import SidecarAuth
 /// - `.closing`: the connection ends after the current write.
 final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, UpstreamResponseSink {
     typealias InboundIn = IngressRequestPart
-    typealias OutboundIn = HTTPServerResponsePart
-    typealias OutboundOut = HTTPServerResponsePart
+    typealias OutboundIn = ClientResponsePart
+    typealias OutboundOut = ClientResponsePart
 
     enum State {
         case idle

@@ -14,15 +14,15 @@ enum ResponseWriter {
         var h = HTTPHeaders(headers.filter { HeaderRules.isToken($0.0) && HeaderValue.isSafe($0.1) })
         h.replaceOrAdd(name: "content-length", value: String(body?.readableBytes ?? 0))
         if close { h.replaceOrAdd(name: "connection", value: "close") }
-        context.write(NIOAny(HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: status, headers: h))), promise: nil)
+        context.write(NIOAny(ClientResponsePart.head(HTTPResponseHead(version: .http1_1, status: status, headers: h))), promise: nil)
         if let body, body.readableBytes > 0, method != .HEAD {
-            context.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(body))), promise: nil)
+            context.write(NIOAny(ClientResponsePart.body(.byteBuffer(body))), promise: nil)
         }
         if close {
             let channel = context.channel
-            context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+            context.writeAndFlush(NIOAny(ClientResponsePart.end)).whenComplete { _ in channel.close(promise: nil) }
         } else {
-            context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil)), promise: nil)
+            context.writeAndFlush(NIOAny(ClientResponsePart.end), promise: nil)
         }
     }
 }

@@ -7,7 +7,7 @@ import NIOSSL
 /// Receives one response from an ``UpstreamConnection`` as it streams in. Called on the
 /// connection's event loop, in order: `head`, any `body`s, then `end`; or `failed` once at any point.
 protocol UpstreamResponseSink: AnyObject {
-    func upstreamHead(_ head: HTTPResponseHead)
+    func upstreamHead(_ head: ScannedResponseHead)
     func upstreamBody(_ chunk: ByteBuffer)
     /// The response is complete; the connection has already gone back to its pool (or closed).
     func upstreamEnd()
@@ -33,7 +33,7 @@ extension UpstreamResponseSink {
 /// download that keeps moving is never cut). It uses one timer per connection, re-armed lazily:
 /// progress only moves a deadline, so a busy connection does not schedule and cancel a task per request.
 final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPClientResponsePart
+    typealias InboundIn = UpstreamResponsePart
     typealias OutboundIn = UpstreamRequestPart
     typealias OutboundOut = UpstreamRequestPart
 
@@ -139,8 +139,7 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
         guard let sink else { return }
         switch unwrapInboundIn(data) {
         case .head(let head):
-            if head.status.code >= 100 && head.status.code < 200 && head.status != .switchingProtocols { return }  // interim: not forwarded
-            if !ProxyHeaders.isKeepAlive(head.headers, version: head.version) { reusable = false }
+            if !head.scan.keepAlive { reusable = false }
             deadline = .now() + .nanoseconds(timeout.nanoseconds)
             sink.upstreamHead(head)
         case .body(let chunk):

@@ -127,7 +127,7 @@ final class ResponseCollector: UpstreamResponseSink {
 
     init(promise: EventLoopPromise<AppResponse>) { self.promise = promise }
 
-    func upstreamHead(_ head: HTTPResponseHead) { self.head = head }
+    func upstreamHead(_ head: ScannedResponseHead) { self.head = head.nio }
     func upstreamBody(_ chunk: ByteBuffer) {
         var chunk = chunk
         body.writeBuffer(&chunk)

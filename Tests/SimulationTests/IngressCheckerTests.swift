@@ -58,6 +58,15 @@ import Testing
         #expect(try IngressChecks.answer(status: 400, id: nil, for: "c.1", expected: .malformed).get() == true)
     }
 
+    @Test func rightResponseFiresOnAnotherBodyOrAHopByHopFieldOfTheApp() {
+        let none: (String) -> String? = { _ in nil }
+        #expect(IngressChecks.relayedAnswer(body: "ok c.1", fields: none, for: "c.1") == nil)
+        #expect(IngressChecks.relayedAnswer(body: "ok c.2", fields: none, for: "c.1") != nil, "another request's body")
+        #expect(IngressChecks.relayedAnswer(body: "", fields: none, for: "c.1") != nil, "a body lost to framing")
+        #expect(IngressChecks.relayedAnswer(body: "ok c.1", fields: { $0 == "x-app-hop" ? "1" : nil }, for: "c.1") != nil, "a field Connection named")
+        #expect(IngressChecks.relayedAnswer(body: "ok c.1", fields: { $0 == "keep-alive" ? "timeout=5" : nil }, for: "c.1") != nil)
+    }
+
     @Test func corsFiresOnAnAnswerAllowingAnotherOriginOrAnyAtAll() throws {
         #expect(IngressChecks.cors(expected: "https://app.example", allowed: "https://app.example", for: "c.1") == nil)
         #expect(IngressChecks.cors(expected: nil, allowed: nil, for: "c.1") == nil)
