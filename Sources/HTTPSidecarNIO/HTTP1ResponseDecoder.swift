@@ -45,7 +45,7 @@ struct HTTP1ResponseDecoder: WriteObservingByteToMessageDecoder {
 
     /// A request went out: its answer is the next one after those already awaited.
     mutating func write(data: UpstreamRequestPart) {
-        if case .head(let request) = data { methods.append(request.method == .head ? .head : .get) }
+        if case .head(_, let kind) = data { methods.append(kind == .headMethod ? .head : .get) }
     }
 
     /// Bytes that arrived with no request awaiting an answer.

@@ -12,10 +12,15 @@ final class PendingRequestMethods {
 }
 
 /// An answer on its way to a client: a head the sidecar built, or one it relays already encoded.
+/// Small enough (24 bytes) for NIO to carry each part without boxing it.
 enum ClientResponsePart {
     case head(HTTPResponseHead)
-    /// An upstream's head as the ingress relays it (``ProxyHeaders/relayedHead(scanned:rules:setting:requestVersion:keepAlive:)``).
-    case relayedHead(EncodedResponseHead)
+    /// An upstream's head as the ingress relays it (``ProxyHeaders/relayedHead(scanned:rules:setting:requestVersion:keepAlive:)``):
+    /// the status and field lines, and how its body is framed.
+    case relayedHead(ByteBuffer, EncodedResponseHead.FramingUnlessHead)
+
+    /// `head` relayed.
+    static func relayed(_ head: EncodedResponseHead) -> Self { .relayedHead(head.bytes, head.framingUnlessHead) }
     case body(IOData)
     case end
 }
@@ -61,17 +66,17 @@ final class HTTP1ResponseEncoder: ChannelOutboundHandler, RemovableChannelHandle
             var buffer = context.channel.allocator.buffer(capacity: 256)
             buffer.writeHead(head)
             context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: promise)
-        case .relayedHead(var head):
-            let method = head.status < 200 && head.status != 101 ? nil : pending.next()
-            switch head.framing(answeringHead: method == .HEAD) {
+        case .relayedHead(var bytes, let framing):
+            // Relayed heads are final answers (the upstream decoder drops interim ones).
+            switch framing.framing(answeringHead: pending.next() == .HEAD) {
             case .none: body = .none
             case .plain: body = .plain
             case .chunked(let addField):
-                if addField { head.bytes.writeStaticString("transfer-encoding: chunked\r\n") }
+                if addField { bytes.writeStaticString("transfer-encoding: chunked\r\n") }
                 body = .chunked
             }
-            head.bytes.writeStaticString("\r\n")
-            context.write(wrapOutboundOut(.byteBuffer(head.bytes)), promise: promise)
+            bytes.writeStaticString("\r\n")
+            context.write(wrapOutboundOut(.byteBuffer(bytes)), promise: promise)
         case .body(let data):
             switch body {
             case .none:

@@ -49,7 +49,7 @@ extension IngressHandler {
         ex.closeAfterAnswer = closeAfter
         ex.responseStarted = true
         ex.status = response.status
-        context.write(wrapOutboundOut(.relayedHead(head)), promise: nil)
+        context.write(wrapOutboundOut(.relayed(head)), promise: nil)
     }
 
     func upstreamBody(_ chunk: ByteBuffer) {

@@ -37,8 +37,10 @@ struct RelayedFields {
     // MARK: Reading
 
     /// Whether entry `i`'s name is `name`, without case.
-    func hasName(_ i: Int, _ name: String) -> Bool {
-        switch entries[i] {
+    func hasName(_ i: Int, _ name: String) -> Bool { hasName(entries[i], name) }
+
+    private func hasName(_ entry: Entry, _ name: String) -> Bool {
+        switch entry {
         case .scanned(let n, _, _): return Self.equalsIgnoringCase(UnsafeRawBufferPointer(rebasing: bytes[n]), name.utf8)
         case .renamed(let n, _), .set(let n, _): return Self.equalsIgnoringCase(n.utf8, name.utf8)
         }
@@ -68,11 +70,13 @@ struct RelayedFields {
     // MARK: Editing
 
     mutating func remove(_ name: String) {
-        guard contains(name) else { return }
-        var kept: [Entry] = []
-        kept.reserveCapacity(entries.count + 4)
-        for i in entries.indices where !hasName(i, name) { kept.append(entries[i]) }
-        entries = kept
+        // In place: the entries kept move down, nothing is allocated.
+        var kept = 0
+        for i in entries.indices where !hasName(entries[i], name) {
+            if kept != i { entries[kept] = entries[i] }
+            kept += 1
+        }
+        entries.removeLast(entries.count - kept)
     }
 
     mutating func add(_ name: String, _ value: String) { entries.append(.set(name: name, value: value)) }
@@ -97,10 +101,12 @@ struct RelayedFields {
             }
         }
         guard any else { return }
-        var kept: [Entry] = []
-        kept.reserveCapacity(entries.count + 4)
-        for i in entries.indices where !isHopByHop(i) && (named.isEmpty || !named.contains(lowercasedName(i))) { kept.append(entries[i]) }
-        entries = kept
+        var kept = 0
+        for i in entries.indices where !isHopByHop(i) && (named.isEmpty || !named.contains(lowercasedName(i))) {
+            if kept != i { entries[kept] = entries[i] }
+            kept += 1
+        }
+        entries.removeLast(entries.count - kept)
     }
 
     /// Applies configured rules: remove, then rename, then set (see ``HeaderRules``).

@@ -5,8 +5,9 @@ import NIOHTTP1
 /// A request head as the framing scanner read it: its bytes and where each piece is. Nothing is
 /// decoded up front; a field becomes a string only when a decision reads it, and the head the app
 /// gets is written from these bytes (``IngressAdmission``), so relaying a header line costs no
-/// allocation.
-public struct ScannedRequestHead: Sendable {
+/// allocation. A class: passed through the channel pipeline as a reference, the parts of a request
+/// stay small enough for NIO to carry without boxing each one.
+public final class ScannedRequestHead: Sendable {
     /// The head's bytes, from the request line (or the empty lines before it) through the empty
     /// line that ends it. The offsets in ``scan`` count from its reader index.
     public let bytes: ByteBuffer
@@ -71,6 +72,18 @@ public struct ScannedRequestHead: Sendable {
 
 /// A request head encoded for an upstream, with what the connection needs to know about it.
 public struct EncodedRequestHead: Sendable {
+    /// What the connection must know of a head besides its bytes (one byte, so the pipeline's
+    /// request parts stay small enough for NIO to carry without boxing).
+    enum Kind: UInt8 {
+        case plain
+        /// The body follows in chunks.
+        case chunked
+        /// A HEAD request: its answer has no body, whatever its fields say.
+        case headMethod
+    }
+
+    var kind: Kind { method == .head ? .headMethod : chunked ? .chunked : .plain }
+
     /// The request line, the field lines and the empty line.
     public var bytes: ByteBuffer
     public var method: HTTP1Method
@@ -117,5 +130,5 @@ public struct EncodedRequestHead: Sendable {
 
 extension HTTP1Method {
     /// The method as a string.
-    public var text: String { String(describing: name) }
+    public var text: String { String(decoding: UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount), as: UTF8.self) }
 }

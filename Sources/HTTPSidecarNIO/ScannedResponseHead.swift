@@ -5,7 +5,7 @@ import NIOHTTP1
 /// An upstream's answer head as the framing scanner read it: its bytes and where each piece is.
 /// The ingress relays it from these bytes (``ProxyHeaders/relayedHead(scanned:rules:setting:requestVersion:keepAlive:)``);
 /// the egress and the fetchers read it as NIO's head (``nio``).
-public struct ScannedResponseHead: Sendable {
+public final class ScannedResponseHead: Sendable {
     /// The head's bytes, from the status line through the empty line. Offsets in ``scan`` count
     /// from its reader index.
     public let bytes: ByteBuffer
@@ -42,7 +42,7 @@ public struct EncodedResponseHead: Sendable {
     public var chunked: Bool
 
     /// How the body of an answer with this head is written.
-    public enum BodyFraming: Sendable {
+    public enum BodyFraming: Hashable, Sendable {
         /// No body bytes at all (an answer to HEAD; 1xx, 204, 304).
         case none
         /// As they come (a length, or the close).
@@ -54,11 +54,30 @@ public struct EncodedResponseHead: Sendable {
 
     /// The framing decision NIO's writer and the simulated sidecar both make: a head without a
     /// length is sent chunked to an HTTP/1.1 client and delimited by the close for HTTP/1.0.
-    public func framing(answeringHead: Bool) -> BodyFraming {
-        if answeringHead || status < 200 || status == 204 || status == 304 { return .none }
+    public func framing(answeringHead: Bool) -> BodyFraming { framingUnlessHead.framing(answeringHead: answeringHead) }
+
+    /// The framing of the answer unless it answers a HEAD request (which the writer alone knows).
+    var framingUnlessHead: FramingUnlessHead {
+        if status < 200 || status == 204 || status == 304 { return .none }
         if hasLength { return .plain }
-        if chunked { return .chunked(addField: false) }
-        return version == .http1_1 ? .chunked(addField: true) : .plain
+        if chunked { return .chunked }
+        return version == .http1_1 ? .addChunked : .plain
+    }
+
+    /// ``BodyFraming`` before the writer knows whether the request was a HEAD (one byte, so the
+    /// pipeline's answer parts stay small enough for NIO to carry without boxing).
+    enum FramingUnlessHead: UInt8 {
+        case none, plain, chunked, addChunked
+
+        func framing(answeringHead: Bool) -> BodyFraming {
+            if answeringHead { return .none }
+            switch self {
+            case .none: return .none
+            case .plain: return .plain
+            case .chunked: return .chunked(addField: false)
+            case .addChunked: return .chunked(addField: true)
+            }
+        }
     }
 }
 

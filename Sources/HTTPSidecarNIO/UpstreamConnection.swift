@@ -69,7 +69,7 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
         self.timeout = timeout
         deadline = .now() + .nanoseconds(timeout.nanoseconds)
         armTimer()
-        write(.head(head))
+        write(.head(head.bytes, head.kind))
     }
 
     /// Writes a body part; it leaves with the next ``flush()`` or ``sendEnd()``. An upload that

@@ -76,7 +76,8 @@ import Testing
     }
 
     private func send(_ channel: EmbeddedChannel, _ method: HTTPMethod) throws {
-        try channel.writeOutbound(UpstreamRequestPart.head(EncodedRequestHead(HTTPRequestHead(version: .http1_1, method: method, uri: "/"))))
+        let head = EncodedRequestHead(HTTPRequestHead(version: .http1_1, method: method, uri: "/"))
+        try channel.writeOutbound(UpstreamRequestPart.head(head.bytes, head.kind))
     }
 
     private func answers(_ channel: EmbeddedChannel) throws -> [String] {

@@ -47,6 +47,34 @@ public struct RequestTarget: Sendable, Hashable {
 
     /// Normalizes `target`, or says why it cannot be sent on.
     public static func normalize(_ target: String, escaped: EscapedSeparators = .reject) -> Result<RequestTarget, Problem> {
+        if let normal = alreadyNormal(target) { return .success(normal) }
+        return normalizeStepByStep(target, escaped: escaped)
+    }
+
+    /// The target as it is, when normalizing would not change it: origin form, only plain bytes
+    /// (no escape, backslash, fragment, control or space), no empty segment (`//`) and no segment
+    /// starting with a dot (so no dot segment, with or without parameters). Most requests are like
+    /// this; they skip the copies the general steps make. A test checks it against those steps.
+    static func alreadyNormal(_ target: String) -> RequestTarget? {
+        let utf8 = target.utf8
+        guard utf8.first == UInt8(ascii: "/") else { return nil }
+        var previous: UInt8 = 0
+        var queryMark: String.UTF8View.Index?
+        for i in utf8.indices {
+            let b = utf8[i]
+            if b == UInt8(ascii: "?") { queryMark = i; break }
+            guard b > 0x20, b < 0x7F, b != UInt8(ascii: "%"), b != UInt8(ascii: "\\"), b != UInt8(ascii: "#") else { return nil }
+            if previous == UInt8(ascii: "/") && (b == UInt8(ascii: "/") || b == UInt8(ascii: ".")) { return nil }
+            previous = b
+        }
+        guard let mark = queryMark else { return RequestTarget(path: target, query: nil, authority: nil) }
+        let rest = utf8[utf8.index(after: mark)...]
+        guard rest.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "#") }) else { return nil }
+        return RequestTarget(path: String(target[..<mark]), query: String(target[utf8.index(after: mark)...]), authority: nil)
+    }
+
+    /// Normalizes `target` step by step (see the type's summary).
+    static func normalizeStepByStep(_ target: String, escaped: EscapedSeparators) -> Result<RequestTarget, Problem> {
         let bytes = Array(target.utf8)
         if bytes == [UInt8(ascii: "*")] { return .success(RequestTarget(path: "*", query: nil, authority: nil)) }
         var start = 0
