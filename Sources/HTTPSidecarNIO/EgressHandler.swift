@@ -270,11 +270,11 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 guard let attempt = current, let head = attempt.head else { continue }
                 endRequest()
                 shared.metrics.finished("egress", status: status, seconds: (shared.clock.now - attempt.started).seconds, service: name)
-                let (relayed, closeAfter) = ProxyHeaders.relayedHead(head, rules: ex.service.config.headers.response,
+                let (relayed, closeAfter) = ProxyHeaders.relayedHead(scanned: head, rules: ex.service.config.headers.response,
                                                                      requestVersion: ex.version, keepAlive: ex.keepAlive)
                 attempt.closeAfterAnswer = closeAfter
                 attempt.streaming = true
-                context.write(wrapOutboundOut(.head(relayed)), promise: nil)
+                context.write(wrapOutboundOut(.relayed(relayed)), promise: nil)
                 if !context.channel.isWritable { attempt.connection?.pauseReading() }
             case .refuse(let refusal):
                 let seconds = exchange.map { (shared.clock.now - $0.started).seconds } ?? 0
@@ -328,10 +328,10 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// The attempt's response head: the exchange decides (a retry drops the rest of this answer
     /// with its connection; otherwise the answer streams to the app from here on).
-    fileprivate func attemptHead(_ attempt: EgressAttempt, _ head: HTTPResponseHead) {
+    fileprivate func attemptHead(_ attempt: EgressAttempt, _ head: ScannedResponseHead) {
         guard current === attempt, let context else { return }
         attempt.head = head
-        deliver(.attemptHead(status: Int(head.status.code)), context, attempt.exchange)
+        deliver(.attemptHead(status: head.status), context, attempt.exchange)
     }
 
     fileprivate func attemptBody(_ attempt: EgressAttempt, _ chunk: ByteBuffer) {
@@ -405,7 +405,7 @@ final class EgressAttempt: UpstreamResponseSink {
     let started: MeshInstant
     var connection: UpstreamConnection?
     /// The answer's head, kept while the exchange decides whether it is the app's.
-    var head: HTTPResponseHead?
+    var head: ScannedResponseHead?
     /// The answer is being streamed to the app (no retry any more).
     var streaming = false
     /// The connection closes after the answer (the app asked, or an HTTP/1.0 app gets an answer
@@ -420,7 +420,7 @@ final class EgressAttempt: UpstreamResponseSink {
         self.started = started
     }
 
-    func upstreamHead(_ head: ScannedResponseHead) { handler?.attemptHead(self, head.nio) }
+    func upstreamHead(_ head: ScannedResponseHead) { handler?.attemptHead(self, head) }
     func upstreamBody(_ chunk: ByteBuffer) { handler?.attemptBody(self, chunk) }
     func upstreamEnd() { handler?.attemptEnded(self) }
     func upstreamFailed(_ error: TransportError, requestSent: Bool) { handler?.attemptFailed(self, error, requestSent: requestSent) }

@@ -66,7 +66,7 @@ public enum IngressAdmission {
         public var route: IngressRoute?
         /// The normalized path policy was matched on.
         public var path: String
-        /// Header edits for the answer on its way back (``ProxyHeaders/relayedHead(_:rules:setting:requestVersion:keepAlive:)``).
+        /// Header edits for the answer on its way back (``ProxyHeaders/relayedHead(scanned:rules:setting:requestVersion:keepAlive:)``).
         public var responseRules: HeaderRules
         /// The route's steps after JWT (only a rate limit may follow it).
         public var afterJWT: [IngressMiddleware]

@@ -3,8 +3,8 @@ import NIOCore
 import NIOHTTP1
 
 /// An upstream's answer head as the framing scanner read it: its bytes and where each piece is.
-/// The ingress relays it from these bytes (``ProxyHeaders/relayedHead(scanned:rules:setting:requestVersion:keepAlive:)``);
-/// the egress and the fetchers read it as NIO's head (``nio``).
+/// The ingress and the egress relay it from these bytes (``ProxyHeaders/relayedHead(scanned:rules:setting:requestVersion:keepAlive:)``);
+/// the fetchers read it as NIO's head (``nio``).
 public final class ScannedResponseHead: Sendable {
     /// The head's bytes, from the status line through the empty line. Offsets in ``scan`` count
     /// from its reader index.
@@ -84,9 +84,10 @@ public struct EncodedResponseHead: Sendable {
 extension ProxyHeaders {
     /// The head of an upstream's answer as the ingress relays it, written from the scanned bytes
     /// (a field that passes unchanged is copied as the app sent it): hop-by-hop headers removed,
-    /// the configured rules applied, the sidecar's own headers set. The same edits as
-    /// ``relayedHead(_:rules:setting:requestVersion:keepAlive:)`` makes on NIO's head (a test
-    /// compares them); `closeAfter` tells the caller to close once the answer is out.
+    /// the configured rules applied, the sidecar's own headers set (CORS's `Vary` joins the app's).
+    /// An HTTP/1.0 client cannot read chunked framing, so an answer without a length goes out with
+    /// an HTTP/1.0 head and is delimited by the close. A test compares it with the same edits on
+    /// NIO's head; `closeAfter` tells the caller to close once the answer is out.
     public static func relayedHead(scanned response: ScannedResponseHead, rules: HeaderRules, setting extra: [(String, String)] = [],
                                    requestVersion: HTTPVersion, keepAlive: Bool) -> (head: EncodedResponseHead, closeAfter: Bool) {
         response.bytes.withUnsafeReadableBytes { raw in

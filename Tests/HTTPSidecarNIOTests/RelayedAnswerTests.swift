@@ -28,7 +28,7 @@ import Testing
             let answeringHead = gen.next() % 6 == 0
 
             let (encoded, close) = ProxyHeaders.relayedHead(scanned: scanned, rules: rules, setting: extra, requestVersion: version, keepAlive: keepAlive)
-            var (oracle, oracleClose) = ProxyHeaders.relayedHead(scanned.nio, rules: rules, setting: extra, requestVersion: version, keepAlive: keepAlive)
+            var (oracle, oracleClose) = Self.relayedHead(scanned.nio, rules: rules, setting: extra, requestVersion: version, keepAlive: keepAlive)
             #expect(close == oracleClose)
             // The framing NIO's writer gave the NIO head.
             let code = Int(oracle.status.code)
@@ -104,5 +104,34 @@ import Testing
         if gen.next() % 2 == 0 { extra += [("access-control-allow-origin", "https://a.example"), ("vary", gen.next() % 2 == 0 ? "Origin" : "origin")] }
         if gen.next() % 3 == 0 { extra += [("ratelimit-limit", "10"), ("ratelimit-remaining", "9"), ("ratelimit-reset", "1")] }
         return extra
+    }
+
+    // The relay as it was written over NIO heads (the oracle).
+    /// The head of an upstream's answer as the sidecar relays it downstream: hop-by-hop headers
+    /// removed, the configured rules applied, the sidecar's own headers set. An HTTP/1.0 client cannot
+    /// read chunked framing, so an answer without a length is sent with an HTTP/1.0 head and delimited
+    /// by closing the connection; `closeAfter` tells the caller to close once the answer is out.
+    static func relayedHead(_ response: HTTPResponseHead, rules: HeaderRules, setting extra: [(String, String)] = [],
+                                   requestVersion: HTTPVersion, keepAlive: Bool) -> (head: HTTPResponseHead, closeAfter: Bool) {
+        var headers = response.headers
+        headers.reserveCapacity(headers.count + extra.count + 1)
+        ProxyHeaders.removeHopByHop(&headers)
+        rules.apply(to: &headers)
+        for (name, value) in extra {
+            // CORS varies on Origin: added to the app's own Vary instead of replacing it.
+            if name == "vary", let prior = headers.first(name: "vary") {
+                let all = headers["vary"].joined(separator: ", ")
+                let listed = all.split(separator: ",").map { $0.trimmingSpaces.lowercased() }
+                if !listed.contains("*") && !listed.contains(value.lowercased()) {
+                    headers.replaceOrAdd(name: "vary", value: (all.isEmpty ? prior : all) + ", " + value)
+                }
+                continue
+            }
+            headers.replaceOrAdd(name: name, value: value)
+        }
+        let http10 = requestVersion.major == 1 && requestVersion.minor == 0
+        let closeAfter = !keepAlive || (http10 && !headers.contains(name: "content-length"))
+        if closeAfter { headers.replaceOrAdd(name: "connection", value: "close") }
+        return (HTTPResponseHead(version: http10 ? .http1_0 : .http1_1, status: response.status, headers: headers), closeAfter)
     }
 }
