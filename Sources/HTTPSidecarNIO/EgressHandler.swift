@@ -10,13 +10,13 @@ import NIOHTTP1
 /// The request body is kept whole (up to the body limit) because a retry must resend it; the answer
 /// is decided at its head (retry, or this is it) and then streamed to the app, with backpressure.
 final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundIn = ClientRequestPart
     typealias OutboundIn = ClientResponsePart
     typealias OutboundOut = ClientResponsePart
 
     private enum State {
         case idle
-        case reading(HTTPRequestHead, ByteBuffer, service: ServiceRuntime, target: RequestTarget)
+        case reading(ScannedRequestHead, ByteBuffer, service: ServiceRuntime, target: RequestTarget)
         case forwarding
         case closing
     }
@@ -33,7 +33,7 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var forwarding: Exchange?
     /// Parts of pipelined requests that arrived while one was being forwarded (answered in order);
     /// reading pauses while the queue is long. Reads are not paused per request.
-    private var queued: CircularBuffer<HTTPServerRequestPart> = []
+    private var queued: CircularBuffer<ClientRequestPart> = []
     private var draining = false
     private var readsPaused = false
     private var readPending = false
@@ -129,29 +129,31 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    private func handle(_ part: HTTPServerRequestPart, _ context: ChannelHandlerContext) {
+    private func handle(_ part: ClientRequestPart, _ context: ChannelHandlerContext) {
         switch (part, state) {
         case (.head(let head), .idle):
             shared = generation.current
             let config = shared.config
-            if head.headers.count > config.maxHeaders {
+            if head.fieldCount > config.maxHeaders {
                 return fail(context, .requestHeaderFieldsTooLarge, "too_many_headers", "more than \(config.maxHeaders) header fields", close: true)
             }
-            if case .failure(let problem) = RequestFraming.of(method: head.method.rawValue, contentLength: head.headers["content-length"],
-                                                              transferEncoding: head.headers["transfer-encoding"]) {
-                return fail(context, .badRequest, problem.code, "\(problem)", close: true)
+            let framing: RequestFraming
+            switch RequestFraming.of(method: head.method.text, contentLength: head.values("content-length"),
+                                     transferEncoding: head.values("transfer-encoding")) {
+            case .success(let f): framing = f
+            case .failure(let problem): return fail(context, .badRequest, problem.code, "\(problem)", close: true)
             }
             let target: RequestTarget
-            switch RequestTarget.normalize(head.uri, escaped: config.escapedSeparators) {
+            switch RequestTarget.normalize(head.target, escaped: config.escapedSeparators) {
             case .success(let t): target = t
             case .failure(let problem): return fail(context, .badRequest, "bad_path", "\(problem)", close: true)
             }
             let service: ServiceRuntime
             switch shared.route(head, path: target.path) {
             case .success(let s): service = s
-            case .failure(let e): return fail(context, e.status, e.code, e.message, close: head.hasBody || !head.isKeepAlive)
+            case .failure(let e): return fail(context, e.status, e.code, e.message, close: framing.hasBody || !head.scan.keepAlive)
             }
-            if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > config.maxBodyBytes {
+            if case .length(let length) = framing, length > config.maxBodyBytes {
                 return fail(context, .payloadTooLarge, "body_too_large", "the request body exceeds \(config.maxBodyBytes) bytes", close: true)
             }
             state = .reading(head, context.channel.allocator.buffer(capacity: 0), service: service, target: target)
@@ -173,7 +175,7 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// The request as it goes upstream (every attempt sends it; a token is added per attempt).
     struct Exchange {
-        var head: HTTPRequestHead
+        var head: EgressRequestHead
         var body: ByteBuffer
         var service: ServiceRuntime
         var keepAlive: Bool
@@ -181,38 +183,25 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
         var version: HTTPVersion
     }
 
-    private func start(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ body: ByteBuffer, _ service: ServiceRuntime, _ target: RequestTarget) {
+    private func start(_ context: ChannelHandlerContext, _ head: ScannedRequestHead, _ body: ByteBuffer, _ service: ServiceRuntime, _ target: RequestTarget) {
         let now = shared.clock.now
         // Each attempt's timeout is the engine's, as in the simulator; the connection's own response
         // timeout (the same length) still bounds a pause in the middle of an answer.
         let settings = EgressExchange.Settings(service: service.config.name, deadline: service.requestTimeout,
                                                attemptTimeout: service.connections.settings.responseTimeout, usesToken: service.token != nil)
-        var exchange = EgressExchange(method: head.method.rawValue, settings: settings, traceparent: head.headers.first(name: "traceparent"),
-                                      tracestate: head.headers.first(name: "tracestate"), now: now, random: &random)
-        var upstream = head
-        upstream.uri = target.originForm
-        ProxyHeaders.removeHopByHop(&upstream.headers)
-        // The sidecar hop continues the app's trace with a span of its own (the exchange made it).
-        upstream.headers.replaceOrAdd(name: "traceparent", value: exchange.upstreamTraceparent)
-        upstream.headers.remove(name: "tracestate")
-        if let state = exchange.upstreamTracestate { upstream.headers.add(name: "tracestate", value: state) }
-        upstream.headers.remove(name: "service_id")
-        upstream.headers.remove(name: "service_url")
+        var exchange = EgressExchange(method: head.method.text, settings: settings, traceparent: head.first("traceparent"),
+                                      tracestate: head.first("tracestate"), now: now, random: &random)
         // An allow-listed origin is another host: it gets its own authority as Host (virtual hosting,
         // and the name TLS verifies), not the one the app used to reach the sidecar.
+        var host: String?
         if shared.allowedOrigins.contains(service.config.name), let origin = FetchURL(service.config.name) {
             let defaultPort = origin.secure ? 443 : 80
-            upstream.headers.replaceOrAdd(name: "host", value: origin.port == defaultPort ? origin.host : "\(origin.host):\(origin.port)")
+            host = origin.port == defaultPort ? origin.host : "\(origin.host):\(origin.port)"
         }
-        service.config.headers.request.apply(to: &upstream.headers)
-        // Framing last: the whole body is here, so its length is exact; no rule can change it.
-        upstream.headers.remove(name: "content-length")
-        upstream.headers.remove(name: "transfer-encoding")
-        if body.readableBytes > 0 || head.method == .POST || head.method == .PUT || head.method == .PATCH {
-            upstream.headers.add(name: "content-length", value: String(body.readableBytes))
-        }
-        upstream.version = .http1_1
-        let ex = Exchange(head: upstream, body: body, service: service, keepAlive: head.isKeepAlive, version: head.version)
+        let upstream = EgressRequestHead(app: head, target: target.originForm, traceparent: exchange.upstreamTraceparent,
+                                         tracestate: exchange.upstreamTracestate, host: host, rules: service.config.headers.request,
+                                         bodyLength: body.readableBytes)
+        let ex = Exchange(head: upstream, body: body, service: service, keepAlive: head.scan.keepAlive, version: head.version)
         let actions = service.decisions.withLockedValue { exchange.start(pool: &$0.pool, now: now, random: &$0.random) }
         self.exchange = exchange
         forwarding = ex
@@ -295,8 +284,7 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
             // Discovery listed it but no address was resolved for it: an attempt that never left.
             return attemptFailed(attempt, TransportError(.connectRefused, "no address for \(pick.address)"), requestSent: false)
         }
-        var head = ex.head
-        if let token { head.headers.replaceOrAdd(name: "authorization", value: "Bearer \(token)") }
+        let head = ex.head.encoded(token: token)
         let pool = service.connections.pool(for: context.eventLoop, target: target, host: service.hostName(for: pick.address))
         let timeout = pool.settings.responseTimeout
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
@@ -309,7 +297,7 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
             switch result {
             case .success(let connection):
                 attempt.connection = connection
-                connection.start(EncodedRequestHead(head), sink: attempt, timeout: timeout)
+                connection.start(head, sink: attempt, timeout: timeout)
                 if ex.body.readableBytes > 0 { connection.sendBody(ex.body) }
                 connection.sendEnd()
             case .failure(let error):
@@ -425,12 +413,4 @@ final class EgressAttempt: UpstreamResponseSink {
     func upstreamEnd() { handler?.attemptEnded(self) }
     func upstreamFailed(_ error: TransportError, requestSent: Bool) { handler?.attemptFailed(self, error, requestSent: requestSent) }
     func upstreamReadComplete() { handler?.attemptReadComplete(self) }
-}
-
-extension HTTPRequestHead {
-    /// Whether a body follows the head (a length or chunked framing).
-    var hasBody: Bool {
-        if let l = headers.first(name: "content-length"), l != "0" { return true }
-        return headers.contains(name: "transfer-encoding")
-    }
 }

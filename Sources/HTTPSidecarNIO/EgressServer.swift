@@ -46,7 +46,7 @@ public final class EgressServer: Sendable {
                     // from header rules checked when loaded.
                     let pending = PendingRequestMethods()
                     try channel.pipeline.syncOperations.addHandler(HTTP1ResponseEncoder(pending: pending))
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTP1RequestDecoder<HTTPServerRequestPart>(pending: pending)))
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTP1RequestDecoder<ClientRequestPart>(pending: pending)))
                     try channel.pipeline.syncOperations.addHandler(EgressHandler(generation: generation))
                 }
             }

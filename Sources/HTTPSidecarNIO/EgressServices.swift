@@ -152,17 +152,17 @@ final class EgressShared: Sendable {
     /// Which service a request names: `service_url` (allow-listed origins only), the `service_id`
     /// header, a service named like the `Host`, else the longest matching path prefix.
     /// The service a request names; `path` is its normalized path (for path routes).
-    func route(_ head: HTTPRequestHead, path: String) -> Result<ServiceRuntime, ErrorResponse> {
-        if let url = head.headers.first(name: "service_url") {
+    func route(_ head: ScannedRequestHead, path: String) -> Result<ServiceRuntime, ErrorResponse> {
+        if let url = head.first("service_url") {
             guard let parsed = FetchURL(url), allowedOrigins.contains(parsed.origin), let service = services[parsed.origin] else {
                 return .failure(ErrorResponse(status: .forbidden, code: "service_url_not_allowed", message: "service_url \(url) is not on the allow-list"))
             }
             return .success(service)
         }
         let name: String?
-        if let id = head.headers.first(name: "service_id") {
+        if let id = head.first("service_id") {
             name = id
-        } else if let host = head.headers.first(name: "host")?.split(separator: ":").first.map(String.init), services[host] != nil, !allowedOrigins.contains(host) {
+        } else if let host = head.first("host")?.split(separator: ":").first.map(String.init), services[host] != nil, !allowedOrigins.contains(host) {
             name = host
         } else {
             name = config.pathRoutes.filter { RequestTarget.path(path, isUnder: $0.prefix) }.max { $0.prefix.count < $1.prefix.count }?.service

@@ -2,8 +2,8 @@ import HTTPSidecar
 import NIOCore
 import NIOHTTP1
 
-/// The parts a request decoder emits: NIO's (each head decoded into string pairs, for the egress
-/// and the tests) or the ingress's (the head left as scanned bytes).
+/// The parts a request decoder emits: the sidecars' (the head left as scanned bytes) or NIO's (each
+/// head decoded into string pairs, for the differential tests).
 protocol ScannedRequestPart {
     static func scannedHead(_ head: ScannedRequestHead) -> Self
     static func scannedBody(_ body: ByteBuffer) -> Self
@@ -16,8 +16,8 @@ extension HTTPServerRequestPart: ScannedRequestPart {
     static var scannedEnd: Self { .end(nil) }
 }
 
-/// A client request as the ingress reads it: the head as scanned bytes, body bytes without framing.
-enum IngressRequestPart: ScannedRequestPart {
+/// A client request as the sidecars read it: the head as scanned bytes, body bytes without framing.
+enum ClientRequestPart: ScannedRequestPart {
     case head(ScannedRequestHead)
     case body(ByteBuffer)
     case end

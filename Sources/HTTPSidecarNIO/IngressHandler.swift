@@ -25,13 +25,13 @@ import SidecarAuth
 /// - `.draining`: the answer was given without the app (a rejection); the request's end is awaited.
 /// - `.closing`: the connection ends after the current write.
 final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, UpstreamResponseSink {
-    typealias InboundIn = IngressRequestPart
+    typealias InboundIn = ClientRequestPart
     typealias OutboundIn = ClientResponsePart
     typealias OutboundOut = ClientResponsePart
 
     enum State {
         case idle
-        case held(Exchange, parts: [IngressRequestPart])
+        case held(Exchange, parts: [ClientRequestPart])
         case streaming(Exchange, UpstreamConnection)
         case draining
         case closing
@@ -83,7 +83,7 @@ final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
     var state = State.idle
     var context: ChannelHandlerContext?
     /// Parts of pipelined requests that arrived while one was being answered.
-    var queued: CircularBuffer<IngressRequestPart> = []
+    var queued: CircularBuffer<ClientRequestPart> = []
     var readsPaused = false
     var readPending = false
     /// The client is not reading the sidecar's own answers: see ``blockReadsUntilClientReads(_:)``.
@@ -253,7 +253,7 @@ final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
         context.fireChannelReadComplete()
     }
 
-    func handle(_ part: IngressRequestPart, _ context: ChannelHandlerContext) {
+    func handle(_ part: ClientRequestPart, _ context: ChannelHandlerContext) {
         switch state {
         case .idle:
             guard case .head(let head) = part else { return }  // stray parts of a request already answered
@@ -280,7 +280,7 @@ final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
     }
 
     /// Counts body bytes against the limit; answers 413 (and closes) when over it.
-    func admitBody(_ part: IngressRequestPart, _ ex: Exchange, _ context: ChannelHandlerContext) -> Bool {
+    func admitBody(_ part: ClientRequestPart, _ ex: Exchange, _ context: ChannelHandlerContext) -> Bool {
         switch part {
         case .body(let chunk):
             ex.bodyBytes += chunk.readableBytes
@@ -308,12 +308,12 @@ final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
         if ex.requestEnded { headerDeadline = nil } else { armHeaderDeadline() }
     }
 
-    func enqueue(_ part: IngressRequestPart) {
+    func enqueue(_ part: ClientRequestPart) {
         queued.append(part)
         if queued.count > 64 { pauseReads() }
     }
 
-    func forward(_ part: IngressRequestPart, to upstream: UpstreamConnection) {
+    func forward(_ part: ClientRequestPart, to upstream: UpstreamConnection) {
         switch part {
         case .body(let chunk):
             upstream.sendBody(chunk)

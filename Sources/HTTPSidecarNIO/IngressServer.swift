@@ -129,7 +129,7 @@ public final class IngressServer: Sendable {
                     // (configured header rules are checked when loaded).
                     let pending = PendingRequestMethods()
                     try channel.pipeline.syncOperations.addHandler(HTTP1ResponseEncoder(pending: pending))
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTP1RequestDecoder<IngressRequestPart>(pending: pending)))
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTP1RequestDecoder<ClientRequestPart>(pending: pending)))
                     try channel.pipeline.syncOperations.addHandler(IngressHandler(generation: generation, scheme: tls ? "https" : "http"))
                 }
             }

@@ -3,40 +3,6 @@ import NIOHTTP1
 
 /// Header rules every proxy hop applies (RFC 9110 §7.6.1).
 public enum ProxyHeaders {
-    /// Removes hop-by-hop headers (connection, keep-alive, proxy-connection, te, trailer,
-    /// transfer-encoding, upgrade, proxy-authenticate, proxy-authorization), and every header the
-    /// `Connection` header names, except `Content-Length` and `Host`: a client naming those must
-    /// not strip the framing or the authority from what the next hop sees (request smuggling).
-    /// Linear in the number of fields and tokens: the names to drop go into a set, and the fields
-    /// are rebuilt in one pass when more than a few are to go.
-    static func removeHopByHop(_ headers: inout HTTPHeaders) {
-        var hopFields = 0
-        var named: Set<String> = []
-        for (name, value) in headers where isHopByHop(name) {
-            hopFields += 1
-            guard name.utf8.count == 10, equalsIgnoringCase(name, "connection") else { continue }
-            forEachToken(value) { token in
-                // The usual tokens name hop-by-hop fields already removed: no string is made for them.
-                if token.isEmpty || isHopByHop(token) { return }
-                let lower = String(decoding: token, as: UTF8.self).lowercased()
-                if !protectedFromConnection.contains(lower) { named.insert(lower) }
-            }
-        }
-        guard hopFields > 0 else { return }
-        if named.isEmpty && hopFields <= 4 {
-            var names: [String] = []
-            for (name, _) in headers where isHopByHop(name) { names.append(name) }
-            for name in names { headers.remove(name: name) }
-            return
-        }
-        var kept: [(String, String)] = []
-        kept.reserveCapacity(headers.count)
-        for (name, value) in headers where !isHopByHop(name) && (named.isEmpty || !named.contains(name.lowercased())) {
-            kept.append((name, value))
-        }
-        headers = HTTPHeaders(kept)
-    }
-
     /// Calls `body` with each comma-separated token of a field value, without the spaces and tabs
     /// around it, as a view into the value (no array, no string per token).
     @inline(__always)
@@ -56,20 +22,6 @@ public enum ProxyHeaders {
             guard end < utf8.endIndex else { return }
             start = utf8.index(after: end)
         }
-    }
-
-    /// Whether the connection stays open after a message with these fields (RFC 9112 §9.3): HTTP/1.1
-    /// unless `Connection` lists `close`, HTTP/1.0 only if it lists `keep-alive`. NIO's `isKeepAlive`
-    /// splits the value into arrays of strings (three allocations per message).
-    static func isKeepAlive(_ headers: HTTPHeaders, version: HTTPVersion) -> Bool {
-        var close = false, keepAlive = false
-        for (name, value) in headers where name.utf8.count == 10 && equalsIgnoringCase(name, "connection") {
-            forEachToken(value) { token in
-                if equalsIgnoringCase(token, "close") { close = true } else if equalsIgnoringCase(token, "keep-alive") { keepAlive = true }
-            }
-        }
-        if close { return false }
-        return version.major == 1 && version.minor >= 1 ? true : keepAlive
     }
 
     /// Names a `Connection` header may not remove: the framing and the authority are end-to-end.

@@ -1,3 +1,4 @@
+import Foundation
 import HTTPSidecar
 @testable import HTTPSidecarNIO
 import MeshCore
@@ -33,6 +34,49 @@ import Testing
             #expect(got.method == oracle.method && got.uri == oracle.uri && got.version == oracle.version, "\(text)")
             #expect(got.headers.map { "\($0.name): \($0.value)" } == oracle.headers.map { "\($0.name): \($0.value)" }, "\(text) rules \(rules)")
             #expect(bytes.chunked == (framing == .chunked))
+            checked += 1
+        }
+        #expect(checked > 5_000)
+    }
+
+    @Test func theEgressHeadIsTheOneTheHeadersVersionBuilt() throws {
+        var gen = SeededRandom(seed: 1201)
+        var checked = 0
+        for _ in 0..<30_000 {
+            var text = Self.randomHead(&gen)
+            if gen.next() % 2 == 0 { text = text.replacingOccurrences(of: "\r\n\r\n", with: "\r\nservice_id: orders\r\nAuthorization: Basic x\r\n\r\n") }
+            guard case .success(let head) = ScannedRequestHead.scanning(ByteBuffer(string: text)),
+                  case .success = RequestFraming.of(method: head.method.text, contentLength: head.values("content-length"),
+                                                    transferEncoding: head.values("transfer-encoding")),
+                  case .success(let target) = RequestTarget.normalize(head.target, escaped: .reject) else { continue }
+            let rules = Self.randomRules(&gen)
+            let host = gen.next() % 3 == 0 ? "api.example:8443" : nil
+            let token = gen.next() % 2 == 0 ? "t0k3n" : nil
+            let state = gen.next() % 2 == 0 ? "k=v" : nil
+            let bodyLength = Int(gen.next() % 3)
+            let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+            let bytes = EgressRequestHead(app: head, target: target.originForm, traceparent: traceparent, tracestate: state, host: host,
+                                          rules: rules, bodyLength: bodyLength).encoded(token: token)
+            // The egress's edits as they were made on NIO's head, and the encoder's framing.
+            var upstream = head.nio
+            upstream.uri = target.originForm
+            ProxyHeaders.removeHopByHop(&upstream.headers)
+            upstream.headers.replaceOrAdd(name: "traceparent", value: traceparent)
+            upstream.headers.remove(name: "tracestate")
+            if let state { upstream.headers.add(name: "tracestate", value: state) }
+            upstream.headers.remove(name: "service_id")
+            upstream.headers.remove(name: "service_url")
+            if let host { upstream.headers.replaceOrAdd(name: "host", value: host) }
+            rules.apply(to: &upstream.headers)
+            upstream.headers.remove(name: "content-length")
+            upstream.headers.remove(name: "transfer-encoding")
+            if bodyLength > 0 || [.POST, .PUT, .PATCH].contains(upstream.method) { upstream.headers.add(name: "content-length", value: String(bodyLength)) }
+            upstream.version = .http1_1
+            if let token { upstream.headers.replaceOrAdd(name: "authorization", value: "Bearer \(token)") }
+            let oracle = decoded(EncodedRequestHead(upstream))
+            let got = decoded(bytes)
+            #expect(got.method == oracle.method && got.uri == oracle.uri && got.version == oracle.version, "\(text)")
+            #expect(got.headers.map { "\($0.name): \($0.value)" } == oracle.headers.map { "\($0.name): \($0.value)" }, "\(text) rules \(rules)")
             checked += 1
         }
         #expect(checked > 5_000)

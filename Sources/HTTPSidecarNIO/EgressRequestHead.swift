@@ -1,0 +1,52 @@
+import HTTPSidecar
+import NIOCore
+
+/// The request head an egress attempt sends, written from the app's scanned head (a field that
+/// passes unchanged is copied as the app sent it): hop-by-hop fields and the routing fields
+/// (`service_id`, `service_url`) gone, the sidecar's trace hop set, `Host` set to an allow-listed
+/// origin's own authority, the service's rules applied, and a length matching the body the sidecar
+/// holds (no rule can change it). Each attempt may carry another bearer token, so the head is
+/// written per attempt (``encoded(token:)``); a test checks it against the same edits on NIO's head.
+struct EgressRequestHead {
+    let app: ScannedRequestHead
+    /// The normalized origin-form target.
+    let target: String
+    let traceparent: String
+    let tracestate: String?
+    /// The authority of an allow-listed origin (it gets its own `Host`, not the one the app used).
+    let host: String?
+    let rules: HeaderRules
+    let bodyLength: Int
+
+    /// The head, with `Authorization: Bearer token` when there is a token (replacing the app's).
+    func encoded(token: String?) -> EncodedRequestHead {
+        app.bytes.withUnsafeReadableBytes { raw in
+            var fields = RelayedFields(raw, fields: app.scan.fields, room: 6)
+            fields.removeHopByHop()
+            // The sidecar hop continues the app's trace with a span of its own.
+            fields.replaceOrAdd("traceparent", traceparent)
+            fields.remove("tracestate")
+            if let tracestate { fields.add("tracestate", tracestate) }
+            fields.remove("service_id")
+            fields.remove("service_url")
+            if let host { fields.replaceOrAdd("host", host) }
+            fields.apply(rules)
+            // Framing last: the whole body is here, so its length is exact; no rule can change it.
+            fields.remove("content-length")
+            fields.remove("transfer-encoding")
+            let method = app.method
+            if bodyLength > 0 || method == .post || method == .put || method == .patch { fields.add("content-length", String(bodyLength)) }
+            if let token { fields.replaceOrAdd("authorization", "Bearer " + token) }
+
+            let name = method.name
+            var out = ByteBufferAllocator().buffer(capacity: name.utf8CodeUnitCount + target.utf8.count + 13 + fields.writtenLength + 2)
+            out.writeStaticString(name)
+            out.writeStaticString(" ")
+            out.writeString(target)
+            out.writeStaticString(" HTTP/1.1\r\n")
+            fields.write(into: &out)
+            out.writeStaticString("\r\n")
+            return EncodedRequestHead(bytes: out, method: method, chunked: false)
+        }
+    }
+}
