@@ -1,6 +1,8 @@
 import HTTPSidecar
+import HTTPSidecarNIO
 import MeshCore
 import MeshSimulator
+import NIOCore
 
 /// An app and its sidecar's egress path on one simulated pod: requests go to upstream pods chosen by
 /// the product's ``UpstreamPool`` (load balancing, breakers, ejection, retry budget and safety); this
@@ -342,11 +344,9 @@ final class HTTPEgressClient: SimProcess {
         nextWire += 1
         let wire = nextWire
         let upstream = upstreams.first { $0.address == pick.address }!.host
-        // The request as HTTP/1.1 bytes, with the sidecar hop's trace context as the exchange made it.
-        var fields = [("x-request-key", r.key), ("traceparent", r.exchange.upstreamTraceparent)]
-        if pick.isProbe { fields.append(("x-probe", "1")) }
-        if !token.isEmpty { fields.append(("authorization", "Bearer \(token)")) }
-        let bytes = SimHTTP1.request(method: r.method, target: "/work", fields: fields)
+        // The request as the product writes it from the app's (`EgressRequestHead`): routing and
+        // hop-by-hop fields gone, the sidecar hop's trace context as the exchange made it, the token.
+        let bytes = Self.upstreamRequest(r, probe: pick.isProbe, token: token)
         let method: HTTP1Method = r.method == "POST" ? .post : .get
         let stream: StreamID
         var written = false
@@ -364,6 +364,19 @@ final class HTTPEgressClient: SimProcess {
         r.current = Attempt(wire: wire, endpoint: pick.address, sentAt: host.now, stream: stream, written: written, modelProbe: probe)
         byWire[wire] = id
         requests[id] = r
+    }
+
+    /// The app's request as it reaches the sidecar (routing by `service_id`, its own trace, a
+    /// hop-by-hop field), and the head the product writes from it for one attempt.
+    private static func upstreamRequest(_ r: Request, probe: Bool, token: String) -> [UInt8] {
+        var fields = [("service_id", "upstream"), ("x-request-key", r.key), ("traceparent", r.traceparent), ("connection", "keep-alive, x-app-hop"),
+                      ("x-app-hop", "1")]
+        if probe { fields.append(("x-probe", "1")) }
+        let app = ByteBuffer(bytes: SimHTTP1.request(method: r.method, target: "/work", fields: fields))
+        guard case .success(let scanned) = ScannedRequestHead.scanning(app) else { preconditionFailure("the simulated app's request does not scan") }
+        let head = EgressRequestHead(app: scanned, target: "/work", traceparent: r.exchange.upstreamTraceparent, tracestate: r.exchange.upstreamTracestate,
+                                     host: nil, rules: HeaderRules(), bodyLength: 0)
+        return Array(head.encoded(token: token.isEmpty ? nil : token).bytes.readableBytesView)
     }
 
     /// Closes a connection and forgets it.

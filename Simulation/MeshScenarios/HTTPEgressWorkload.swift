@@ -77,8 +77,17 @@ enum HTTPEgressChecks {
         "http.no-duplicate-unsafe", "http.no-traffic-to-unavailable", "http.retry-budget",
         "http.right-response", "http.complete", "http.liveness", "http.trace-survives",
         "http.no-traffic-to-removed", "http.rate-limit-bound", "http.token-valid", "http.single-token-fetch",
-        "http.pool-quiescent", "http.deadline",
+        "http.pool-quiescent", "http.deadline", "http.exact-request",
     ]
+
+    /// `http.exact-request`: what reaches an upstream carries none of the app's routing fields
+    /// (`service_id`) or hop-by-hop fields (`Connection` and what it names), and `Host` once.
+    static func exactRequest(field: (String) -> String?, hostCount: Int) -> String? {
+        for name in ["service_id", "connection", "x-app-hop"] {
+            if let value = field(name) { return "the app's \(name): \(value) reached the upstream" }
+        }
+        return hostCount == 1 ? nil : "\(hostCount) Host fields reached the upstream"
+    }
 }
 
 /// Kernel-level record the upstreams, the token server and the checker share (it survives crashes).
@@ -182,6 +191,9 @@ final class HTTPUpstream: SimProcess {
                     open[s] = nil
                     return host.close(s)
                 case .request:
+                    let hosts = reader.head.fields.filter { String(decoding: reader.headBytes[$0.name], as: UTF8.self).lowercased() == "host" }.count
+                    let why = HTTPEgressChecks.exactRequest(field: reader.field, hostCount: hosts)
+                    host.simulation.expect(why == nil, "http.exact-request", "\(reader.field("x-request-key") ?? "?"): \(why ?? "")", host: host.id)
                     let token = reader.field("authorization").map { String($0.dropFirst("Bearer ".count)) } ?? ""
                     answer(s, method: "\(reader.head.method.name)", key: reader.field("x-request-key") ?? "", trace: reader.field("traceparent") ?? "",
                            token: token, host)

@@ -7,7 +7,7 @@ import NIOCore
 /// origin's own authority, the service's rules applied, and a length matching the body the sidecar
 /// holds (no rule can change it). Each attempt may carry another bearer token, so the head is
 /// written per attempt (``encoded(token:)``); a test checks it against the same edits on NIO's head.
-struct EgressRequestHead {
+public struct EgressRequestHead: Sendable {
     let app: ScannedRequestHead
     /// The normalized origin-form target.
     let target: String
@@ -18,8 +18,21 @@ struct EgressRequestHead {
     let rules: HeaderRules
     let bodyLength: Int
 
+    /// The head for `app`'s request to `target`, continuing the trace as `traceparent` and
+    /// `tracestate` (the exchange's hop), for a body of `bodyLength` bytes.
+    public init(app: ScannedRequestHead, target: String, traceparent: String, tracestate: String?, host: String?, rules: HeaderRules,
+                bodyLength: Int) {
+        self.app = app
+        self.target = target
+        self.traceparent = traceparent
+        self.tracestate = tracestate
+        self.host = host
+        self.rules = rules
+        self.bodyLength = bodyLength
+    }
+
     /// The head, with `Authorization: Bearer token` when there is a token (replacing the app's).
-    func encoded(token: String?) -> EncodedRequestHead {
+    public func encoded(token: String?) -> EncodedRequestHead {
         app.bytes.withUnsafeReadableBytes { raw in
             var fields = RelayedFields(raw, fields: app.scan.fields, room: 6)
             fields.removeHopByHop()

@@ -22,6 +22,15 @@ import Testing
         #expect(HTTPEgressChecks.rightResponse(sent: "app-0/0-1", answered: "smuggled") != nil)
     }
 
+    @Test func exactRequestFiresOnARoutingOrHopByHopFieldOrTwoHosts() {
+        let none: (String) -> String? = { _ in nil }
+        #expect(HTTPEgressChecks.exactRequest(field: none, hostCount: 1) == nil)
+        #expect(HTTPEgressChecks.exactRequest(field: { $0 == "service_id" ? "upstream" : nil }, hostCount: 1) != nil, "the routing field")
+        #expect(HTTPEgressChecks.exactRequest(field: { $0 == "x-app-hop" ? "1" : nil }, hostCount: 1) != nil, "a field Connection named")
+        #expect(HTTPEgressChecks.exactRequest(field: { $0 == "connection" ? "keep-alive" : nil }, hostCount: 1) != nil)
+        #expect(HTTPEgressChecks.exactRequest(field: none, hostCount: 2) != nil, "two Host fields")
+    }
+
     @Test func traceSurvivesFiresOnALostTraceOrAReusedSpan() {
         let app = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
         #expect(HTTPEgressChecks.traceSurvives(sent: app, seen: "00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01") == nil)
