@@ -47,19 +47,10 @@ public struct EgressRequestHead: Sendable {
             // Framing last: the whole body is here, so its length is exact; no rule can change it.
             fields.remove("content-length")
             fields.remove("transfer-encoding")
-            let method = app.method
-            if bodyLength > 0 || method == .post || method == .put || method == .patch { fields.add("content-length", String(bodyLength)) }
+            let framing: RequestFraming = bodyLength > 0 ? .length(bodyLength) : .none
+            if let field = framing.field(method: app.method.text) { fields.add(field.name, field.value) }
             if let token { fields.replaceOrAdd("authorization", "Bearer " + token) }
-
-            let name = method.name
-            var out = ByteBufferAllocator().buffer(capacity: name.utf8CodeUnitCount + target.utf8.count + 13 + fields.writtenLength + 2)
-            out.writeStaticString(name)
-            out.writeStaticString(" ")
-            out.writeString(target)
-            out.writeStaticString(" HTTP/1.1\r\n")
-            fields.write(into: &out)
-            out.writeStaticString("\r\n")
-            return EncodedRequestHead(bytes: out, method: method, chunked: false)
+            return fields.requestHead(method: app.method, target: target, chunked: false)
         }
     }
 }

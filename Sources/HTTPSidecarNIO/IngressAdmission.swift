@@ -197,15 +197,7 @@ public enum IngressAdmission {
             fields.remove("transfer-encoding")
             if let field = framing.field(method: head.method.text) { fields.add(field.name, field.value) }
 
-            let method = head.method.name
-            var out = ByteBufferAllocator().buffer(capacity: method.utf8CodeUnitCount + origin.utf8.count + 13 + fields.writtenLength + 2)
-            out.writeStaticString(method)
-            out.writeStaticString(" ")
-            out.writeString(origin)
-            out.writeStaticString(" HTTP/1.1\r\n")
-            fields.write(into: &out)
-            out.writeStaticString("\r\n")
-            return (EncodedRequestHead(bytes: out, method: head.method, chunked: framing == .chunked), trace.traceIDHex)
+            return (fields.requestHead(method: head.method, target: origin, chunked: framing == .chunked), trace.traceIDHex)
         }
     }
 

@@ -46,9 +46,6 @@ public enum ProxyHeaders {
 
     /// ASCII case-insensitive equality with a lower-case literal.
     @inline(__always)
-    static func equalsIgnoringCase(_ name: String, _ lower: StaticString) -> Bool { equalsIgnoringCase(name.utf8, lower) }
-
-    @inline(__always)
     static func equalsIgnoringCase(_ name: some Collection<UInt8>, _ lower: StaticString) -> Bool {
         guard name.count == lower.utf8CodeUnitCount else { return false }
         return lower.withUTF8Buffer { l in

@@ -22,7 +22,7 @@ struct RelayedFields {
         case set(name: String, value: String)
     }
 
-    private(set) var entries: [Entry]
+    private var entries: [Entry]
     private let bytes: UnsafeRawBufferPointer
 
     init(_ bytes: UnsafeRawBufferPointer, fields: [HTTP1Field], room: Int = 8) {
@@ -31,8 +31,6 @@ struct RelayedFields {
         entries.reserveCapacity(fields.count + room)
         for field in fields { entries.append(.scanned(name: field.name, value: field.value, line: field.line)) }
     }
-
-    var count: Int { entries.count }
 
     // MARK: Reading
 
@@ -147,6 +145,20 @@ struct RelayedFields {
                 out.writeStaticString("\r\n")
             }
         }
+    }
+
+    /// A request head of these fields: the request line (HTTP/1.1), the field lines and the empty
+    /// line, in one buffer sized to fit.
+    func requestHead(method: HTTP1Method, target: String, chunked: Bool) -> EncodedRequestHead {
+        let name = method.name
+        var out = ByteBufferAllocator().buffer(capacity: name.utf8CodeUnitCount + 1 + target.utf8.count + 11 + writtenLength + 2)
+        out.writeStaticString(name)
+        out.writeStaticString(" ")
+        out.writeString(target)
+        out.writeStaticString(" HTTP/1.1\r\n")
+        write(into: &out)
+        out.writeStaticString("\r\n")
+        return EncodedRequestHead(bytes: out, method: method, chunked: chunked)
     }
 
     /// The bytes ``write(into:)`` writes.

@@ -123,7 +123,7 @@ public struct EncodedRequestHead: Sendable {
         }
         out.writeStaticString("\r\n")
         bytes = out
-        method = HTTP1Method.allCases.first { String(describing: $0.name) == head.method.rawValue } ?? .get
+        method = HTTP1Method.allCases.first { $0.text == head.method.rawValue } ?? .get
         chunked = head.headers["transfer-encoding"].contains { $0.lowercased() == "chunked" }
     }
 }

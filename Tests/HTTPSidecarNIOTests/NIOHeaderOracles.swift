@@ -16,7 +16,7 @@ extension ProxyHeaders {
         var named: Set<String> = []
         for (name, value) in headers where isHopByHop(name) {
             hopFields += 1
-            guard name.utf8.count == 10, equalsIgnoringCase(name, "connection") else { continue }
+            guard name.utf8.count == 10, equalsIgnoringCase(name.utf8, "connection") else { continue }
             forEachToken(value) { token in
                 // The usual tokens name hop-by-hop fields already removed: no string is made for them.
                 if token.isEmpty || isHopByHop(token) { return }
