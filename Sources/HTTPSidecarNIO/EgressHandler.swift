@@ -10,9 +10,9 @@ import NIOHTTP1
 /// The request body is kept whole (up to the body limit) because a retry must resend it; the answer
 /// is decided at its head (retry, or this is it) and then streamed to the app, with backpressure.
 final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = ClientRequestPart
-    typealias OutboundIn = ClientResponsePart
-    typealias OutboundOut = ClientResponsePart
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = IOData
+    typealias OutboundOut = IOData
 
     private enum State {
         case idle
@@ -25,6 +25,8 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var shared: EgressShared
     private var state = State.idle
     private var context: ChannelHandlerContext?
+    /// The connection's bytes: requests read from them, answers written to them.
+    private let wire = ClientWire()
     /// The attempt whose answer is awaited or streaming; callbacks of any other are stale.
     private var current: EgressAttempt?
     /// The lifecycle of the request being forwarded (``EgressExchange``, the same engine the simulator runs).
@@ -51,7 +53,15 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.shared = generation.current
     }
 
-    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        wire.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        wire.context = nil
+    }
 
     func channelInactive(context: ChannelHandlerContext) {
         cancelRequest()
@@ -87,7 +97,7 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         cancelRequest()
         state = .closing
-        ProtocolErrors.answer(context, error, responseStarted: started)
+        ProtocolErrors.answer(wire, error, responseStarted: started)
     }
 
     func read(context: ChannelHandlerContext) {
@@ -95,13 +105,19 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let part = unwrapInboundIn(data)
-        if queued.isEmpty && takesPartNow {
-            handle(part, context)
-        } else {
-            queued.append(part)
-            if queued.count > 64 { readsPaused = true }
-            drainQueue(context)
+        wire.received(unwrapInboundIn(data))
+        do {
+            while let part = try wire.nextPart() {
+                if queued.isEmpty && takesPartNow {
+                    handle(part, context)
+                } else {
+                    queued.append(part)
+                    if queued.count > 64 { readsPaused = true }
+                    drainQueue(context)
+                }
+            }
+        } catch {
+            errorCaught(context: context, error: error)
         }
     }
 
@@ -263,7 +279,7 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
                                                                      requestVersion: ex.version, keepAlive: ex.keepAlive)
                 attempt.closeAfterAnswer = closeAfter
                 attempt.streaming = true
-                context.write(wrapOutboundOut(.relayed(relayed)), promise: nil)
+                wire.send(.relayed(relayed))
                 if !context.channel.isWritable { attempt.connection?.pauseReading() }
             case .refuse(let refusal):
                 let seconds = exchange.map { (shared.clock.now - $0.started).seconds } ?? 0
@@ -323,8 +339,8 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     fileprivate func attemptBody(_ attempt: EgressAttempt, _ chunk: ByteBuffer) {
-        guard current === attempt, attempt.streaming, let context else { return }
-        context.write(wrapOutboundOut(.body(.byteBuffer(chunk))), promise: nil)
+        guard current === attempt, attempt.streaming else { return }
+        wire.send(.body(.byteBuffer(chunk)))
     }
 
     fileprivate func attemptReadComplete(_ attempt: EgressAttempt) {
@@ -336,12 +352,11 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
         guard current === attempt, attempt.streaming, let context else { return }
         current = nil
         if !attempt.closeAfterAnswer {
-            context.writeAndFlush(wrapOutboundOut(.end), promise: nil)
+            wire.sendAndFlush(.end)
             answered(context, close: false)
         } else {
             state = .closing
-            let channel = context.channel
-            context.writeAndFlush(wrapOutboundOut(.end)).whenComplete { _ in channel.close(promise: nil) }
+            wire.sendAndClose(.end)
         }
     }
 
@@ -365,7 +380,7 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func respond(_ context: ChannelHandlerContext, _ status: HTTPResponseStatus, _ headers: [(String, String)], _ body: ByteBuffer, close: Bool, method: HTTPMethod) {
-        ResponseWriter.write(context, status: status, headers: headers, body: body, close: close, method: method)
+        ResponseWriter.write(wire, status: status, headers: headers, body: body, close: close, method: method)
         answered(context, close: close)
     }
 

@@ -40,13 +40,11 @@ public final class EgressServer: Sendable {
                 }
                 channel.closeFuture.whenComplete { _ in _ = open.decrement() }
                 return channel.eventLoop.makeCompletedFuture {
-                    // The app's requests are framed by the sidecar's own scanner, as on the ingress.
+                    // The app's requests are framed by the sidecar's own scanner inside the one
+                    // handler, as on the ingress (``ClientWire``).
                     // No outbound validator: every header written was read by a scanner (no CR, LF
                     // or NUL), is the sidecar's own (ResponseWriter drops unsafe ones), or comes
                     // from header rules checked when loaded.
-                    let pending = PendingRequestMethods()
-                    try channel.pipeline.syncOperations.addHandler(HTTP1ResponseEncoder(pending: pending))
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTP1RequestDecoder<ClientRequestPart>(pending: pending)))
                     try channel.pipeline.syncOperations.addHandler(EgressHandler(generation: generation))
                 }
             }

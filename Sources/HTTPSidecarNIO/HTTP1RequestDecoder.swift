@@ -2,49 +2,38 @@ import HTTPSidecar
 import NIOCore
 import NIOHTTP1
 
-/// The parts a request decoder emits: the sidecars' (the head left as scanned bytes) or NIO's (each
-/// head decoded into string pairs, for the differential tests).
-protocol ScannedRequestPart {
-    static func scannedHead(_ head: ScannedRequestHead) -> Self
-    static func scannedBody(_ body: ByteBuffer) -> Self
-    static var scannedEnd: Self { get }
-}
-
-extension HTTPServerRequestPart: ScannedRequestPart {
-    static func scannedHead(_ head: ScannedRequestHead) -> Self { .head(head.nio) }
-    static func scannedBody(_ body: ByteBuffer) -> Self { .body(body) }
-    static var scannedEnd: Self { .end(nil) }
-}
-
 /// A client request as the sidecars read it: the head as scanned bytes, body bytes without framing.
-enum ClientRequestPart: ScannedRequestPart {
+/// Small enough (9 bytes) for a switch over it to cost nothing.
+enum ClientRequestPart {
     case head(ScannedRequestHead)
     case body(ByteBuffer)
     case end
-
-    static func scannedHead(_ head: ScannedRequestHead) -> Self { .head(head) }
-    static func scannedBody(_ body: ByteBuffer) -> Self { .body(body) }
-    static var scannedEnd: Self { .end }
 }
 
-/// Decodes client requests with the sidecar's own framing scanner (``HTTP1RequestScanner``) instead
-/// of llhttp, so everything the scanner refuses (see its rules) is answered 400/431/501/505 and the
-/// connection closed before any byte reaches the app. Body bytes are slices of the read buffer (no
-/// copies); a chunked body is handed on as its data, and the handlers re-frame it.
+/// Reads client requests out of the bytes a connection receives, with the sidecar's own framing
+/// scanner (``HTTP1RequestScanner``) instead of llhttp, so everything the scanner refuses (see its
+/// rules) is answered 400/431/501/505 and the connection closed before any byte reaches the app.
+/// Body bytes are slices of the read buffer (no copies); a chunked body is handed on as its data,
+/// and the handlers re-frame it.
+///
+/// Not a pipeline stage: the connection's one handler (``ClientWire``) calls ``next(_:)`` on the
+/// bytes it read, so a request costs no message hops between handlers.
 ///
 /// After a request that does not keep the connection open (`Connection: close`, HTTP/1.0 without
 /// keep-alive), later bytes are dropped: nothing pipelined behind it is forwarded.
-struct HTTP1RequestDecoder<Part: ScannedRequestPart>: ByteToMessageDecoder {
-    typealias InboundOut = Part
-
+struct HTTP1RequestDecoder {
     /// Where the decoder is in the byte stream.
     private enum Reading {
-        /// Waiting for (the rest of) a head. → body (framed head), head (head without body), finished
+        /// Waiting for (the rest of) a head. → body (framed head), end (head without body), finished
         case head
-        /// In a `Content-Length` body with `remaining` bytes to go. → head, finished
+        /// In a `Content-Length` body with `remaining` bytes to go. → end
         case length(remaining: Int)
-        /// In a chunked body. → head, finished
+        /// In a chunked body. → chunks (data read), end
         case chunked(ChunkedBodyScanner)
+        /// Handing on the data of chunks already read (`next` of `slices`), then the end if `ended`.
+        case chunks(ChunkedBodyScanner, next: Int, ended: Bool)
+        /// The message is complete: its end is the next part. → head, finished
+        case end
         /// The connection ends after the current request: bytes are dropped.
         case finished
     }
@@ -54,71 +43,63 @@ struct HTTP1RequestDecoder<Part: ScannedRequestPart>: ByteToMessageDecoder {
     private var reading = Reading.head
     private var keepAlive = true
     private var slices: [ByteBuffer] = []
-    /// Tells the paired ``HTTP1ResponseEncoder`` which answers are to HEAD requests.
-    private let pending: PendingRequestMethods
 
-    init(pending: PendingRequestMethods, limits: HTTP1Limits = HTTP1Limits(maxHeadBytes: 64 * 1024, maxFields: 1_000)) {
-        self.pending = pending
+    init(limits: HTTP1Limits = HTTP1Limits(maxHeadBytes: 64 * 1024, maxFields: 1_000)) {
         scanner = HTTP1RequestScanner(limits: limits)
         slices.reserveCapacity(8)
     }
 
-    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+    /// The next part `buffer` holds (its bytes consumed), or nil when more bytes are needed. Throws
+    /// the scanner's ``HTTP1Violation`` for a request it refuses; the connection must close then.
+    mutating func next(_ buffer: inout ByteBuffer) throws -> ClientRequestPart? {
         switch reading {
         case .finished:
             buffer.moveReaderIndex(to: buffer.writerIndex)
-            return .needMoreData
+            return nil
+        case .end:
+            reading = keepAlive ? .head : .finished
+            return .end
         case .head:
+            guard buffer.readableBytes > 0 else { return nil }
             let scan = buffer.withUnsafeReadableBytes { scanner.scan($0, into: &head) }
             switch scan {
-            case .needMore: return .needMoreData
+            case .needMore: return nil
             case .invalid(let violation): throw violation
             case .complete: break
             }
             let scanned = ScannedRequestHead(bytes: buffer.readSlice(length: head.length)!, scan: head)
             scanner.reset()
             keepAlive = head.keepAlive
-            pending.append(head.method.nio)
-            context.fireChannelRead(Self.wrapInboundOut(.scannedHead(scanned)))
             switch head.framing {
-            case .none: endMessage(context)
+            case .none: reading = .end
             case .length(let n): reading = .length(remaining: n)
             case .chunked: reading = .chunked(ChunkedBodyScanner(limits: scanner.limits))
             }
-            return .continue
+            return .head(scanned)
         case .length(let remaining):
-            guard buffer.readableBytes > 0 else { return .needMoreData }
+            guard buffer.readableBytes > 0 else { return nil }
             let n = min(remaining, buffer.readableBytes)
-            let slice = buffer.readSlice(length: n)!
-            context.fireChannelRead(Self.wrapInboundOut(.scannedBody(slice)))
-            if n == remaining {
-                endMessage(context)
-            } else {
-                reading = .length(remaining: remaining - n)
-            }
-            return .continue
+            reading = n == remaining ? .end : .length(remaining: remaining - n)
+            return .body(buffer.readSlice(length: n)!)
         case .chunked(var chunks):
-            guard buffer.readableBytes > 0 else { return .needMoreData }
+            guard buffer.readableBytes > 0 else { return nil }
             slices.removeAll(keepingCapacity: true)
             let ended = try chunks.read(&buffer, into: &slices)
-            for slice in slices { context.fireChannelRead(Self.wrapInboundOut(.scannedBody(slice))) }
-            guard ended else { reading = .chunked(chunks); return .needMoreData }
-            endMessage(context)
-            return .continue
+            reading = .chunks(chunks, next: 0, ended: ended)
+            return try next(&buffer)
+        case .chunks(let chunks, let index, let ended):
+            if index < slices.count {
+                reading = .chunks(chunks, next: index + 1, ended: ended)
+                return .body(slices[index])
+            }
+            if ended {
+                reading = keepAlive ? .head : .finished
+                return .end
+            }
+            reading = .chunked(chunks)
+            return nil
         }
     }
-
-    mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
-        // A request cut off by the client's close is not completed here: the handler sees the close.
-        while try decode(context: context, buffer: &buffer) == .continue {}
-        return .needMoreData
-    }
-
-    private mutating func endMessage(_ context: ChannelHandlerContext) {
-        reading = keepAlive ? .head : .finished
-        context.fireChannelRead(Self.wrapInboundOut(.scannedEnd))
-    }
-
 }
 
 /// Scanned heads in NIO's vocabulary.

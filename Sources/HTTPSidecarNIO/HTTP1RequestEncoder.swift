@@ -1,7 +1,6 @@
 import NIOCore
 
 /// A request on its way to an upstream: the head already encoded, then body bytes without framing.
-/// Small enough (24 bytes) for NIO to carry each part without boxing it.
 enum UpstreamRequestPart {
     case head(ByteBuffer, EncodedRequestHead.Kind)
     case body(ByteBuffer)
@@ -10,33 +9,27 @@ enum UpstreamRequestPart {
 
 /// Writes requests to an upstream: the head as encoded, the body as it comes or in chunks when the
 /// head declared `Transfer-Encoding: chunked` (and the last chunk at the end). Nothing is added to
-/// the head: it carries its framing already (``IngressAdmission`` and the egress set it).
-final class HTTP1RequestEncoder: ChannelOutboundHandler, RemovableChannelHandler {
-    typealias OutboundIn = UpstreamRequestPart
-    typealias OutboundOut = IOData
-
+/// the head: it carries its framing already (``IngressAdmission`` and the egress set it). Not a
+/// pipeline stage: ``UpstreamConnection`` calls it.
+struct HTTP1RequestEncoder {
     private var chunked = false
 
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        switch unwrapOutboundIn(data) {
+    /// The bytes of `part`, handed to `emit` in order (none, one, or a chunk's three pieces).
+    mutating func encode(_ part: UpstreamRequestPart, allocator: ByteBufferAllocator, emit: (ByteBuffer) -> Void) {
+        switch part {
         case .head(let bytes, let kind):
             chunked = kind == .chunked
-            context.write(wrapOutboundOut(.byteBuffer(bytes)), promise: promise)
+            emit(bytes)
         case .body(let body):
-            guard chunked else { return context.write(wrapOutboundOut(.byteBuffer(body)), promise: promise) }
-            guard body.readableBytes > 0 else { promise?.succeed(()); return }
-            var size = context.channel.allocator.buffer(capacity: 18)
-            size.writeString(String(body.readableBytes, radix: 16))
-            size.writeStaticString("\r\n")
-            context.write(wrapOutboundOut(.byteBuffer(size)), promise: nil)
-            context.write(wrapOutboundOut(.byteBuffer(body)), promise: nil)
-            context.write(wrapOutboundOut(.byteBuffer(context.channel.allocator.buffer(staticString: "\r\n"))), promise: promise)
+            guard chunked else { return emit(body) }
+            guard body.readableBytes > 0 else { return }
+            emit(allocator.chunkSizeLine(body.readableBytes))
+            emit(body)
+            emit(allocator.buffer(staticString: "\r\n"))
         case .end:
             if chunked {
                 chunked = false
-                context.write(wrapOutboundOut(.byteBuffer(context.channel.allocator.buffer(staticString: "0\r\n\r\n"))), promise: promise)
-            } else if let promise {
-                context.write(wrapOutboundOut(.byteBuffer(context.channel.allocator.buffer(capacity: 0))), promise: promise)
+                emit(allocator.buffer(staticString: "0\r\n\r\n"))
             }
         }
     }

@@ -9,24 +9,28 @@ enum UpstreamResponsePart {
     case end
 }
 
-/// Decodes an upstream's answers with the sidecar's own framing scanner (``HTTP1ResponseScanner``)
-/// instead of llhttp. It watches the requests written through it to know which answer is to a HEAD
-/// (no body, whatever the fields say). An answer the scanner refuses, or bytes nobody asked for,
-/// fail the exchange (the client gets 502) and close the connection: a pooled connection whose
-/// framing is in doubt is never reused. Interim 1xx answers are dropped; a body delimited by the
-/// close ends when the upstream closes.
-struct HTTP1ResponseDecoder: WriteObservingByteToMessageDecoder {
-    typealias InboundOut = UpstreamResponsePart
-    typealias OutboundIn = UpstreamRequestPart
-
+/// Reads an upstream's answers out of the bytes its connection receives, with the sidecar's own
+/// framing scanner (``HTTP1ResponseScanner``) instead of llhttp. It is told which request each
+/// answer is to (``expectAnswer(to:)``: a HEAD answer has no body, whatever its fields say). An
+/// answer the scanner refuses, or bytes nobody asked for, fail the exchange (the client gets 502)
+/// and close the connection: a pooled connection whose framing is in doubt is never reused.
+/// Interim 1xx answers are dropped; a body delimited by the close ends when the upstream closes
+/// (``endOfStream()``).
+///
+/// Not a pipeline stage: the connection's one handler (``UpstreamConnection``) calls it.
+struct HTTP1ResponseDecoder {
     /// Where the decoder is in the byte stream.
     private enum Reading {
-        /// Waiting for (the rest of) a head. → length, chunked, untilClose, head (no body), finished
+        /// Waiting for (the rest of) a head. → length, chunked, untilClose, end (no body)
         case head
         case length(remaining: Int)
         case chunked(ChunkedBodyScanner)
+        /// Handing on the data of chunks already read (`next` of `slices`), then the end if `ended`.
+        case chunks(ChunkedBodyScanner, next: Int, ended: Bool)
         /// The body runs to the close. → (EOF) finished
         case untilClose
+        /// The answer is complete: its end is the next part. → head, finished
+        case end
         /// The connection may carry nothing more; any byte is a violation.
         case finished
     }
@@ -44,8 +48,8 @@ struct HTTP1ResponseDecoder: WriteObservingByteToMessageDecoder {
     }
 
     /// A request went out: its answer is the next one after those already awaited.
-    mutating func write(data: UpstreamRequestPart) {
-        if case .head(_, let kind) = data { methods.append(kind == .headMethod ? .head : .get) }
+    mutating func expectAnswer(to kind: EncodedRequestHead.Kind) {
+        methods.append(kind == .headMethod ? .head : .get)
     }
 
     /// Bytes that arrived with no request awaiting an answer.
@@ -53,8 +57,29 @@ struct HTTP1ResponseDecoder: WriteObservingByteToMessageDecoder {
         var description: String { "the upstream sent bytes with no request outstanding" }
     }
 
-    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
-        guard buffer.readableBytes > 0 else { return .needMoreData }
+    /// The next part `buffer` holds (its bytes consumed), or nil when more bytes are needed. Throws
+    /// a violation for an answer the scanner refuses and ``UnsolicitedBytes`` for bytes nobody asked for.
+    mutating func next(_ buffer: inout ByteBuffer) throws -> UpstreamResponsePart? {
+        switch reading {
+        case .end:
+            _ = methods.popFirst()
+            reading = keepAlive ? .head : .finished
+            return .end
+        case .chunks(let chunks, let index, let ended):
+            if index < slices.count {
+                reading = .chunks(chunks, next: index + 1, ended: ended)
+                return .body(slices[index])
+            }
+            if ended {
+                reading = .end
+                return try next(&buffer)
+            }
+            reading = .chunked(chunks)
+            return nil
+        default:
+            break
+        }
+        guard buffer.readableBytes > 0 else { return nil }
         switch reading {
         case .finished:
             throw UnsolicitedBytes()
@@ -62,55 +87,42 @@ struct HTTP1ResponseDecoder: WriteObservingByteToMessageDecoder {
             guard let method = methods.first else { throw UnsolicitedBytes() }
             let scan = buffer.withUnsafeReadableBytes { scanner.scan($0, method: method, into: &head) }
             switch scan {
-            case .needMore: return .needMoreData
+            case .needMore: return nil
             case .invalid(let violation): throw violation
             case .complete: break
             }
             let bytes = buffer.readSlice(length: head.length)!
             scanner.reset()
-            if head.isInformational { return .continue }
+            if head.isInformational { return try next(&buffer) }
             keepAlive = head.keepAlive
-            context.fireChannelRead(Self.wrapInboundOut(.head(ScannedResponseHead(bytes: bytes, scan: head))))
             switch head.framing {
-            case .none: endMessage(context)
+            case .none: reading = .end
             case .length(let n): reading = .length(remaining: n)
             case .chunked: reading = .chunked(ChunkedBodyScanner(limits: scanner.limits))
             case .untilClose: reading = .untilClose
             }
-            return .continue
+            return .head(ScannedResponseHead(bytes: bytes, scan: head))
         case .length(let remaining):
             let n = min(remaining, buffer.readableBytes)
-            context.fireChannelRead(Self.wrapInboundOut(.body(buffer.readSlice(length: n)!)))
-            if n == remaining { endMessage(context) } else { reading = .length(remaining: remaining - n) }
-            return .continue
+            reading = n == remaining ? .end : .length(remaining: remaining - n)
+            return .body(buffer.readSlice(length: n)!)
         case .chunked(var chunks):
-            guard buffer.readableBytes > 0 else { return .needMoreData }
             slices.removeAll(keepingCapacity: true)
             let ended = try chunks.read(&buffer, into: &slices)
-            for slice in slices { context.fireChannelRead(Self.wrapInboundOut(.body(slice))) }
-            guard ended else { reading = .chunked(chunks); return .needMoreData }
-            endMessage(context)
-            return .continue
+            reading = .chunks(chunks, next: 0, ended: ended)
+            return try next(&buffer)
         case .untilClose:
-            context.fireChannelRead(Self.wrapInboundOut(.body(buffer.readSlice(length: buffer.readableBytes)!)))
-            return .needMoreData
+            return .body(buffer.readSlice(length: buffer.readableBytes)!)
+        case .end, .chunks:
+            preconditionFailure("handled above")
         }
     }
 
-    mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
-        while try decode(context: context, buffer: &buffer) == .continue {}
-        // The close ends a body delimited by it; any other unfinished answer is the connection's
-        // failure, reported when the handler sees the close.
-        if seenEOF, case .untilClose = reading {
-            reading = .finished
-            context.fireChannelRead(Self.wrapInboundOut(.end))
-        }
-        return .needMoreData
-    }
-
-    private mutating func endMessage(_ context: ChannelHandlerContext) {
-        _ = methods.popFirst()
-        reading = keepAlive ? .head : .finished
-        context.fireChannelRead(Self.wrapInboundOut(.end))
+    /// The upstream closed: the end of a body delimited by the close, or nil (any other unfinished
+    /// answer is the connection's failure, reported by the handler).
+    mutating func endOfStream() -> UpstreamResponsePart? {
+        guard case .untilClose = reading else { return nil }
+        reading = .finished
+        return .end
     }
 }

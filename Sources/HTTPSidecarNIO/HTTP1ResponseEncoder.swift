@@ -1,18 +1,7 @@
 import NIOCore
 import NIOHTTP1
 
-/// The methods of requests a connection has read and not answered yet, in order: the request
-/// decoder adds one per head, the response encoder takes one per final answer (a HEAD answer has
-/// no body, whatever its framing fields say). Confined to the connection's event loop.
-final class PendingRequestMethods {
-    private var methods = CircularBuffer<HTTPMethod>(initialCapacity: 4)
-
-    func append(_ method: HTTPMethod) { methods.append(method) }
-    func next() -> HTTPMethod? { methods.popFirst() }
-}
-
 /// An answer on its way to a client: a head the sidecar built, or one it relays already encoded.
-/// Small enough (24 bytes) for NIO to carry each part without boxing it.
 enum ClientResponsePart {
     case head(HTTPResponseHead)
     /// An upstream's head as the ingress relays it (``ProxyHeaders/relayedHead(scanned:rules:setting:requestVersion:keepAlive:)``):
@@ -25,32 +14,32 @@ enum ClientResponsePart {
     case end
 }
 
-/// Writes the sidecar's answers to a client as HTTP/1.1 bytes, paired with ``HTTP1RequestDecoder``.
+/// Writes the sidecar's answers to a client as HTTP/1.1 bytes, paired with ``HTTP1RequestDecoder``
+/// in the connection's one handler (``ClientWire``).
 ///
 /// Framing: a `Content-Length` the handler set is kept; otherwise a `Transfer-Encoding: chunked` it
 /// set, or (HTTP/1.1, a status and method that carry a body) one added here; an HTTP/1.0 answer
 /// without a length is delimited by the close (the handlers close it). Answers to HEAD, and 1xx,
 /// 204 and 304 answers, never carry body bytes or a chunk terminator, whatever their fields say:
 /// writing one would be read by the client as the start of the next answer.
-final class HTTP1ResponseEncoder: ChannelOutboundHandler, RemovableChannelHandler {
-    typealias OutboundIn = ClientResponsePart
-    typealias OutboundOut = IOData
-
-    private let pending: PendingRequestMethods
+struct HTTP1ResponseEncoder {
+    /// Whether each request read and not answered yet is a HEAD, in order: the decoder's side adds
+    /// one per head (``expectAnswer(toHead:)``), a final answer takes one.
+    private var pendingHeads = CircularBuffer<Bool>(initialCapacity: 4)
     /// How the body of the answer being written is framed.
     private enum Body { case none, plain, chunked }
     private var body = Body.plain
 
-    init(pending: PendingRequestMethods) {
-        self.pending = pending
-    }
+    /// A request was read: its answer comes after those already awaited.
+    mutating func expectAnswer(toHead: Bool) { pendingHeads.append(toHead) }
 
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        switch unwrapOutboundIn(data) {
+    /// The bytes of `part`, handed to `emit` in order (none, one, or a chunk's three pieces).
+    mutating func encode(_ part: ClientResponsePart, allocator: ByteBufferAllocator, emit: (IOData) -> Void) {
+        switch part {
         case .head(var head):
             let informational = head.status.code < 200 && head.status.code != 101
-            let method = informational ? nil : pending.next()
-            let noBody = method == .HEAD || head.status.code < 200 || head.status.code == 204 || head.status.code == 304
+            let answersHead = informational ? false : (pendingHeads.popFirst() ?? false)
+            let noBody = answersHead || head.status.code < 200 || head.status.code == 204 || head.status.code == 304
             if noBody {
                 body = .none
             } else if head.headers.contains(name: "content-length") {
@@ -63,12 +52,12 @@ final class HTTP1ResponseEncoder: ChannelOutboundHandler, RemovableChannelHandle
             } else {
                 body = .plain
             }
-            var buffer = context.channel.allocator.buffer(capacity: 256)
+            var buffer = allocator.buffer(capacity: 256)
             buffer.writeHead(head)
-            context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: promise)
+            emit(.byteBuffer(buffer))
         case .relayedHead(var bytes, let framing):
             // Relayed heads are final answers (the upstream decoder drops interim ones).
-            switch framing.framing(answeringHead: pending.next() == .HEAD) {
+            switch framing.framing(answeringHead: pendingHeads.popFirst() ?? false) {
             case .none: body = .none
             case .plain: body = .plain
             case .chunked(let addField):
@@ -76,32 +65,34 @@ final class HTTP1ResponseEncoder: ChannelOutboundHandler, RemovableChannelHandle
                 body = .chunked
             }
             bytes.writeStaticString("\r\n")
-            context.write(wrapOutboundOut(.byteBuffer(bytes)), promise: promise)
+            emit(.byteBuffer(bytes))
         case .body(let data):
             switch body {
             case .none:
-                promise?.succeed(())
+                break
             case .plain:
-                context.write(wrapOutboundOut(data), promise: promise)
+                emit(data)
             case .chunked:
-                guard data.readableBytes > 0 else { promise?.succeed(()); return }
-                var size = context.channel.allocator.buffer(capacity: 18)
-                size.writeString(String(data.readableBytes, radix: 16))
-                size.writeStaticString("\r\n")
-                context.write(wrapOutboundOut(.byteBuffer(size)), promise: nil)
-                context.write(wrapOutboundOut(data), promise: nil)
-                context.write(wrapOutboundOut(.byteBuffer(context.channel.allocator.buffer(staticString: "\r\n"))), promise: promise)
+                guard data.readableBytes > 0 else { return }
+                emit(.byteBuffer(allocator.chunkSizeLine(data.readableBytes)))
+                emit(data)
+                emit(.byteBuffer(allocator.buffer(staticString: "\r\n")))
             }
         case .end:
             let chunked = body == .chunked
             body = .plain
-            if chunked {
-                context.write(wrapOutboundOut(.byteBuffer(context.channel.allocator.buffer(staticString: "0\r\n\r\n"))), promise: promise)
-            } else if let promise {
-                // Nothing to write, but the promise must complete after what was written before it.
-                context.write(wrapOutboundOut(.byteBuffer(context.channel.allocator.buffer(capacity: 0))), promise: promise)
-            }
+            if chunked { emit(.byteBuffer(allocator.buffer(staticString: "0\r\n\r\n"))) }
         }
+    }
+}
+
+extension ByteBufferAllocator {
+    /// A chunk's size line: the size in hex and CRLF.
+    func chunkSizeLine(_ size: Int) -> ByteBuffer {
+        var line = buffer(capacity: 18)
+        line.writeString(String(size, radix: 16))
+        line.writeStaticString("\r\n")
+        return line
     }
 }
 

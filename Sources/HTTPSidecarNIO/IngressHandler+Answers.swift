@@ -43,18 +43,18 @@ extension IngressHandler {
     // MARK: The app's answer (UpstreamResponseSink)
 
     func upstreamHead(_ response: ScannedResponseHead) {
-        guard let context, case .streaming(let ex, _) = state else { return }
+        guard case .streaming(let ex, _) = state else { return }
         let (head, closeAfter) = ProxyHeaders.relayedHead(scanned: response, rules: ex.responseRules, setting: ex.responseHeaders,
                                                           requestVersion: ex.head.version, keepAlive: ex.keepAlive)
         ex.closeAfterAnswer = closeAfter
         ex.responseStarted = true
         ex.status = response.status
-        context.write(wrapOutboundOut(.relayed(head)), promise: nil)
+        wire.send(.relayed(head))
     }
 
     func upstreamBody(_ chunk: ByteBuffer) {
-        guard let context, case .streaming = state else { return }
-        context.write(wrapOutboundOut(.body(.byteBuffer(chunk))), promise: nil)
+        guard case .streaming = state else { return }
+        wire.send(.body(.byteBuffer(chunk)))
     }
 
     func upstreamReadComplete() {
@@ -67,17 +67,15 @@ extension IngressHandler {
         if !ex.requestEnded {
             // The app answered before the request was complete: the rest is not read; the connection closes.
             state = .closing
-            let channel = context.channel
-            context.writeAndFlush(wrapOutboundOut(.end)).whenComplete { _ in channel.close(promise: nil) }
+            wire.sendAndClose(.end)
             return
         }
         if !ex.closeAfterAnswer {
-            context.writeAndFlush(wrapOutboundOut(.end), promise: nil)
+            wire.sendAndFlush(.end)
             requestDone(context)
         } else {
             state = .closing
-            let channel = context.channel
-            context.writeAndFlush(wrapOutboundOut(.end)).whenComplete { _ in channel.close(promise: nil) }
+            wire.sendAndClose(.end)
         }
     }
 
@@ -133,7 +131,7 @@ extension IngressHandler {
     }
 
     func write(_ context: ChannelHandlerContext, status: HTTPResponseStatus, headers: [(String, String)], body: ByteBuffer?, close: Bool, method: HTTPMethod) {
-        ResponseWriter.write(context, status: status, headers: headers, body: body, close: close, method: method)
+        ResponseWriter.write(wire, status: status, headers: headers, body: body, close: close, method: method)
         blockReadsUntilClientReads(context)
     }
 

@@ -29,7 +29,7 @@ extension IngressHandler {
         ex.path = admitted.path
         shared.metrics.inFlight("ingress", shared.inFlight.increment())
         if head.scan.expectsContinue {
-            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .continue))), promise: nil)
+            wire.sendAndFlush(.head(HTTPResponseHead(version: .http1_1, status: .continue)))
         }
         state = .held(ex, parts: [])
         if admitted.framing.hasBody { armHeaderDeadline() }  // the body must keep coming, too

@@ -25,9 +25,9 @@ import SidecarAuth
 /// - `.draining`: the answer was given without the app (a rejection); the request's end is awaited.
 /// - `.closing`: the connection ends after the current write.
 final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, UpstreamResponseSink {
-    typealias InboundIn = ClientRequestPart
-    typealias OutboundIn = ClientResponsePart
-    typealias OutboundOut = ClientResponsePart
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = IOData
+    typealias OutboundOut = IOData
 
     enum State {
         case idle
@@ -82,6 +82,8 @@ final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
     let scheme: String
     var state = State.idle
     var context: ChannelHandlerContext?
+    /// The connection's bytes: requests read from them, answers written to them.
+    let wire = ClientWire()
     /// Parts of pipelined requests that arrived while one was being answered.
     var queued: CircularBuffer<ClientRequestPart> = []
     var readsPaused = false
@@ -120,7 +122,15 @@ final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
 
     // MARK: Connection events
 
-    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        wire.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        wire.context = nil
+    }
 
     func channelActive(context: ChannelHandlerContext) {
         client = context.remoteAddress?.ipAddress
@@ -161,7 +171,7 @@ final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
         default: break
         }
         abortExchange(answer: ProtocolErrors.response(for: error).map { Int($0.status.code) } ?? 499)
-        ProtocolErrors.answer(context, error, responseStarted: started)
+        ProtocolErrors.answer(wire, error, responseStarted: started)
     }
 
     func read(context: ChannelHandlerContext) {
@@ -240,10 +250,16 @@ final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         inReadBurst = true
-        // The client is not reading our answers: what is still arriving from the read burst under
-        // way is kept (bounded by the burst), not answered, until it reads again.
-        if clientBlocked { return enqueue(unwrapInboundIn(data)) }
-        handle(unwrapInboundIn(data), context)
+        wire.received(unwrapInboundIn(data))
+        do {
+            while let part = try wire.nextPart() {
+                // The client is not reading our answers: what is still arriving from the read burst
+                // under way is kept (bounded by the burst), not answered, until it reads again.
+                if clientBlocked { enqueue(part) } else { handle(part, context) }
+            }
+        } catch {
+            errorCaught(context: context, error: error)
+        }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {

@@ -123,13 +123,11 @@ public final class IngressServer: Sendable {
                         guard let context = generation.current.tlsContext else { throw ChannelError.ioOnClosedChannel }
                         try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
                     }
-                    // Requests are framed by the sidecar's own scanner (fail-closed rules, differentially
-                    // tested against llhttp). Outbound validation off: every header written was read
-                    // by the scanner on the way in (no CR, LF or NUL), or is the sidecar's own
+                    // One handler frames and decides: requests are read by the sidecar's own scanner
+                    // (fail-closed rules, differentially tested against llhttp) inside it, answers
+                    // written by it (``ClientWire``). No outbound validation: every header written was
+                    // read by the scanner on the way in (no CR, LF or NUL), or is the sidecar's own
                     // (configured header rules are checked when loaded).
-                    let pending = PendingRequestMethods()
-                    try channel.pipeline.syncOperations.addHandler(HTTP1ResponseEncoder(pending: pending))
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTP1RequestDecoder<ClientRequestPart>(pending: pending)))
                     try channel.pipeline.syncOperations.addHandler(IngressHandler(generation: generation, scheme: tls ? "https" : "http"))
                 }
             }

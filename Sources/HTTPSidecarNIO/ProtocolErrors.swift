@@ -25,12 +25,13 @@ public enum ProtocolErrors {
     }
 
     /// Answers (when no response has started) and closes.
-    static func answer(_ context: ChannelHandlerContext, _ error: any Error, responseStarted: Bool) {
+    static func answer(_ wire: ClientWire, _ error: any Error, responseStarted: Bool) {
+        guard let context = wire.context else { return }
         guard let e = response(for: error), !responseStarted else {
             context.close(promise: nil)
             return
         }
-        ResponseWriter.write(context, status: e.status, headers: [("content-type", "application/json")],
+        ResponseWriter.write(wire, status: e.status, headers: [("content-type", "application/json")],
                              body: e.body(allocator: context.channel.allocator), close: true, method: .GET)
     }
 }

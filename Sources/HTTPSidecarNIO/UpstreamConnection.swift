@@ -25,7 +25,9 @@ extension UpstreamResponseSink {
 }
 
 /// One keep-alive HTTP/1.1 connection to an upstream, driving one exchange at a time: the request
-/// is written part by part as it arrives, the response handed on part by part as it is read.
+/// is written part by part as it arrives, the response handed on part by part as it is read. The
+/// connection's one pipeline stage (after TLS): it frames the bytes itself (``HTTP1RequestEncoder``
+/// out, ``HTTP1ResponseDecoder`` in), so no part crosses a handler boundary.
 /// Backpressure both ways: ``pauseReading()`` stops reading the response while the downstream
 /// cannot take more, and the sink hears when the request side stops being writable.
 ///
@@ -33,14 +35,20 @@ extension UpstreamResponseSink {
 /// download that keeps moving is never cut). It uses one timer per connection, re-armed lazily:
 /// progress only moves a deadline, so a busy connection does not schedule and cancel a task per request.
 final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = UpstreamResponsePart
-    typealias OutboundIn = UpstreamRequestPart
-    typealias OutboundOut = UpstreamRequestPart
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     private(set) var channel: (any Channel)?
     private var context: ChannelHandlerContext?
     private weak var pool: UpstreamConnectionPool?
     private var sink: (any UpstreamResponseSink)?
+    private var encoder = HTTP1RequestEncoder()
+    private var decoder = HTTP1ResponseDecoder()
+    /// Bytes read and not yet decoded (a partial head or chunk-size line).
+    private var unread = ByteBuffer.none
+    /// The decoder refused the stream: nothing more is read from it.
+    private var decodeFailed = false
     private var requestWritten = false
     private var requestEnded = false
     private var responseEnded = false
@@ -69,6 +77,7 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
         self.timeout = timeout
         deadline = .now() + .nanoseconds(timeout.nanoseconds)
         armTimer()
+        decoder.expectAnswer(to: head.kind)
         write(.head(head.bytes, head.kind))
     }
 
@@ -113,7 +122,7 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     private func write(_ part: UpstreamRequestPart) {
         guard let context else { return }
         requestWritten = true
-        context.write(wrapOutboundOut(part), promise: nil)
+        encoder.encode(part, allocator: context.channel.allocator) { context.write(NIOAny($0), promise: nil) }
     }
 
     // MARK: Channel events
@@ -136,8 +145,28 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !decodeFailed else { return }
+        let bytes = unwrapInboundIn(data)
+        if unread.readableBytes == 0 {
+            unread = bytes
+        } else {
+            var more = bytes
+            unread.writeBuffer(&more)
+        }
+        do {
+            while let part = try decoder.next(&unread) { received(part) }
+            if unread.readableBytes == 0 { unread = ByteBuffer.none }  // the read buffer is let go
+        } catch {
+            decodeFailed = true
+            unread.clear()
+            errorCaught(context: context, error: error)
+        }
+    }
+
+    /// One part of the answer: handed to the sink (bytes of an exchange already given up are dropped).
+    private func received(_ part: UpstreamResponsePart) {
         guard let sink else { return }
-        switch unwrapInboundIn(data) {
+        switch part {
         case .head(let head):
             if !head.scan.keepAlive { reusable = false }
             deadline = .now() + .nanoseconds(timeout.nanoseconds)
@@ -165,6 +194,8 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        // The close ends a body delimited by it.
+        if !decodeFailed, let end = decoder.endOfStream() { received(end) }
         timer?.cancel()
         timer = nil
         pool?.forget(self)

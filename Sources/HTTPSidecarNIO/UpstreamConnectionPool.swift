@@ -49,8 +49,6 @@ final class UpstreamConnectionPool {
                     // Outbound validation off: the request's headers were read by the framing scanner
                     // on the way in, or are the sidecar's own (configured header rules are checked
                     // when loaded). Answers are framed by the sidecar's own scanner too.
-                    try channel.pipeline.syncOperations.addHandler(HTTP1RequestEncoder())
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTP1ResponseDecoder()))
                     try channel.pipeline.syncOperations.addHandler(bound.value)
                 }
             }

@@ -1,0 +1,98 @@
+import HTTPSidecar
+import NIOCore
+
+/// The bytes of one client connection, for the connection's one handler (the ingress's or the
+/// egress's): what the client sent, read into request parts by ``HTTP1RequestDecoder``, and the
+/// answers, written as bytes by ``HTTP1ResponseEncoder``. Codec and policy share one pipeline
+/// stage, so a request crosses no handler boundary (no message boxing, no dynamic casts, no
+/// per-part pipeline walk) on its way through the sidecar.
+///
+/// Confined to the connection's event loop.
+final class ClientWire {
+    private var decoder: HTTP1RequestDecoder
+    private var encoder = HTTP1ResponseEncoder()
+    /// Bytes read and not yet decoded (a partial head or chunk-size line).
+    private var unread = ByteBuffer.none
+    /// The decoder refused the stream: nothing more is read from it.
+    private(set) var failed = false
+    /// The handler's context, while it is in the pipeline.
+    var context: ChannelHandlerContext?
+
+    init(limits: HTTP1Limits = HTTP1Limits(maxHeadBytes: 64 * 1024, maxFields: 1_000)) {
+        decoder = HTTP1RequestDecoder(limits: limits)
+    }
+
+    // MARK: Reading
+
+    /// Takes bytes the client sent; ``nextPart()`` reads them.
+    func received(_ bytes: ByteBuffer) {
+        guard !failed else { return }
+        if unread.readableBytes == 0 {
+            unread = bytes
+        } else {
+            var bytes = bytes
+            unread.writeBuffer(&bytes)
+        }
+    }
+
+    /// The next request part in what was received, or nil when more bytes are needed. A violation
+    /// is thrown once; afterwards the stream is dead and nothing more comes out.
+    func nextPart() throws -> ClientRequestPart? {
+        guard !failed else { return nil }
+        let part: ClientRequestPart?
+        do {
+            part = try decoder.next(&unread)
+        } catch {
+            failed = true
+            unread.clear()
+            throw error
+        }
+        // All read: the read buffer is let go (NIO reuses it for the next read when nothing holds it).
+        if part == nil, unread.readableBytes == 0 { unread = ByteBuffer.none }
+        if case .head(let head) = part { encoder.expectAnswer(toHead: head.method == .head) }
+        return part
+    }
+
+    // MARK: Writing
+
+    /// Writes `part`'s bytes; `promise` completes when the last of them is written (or at once when
+    /// there are none, after what was written before).
+    func send(_ part: ClientResponsePart, promise: EventLoopPromise<Void>? = nil) {
+        guard let context else {
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return
+        }
+        var held: IOData?
+        encoder.encode(part, allocator: context.channel.allocator) { data in
+            if let previous = held { context.write(NIOAny(previous), promise: nil) }
+            held = data
+        }
+        if let held {
+            context.write(NIOAny(held), promise: promise)
+        } else if let promise {
+            context.write(NIOAny(IOData.byteBuffer(context.channel.allocator.buffer(capacity: 0))), promise: promise)
+        }
+    }
+
+    /// Writes `part` and flushes.
+    func sendAndFlush(_ part: ClientResponsePart, promise: EventLoopPromise<Void>? = nil) {
+        send(part, promise: promise)
+        context?.flush()
+    }
+
+    /// Writes `part`, flushes, and closes the connection once it is written.
+    func sendAndClose(_ part: ClientResponsePart) {
+        guard let context else { return }
+        let channel = context.channel
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        promise.futureResult.whenComplete { _ in channel.close(promise: nil) }
+        sendAndFlush(part, promise: promise)
+    }
+
+    func flush() { context?.flush() }
+}
+
+extension ByteBuffer {
+    /// An empty buffer, shared (holds no read buffer's storage).
+    static let none = ByteBuffer()
+}
