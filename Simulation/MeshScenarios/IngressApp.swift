@@ -6,7 +6,9 @@ import MeshSimulator
 /// records what arrived in the ``IngressLedger`` (checked on the spot against what clients sent),
 /// and answers 200 naming the request after a service time, in a body framed by its length or
 /// chunked, with hop-by-hop fields the sidecar must not relay (``IngressChecks/appAnswerFields``).
-/// Buggify makes it slow.
+/// Half the answers leave in two writes a moment apart, cut at a random byte (inside the head, a
+/// chunk-size line or the body), so the sidecar relays answers that arrive in pieces. Buggify makes
+/// it slow.
 final class IngressApp: SimProcess {
     static let slow = FaultSite("ingress.app.slow")
     static let port = 8080
@@ -15,7 +17,9 @@ final class IngressApp: SimProcess {
     private let ledger: IngressLedger
     private let faults: any FaultInjector
     private var open: [StreamID: SimHTTP1.RequestReader] = [:]
-    private var pending: [UInt64: (StreamID, [UInt8])] = [:]
+    /// Answers (or their second pieces) waiting for their timer: the stream, the bytes, and whether
+    /// they may still be cut in two.
+    private var pending: [UInt64: (StreamID, [UInt8], cut: Bool)] = [:]
 
     init(config: IngressWorkloadConfig, ledger: IngressLedger, faults: any FaultInjector) {
         self.config = config
@@ -70,11 +74,15 @@ final class IngressApp: SimProcess {
         let answerBody = IngressChecks.appAnswerBody(id)
         let answer = host.random.next() % 2 == 0 ? SimHTTP1.response(status: 200, fields: fields, body: answerBody)
             : SimHTTP1.chunkedResponse(status: 200, fields: fields, body: answerBody)
-        pending[t.rawValue] = (s, answer)
+        pending[t.rawValue] = (s, answer, cut: true)
     }
 
     func timerFired(_ token: TimerToken, on host: SimHost) {
-        guard let (s, bytes) = pending.removeValue(forKey: token.rawValue), open[s] != nil else { return }
-        host.write(s, bytes)
+        guard let (s, bytes, cut) = pending.removeValue(forKey: token.rawValue), open[s] != nil else { return }
+        guard cut, bytes.count > 1, host.random.next() % 2 == 0 else { return host.write(s, bytes) }
+        let at = 1 + Int(host.random.next() % UInt64(bytes.count - 1))
+        host.write(s, Array(bytes[..<at]))
+        let t = host.setTimer(after: .microseconds(200))
+        pending[t.rawValue] = (s, Array(bytes[at...]), cut: false)
     }
 }

@@ -5,13 +5,18 @@ import MeshSimulator
 import NIOCore
 import NIOHTTP1
 
-/// The simulated ingress sidecar: the production decisions over simulated connections carrying real
-/// HTTP/1.1 bytes. The framing scanner reads each client request (``SimHTTP1/RequestReader``);
-/// ``IngressAdmission`` decides at its head and builds the request the app gets;
-/// ``ProxyHeaders/relayedHead(scanned:rules:setting:requestVersion:keepAlive:)`` shapes the answer
-/// relayed back and ``EncodedResponseHead/framing(answeringHead:)`` frames it; ``ProtocolErrors`` and ``IngressAdmission/appFailure(timedOut:_:headers:)`` word the refusals.
-/// What this driver owns, like the NIO handler: one request at a time per client connection (later
-/// pipelined bytes wait), a connection to the app per request, the app timeout, and writing bytes.
+/// The simulated ingress sidecar: the production decisions and codecs over simulated connections
+/// carrying real HTTP/1.1 bytes. Each client connection's bytes go through a ``ClientCodec`` (the
+/// framing scanner reads requests; the answer writer frames what goes back, as the NIO handler's
+/// ``ClientWire`` does); ``IngressAdmission`` decides at the request and builds the request the app
+/// gets, written and answered through an ``UpstreamCodec`` (as ``UpstreamConnection`` does);
+/// ``ProxyHeaders/relayedHead(scanned:rules:setting:requestVersion:keepAlive:)`` shapes the answer,
+/// relayed part by part as the app's bytes arrive; ``ResponseWriter``, ``ProtocolErrors`` and
+/// ``IngressAdmission/appFailure(timedOut:_:headers:)`` word the sidecar's own answers.
+/// What this driver owns, unlike the NIO handler: it reads a whole request before deciding (the NIO
+/// handler decides at the head and streams the body), one request at a time per client connection
+/// (later pipelined bytes wait), a connection to the app per request, one app timeout per exchange,
+/// and moving bytes.
 final class IngressSidecarPod: SimProcess {
     static let port = 9080
 
@@ -20,18 +25,25 @@ final class IngressSidecarPod: SimProcess {
     private let addressOf: (HostID) -> String
     private var policy: IngressPolicy?
     private var random = SeededRandom(seed: 0)
+    private let allocator = ByteBufferAllocator()
 
     private struct Exchange {
         var admitted: IngressAdmission.Admitted
         var version: HTTPVersion
         var appStream: StreamID?
+        /// The request's bytes for the app, written once connected.
         var request: [UInt8]
-        var reader = SimHTTP1.ResponseReader()
+        var upstream: UpstreamCodec
         var timer: TimerToken?
+        /// The answer's head went to the client: a failure now breaks the answer off (a close).
+        var relaying = false
+        var closeAfterAnswer = false
     }
     private struct Connection {
         var client: String
-        var reader = SimHTTP1.RequestReader()
+        var codec = ClientCodec()
+        /// The request being read: its head, and its body so far.
+        var reading: (head: ScannedRequestHead, body: ByteBuffer)?
         var exchange: Exchange?
         var closing = false
     }
@@ -62,7 +74,7 @@ final class IngressSidecarPod: SimProcess {
             connections[s] = Connection(client: addressOf(from))
         case .data(let s, let bytes):
             if connections[s] != nil {
-                connections[s]!.reader.append(bytes)
+                connections[s]!.codec.received(ByteBuffer(bytes: bytes))
                 pump(s, host)
             } else if let c = clientOf[s] {
                 appBytes(bytes, client: c, app: s, host)
@@ -73,6 +85,8 @@ final class IngressSidecarPod: SimProcess {
             if let c = clientOf[s] { appFailed(client: c, timedOut: false, "connection refused or unreachable", host) }
         case .closed(let s), .reset(let s):
             if let c = clientOf[s] {
+                // The close ends a body delimited by it; any other unfinished answer failed.
+                if case .end? = connections[c]?.exchange?.upstream.endOfStream() { return relay(.end, client: c, host) }
                 appFailed(client: c, timedOut: false, "the app closed the connection before answering", host)
             } else if let conn = connections.removeValue(forKey: s) {
                 // The client left: its exchange is given up.
@@ -92,36 +106,56 @@ final class IngressSidecarPod: SimProcess {
     /// Takes the next whole request of a client connection, when none is being answered.
     private func pump(_ s: StreamID, _ host: SimHost) {
         while var conn = connections[s], conn.exchange == nil, !conn.closing, let policy {
-            let step = conn.reader.next()
-            connections[s] = conn
-            switch step {
-            case .needMore:
-                return
-            case .invalid(let violation):
+            let part: ClientRequestPart?
+            do {
+                part = try conn.codec.nextPart()
+            } catch {
+                connections[s] = conn
                 host.simulation.coverage.hit("ingress.framing-refused")
-                let e = ProtocolErrors.response(for: violation)!
-                return answer(s, status: e.status, headers: [("content-type", "application/json")], body: bodyBytes(e), close: true, host)
-            case .request:
-                let head = ScannedRequestHead(bytes: ByteBuffer(bytes: conn.reader.headBytes), scan: conn.reader.head)
-                let decision = IngressAdmission.decide(head, client: conn.client, scheme: "http", policy: policy, now: host.now, random: &random)
-                switch decision {
-                case .refuse(let e, let close):
-                    host.simulation.coverage.hit(e.code == "rate_limited" ? "ingress.rate-limited" : "ingress.refused")
-                    answer(s, status: e.status, headers: e.headers + [("content-type", "application/json")], body: bodyBytes(e), close: close, host)
-                case .answer(let status, let headers, let close):
-                    host.simulation.coverage.hit("ingress.preflight")
-                    answer(s, status: status, headers: headers, body: [], close: close, host)
-                case .admit(let admitted):
-                    host.simulation.coverage.hit("ingress.admitted")
-                    if IngressSpellings.isLimited(admitted.path) { checkRate(conn.client, host) }
-                    let request = Self.bytes(admitted.upstreamHead, body: conn.reader.body)
-                    let a = host.connect(to: app, port: IngressApp.port)
-                    clientOf[a] = s
-                    let t = host.setTimer(after: ingress.upstreamTimeout)
-                    timeouts[t.rawValue] = s
-                    connections[s]!.exchange = Exchange(admitted: admitted, version: head.version,
-                                                        appStream: a, request: request, timer: t)
+                let e = ProtocolErrors.response(for: error)!
+                return answer(s, e, headers: [], close: true, method: .GET, host)
+            }
+            switch part {
+            case nil:
+                connections[s] = conn
+                return
+            case .head(let head)?:
+                conn.reading = (head, ByteBuffer())
+                connections[s] = conn
+                continue
+            case .body(var chunk)?:
+                conn.reading?.body.writeBuffer(&chunk)
+                connections[s] = conn
+                continue
+            case .end?:
+                break
+            }
+            guard let (head, body) = conn.reading else { continue }
+            conn.reading = nil
+            connections[s] = conn
+            let decision = IngressAdmission.decide(head, client: conn.client, scheme: "http", policy: policy, now: host.now, random: &random)
+            switch decision {
+            case .refuse(let e, let close):
+                host.simulation.coverage.hit(e.code == "rate_limited" ? "ingress.rate-limited" : "ingress.refused")
+                answer(s, e, headers: e.headers, close: close, method: head.method.nio, host)
+            case .answer(let status, let headers, let close):
+                host.simulation.coverage.hit("ingress.preflight")
+                write(s, ResponseWriter.parts(status: status, headers: headers, body: nil, close: close, method: head.method.nio), close: close, host)
+            case .admit(let admitted):
+                host.simulation.coverage.hit("ingress.admitted")
+                if IngressSpellings.isLimited(admitted.path) { checkRate(conn.client, host) }
+                var upstream = UpstreamCodec()
+                var request: [UInt8] = []
+                let parts: [UpstreamRequestPart] = [.head(admitted.upstreamHead.bytes, admitted.upstreamHead.kind), .body(body), .end]
+                for part in parts {
+                    upstream.encode(part, allocator: allocator) { request += $0.readableBytesView }
                 }
+                let a = host.connect(to: app, port: IngressApp.port)
+                clientOf[a] = s
+                let t = host.setTimer(after: ingress.upstreamTimeout)
+                timeouts[t.rawValue] = s
+                connections[s]!.exchange = Exchange(admitted: admitted, version: head.version, appStream: a,
+                                                    request: request, upstream: upstream, timer: t)
             }
         }
     }
@@ -139,36 +173,40 @@ final class IngressSidecarPod: SimProcess {
         }
     }
 
-    /// Bytes of the app's answer: read with the scanner, relayed once whole.
+    /// Bytes of the app's answer: each part relayed to the client as it is read.
     private func appBytes(_ bytes: [UInt8], client c: StreamID, app a: StreamID, _ host: SimHost) {
+        guard connections[c]?.exchange != nil else { return }
+        connections[c]!.exchange!.upstream.received(ByteBuffer(bytes: bytes))
+        while var ex = connections[c]?.exchange {
+            let part: UpstreamResponsePart?
+            do {
+                part = try ex.upstream.nextPart()
+            } catch {
+                connections[c]!.exchange = ex
+                return appFailed(client: c, timedOut: false, "the app's answer is malformed: \(error)", host)
+            }
+            connections[c]!.exchange = ex
+            guard let part else { return }
+            relay(part, client: c, host)
+        }
+    }
+
+    /// One part of the app's answer, on its way to the client.
+    private func relay(_ part: UpstreamResponsePart, client c: StreamID, _ host: SimHost) {
         guard var ex = connections[c]?.exchange else { return }
-        let step = ex.reader.read(bytes, method: .get)
-        connections[c]!.exchange = ex
-        switch step {
-        case .needMore, .head(done: false):
-            return
-        case .invalid(let v):
-            appFailed(client: c, timedOut: false, "the app's answer is malformed: \(v)", host)
-        case .head(done: true), .done:
-            let scanned = ScannedResponseHead(bytes: ByteBuffer(bytes: ex.reader.headBytes), scan: ex.reader.head)
+        switch part {
+        case .head(let scanned):
             let (head, closeAfter) = ProxyHeaders.relayedHead(scanned: scanned, rules: ex.admitted.responseRules, setting: ex.admitted.responseHeaders,
                                                               requestVersion: ex.version, keepAlive: ex.admitted.keepAlive)
+            ex.relaying = true
+            ex.closeAfterAnswer = closeAfter
+            connections[c]!.exchange = ex
+            write(c, [.relayed(head)], close: false, host)
+        case .body(let chunk):
+            write(c, [.body(.byteBuffer(chunk))], close: false, host)
+        case .end:
             endExchange(c, host)
-            // Framed as the NIO writer frames it (the whole body here, as one chunk when chunked).
-            var out = Array(head.bytes.readableBytesView)
-            let body = ex.reader.bodyBytes
-            switch head.framing(answeringHead: false) {
-            case .none:
-                out += Array("\r\n".utf8)
-            case .plain:
-                out += Array("\r\n".utf8) + body
-            case .chunked(let addField):
-                if addField { out += Array("transfer-encoding: chunked\r\n".utf8) }
-                out += Array("\r\n".utf8)
-                if !body.isEmpty { out += Array((String(body.count, radix: 16) + "\r\n").utf8) + body + Array("\r\n".utf8) }
-                out += Array("0\r\n\r\n".utf8)
-            }
-            write(c, out, close: closeAfter, host)
+            write(c, [.end], close: ex.closeAfterAnswer, host)
             pump(c, host)
         }
     }
@@ -177,8 +215,13 @@ final class IngressSidecarPod: SimProcess {
         guard let ex = connections[c]?.exchange else { return }
         host.simulation.coverage.hit(timedOut ? "ingress.app-timeout" : "ingress.app-unavailable")
         endExchange(c, host)
+        if ex.relaying {
+            // The answer broke off midway: the client must see it broken.
+            connections[c]?.closing = true
+            return host.close(c)
+        }
         let e = IngressAdmission.appFailure(timedOut: timedOut, why, headers: ex.admitted.responseHeaders)
-        answer(c, status: e.status, headers: e.headers + [("content-type", "application/json")], body: bodyBytes(e), close: !ex.admitted.keepAlive, host)
+        answer(c, e, headers: e.headers, close: !ex.admitted.keepAlive, method: .GET, host)
         pump(c, host)
     }
 
@@ -189,43 +232,25 @@ final class IngressSidecarPod: SimProcess {
         connections[c]!.exchange = nil
     }
 
-    private func answer(_ s: StreamID, status: HTTPResponseStatus, headers: [(String, String)], body: [UInt8], close: Bool, _ host: SimHost) {
-        var out = Self.statusLine(status) + Self.fieldLines(headers + [("content-length", String(body.count))])
-        if close { out += Self.fieldLines([("connection", "close")]) }
-        write(s, out + Array("\r\n".utf8) + body, close: close, host)
+    /// The sidecar's own answer: an error's status, fields and JSON body.
+    private func answer(_ s: StreamID, _ e: ErrorResponse, headers: [(String, String)], close: Bool, method: HTTPMethod, _ host: SimHost) {
+        write(s, ResponseWriter.parts(status: e.status, headers: headers + [("content-type", "application/json")],
+                                      body: e.body(allocator: allocator), close: close, method: method), close: close, host)
     }
 
-    private func write(_ s: StreamID, _ bytes: [UInt8], close: Bool, _ host: SimHost) {
-        host.write(s, bytes)
+    /// Writes answer parts to a client, framed by its codec; closes after them when `close`.
+    private func write(_ s: StreamID, _ parts: [ClientResponsePart], close: Bool, _ host: SimHost) {
+        guard connections[s] != nil else { return }
+        var bytes: [UInt8] = []
+        for part in parts {
+            connections[s]!.codec.encode(part, allocator: allocator) { data in
+                if case .byteBuffer(let buffer) = data { bytes += buffer.readableBytesView }
+            }
+        }
+        if !bytes.isEmpty { host.write(s, bytes) }
         if close {
             connections[s]?.closing = true
             host.close(s)
         }
-    }
-
-    private func bodyBytes(_ e: ErrorResponse) -> [UInt8] {
-        var buffer = e.body(allocator: ByteBufferAllocator())
-        return buffer.readBytes(length: buffer.readableBytes) ?? []
-    }
-
-    static func statusLine(_ status: HTTPResponseStatus) -> [UInt8] { Array("HTTP/1.1 \(status.code) \(status.reasonPhrase)\r\n".utf8) }
-
-    static func fieldLines(_ fields: [(String, String)]) -> [UInt8] {
-        var out: [UInt8] = []
-        for (name, value) in fields { out += Array("\(name): \(value)\r\n".utf8) }
-        return out
-    }
-
-    /// The request the app gets: the head as the product encoded it, and the body with the framing
-    /// the head declares (a chunked body as one chunk, as the NIO encoder frames each part it reads).
-    static func bytes(_ head: EncodedRequestHead, body: [UInt8]) -> [UInt8] {
-        var out = Array(head.bytes.readableBytesView)
-        if head.chunked {
-            if !body.isEmpty { out += Array((String(body.count, radix: 16) + "\r\n").utf8) + body + Array("\r\n".utf8) }
-            out += Array("0\r\n\r\n".utf8)
-        } else {
-            out += body
-        }
-        return out
     }
 }

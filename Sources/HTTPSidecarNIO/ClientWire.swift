@@ -1,31 +1,25 @@
 import HTTPSidecar
 import NIOCore
 
-/// The bytes of one client connection, for the connection's one handler (the ingress's or the
-/// egress's): what the client sent, read into request parts by ``HTTP1RequestDecoder``, and the
-/// answers, written as bytes by ``HTTP1ResponseEncoder``. Codec and policy share one pipeline
-/// stage, so a request crosses no handler boundary (no message boxing, no dynamic casts, no
-/// per-part pipeline walk) on its way through the sidecar.
-///
-/// Confined to the connection's event loop.
-final class ClientWire {
+/// The bytes of one client connection, sans-IO: what the client sent, read into request parts by
+/// ``HTTP1RequestDecoder``, and the answers, written as bytes by ``HTTP1ResponseEncoder`` (which
+/// learns from the heads read which answers are to HEAD). The NIO handlers run it through
+/// ``ClientWire``; the simulated ingress sidecar runs it over simulated streams, so both frame
+/// requests and answers with the same code.
+public struct ClientCodec {
     private var decoder: HTTP1RequestDecoder
     private var encoder = HTTP1ResponseEncoder()
     /// Bytes read and not yet decoded (a partial head or chunk-size line).
-    private var unread = ByteBuffer.none
+    private var unread = ByteBuffer.noBytes
     /// The decoder refused the stream: nothing more is read from it.
-    private(set) var failed = false
-    /// The handler's context, while it is in the pipeline.
-    var context: ChannelHandlerContext?
+    public private(set) var failed = false
 
-    init(limits: HTTP1Limits = HTTP1Limits(maxHeadBytes: 64 * 1024, maxFields: 1_000)) {
+    public init(limits: HTTP1Limits = HTTP1Limits(maxHeadBytes: 64 * 1024, maxFields: 1_000)) {
         decoder = HTTP1RequestDecoder(limits: limits)
     }
 
-    // MARK: Reading
-
     /// Takes bytes the client sent; ``nextPart()`` reads them.
-    func received(_ bytes: ByteBuffer) {
+    public mutating func received(_ bytes: ByteBuffer) {
         guard !failed else { return }
         if unread.readableBytes == 0 {
             unread = bytes
@@ -37,7 +31,7 @@ final class ClientWire {
 
     /// The next request part in what was received, or nil when more bytes are needed. A violation
     /// is thrown once; afterwards the stream is dead and nothing more comes out.
-    func nextPart() throws -> ClientRequestPart? {
+    public mutating func nextPart() throws -> ClientRequestPart? {
         guard !failed else { return nil }
         let part: ClientRequestPart?
         do {
@@ -48,10 +42,32 @@ final class ClientWire {
             throw error
         }
         // All read: the read buffer is let go (NIO reuses it for the next read when nothing holds it).
-        if part == nil, unread.readableBytes == 0 { unread = ByteBuffer.none }
+        if part == nil, unread.readableBytes == 0 { unread = ByteBuffer.noBytes }
         if case .head(let head) = part { encoder.expectAnswer(toHead: head.method == .head) }
         return part
     }
+
+    /// The bytes of an answer part, handed to `emit` in order (none, one, or a chunk's three pieces).
+    public mutating func encode(_ part: ClientResponsePart, allocator: ByteBufferAllocator, emit: (IOData) -> Void) {
+        encoder.encode(part, allocator: allocator, emit: emit)
+    }
+}
+
+/// A client connection's ``ClientCodec`` in the connection's one NIO handler (the ingress's or the
+/// egress's). Codec and policy share one pipeline stage, so a request crosses no handler boundary
+/// (no message boxing, no dynamic casts, no per-part pipeline walk) on its way through the sidecar.
+///
+/// Confined to the connection's event loop.
+final class ClientWire {
+    private var codec = ClientCodec()
+    /// The handler's context, while it is in the pipeline.
+    var context: ChannelHandlerContext?
+
+    /// Takes bytes the client sent; ``nextPart()`` reads them.
+    func received(_ bytes: ByteBuffer) { codec.received(bytes) }
+
+    /// See ``ClientCodec/nextPart()``.
+    func nextPart() throws -> ClientRequestPart? { try codec.nextPart() }
 
     // MARK: Writing
 
@@ -63,7 +79,7 @@ final class ClientWire {
             return
         }
         var held: IOData?
-        encoder.encode(part, allocator: context.channel.allocator) { data in
+        codec.encode(part, allocator: context.channel.allocator) { data in
             if let previous = held { context.write(NIOAny(previous), promise: nil) }
             held = data
         }
@@ -94,5 +110,5 @@ final class ClientWire {
 
 extension ByteBuffer {
     /// An empty buffer, shared (holds no read buffer's storage).
-    static let none = ByteBuffer()
+    static let noBytes = ByteBuffer()
 }

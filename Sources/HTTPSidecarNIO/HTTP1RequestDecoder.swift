@@ -4,7 +4,7 @@ import NIOHTTP1
 
 /// A client request as the sidecars read it: the head as scanned bytes, body bytes without framing.
 /// Small enough (9 bytes) for a switch over it to cost nothing.
-enum ClientRequestPart {
+public enum ClientRequestPart {
     case head(ScannedRequestHead)
     case body(ByteBuffer)
     case end
@@ -139,7 +139,7 @@ extension HTTPRequestHead {
 
 extension HTTP1Method {
     /// The same method in NIO's vocabulary.
-    var nio: HTTPMethod {
+    public var nio: HTTPMethod {
         switch self {
         case .get: .GET
         case .head: .HEAD

@@ -3,7 +3,7 @@ import NIOCore
 import NIOHTTP1
 
 /// An upstream's answer as the decoder reads it: the head as scanned bytes, body bytes without framing.
-enum UpstreamResponsePart {
+public enum UpstreamResponsePart {
     case head(ScannedResponseHead)
     case body(ByteBuffer)
     case end

@@ -2,14 +2,14 @@ import NIOCore
 import NIOHTTP1
 
 /// An answer on its way to a client: a head the sidecar built, or one it relays already encoded.
-enum ClientResponsePart {
+public enum ClientResponsePart {
     case head(HTTPResponseHead)
     /// An upstream's head as the ingress relays it (``ProxyHeaders/relayedHead(scanned:rules:setting:requestVersion:keepAlive:)``):
     /// the status and field lines, and how its body is framed.
     case relayedHead(ByteBuffer, EncodedResponseHead.FramingUnlessHead)
 
     /// `head` relayed.
-    static func relayed(_ head: EncodedResponseHead) -> Self { .relayedHead(head.bytes, head.framingUnlessHead) }
+    public static func relayed(_ head: EncodedResponseHead) -> Self { .relayedHead(head.bytes, head.framingUnlessHead) }
     case body(IOData)
     case end
 }

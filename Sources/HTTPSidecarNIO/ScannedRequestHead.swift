@@ -72,9 +72,8 @@ public final class ScannedRequestHead: Sendable {
 
 /// A request head encoded for an upstream, with what the connection needs to know about it.
 public struct EncodedRequestHead: Sendable {
-    /// What the connection must know of a head besides its bytes (one byte, so the pipeline's
-    /// request parts stay small enough for NIO to carry without boxing).
-    enum Kind: UInt8 {
+    /// What the connection must know of a head besides its bytes (one byte: the request parts stay small).
+    public enum Kind: UInt8, Sendable {
         case plain
         /// The body follows in chunks.
         case chunked
@@ -82,7 +81,8 @@ public struct EncodedRequestHead: Sendable {
         case headMethod
     }
 
-    var kind: Kind { method == .head ? .headMethod : chunked ? .chunked : .plain }
+    /// What the connection must know of this head.
+    public var kind: Kind { method == .head ? .headMethod : chunked ? .chunked : .plain }
 
     /// The request line, the field lines and the empty line.
     public var bytes: ByteBuffer

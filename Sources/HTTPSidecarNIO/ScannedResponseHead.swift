@@ -64,12 +64,12 @@ public struct EncodedResponseHead: Sendable {
         return version == .http1_1 ? .addChunked : .plain
     }
 
-    /// ``BodyFraming`` before the writer knows whether the request was a HEAD (one byte, so the
-    /// pipeline's answer parts stay small enough for NIO to carry without boxing).
-    enum FramingUnlessHead: UInt8 {
+    /// ``BodyFraming`` before the writer knows whether the request was a HEAD (one byte: the answer
+    /// parts stay small).
+    public enum FramingUnlessHead: UInt8, Sendable {
         case none, plain, chunked, addChunked
 
-        func framing(answeringHead: Bool) -> BodyFraming {
+        public func framing(answeringHead: Bool) -> BodyFraming {
             if answeringHead { return .none }
             switch self {
             case .none: return .none

@@ -43,12 +43,7 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     private var context: ChannelHandlerContext?
     private weak var pool: UpstreamConnectionPool?
     private var sink: (any UpstreamResponseSink)?
-    private var encoder = HTTP1RequestEncoder()
-    private var decoder = HTTP1ResponseDecoder()
-    /// Bytes read and not yet decoded (a partial head or chunk-size line).
-    private var unread = ByteBuffer.none
-    /// The decoder refused the stream: nothing more is read from it.
-    private var decodeFailed = false
+    private var codec = UpstreamCodec()
     private var requestWritten = false
     private var requestEnded = false
     private var responseEnded = false
@@ -77,7 +72,6 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
         self.timeout = timeout
         deadline = .now() + .nanoseconds(timeout.nanoseconds)
         armTimer()
-        decoder.expectAnswer(to: head.kind)
         write(.head(head.bytes, head.kind))
     }
 
@@ -122,7 +116,7 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     private func write(_ part: UpstreamRequestPart) {
         guard let context else { return }
         requestWritten = true
-        encoder.encode(part, allocator: context.channel.allocator) { context.write(NIOAny($0), promise: nil) }
+        codec.encode(part, allocator: context.channel.allocator) { context.write(NIOAny($0), promise: nil) }
     }
 
     // MARK: Channel events
@@ -145,20 +139,10 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard !decodeFailed else { return }
-        let bytes = unwrapInboundIn(data)
-        if unread.readableBytes == 0 {
-            unread = bytes
-        } else {
-            var more = bytes
-            unread.writeBuffer(&more)
-        }
+        codec.received(unwrapInboundIn(data))
         do {
-            while let part = try decoder.next(&unread) { received(part) }
-            if unread.readableBytes == 0 { unread = ByteBuffer.none }  // the read buffer is let go
+            while let part = try codec.nextPart() { received(part) }
         } catch {
-            decodeFailed = true
-            unread.clear()
             errorCaught(context: context, error: error)
         }
     }
@@ -195,7 +179,7 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         // The close ends a body delimited by it.
-        if !decodeFailed, let end = decoder.endOfStream() { received(end) }
+        if let end = codec.endOfStream() { received(end) }
         timer?.cancel()
         timer = nil
         pool?.forget(self)
