@@ -48,7 +48,7 @@ public struct ClientCodec {
     }
 
     /// The bytes of an answer part, handed to `emit` in order (none, one, or a chunk's three pieces).
-    public mutating func encode(_ part: ClientResponsePart, allocator: ByteBufferAllocator, emit: (IOData) -> Void) {
+    public mutating func encode(_ part: consuming ClientResponsePart, allocator: ByteBufferAllocator, emit: (IOData) -> Void) {
         encoder.encode(part, allocator: allocator, emit: emit)
     }
 }
@@ -73,7 +73,7 @@ final class ClientWire {
 
     /// Writes `part`'s bytes; `promise` completes when the last of them is written (or at once when
     /// there are none, after what was written before).
-    func send(_ part: ClientResponsePart, promise: EventLoopPromise<Void>? = nil) {
+    func send(_ part: consuming ClientResponsePart, promise: EventLoopPromise<Void>? = nil) {
         guard let context else {
             promise?.fail(ChannelError.ioOnClosedChannel)
             return

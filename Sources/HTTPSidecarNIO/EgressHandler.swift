@@ -39,9 +39,9 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var draining = false
     private var readsPaused = false
     private var readPending = false
-    /// The exchange's armed timers (a stale one would be ignored by the exchange; they are cancelled
-    /// so that no timer keeps the handler alive after its request).
-    private var timers: [EgressExchange.Timer: Scheduled<Void>] = [:]
+    /// The exchange's timers, re-armed lazily (a stale firing would be ignored by the exchange; they
+    /// are disarmed when the request ends and cancelled when the connection goes).
+    private var timers = LazyTimers<Exchange>()
     /// Ids for the trace hop (a new span per request), seeded once per connection.
     private var random: SeededRandom = {
         var system = SystemRandom()
@@ -65,6 +65,7 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         cancelRequest()
+        timers.cancelAll()
         state = .closing
         context.fireChannelInactive()
     }
@@ -253,11 +254,9 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
             case .send(let pick, let token):
                 send(context, ex, pick, token: token)
             case .arm(let timer, let at, let generation):
-                let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-                timers[timer]?.cancel()
-                timers[timer] = context.eventLoop.scheduleTask(in: .nanoseconds(max(0, (at - shared.clock.now).nanoseconds))) {
-                    let (handler, context) = bound.value
-                    handler.deliver(.timerFired(timer, generation: generation), context, ex)
+                let deadline = NIODeadline.now() + .nanoseconds(max(0, (at - shared.clock.now).nanoseconds))
+                if timers.arm(timer, .init(at: deadline, generation: generation, payload: ex)) {
+                    schedule(timer, at: deadline, context)
                 }
             case .abandonAttempt:
                 current?.connection?.abandon()
@@ -279,7 +278,7 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
                                                                      requestVersion: ex.version, keepAlive: ex.keepAlive)
                 attempt.closeAfterAnswer = closeAfter
                 attempt.streaming = true
-                wire.send(.relayed(relayed))
+                wire.send(.relayed(consume relayed))
                 if !context.channel.isWritable { attempt.connection?.pauseReading() }
             case .refuse(let refusal):
                 let seconds = exchange.map { (shared.clock.now - $0.started).seconds } ?? 0
@@ -326,8 +325,23 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func endRequest() {
         exchange = nil
         forwarding = nil
-        for (_, timer) in timers { timer.cancel() }
-        timers.removeAll()
+        timers.disarmAll()
+    }
+
+    private func schedule(_ timer: EgressExchange.Timer, at deadline: NIODeadline, _ context: ChannelHandlerContext) {
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let task = context.eventLoop.scheduleTask(deadline: deadline) {
+            let (handler, context) = bound.value
+            handler.timerTaskFired(timer, context)
+        }
+        timers.scheduled(timer, task, at: deadline)
+    }
+
+    private func timerTaskFired(_ timer: EgressExchange.Timer, _ context: ChannelHandlerContext) {
+        let (due, later) = timers.fired(timer, now: .now())
+        if let later { return schedule(timer, at: later, context) }
+        guard let due else { return }
+        deliver(.timerFired(timer, generation: due.generation), context, due.payload)
     }
 
     /// The attempt's response head: the exchange decides (a retry drops the rest of this answer

@@ -9,7 +9,12 @@ public enum ClientResponsePart {
     case relayedHead(ByteBuffer, EncodedResponseHead.FramingUnlessHead)
 
     /// `head` relayed.
-    public static func relayed(_ head: EncodedResponseHead) -> Self { .relayedHead(head.bytes, head.framingUnlessHead) }
+    /// (Consumed: the encoder appends the framing field and the empty line to the head's own buffer,
+    /// in place when nothing else holds it.)
+    public static func relayed(_ head: consuming EncodedResponseHead) -> Self {
+        let framing = head.framingUnlessHead
+        return .relayedHead(head.bytes, framing)
+    }
     case body(IOData)
     case end
 }
@@ -34,8 +39,8 @@ struct HTTP1ResponseEncoder {
     mutating func expectAnswer(toHead: Bool) { pendingHeads.append(toHead) }
 
     /// The bytes of `part`, handed to `emit` in order (none, one, or a chunk's three pieces).
-    mutating func encode(_ part: ClientResponsePart, allocator: ByteBufferAllocator, emit: (IOData) -> Void) {
-        switch part {
+    mutating func encode(_ part: consuming ClientResponsePart, allocator: ByteBufferAllocator, emit: (IOData) -> Void) {
+        switch consume part {
         case .head(var head):
             let informational = head.status.code < 200 && head.status.code != 101
             let answersHead = informational ? false : (pendingHeads.popFirst() ?? false)

@@ -49,7 +49,7 @@ extension IngressHandler {
         ex.closeAfterAnswer = closeAfter
         ex.responseStarted = true
         ex.status = response.status
-        wire.send(.relayed(head))
+        wire.send(.relayed(consume head))
     }
 
     func upstreamBody(_ chunk: ByteBuffer) {
