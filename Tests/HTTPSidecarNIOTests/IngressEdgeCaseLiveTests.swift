@@ -55,6 +55,43 @@ import Testing
         try await backend.stop()
     }
 
+    /// The one handler reads requests out of whatever the socket hands it: a pipelined stream cut
+    /// into small pieces at arbitrary bytes (inside request lines, field lines, lengths, chunk-size
+    /// lines and bodies) reaches the app as the same requests, answered in order.
+    @Test func pipelinedRequestsCutAtArbitraryBytesArriveWhole() async throws {
+        let backend = try await TestBackend(group: group)
+        let (server, port) = try await ingress(app: backend.port)
+        let client = try await KeepAliveClient(port: port, group: group)
+        let requests: [(text: String, line: String, body: String)] = [
+            ("GET /one?q=1 HTTP/1.1\r\nHost: x\r\nX-Long: " + String(repeating: "v", count: 300) + "\r\n\r\n", "GET /one?q=1", ""),
+            ("POST /two HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\nhello world", "POST /two", "hello world"),
+            ("POST /three HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nchunk\r\n1a;ext=1\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\n\r\n",
+             "POST /three", "chunkabcdefghijklmnopqrstuvwxyz"),
+            ("GET /four HTTP/1.1\r\nHost: x\r\n\r\n", "GET /four", ""),
+            ("PUT /five HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc", "PUT /five", "abc"),
+        ]
+        let stream = Array(requests.map(\.text).joined().utf8)
+        var seed: UInt64 = 0x9E37_79B9_7F4A_7C15
+        var at = 0
+        while at < stream.count {
+            seed = seed &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            let n = min(stream.count - at, 1 + Int(seed >> 59))  // 1...32 bytes
+            try await client.write(String(decoding: stream[at..<(at + n)], as: UTF8.self))
+            at += n
+            if seed & 3 == 0 { try await Task.sleep(for: .milliseconds(2)) }  // a separate read, surely
+        }
+        var answers: [String] = []
+        for _ in requests { answers.append(try await client.send("")) }
+        for (answer, request) in zip(answers, requests) {
+            #expect(answer.hasPrefix("HTTP/1.1 200") && answer.contains(request.line + "\n") && answer.hasSuffix("\n\n" + request.body),
+                    "\(request.line): \(answer)")
+        }
+        #expect(backend.requests.map { String($0.split(separator: "\n")[0]) } == requests.map(\.line))
+        try await client.close()
+        try await server.stop()
+        try await backend.stop()
+    }
+
     @Test func aClientStallingMidUploadGets408AndFreesTheApp() async throws {
         let backend = try await TestBackend(group: group)
         var config = IngressConfig()
