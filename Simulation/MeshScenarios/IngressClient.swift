@@ -5,7 +5,8 @@ import MeshSimulator
 /// A client of the ingress: on each of its connections, requests chosen from
 /// ``IngressSpellings`` (sometimes a pipelined pair, sometimes a smuggling attempt), each recorded
 /// in the ``IngressLedger`` with what it should come to before it is sent; every answer is checked
-/// against that and the request's history entry completed.
+/// against that and the request's history entry completed. POST bodies go by length or chunked;
+/// half the requests are written in two pieces cut at a random byte.
 final class IngressClient: SimProcess {
     private let config: IngressWorkloadConfig
     private let ledger: IngressLedger
@@ -30,7 +31,8 @@ final class IngressClient: SimProcess {
     }
     private var slots: [Slot] = []
     private var slotOf: [StreamID: Int] = [:]
-    private enum Timer { case think(Int), deadline(Int) }
+    /// `rest`: the second piece of a request written in two (on the connection it was begun on).
+    private enum Timer { case think(Int), deadline(Int), rest(Int, StreamID, [UInt8]) }
     private var timers: [UInt64: Timer] = [:]
     private var sequence = 0
 
@@ -58,6 +60,7 @@ final class IngressClient: SimProcess {
         switch timers.removeValue(forKey: token.rawValue) {
         case .think(let i)?: issue(i, host)
         case .deadline(let i)?: dropConnection(i, why: "timeout", host)
+        case .rest(let i, let s, let bytes)?: if slots[i].stream == s { host.write(s, bytes) }
         case nil: break
         }
     }
@@ -91,8 +94,17 @@ final class IngressClient: SimProcess {
                 let id = nextId(host)
                 let body = post ? "body of \(id)" : ""
                 var text = "\(post ? "POST" : "GET") \(spelling.target) HTTP/1.1\r\nhost: sidecar\r\nx-correlation-id: \(id)\r\n"
-                if post { text += "content-length: \(body.utf8.count)\r\n" }
-                text += "\r\n" + body
+                if post && host.random.chance(0.5) {
+                    // Chunked, in two chunks: the sidecar re-frames the body for the app.
+                    let cut = body.utf8.count / 2
+                    let (first, second) = (String(body.prefix(cut)), String(body.dropFirst(cut)))
+                    text += "transfer-encoding: chunked\r\n\r\n"
+                    text += String(first.utf8.count, radix: 16) + "\r\n" + first + "\r\n"
+                    text += String(second.utf8.count, radix: 16) + "\r\n" + second + "\r\n0\r\n\r\n"
+                } else {
+                    if post { text += "content-length: \(body.utf8.count)\r\n" }
+                    text += "\r\n" + body
+                }
                 bytes += Array(text.utf8)
                 let expected = IngressSpellings.expectation(spelling.means, client: address)
                 record(i, id: id, method: post ? "POST" : "GET", body: body, expected: expected, host)
@@ -103,7 +115,14 @@ final class IngressClient: SimProcess {
                 }
             }
         }
-        if slots[i].connected { host.write(slots[i].stream!, bytes) } else { slots[i].unsent += bytes }
+        guard slots[i].connected, let s = slots[i].stream else { return slots[i].unsent += bytes }
+        // Half the time in two writes a moment apart, cut at a random byte: the sidecar reads
+        // requests out of whatever pieces arrive.
+        guard bytes.count > 1, host.random.next() % 2 == 0 else { return host.write(s, bytes) }
+        let at = 1 + Int(host.random.next() % UInt64(bytes.count - 1))
+        host.write(s, Array(bytes[..<at]))
+        let t = host.setTimer(after: .microseconds(200))
+        timers[t.rawValue] = .rest(i, s, Array(bytes[at...]))
     }
 
     private func nextId(_ host: SimHost) -> String {

@@ -34,6 +34,9 @@ struct Segment {
     /// The sending side: 0 is the client (connector), 1 the server (acceptor).
     var fromSide: Int
     var payload: [UInt8]
+    /// Its place in the network's sending order (set when first sent; 0 before): a segment held on
+    /// arrival goes back in front of those of its direction held later, as TCP never reorders.
+    var sequence: UInt64 = 0
 }
 
 /// What a host's process receives from the network.

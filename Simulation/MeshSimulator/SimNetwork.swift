@@ -22,6 +22,8 @@ public final class SimNetwork {
     private var streams: [StreamState] = []
     /// Messages waiting for a heal, an unclog or a release, in the order they were held.
     private var held: [SimEvent] = []
+    /// Segments sent so far (each one's ``Segment/sequence``).
+    private var segmentsSent: UInt64 = 0
     private var nextMessageId: Int64 = 0
 
     struct StreamState {
@@ -237,7 +239,12 @@ public final class SimNetwork {
         }
     }
 
-    private func sendSegment(_ seg: Segment) {
+    private func sendSegment(_ segment: Segment) {
+        var seg = segment
+        if seg.sequence == 0 {
+            segmentsSent += 1
+            seg.sequence = segmentsSent
+        }
         let s = streams[seg.stream]
         let from = s.host(seg.fromSide), to = s.host(1 - seg.fromSide)
         let heldInDirection = seg.fromSide == 0 ? s.heldCount.0 : s.heldCount.1
@@ -267,7 +274,13 @@ public final class SimNetwork {
         if holding[to] || clogged[to] {
             if seg.fromSide == 0 { streams[id].heldCount.0 += 1 } else { streams[id].heldCount.1 += 1 }
             log.record(now, to, .held, Int64(id), Int64(seg.kind.rawValue))
-            held.append(.segment(seg))
+            // Segments of its direction sent after it may be held already (held when sent, while
+            // this one was on its way): it goes back in front of them, so the stream keeps its order.
+            let later = held.firstIndex {
+                guard case .segment(let other) = $0 else { return false }
+                return other.stream == id && other.fromSide == seg.fromSide && other.sequence > seg.sequence
+            }
+            held.insert(.segment(seg), at: later ?? held.endIndex)
             return
         }
         switch seg.kind {

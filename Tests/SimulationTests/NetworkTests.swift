@@ -139,6 +139,30 @@ import Testing
     }
 }
 
+
+extension NetworkTests {
+    /// A segment already on its way when the receiver is clogged is held on arrival; one sent after
+    /// it, while the clog lasts, is held at sending. Released, they arrive in the order they were
+    /// sent (held in arrival order, the later one came first and the receiver read a stream cut).
+    @Test func segmentsHeldOnArrivalStayAheadOfLaterOnes() {
+        let sim = Simulation(seed: 1, network: quietNetwork())
+        let (a, ra) = recorderHost(sim, "a")
+        let (b, rb) = recorderHost(sim, "b", listen: 80)
+        a.boot(); b.boot()
+        let s = a.connect(to: b.id, port: 80)
+        sim.run(until: .zero + .milliseconds(5))
+        #expect(ra()!.events == ["connected \(s)"])
+        a.write(s, [1])  // on its way (1 ms of latency)
+        sim.network.clog(b.id)
+        a.write(s, [2])  // held when sent
+        sim.run(until: .zero + .milliseconds(50))  // [1] arrives and is held
+        #expect(rb()!.events == ["accepted \(s) from 0"])
+        sim.network.unclog(b.id)
+        sim.run(until: .zero + .seconds(1))
+        #expect(rb()!.events == ["accepted \(s) from 0", "data \(s) [1]", "data \(s) [2]"])
+    }
+}
+
 /// The rolling hash sees what travels and what the kernel runs, not just that something happened.
 @Suite struct LogHashTests {
     private func hash(payload: [UInt8], closureLabel: Bool = false) -> UInt64 {
