@@ -39,11 +39,13 @@ final class HTTPEgressClient: SimProcess {
     private struct Connection {
         var upstream: HostID
         var open = false
-        /// The attempt it carries: its request, the bytes waiting for the connect, the answer read so far.
+        /// The attempt it carries: its request, and the bytes waiting for the connect.
         var request: Int?
-        var method = HTTP1Method.get
         var pending: [UInt8]?
-        var reader = SimHTTP1.ResponseReader()
+        /// Requests written and answers read as ``UpstreamConnection`` does (the same codec).
+        var codec = UpstreamCodec()
+        /// The head of the answer being read.
+        var head: ScannedResponseHead?
         /// The answer's head went to the exchange; the rest of its body is still to come.
         var relaying = false
     }
@@ -346,21 +348,30 @@ final class HTTPEgressClient: SimProcess {
         let upstream = upstreams.first { $0.address == pick.address }!.host
         // The request as the product writes it from the app's (`EgressRequestHead`): routing and
         // hop-by-hop fields gone, the sidecar hop's trace context as the exchange made it, the token.
-        let bytes = Self.upstreamRequest(r, probe: pick.isProbe, token: token)
-        let method: HTTP1Method = r.method == "POST" ? .post : .get
+        let head = Self.upstreamRequest(r, probe: pick.isProbe, token: token)
         let stream: StreamID
         var written = false
+        var connection: Connection
         if let s = idle[upstream]?.popLast() {
             stream = s
-            connections[s]!.request = id
-            connections[s]!.method = method
-            host.write(s, bytes)
-            written = true
+            connection = connections[s]!
         } else {
             stream = host.connect(to: upstream, port: HTTPUpstream.port)
-            connections[stream] = Connection(upstream: upstream, request: id, method: method, pending: bytes)
+            connection = Connection(upstream: upstream)
             timers[host.setTimer(after: config.attemptTimeout).rawValue] = .connect(stream)
         }
+        var bytes: [UInt8] = []
+        for part in [UpstreamRequestPart.head(head.bytes, head.kind), .end] {
+            connection.codec.encode(part, allocator: ByteBufferAllocator()) { bytes += $0.readableBytesView }
+        }
+        connection.request = id
+        if connection.open {
+            host.write(stream, bytes)
+            written = true
+        } else {
+            connection.pending = bytes
+        }
+        connections[stream] = connection
         r.current = Attempt(wire: wire, endpoint: pick.address, sentAt: host.now, stream: stream, written: written, modelProbe: probe)
         byWire[wire] = id
         requests[id] = r
@@ -368,7 +379,7 @@ final class HTTPEgressClient: SimProcess {
 
     /// The app's request as it reaches the sidecar (routing by `service_id`, its own trace, a
     /// hop-by-hop field), and the head the product writes from it for one attempt.
-    private static func upstreamRequest(_ r: Request, probe: Bool, token: String) -> [UInt8] {
+    private static func upstreamRequest(_ r: Request, probe: Bool, token: String) -> EncodedRequestHead {
         var fields = [("service_id", "upstream"), ("x-request-key", r.key), ("traceparent", r.traceparent), ("connection", "keep-alive, x-app-hop"),
                       ("x-app-hop", "1")]
         if probe { fields.append(("x-probe", "1")) }
@@ -376,7 +387,7 @@ final class HTTPEgressClient: SimProcess {
         guard case .success(let scanned) = ScannedRequestHead.scanning(app) else { preconditionFailure("the simulated app's request does not scan") }
         let head = EgressRequestHead(app: scanned, target: "/work", traceparent: r.exchange.upstreamTraceparent, tracestate: r.exchange.upstreamTracestate,
                                      host: nil, rules: HeaderRules(), bodyLength: 0)
-        return Array(head.encoded(token: token.isEmpty ? nil : token).bytes.readableBytesView)
+        return head.encoded(token: token.isEmpty ? nil : token)
     }
 
     /// Closes a connection and forgets it.
@@ -406,26 +417,31 @@ final class HTTPEgressClient: SimProcess {
         case .closed(let s):
             lost(s, .closed, host)
         case .data(let s, let bytes):
-            guard var c = connections[s] else { return }
-            guard c.request != nil else {
-                // Bytes nobody asked for (the NIO decoder's `UnsolicitedBytes`): the connection is dropped.
-                host.simulation.coverage.hit("http.unsolicited-bytes")
-                return drop(s, host)
-            }
-            let step = c.reader.read(bytes, method: c.method)
-            connections[s] = c
-            switch step {
-            case .needMore:
-                break
-            case .invalid:
-                // A malformed answer: the scanner refused it, as on the NIO data path.
-                host.simulation.coverage.hit("http.malformed-answer")
-                lost(s, .protocolViolation, host)
-            case .head(let done):
-                answerHead(s, host)
-                if done { answerEnded(s, host) }
-            case .done:
-                answerEnded(s, host)
+            guard connections[s] != nil else { return }
+            connections[s]!.codec.received(ByteBuffer(bytes: bytes))
+            while var c = connections[s] {
+                let part: UpstreamResponsePart?
+                do {
+                    part = try c.codec.nextPart()
+                } catch {
+                    // A malformed answer (the scanner refused it) or bytes nobody asked for: the
+                    // connection is dropped, as on the NIO data path.
+                    host.simulation.coverage.hit(error is HTTP1Violation ? "http.malformed-answer" : "http.unsolicited-bytes")
+                    connections[s] = c
+                    return lost(s, .protocolViolation, host)
+                }
+                guard let part else { connections[s] = c; return }
+                switch part {
+                case .head(let head):
+                    c.head = head
+                    connections[s] = c
+                    answerHead(s, host)
+                case .body:
+                    connections[s] = c
+                case .end:
+                    connections[s] = c
+                    answerEnded(s, host)
+                }
             }
         case .datagram, .accepted:
             break
@@ -434,24 +450,25 @@ final class HTTPEgressClient: SimProcess {
 
     /// An answer's head on connection `s`: checked against what was sent, then the exchange decides.
     private func answerHead(_ s: StreamID, _ host: SimHost) {
-        guard let c = connections[s], let id = c.request, let r = requests[id], let a = r.current, a.stream == s else { return }
-        let key = c.reader.field("x-request-key") ?? ""
+        guard let c = connections[s], let head = c.head, let id = c.request, let r = requests[id], let a = r.current, a.stream == s else { return }
+        let key = head.first("x-request-key") ?? ""
         let wrong = HTTPEgressChecks.rightResponse(sent: r.key, answered: key)
         host.simulation.expect(wrong == nil, "http.right-response", wrong ?? "", host: host.id)
         // The upstream echoes the traceparent it saw: the app's trace id with the sidecar's span.
-        let lost = HTTPEgressChecks.traceSurvives(sent: r.traceparent, seen: c.reader.field("traceparent") ?? "")
+        let lost = HTTPEgressChecks.traceSurvives(sent: r.traceparent, seen: head.first("traceparent") ?? "")
         host.simulation.expect(lost == nil, "http.trace-survives", "\(r.key): \(lost ?? "")", host: host.id)
         if !listed.contains(a.endpoint) { host.simulation.coverage.hit("http.response-from-removed") }
         connections[s]?.relaying = true
-        deliver(id, .attemptHead(status: c.reader.status), host)
+        deliver(id, .attemptHead(status: head.status), host)
     }
 
     /// The whole answer arrived: the connection takes the next attempt, unless it closes.
     private func answerEnded(_ s: StreamID, _ host: SimHost) {
         guard var c = connections[s] else { return }
-        guard c.relaying, c.reader.head.keepAlive, !c.reader.hasLeftover else { return drop(s, host) }
+        guard c.relaying, c.head?.scan.keepAlive ?? false else { return drop(s, host) }
         c.request = nil
         c.relaying = false
+        c.head = nil
         connections[s] = c
         idle[c.upstream, default: []].append(s)
     }

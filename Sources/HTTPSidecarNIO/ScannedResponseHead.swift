@@ -18,6 +18,16 @@ public final class ScannedResponseHead: Sendable {
 
     public var status: Int { scan.status }
 
+    /// The first value of the field `name` (any case), or nil.
+    public func first(_ name: String) -> String? {
+        bytes.withUnsafeReadableBytes { raw in
+            for field in scan.fields where RelayedFields.equalsIgnoringCase(UnsafeRawBufferPointer(rebasing: raw[field.name]), name.utf8) {
+                return String(decoding: UnsafeRawBufferPointer(rebasing: raw[field.value]), as: UTF8.self)
+            }
+            return nil
+        }
+    }
+
     /// The status with its reason phrase as NIO words it (the app's phrase for a code NIO does not know).
     public var nioStatus: HTTPResponseStatus {
         HTTPResponseStatus(statusCode: scan.status, reasonPhrase: bytes.withUnsafeReadableBytes { ScannedHeads.string($0, scan.reason) })
