@@ -13,10 +13,11 @@ import NIOHTTP1
 /// ``ProxyHeaders/relayedHead(scanned:rules:setting:requestVersion:keepAlive:)`` shapes the answer,
 /// relayed part by part as the app's bytes arrive; ``ResponseWriter``, ``ProtocolErrors`` and
 /// ``IngressAdmission/appFailure(timedOut:_:headers:)`` word the sidecar's own answers.
-/// What this driver owns, unlike the NIO handler: it reads a whole request before deciding (the NIO
-/// handler decides at the head and streams the body), one request at a time per client connection
-/// (later pipelined bytes wait), a connection to the app per request, one app timeout per exchange,
-/// and moving bytes.
+/// Like the NIO handler it decides at the head and streams the body to the app as it arrives (a
+/// refused request's body is read and dropped), answers one request at a time per client connection
+/// (later pipelined bytes wait), and closes after an answer that came before the request's end.
+/// What this driver owns, unlike the NIO handler: a connection to the app per request, one app
+/// timeout per exchange, no JWT step, and moving bytes.
 final class IngressSidecarPod: SimProcess {
     static let port = 9080
 
@@ -31,8 +32,11 @@ final class IngressSidecarPod: SimProcess {
         var admitted: IngressAdmission.Admitted
         var version: HTTPVersion
         var appStream: StreamID?
-        /// The request's bytes for the app, written once connected.
-        var request: [UInt8]
+        /// The request's bytes for the app not written yet (the connect is under way).
+        var unsent: [UInt8]
+        var connected = false
+        /// The client's request was read to its end (the connection's next bytes wait for the answer).
+        var requestEnded = false
         var upstream: UpstreamCodec
         var timer: TimerToken?
         /// The answer's head went to the client: a failure now breaks the answer off (a close).
@@ -42,8 +46,8 @@ final class IngressSidecarPod: SimProcess {
     private struct Connection {
         var client: String
         var codec = ClientCodec()
-        /// The request being read: its head, and its body so far.
-        var reading: (head: ScannedRequestHead, body: ByteBuffer)?
+        /// A refused request's body is read and dropped until its end.
+        var draining = false
         var exchange: Exchange?
         var closing = false
     }
@@ -80,7 +84,11 @@ final class IngressSidecarPod: SimProcess {
                 appBytes(bytes, client: c, app: s, host)
             }
         case .connected(let s):
-            if let c = clientOf[s], let ex = connections[c]?.exchange { host.write(s, ex.request) }
+            if let c = clientOf[s], let ex = connections[c]?.exchange {
+                if !ex.unsent.isEmpty { host.write(s, ex.unsent) }
+                connections[c]!.exchange!.unsent = []
+                connections[c]!.exchange!.connected = true
+            }
         case .connectFailed(let s, _):
             if let c = clientOf[s] { appFailed(client: c, timedOut: false, "connection refused or unreachable", host) }
         case .closed(let s), .reset(let s):
@@ -103,61 +111,87 @@ final class IngressSidecarPod: SimProcess {
         appFailed(client: c, timedOut: true, "no answer within \(ingress.upstreamTimeout)", host)
     }
 
-    /// Takes the next whole request of a client connection, when none is being answered.
+    /// Reads what a client connection has received while no answer is awaited: a head is decided at
+    /// once, body parts go on to the app as they come.
     private func pump(_ s: StreamID, _ host: SimHost) {
-        while var conn = connections[s], conn.exchange == nil, !conn.closing, let policy {
+        while var conn = connections[s], !conn.closing, conn.exchange?.requestEnded != true, let policy {
             let part: ClientRequestPart?
             do {
                 part = try conn.codec.nextPart()
             } catch {
                 connections[s] = conn
-                host.simulation.coverage.hit("ingress.framing-refused")
-                let e = ProtocolErrors.response(for: error)!
-                return answer(s, e, headers: [], close: true, method: .GET, host)
+                return framingRefused(s, error, host)
             }
+            connections[s] = conn
             switch part {
             case nil:
-                connections[s] = conn
                 return
             case .head(let head)?:
-                conn.reading = (head, ByteBuffer())
-                connections[s] = conn
-                continue
-            case .body(var chunk)?:
-                conn.reading?.body.writeBuffer(&chunk)
-                connections[s] = conn
-                continue
+                guard conn.exchange == nil, !conn.draining else { continue }
+                decide(s, head, client: conn.client, policy: policy, host)
+            case .body(let chunk)?:
+                if conn.exchange != nil { sendToApp(s, .body(chunk), host) }
             case .end?:
-                break
-            }
-            guard let (head, body) = conn.reading else { continue }
-            conn.reading = nil
-            connections[s] = conn
-            let decision = IngressAdmission.decide(head, client: conn.client, scheme: "http", policy: policy, now: host.now, random: &random)
-            switch decision {
-            case .refuse(let e, let close):
-                host.simulation.coverage.hit(e.code == "rate_limited" ? "ingress.rate-limited" : "ingress.refused")
-                answer(s, e, headers: e.headers, close: close, method: head.method.nio, host)
-            case .answer(let status, let headers, let close):
-                host.simulation.coverage.hit("ingress.preflight")
-                write(s, ResponseWriter.parts(status: status, headers: headers, body: nil, close: close, method: head.method.nio), close: close, host)
-            case .admit(let admitted):
-                host.simulation.coverage.hit("ingress.admitted")
-                if IngressSpellings.isLimited(admitted.path) { checkRate(conn.client, host) }
-                var upstream = UpstreamCodec()
-                var request: [UInt8] = []
-                let parts: [UpstreamRequestPart] = [.head(admitted.upstreamHead.bytes, admitted.upstreamHead.kind), .body(body), .end]
-                for part in parts {
-                    upstream.encode(part, allocator: allocator) { request += $0.readableBytesView }
+                if conn.draining {
+                    connections[s]!.draining = false
+                } else if conn.exchange != nil {
+                    connections[s]!.exchange!.requestEnded = true
+                    sendToApp(s, .end, host)
                 }
-                let a = host.connect(to: app, port: IngressApp.port)
-                clientOf[a] = s
-                let t = host.setTimer(after: ingress.upstreamTimeout)
-                timeouts[t.rawValue] = s
-                connections[s]!.exchange = Exchange(admitted: admitted, version: head.version, appStream: a,
-                                                    request: request, upstream: upstream, timer: t)
             }
         }
+    }
+
+    /// ``IngressAdmission`` decides at the head: refused (answered now; the body, if any, is read and
+    /// dropped), answered by the sidecar (a preflight), or sent on to the app.
+    private func decide(_ s: StreamID, _ head: ScannedRequestHead, client: String, policy: IngressPolicy, _ host: SimHost) {
+        switch IngressAdmission.decide(head, client: client, scheme: "http", policy: policy, now: host.now, random: &random) {
+        case .refuse(let e, let close):
+            host.simulation.coverage.hit(e.code == "rate_limited" ? "ingress.rate-limited" : "ingress.refused")
+            connections[s]!.draining = !close
+            answer(s, e, headers: e.headers, close: close, method: head.method.nio, host)
+        case .answer(let status, let headers, let close):
+            host.simulation.coverage.hit("ingress.preflight")
+            connections[s]!.draining = !close
+            write(s, ResponseWriter.parts(status: status, headers: headers, body: nil, close: close, method: head.method.nio), close: close, host)
+        case .admit(let admitted):
+            host.simulation.coverage.hit("ingress.admitted")
+            if IngressSpellings.isLimited(admitted.path) { checkRate(client, host) }
+            let a = host.connect(to: app, port: IngressApp.port)
+            clientOf[a] = s
+            let t = host.setTimer(after: ingress.upstreamTimeout)
+            timeouts[t.rawValue] = s
+            connections[s]!.exchange = Exchange(admitted: admitted, version: head.version, appStream: a, unsent: [],
+                                                upstream: UpstreamCodec(), timer: t)
+            sendToApp(s, .head(admitted.upstreamHead.bytes, admitted.upstreamHead.kind), host)
+        }
+    }
+
+    /// A part of the request on its way to the app, framed by the upstream codec; held until the
+    /// app connection is up.
+    private func sendToApp(_ s: StreamID, _ part: UpstreamRequestPart, _ host: SimHost) {
+        guard var ex = connections[s]?.exchange, let a = ex.appStream else { return }
+        var bytes: [UInt8] = []
+        ex.upstream.encode(part, allocator: allocator) { bytes += $0.readableBytesView }
+        if ex.connected {
+            if !bytes.isEmpty { host.write(a, bytes) }
+        } else {
+            ex.unsent += bytes
+        }
+        connections[s]!.exchange = ex
+    }
+
+    /// The framing scanner refused what the client sent: 400 (or its status) and a close, unless an
+    /// answer is under way or was given (then just the close); the app's connection is given up.
+    private func framingRefused(_ s: StreamID, _ error: any Error, _ host: SimHost) {
+        host.simulation.coverage.hit("ingress.framing-refused")
+        let started = connections[s]?.exchange?.relaying ?? connections[s]?.draining ?? false
+        endExchange(s, host)
+        guard !started, let e = ProtocolErrors.response(for: error) else {
+            connections[s]?.closing = true
+            return host.close(s)
+        }
+        answer(s, e, headers: [], close: true, method: .GET, host)
     }
 
     /// Over any span between two `/limited` requests of one client sent on, at most burst + rate × span
@@ -206,7 +240,8 @@ final class IngressSidecarPod: SimProcess {
             write(c, [.body(.byteBuffer(chunk))], close: false, host)
         case .end:
             endExchange(c, host)
-            write(c, [.end], close: ex.closeAfterAnswer, host)
+            // An answer before the request's end: the rest of it is not read; the connection closes.
+            write(c, [.end], close: ex.closeAfterAnswer || !ex.requestEnded, host)
             pump(c, host)
         }
     }
@@ -221,7 +256,7 @@ final class IngressSidecarPod: SimProcess {
             return host.close(c)
         }
         let e = IngressAdmission.appFailure(timedOut: timedOut, why, headers: ex.admitted.responseHeaders)
-        answer(c, e, headers: e.headers, close: !ex.admitted.keepAlive, method: .GET, host)
+        answer(c, e, headers: e.headers, close: !ex.admitted.keepAlive || !ex.requestEnded, method: .GET, host)
         pump(c, host)
     }
 
