@@ -20,66 +20,44 @@ struct LazyTimers<Payload> {
         var wanted: Wanted?
     }
 
-    private var deadline = Slot()
-    private var attempt = Slot()
-    private var wait = Slot()
-
-    private subscript(_ timer: EgressExchange.Timer) -> Slot {
-        get {
-            switch timer {
-            case .deadline: deadline
-            case .attempt: attempt
-            case .wait: wait
-            }
-        }
-        set {
-            switch timer {
-            case .deadline: deadline = newValue
-            case .attempt: attempt = newValue
-            case .wait: wait = newValue
-            }
-        }
-    }
+    private var slots = PerTimer(Slot())
 
     /// Arms `timer`; returns true when a task must be scheduled for `at` (``scheduled(_:_:at:)``),
     /// false when the task already scheduled fires first and will re-arm.
     mutating func arm(_ timer: EgressExchange.Timer, _ wanted: Wanted) -> Bool {
-        self[timer].wanted = wanted
-        if self[timer].task != nil && self[timer].taskAt <= wanted.at { return false }
-        self[timer].task?.cancel()
-        self[timer].task = nil
+        slots[timer].wanted = wanted
+        if slots[timer].task != nil && slots[timer].taskAt <= wanted.at { return false }
+        slots[timer].task?.cancel()
+        slots[timer].task = nil
         return true
     }
 
     /// Records the task scheduled for `timer` at `at`.
     mutating func scheduled(_ timer: EgressExchange.Timer, _ task: Scheduled<Void>, at: NIODeadline) {
-        self[timer].task = task
-        self[timer].taskAt = at
+        slots[timer].task = task
+        slots[timer].taskAt = at
     }
 
     /// `timer`'s task fired at `now`: what is due (cleared), or nil. When a later deadline is wanted,
     /// `reschedule` is that deadline.
     mutating func fired(_ timer: EgressExchange.Timer, now: NIODeadline) -> (due: Wanted?, reschedule: NIODeadline?) {
-        self[timer].task = nil
-        guard let wanted = self[timer].wanted else { return (nil, nil) }
+        slots[timer].task = nil
+        guard let wanted = slots[timer].wanted else { return (nil, nil) }
         if wanted.at > now { return (nil, wanted.at) }
-        self[timer].wanted = nil
+        slots[timer].wanted = nil
         return (wanted, nil)
     }
 
     /// The request is over: nothing is wanted any more (tasks still scheduled fire and find nothing).
     mutating func disarmAll() {
-        deadline.wanted = nil
-        attempt.wanted = nil
-        wait.wanted = nil
+        slots.updateAll { $0.wanted = nil }
     }
 
     /// The connection is gone: the tasks are cancelled too (none keeps the handler alive).
     mutating func cancelAll() {
-        disarmAll()
-        for timer in [EgressExchange.Timer.deadline, .attempt, .wait] {
-            self[timer].task?.cancel()
-            self[timer].task = nil
+        slots.updateAll { slot in
+            slot.task?.cancel()
+            slot = Slot()
         }
     }
 }

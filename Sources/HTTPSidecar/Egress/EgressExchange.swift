@@ -111,33 +111,8 @@ public struct EgressExchange: Sendable {
     /// timeouts (a slower network makes the same happen).
     public static let shortAttemptTimeout = FaultSite("http.exchange.short-attempt-timeout")
     private var nextGeneration: UInt64 = 0
-    private var armed = ArmedTimers()
-
-    /// The generation armed for each timer, in three fixed slots (no allocation per request).
-    private struct ArmedTimers: Sendable {
-        private var deadline: UInt64?
-        private var attempt: UInt64?
-        private var wait: UInt64?
-
-        subscript(_ timer: Timer) -> UInt64? {
-            get {
-                switch timer {
-                case .deadline: deadline
-                case .attempt: attempt
-                case .wait: wait
-                }
-            }
-            set {
-                switch timer {
-                case .deadline: deadline = newValue
-                case .attempt: attempt = newValue
-                case .wait: wait = newValue
-                }
-            }
-        }
-
-        mutating func removeAll() { self = ArmedTimers() }
-    }
+    /// The generation armed for each timer.
+    private var armed = PerTimer<UInt64?>(nil)
 
     /// A new exchange for a request with `method`, continuing the app's trace headers.
     public init(method: String, settings: Settings, traceparent: String?, tracestate: String?, now: MeshInstant, random: inout some RandomSource,
@@ -213,7 +188,7 @@ public struct EgressExchange: Sendable {
             request.cancel(pool: &pool, now: now)
             if phase == .attempting { actions.append(.abandonAttempt) }
             phase = .ended
-            armed.removeAll()
+            armed = PerTimer(nil)
         }
         return actions
     }
@@ -282,13 +257,13 @@ public struct EgressExchange: Sendable {
     private mutating func relay(status: Int, gaveUp: RetryDecision.Reason?, _ actions: inout [Action]) {
         actions.append(.relay(status: status, gaveUp: gaveUp))
         phase = .ended
-        armed.removeAll()
+        armed = PerTimer(nil)
     }
 
     private mutating func end(_ actions: inout [Action], refusal: Refusal) {
         actions.append(.refuse(refusal))
         phase = .ended
-        armed.removeAll()
+        armed = PerTimer(nil)
     }
 
     private func record(_ conclusion: EgressRequest.Conclusion, _ actions: inout [Action]) {
