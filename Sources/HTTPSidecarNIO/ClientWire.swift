@@ -9,40 +9,19 @@ import NIOCore
 public struct ClientCodec {
     private var decoder: HTTP1RequestDecoder
     private var encoder = HTTP1ResponseEncoder()
-    /// Bytes read and not yet decoded (a partial head or chunk-size line).
-    private var unread = ByteBuffer.noBytes
-    /// The decoder refused the stream: nothing more is read from it.
-    public private(set) var failed = false
+    private var unread = UnreadBytes()
 
     public init(limits: HTTP1Limits = HTTP1Limits(maxHeadBytes: 64 * 1024, maxFields: 1_000)) {
         decoder = HTTP1RequestDecoder(limits: limits)
     }
 
     /// Takes bytes the client sent; ``nextPart()`` reads them.
-    public mutating func received(_ bytes: ByteBuffer) {
-        guard !failed else { return }
-        if unread.readableBytes == 0 {
-            unread = bytes
-        } else {
-            var bytes = bytes
-            unread.writeBuffer(&bytes)
-        }
-    }
+    public mutating func received(_ bytes: ByteBuffer) { unread.append(bytes) }
 
     /// The next request part in what was received, or nil when more bytes are needed. A violation
     /// is thrown once; afterwards the stream is dead and nothing more comes out.
     public mutating func nextPart() throws -> ClientRequestPart? {
-        guard !failed else { return nil }
-        let part: ClientRequestPart?
-        do {
-            part = try decoder.next(&unread)
-        } catch {
-            failed = true
-            unread.clear()
-            throw error
-        }
-        // All read: the read buffer is let go (NIO reuses it for the next read when nothing holds it).
-        if part == nil, unread.readableBytes == 0 { unread = ByteBuffer.noBytes }
+        let part = try unread.next(from: &decoder)
         if case .head(let head) = part { encoder.expectAnswer(toHead: head.method == .head) }
         return part
     }
@@ -105,10 +84,4 @@ final class ClientWire {
         sendAndFlush(part, promise: promise)
     }
 
-    func flush() { context?.flush() }
-}
-
-extension ByteBuffer {
-    /// An empty buffer, shared (holds no read buffer's storage).
-    static let noBytes = ByteBuffer()
 }

@@ -42,10 +42,7 @@ struct HTTP1RequestEncoder {
 public struct UpstreamCodec {
     private var encoder = HTTP1RequestEncoder()
     private var decoder = HTTP1ResponseDecoder()
-    /// Bytes read and not yet decoded (a partial head or chunk-size line).
-    private var unread = ByteBuffer.noBytes
-    /// The decoder refused the stream: nothing more is read from it.
-    public private(set) var failed = false
+    private var unread = UnreadBytes()
 
     public init() {}
 
@@ -57,34 +54,14 @@ public struct UpstreamCodec {
     }
 
     /// Takes bytes the upstream sent; ``nextPart()`` reads them.
-    public mutating func received(_ bytes: ByteBuffer) {
-        guard !failed else { return }
-        if unread.readableBytes == 0 {
-            unread = bytes
-        } else {
-            var bytes = bytes
-            unread.writeBuffer(&bytes)
-        }
-    }
+    public mutating func received(_ bytes: ByteBuffer) { unread.append(bytes) }
 
     /// The next part of an answer in what was received, or nil when more bytes are needed. A refused
     /// answer or unsolicited bytes are thrown once; afterwards the stream is dead.
-    public mutating func nextPart() throws -> UpstreamResponsePart? {
-        guard !failed else { return nil }
-        let part: UpstreamResponsePart?
-        do {
-            part = try decoder.next(&unread)
-        } catch {
-            failed = true
-            unread.clear()
-            throw error
-        }
-        if part == nil, unread.readableBytes == 0 { unread = ByteBuffer.noBytes }  // the read buffer is let go
-        return part
-    }
+    public mutating func nextPart() throws -> UpstreamResponsePart? { try unread.next(from: &decoder) }
 
     /// The upstream closed: the end of a body delimited by the close, or nil.
     public mutating func endOfStream() -> UpstreamResponsePart? {
-        failed ? nil : decoder.endOfStream()
+        unread.failed ? nil : decoder.endOfStream()
     }
 }
