@@ -28,10 +28,8 @@ struct HTTP1RequestDecoder {
         case head
         /// In a `Content-Length` body with `remaining` bytes to go. → end
         case length(remaining: Int)
-        /// In a chunked body. → chunks (data read), end
-        case chunked(ChunkedBodyScanner)
-        /// Handing on the data of chunks already read (`next` of `slices`), then the end if `ended`.
-        case chunks(ChunkedBodyScanner, next: Int, ended: Bool)
+        /// In a chunked body (read by ``chunks``). → head, finished
+        case chunked
         /// The message is complete: its end is the next part. → head, finished
         case end
         /// The connection ends after the current request: bytes are dropped.
@@ -42,11 +40,10 @@ struct HTTP1RequestDecoder {
     private var head = HTTP1RequestHead()
     private var reading = Reading.head
     private var keepAlive = true
-    private var slices: [ByteBuffer] = []
+    private var chunks = ChunkedBodyReader()
 
     init(limits: HTTP1Limits = HTTP1Limits(maxHeadBytes: 64 * 1024, maxFields: 1_000)) {
         scanner = HTTP1RequestScanner(limits: limits)
-        slices.reserveCapacity(8)
     }
 
     /// The next part `buffer` holds (its bytes consumed), or nil when more bytes are needed. Throws
@@ -73,7 +70,9 @@ struct HTTP1RequestDecoder {
             switch head.framing {
             case .none: reading = .end
             case .length(let n): reading = .length(remaining: n)
-            case .chunked: reading = .chunked(ChunkedBodyScanner(limits: scanner.limits))
+            case .chunked:
+                chunks.start(limits: scanner.limits)
+                reading = .chunked
             }
             return .head(scanned)
         case .length(let remaining):
@@ -81,23 +80,14 @@ struct HTTP1RequestDecoder {
             let n = min(remaining, buffer.readableBytes)
             reading = n == remaining ? .end : .length(remaining: remaining - n)
             return .body(buffer.readSlice(length: n)!)
-        case .chunked(var chunks):
-            guard buffer.readableBytes > 0 else { return nil }
-            slices.removeAll(keepingCapacity: true)
-            let ended = try chunks.read(&buffer, into: &slices)
-            reading = .chunks(chunks, next: 0, ended: ended)
-            return try next(&buffer)
-        case .chunks(let chunks, let index, let ended):
-            if index < slices.count {
-                reading = .chunks(chunks, next: index + 1, ended: ended)
-                return .body(slices[index])
-            }
-            if ended {
+        case .chunked:
+            switch try chunks.next(&buffer) {
+            case .data(let slice)?: return .body(slice)
+            case .end?:
                 reading = keepAlive ? .head : .finished
                 return .end
+            case nil: return nil
             }
-            reading = .chunked(chunks)
-            return nil
         }
     }
 }

@@ -24,9 +24,8 @@ struct HTTP1ResponseDecoder {
         /// Waiting for (the rest of) a head. → length, chunked, untilClose, end (no body)
         case head
         case length(remaining: Int)
-        case chunked(ChunkedBodyScanner)
-        /// Handing on the data of chunks already read (`next` of `slices`), then the end if `ended`.
-        case chunks(ChunkedBodyScanner, next: Int, ended: Bool)
+        /// In a chunked body (read by ``chunks``). → end
+        case chunked
         /// The body runs to the close. → (EOF) finished
         case untilClose
         /// The answer is complete: its end is the next part. → head, finished
@@ -40,11 +39,10 @@ struct HTTP1ResponseDecoder {
     private var reading = Reading.head
     private var keepAlive = true
     private var methods = CircularBuffer<HTTP1Method>(initialCapacity: 2)
-    private var slices: [ByteBuffer] = []
+    private var chunks = ChunkedBodyReader()
 
     init(limits: HTTP1Limits = HTTP1Limits(maxHeadBytes: 64 * 1024, maxFields: 1_000)) {
         scanner = HTTP1ResponseScanner(limits: limits)
-        slices.reserveCapacity(8)
     }
 
     /// A request went out: its answer is the next one after those already awaited.
@@ -65,17 +63,14 @@ struct HTTP1ResponseDecoder {
             _ = methods.popFirst()
             reading = keepAlive ? .head : .finished
             return .end
-        case .chunks(let chunks, let index, let ended):
-            if index < slices.count {
-                reading = .chunks(chunks, next: index + 1, ended: ended)
-                return .body(slices[index])
-            }
-            if ended {
+        case .chunked:
+            switch try chunks.next(&buffer) {
+            case .data(let slice)?: return .body(slice)
+            case .end?:
                 reading = .end
                 return try next(&buffer)
+            case nil: return nil
             }
-            reading = .chunked(chunks)
-            return nil
         default:
             break
         }
@@ -98,7 +93,9 @@ struct HTTP1ResponseDecoder {
             switch head.framing {
             case .none: reading = .end
             case .length(let n): reading = .length(remaining: n)
-            case .chunked: reading = .chunked(ChunkedBodyScanner(limits: scanner.limits))
+            case .chunked:
+                chunks.start(limits: scanner.limits)
+                reading = .chunked
             case .untilClose: reading = .untilClose
             }
             return .head(ScannedResponseHead(bytes: bytes, scan: head))
@@ -106,14 +103,9 @@ struct HTTP1ResponseDecoder {
             let n = min(remaining, buffer.readableBytes)
             reading = n == remaining ? .end : .length(remaining: remaining - n)
             return .body(buffer.readSlice(length: n)!)
-        case .chunked(var chunks):
-            slices.removeAll(keepingCapacity: true)
-            let ended = try chunks.read(&buffer, into: &slices)
-            reading = .chunks(chunks, next: 0, ended: ended)
-            return try next(&buffer)
         case .untilClose:
             return .body(buffer.readSlice(length: buffer.readableBytes)!)
-        case .end, .chunks:
+        case .end, .chunked:
             preconditionFailure("handled above")
         }
     }
