@@ -24,12 +24,8 @@ public enum ResponseWriter {
     /// Writes the answer and flushes; closes the connection once it is written when `close`.
     static func write(_ wire: ClientWire, status: HTTPResponseStatus, headers: [(String, String)],
                       body: ByteBuffer?, close: Bool, method: HTTPMethod) {
-        for part in parts(status: status, headers: headers, body: body, close: close, method: method) {
-            guard case .end = part else {
-                wire.send(part)
-                continue
-            }
-            if close { wire.sendAndClose(.end) } else { wire.sendAndFlush(.end) }
-        }
+        // Every part but the last (the end), which flushes, and closes when asked.
+        for part in parts(status: status, headers: headers, body: body, close: close, method: method).dropLast() { wire.send(part) }
+        if close { wire.sendAndClose(.end) } else { wire.sendAndFlush(.end) }
     }
 }

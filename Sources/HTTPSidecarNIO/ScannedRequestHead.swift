@@ -5,8 +5,7 @@ import NIOHTTP1
 /// A request head as the framing scanner read it: its bytes and where each piece is. Nothing is
 /// decoded up front; a field becomes a string only when a decision reads it, and the head the app
 /// gets is written from these bytes (``IngressAdmission``), so relaying a header line costs no
-/// allocation. A class: passed through the channel pipeline as a reference, the parts of a request
-/// stay small enough for NIO to carry without boxing each one.
+/// allocation. A class: a request part carries it as a reference.
 public final class ScannedRequestHead: Sendable {
     /// The head's bytes, from the request line (or the empty lines before it) through the empty
     /// line that ends it. The offsets in ``scan`` count from its reader index.

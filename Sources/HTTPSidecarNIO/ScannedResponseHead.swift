@@ -39,8 +39,8 @@ public final class ScannedResponseHead: Sendable {
     }
 }
 
-/// An answer head encoded for a client, without the empty line that ends it: the encoder adds the
-/// framing it needs (``framing(answeringHead:)``) and the empty line.
+/// An answer head encoded for a client, without the empty line that ends it: the answer writer
+/// (``HTTP1ResponseEncoder``) adds the framing it needs (``FramingUnlessHead``) and the empty line.
 public struct EncodedResponseHead: Sendable {
     /// The status line and the field lines.
     public var bytes: ByteBuffer
@@ -62,11 +62,9 @@ public struct EncodedResponseHead: Sendable {
         case chunked(addField: Bool)
     }
 
-    /// The framing decision NIO's writer and the simulated sidecar both make: a head without a
-    /// length is sent chunked to an HTTP/1.1 client and delimited by the close for HTTP/1.0.
-    public func framing(answeringHead: Bool) -> BodyFraming { framingUnlessHead.framing(answeringHead: answeringHead) }
-
-    /// The framing of the answer unless it answers a HEAD request (which the writer alone knows).
+    /// The framing of the answer unless it answers a HEAD request (which the writer alone knows): a
+    /// head without a length is sent chunked to an HTTP/1.1 client and delimited by the close for
+    /// HTTP/1.0.
     var framingUnlessHead: FramingUnlessHead {
         if status < 200 || status == 204 || status == 304 { return .none }
         if hasLength { return .plain }
