@@ -37,6 +37,10 @@ struct Segment {
     /// Its place in the network's sending order (set when first sent; 0 before): a segment held on
     /// arrival goes back in front of those of its direction held later, as TCP never reorders.
     var sequence: UInt64 = 0
+    /// Its place in its stream's direction (1, 2, …; set when first sent, never for a reset): the
+    /// receiver takes a direction's segments in this order only, as TCP does, whatever held or
+    /// delayed some of them on the way.
+    var place = 0
 }
 
 /// What a host's process receives from the network.

@@ -38,6 +38,11 @@ public final class SimNetwork {
         var lastDelivery: (Int64, Int64) = (0, 0)
         /// Segments held per direction; while non-zero, later segments in that direction are held too.
         var heldCount: (Int, Int) = (0, 0)
+        /// Segments sent, and taken by the receiver in order, per direction (see ``Segment/place``).
+        var placed: (Int, Int) = (0, 0)
+        var taken: (Int, Int) = (0, 0)
+        /// Segments that arrived before one sent ahead of them: they wait for it.
+        var early: [Segment] = []
 
         func host(_ side: Int) -> HostID { side == 0 ? hosts.0 : hosts.1 }
         func incarnation(_ side: Int) -> UInt32 { side == 0 ? incarnations.0 : incarnations.1 }
@@ -244,6 +249,10 @@ public final class SimNetwork {
         if seg.sequence == 0 {
             segmentsSent += 1
             seg.sequence = segmentsSent
+            if seg.kind != .rst {
+                if seg.fromSide == 0 { streams[seg.stream].placed.0 += 1 } else { streams[seg.stream].placed.1 += 1 }
+                seg.place = seg.fromSide == 0 ? streams[seg.stream].placed.0 : streams[seg.stream].placed.1
+            }
         }
         let s = streams[seg.stream]
         let from = s.host(seg.fromSide), to = s.host(1 - seg.fromSide)
@@ -283,6 +292,30 @@ public final class SimNetwork {
             held.insert(.segment(seg), at: later ?? held.endIndex)
             return
         }
+        guard seg.kind != .rst else { return take(seg) }
+        // A segment sent ahead of it in its direction is still on its way (held on arrival and
+        // released, or retransmitted): it waits, as TCP's receiver would, and follows that one in.
+        if seg.place != (seg.fromSide == 0 ? s.taken.0 : s.taken.1) + 1 {
+            streams[id].early.append(seg)
+            return
+        }
+        var next: Segment? = seg
+        while let inOrder = next {
+            if inOrder.fromSide == 0 { streams[id].taken.0 += 1 } else { streams[id].taken.1 += 1 }
+            take(inOrder)
+            let taken = inOrder.fromSide == 0 ? streams[id].taken.0 : streams[id].taken.1
+            next = streams[id].early.firstIndex { $0.fromSide == inOrder.fromSide && $0.place == taken + 1 }
+                .map { streams[id].early.remove(at: $0) }
+        }
+    }
+
+    /// A segment the receiver takes (in its direction's order): what it means to the receiving host.
+    private func take(_ seg: Segment) {
+        let id = seg.stream
+        let s = streams[id]
+        let toSide = 1 - seg.fromSide
+        let to = s.host(toSide)
+        let host = simulation.hosts[to]
         switch seg.kind {
         case .syn:
             if s.dead { return }

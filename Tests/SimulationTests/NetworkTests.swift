@@ -137,6 +137,25 @@ import Testing
         sim.run(until: .zero + .seconds(2))
         #expect(rb()!.events == ["accepted \(s) from 0", "data \(s) [1]", "data \(s) [2]"])
     }
+
+    @Test func aSegmentOvertakingOneHeldOnArrivalWaitsForIt() {
+        let sim = Simulation(seed: 1, network: quietNetwork())
+        let (a, ra) = recorderHost(sim, "a")
+        let (b, rb) = recorderHost(sim, "b", listen: 80)
+        a.boot(); b.boot()
+        let s = a.connect(to: b.id, port: 80)
+        sim.run(until: .zero + .milliseconds(5))
+        #expect(ra()!.events == ["connected \(s)"])
+        a.write(s, [1])  // on its way (1 ms of latency)
+        sim.network.latencyFactor = 100
+        a.write(s, [2])  // slow: due after 100 ms
+        sim.network.latencyFactor = 1
+        sim.network.clog(b.id)
+        sim.run(until: .zero + .milliseconds(10))  // [1] arrives and is held
+        sim.network.unclog(b.id)  // [1] goes again, due after [2]
+        sim.run(until: .zero + .seconds(1))
+        #expect(rb()!.events == ["accepted \(s) from 0", "data \(s) [1]", "data \(s) [2]"])
+    }
 }
 
 
