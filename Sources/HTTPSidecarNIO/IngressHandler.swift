@@ -3,74 +3,17 @@ import HTTPSidecar
 import Logging
 import MeshCore
 import NIOCore
-import NIOHTTP1
 import SidecarAuth
 
-/// One client connection of the ingress: reads a request, applies the middleware decisions, and
-/// streams it to the app over the loop's keep-alive pool, streaming the answer back. Bodies are not
-/// buffered whole: a part is forwarded as it arrives, and each side's backpressure pauses reading
-/// on the other (a slow app slows the client's upload; a slow client slows reading the app).
-///
-/// Only JWT verification holds a request back (the head waits for the verdict); parts that arrive
-/// meanwhile are kept, up to the body limit.
-///
-/// Requests are answered in order, one at a time. Parts of a pipelined next request that arrive
-/// while one is being answered wait in a queue; reading stops while it is long. Reads are not
-/// paused per request (NIO's pipelining helper does that, at two `epoll_ctl` calls a request).
-///
-/// States:
-/// - `.idle`: waiting for a head; a header deadline cuts off clients that send heads too slowly.
-/// - `.held`: the head waits for JWT verification or for a connection to the app; parts are kept.
-/// - `.streaming`: the app has the head; body parts go straight on; the response streams back.
-/// - `.draining`: the answer was given without the app (a rejection); the request's end is awaited.
-/// - `.closing`: the connection ends after the current write.
-final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, UpstreamResponseSink {
+/// The NIO driver of one ingress client connection: it runs the connection's ``IngressConnection``
+/// engine and does only what the engine asks (see ``IngressConnectionIO``): moves the client's
+/// bytes and one app connection's (from the loop's keep-alive pool, ``UpstreamConnection``) in and
+/// out, holds back reads, keeps one timer, runs JWT signature checks off the loop, and keeps the
+/// metrics and access log. Every decision is the engine's.
+final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, UpstreamResponseSink, IngressConnectionIO {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = IOData
     typealias OutboundOut = IOData
-
-    enum State {
-        case idle
-        case held(Exchange, parts: [ClientRequestPart])
-        case streaming(Exchange, UpstreamConnection)
-        case draining
-        case closing
-    }
-
-    /// The request being answered (a class: the state enum carries it without copying its fields).
-    final class Exchange {
-        let head: ScannedRequestHead
-        let upstreamHead: EncodedRequestHead
-        let correlationId: String
-        let traceId: String
-        var responseHeaders: [(String, String)]
-        let started: MeshInstant
-        var bodyBytes = 0
-        var requestEnded = false
-        var responseStarted = false
-        var status = 0
-        let keepAlive: Bool
-        /// The route it matched (nil: the default chain), its response rules, and the steps after JWT.
-        var route: IngressRoute?
-        /// The normalized path policy was matched on (and the app was sent).
-        var path = "/"
-        var responseRules = HeaderRules()
-        var afterJWT: [IngressMiddleware] = []
-        /// The connection closes after the answer (the client asked, or an HTTP/1.0 client gets an
-        /// answer without a length).
-        var closeAfterAnswer = false
-
-        init(head: ScannedRequestHead, upstreamHead: EncodedRequestHead, correlationId: String, traceId: String,
-             responseHeaders: [(String, String)], started: MeshInstant, keepAlive: Bool) {
-            self.head = head
-            self.upstreamHead = upstreamHead
-            self.correlationId = correlationId
-            self.traceId = traceId
-            self.responseHeaders = responseHeaders
-            self.started = started
-            self.keepAlive = keepAlive
-        }
-    }
 
     let generation: Generation<IngressShared>
     /// The configuration generation of the request being handled (read afresh at each request head).
@@ -80,35 +23,151 @@ final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
     var poolGeneration: ObjectIdentifier?
     /// `http` or `https`: the listener's scheme, for `X-Forwarded-Proto`.
     let scheme: String
-    var state = State.idle
+    var engine: IngressConnection<IngressHandler>?
     var context: ChannelHandlerContext?
-    /// The connection's bytes: requests read from them, answers written to them.
-    let wire = ClientWire()
-    /// Parts of pipelined requests that arrived while one was being answered.
-    var queued: CircularBuffer<ClientRequestPart> = []
+    /// The app connection of the exchange under way.
+    var upstream: UpstreamConnection?
     var readsPaused = false
     var readPending = false
-    /// The client is not reading the sidecar's own answers: see ``blockReadsUntilClientReads(_:)``.
-    var clientBlocked = false
-    /// Inside a read burst from the client: upstream writes are flushed once, at its end.
-    var inReadBurst = false
-    var upstreamNeedsFlush = false
-    /// Header deadline: one timer per connection, re-armed lazily.
-    var headerDeadline: NIODeadline?
-    var headerTimer: Scheduled<Void>?
+    var wakeTimer: Scheduled<Void>?
     /// The client's address, read once per connection (each read is a getpeername system call).
     var client: String?
-    /// Ids (correlation, trace, span) come from a fast generator seeded once per connection from the
-    /// system: a getrandom system call per id cost a fifth of the proxy's time.
-    var random: SeededRandom = {
-        var system = SystemRandom()
-        return SeededRandom(seed: system.next())
-    }()
 
     init(generation: Generation<IngressShared>, scheme: String) {
         self.generation = generation
         self.shared = generation.current
         self.scheme = scheme
+    }
+
+    // MARK: Channel events, on to the engine
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    func channelActive(context: ChannelHandlerContext) {
+        client = context.remoteAddress?.ipAddress
+        // Ids come from a fast generator seeded once per connection from the system: a getrandom
+        // system call per id cost a fifth of the proxy's time.
+        var system = SystemRandom()
+        let engine = IngressConnection(io: self, scheme: scheme, client: client, seed: system.next())
+        self.engine = engine
+        engine.opened()
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        wakeTimer?.cancel()
+        wakeTimer = nil
+        engine?.clientClosed()
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let engine { engine.failed(error) } else { context.close(promise: nil) }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        engine?.clientBytes(unwrapInboundIn(data))
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        engine?.clientReadComplete()
+        context.fireChannelReadComplete()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        engine?.clientWritabilityChanged(context.channel.isWritable)
+        context.fireChannelWritabilityChanged()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if readsPaused { readPending = true } else { context.read() }
+    }
+
+    // MARK: The app connection's answer (UpstreamResponseSink)
+
+    func upstreamHead(_ head: ScannedResponseHead) { engine?.appHead(head) }
+    func upstreamBody(_ chunk: ByteBuffer) { engine?.appBody(chunk) }
+    func upstreamReadComplete() { engine?.appReadComplete() }
+
+    func upstreamEnd() {
+        upstream = nil  // back in its pool (or closed)
+        engine?.appEnd()
+    }
+
+    func upstreamFailed(_ error: TransportError, requestSent: Bool) {
+        upstream = nil  // closed
+        engine?.appFailed(error)
+    }
+
+    func upstreamWritabilityChanged(_ writable: Bool) { engine?.appWritabilityChanged(writable) }
+
+    // MARK: IngressConnectionIO
+
+    var now: MeshInstant { shared.clock.now }
+
+    func currentPolicy() -> IngressPolicy {
+        shared = generation.current
+        return shared.policy
+    }
+
+    func writeToClient(_ bytes: IOData) { context?.write(NIOAny(bytes), promise: nil) }
+
+    func flushClient() { context?.flush() }
+
+    func closeClient(afterWrites: Bool) {
+        guard let context else { return }
+        guard afterWrites else { return context.close(promise: nil) }
+        let channel = context.channel
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        promise.futureResult.whenComplete { _ in channel.close(promise: nil) }
+        context.writeAndFlush(NIOAny(IOData.byteBuffer(channel.allocator.buffer(capacity: 0))), promise: promise)
+    }
+
+    var clientIsWritable: Bool { context?.channel.isWritable ?? false }
+
+    func clientReads(paused: Bool) {
+        readsPaused = paused
+        if !paused, readPending, let context {
+            readPending = false
+            context.read()
+        }
+    }
+
+    func wake(at instant: MeshInstant) {
+        guard let context else { return }
+        let deadline = NIODeadline.now() + .nanoseconds((instant - shared.clock.now).nanoseconds)
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        wakeTimer = context.eventLoop.scheduleTask(deadline: deadline) {
+            let handler = bound.value
+            handler.wakeTimer = nil
+            handler.engine?.wakeUp()
+        }
+    }
+
+    func connectToApp() -> Bool {
+        guard let context else { return false }
+        let pool = appPool(context)
+        if let idle = pool.takeIdle() {
+            upstream = idle
+            return true
+        }
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        pool.connect { result in
+            let handler = bound.value
+            switch result {
+            case .success(let connection):
+                handler.upstream = connection
+                if handler.engine?.appConnected() != true {  // the client left meanwhile
+                    handler.upstream = nil
+                    connection.abandon()
+                }
+            case .failure(let error):
+                handler.engine?.appFailed(error)
+            }
+        }
+        return false
     }
 
     func appPool(_ context: ChannelHandlerContext) -> UpstreamConnectionPool {
@@ -120,228 +179,62 @@ final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
         return fresh
     }
 
-    // MARK: Connection events
-
-    func handlerAdded(context: ChannelHandlerContext) {
-        self.context = context
-        wire.context = context
+    func startApp(_ head: EncodedRequestHead, timeout: Duration) {
+        upstream?.start(head, sink: self, timeout: timeout)
     }
 
-    func handlerRemoved(context: ChannelHandlerContext) {
-        self.context = nil
-        wire.context = nil
-    }
-
-    func channelActive(context: ChannelHandlerContext) {
-        client = context.remoteAddress?.ipAddress
-        armHeaderDeadline()
-        context.fireChannelActive()
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        headerTimer?.cancel()
-        headerTimer = nil
-        abortExchange()
-        context.fireChannelInactive()
-    }
-
-    /// Ends the exchange under way, if any, because the client connection failed or went away: the
-    /// app connection is given up (it may be mid-message) and the request counted once (499 when
-    /// no answer had started). The state becomes `.closing`.
-    func abortExchange(answer: Int = 499) {
-        switch state {
-        case .streaming(let ex, let upstream):
-            upstream.abandon()
-            finished(ex, status: ex.responseStarted ? ex.status : answer)
-        case .held(let ex, _):
-            finished(ex, status: answer)
-        default:
-            break
-        }
-        state = .closing
-    }
-
-    /// A protocol error (malformed framing, smuggling attempt, oversized head): answered with 400 or
-    /// 431 when no response is under way, and the connection is closed either way.
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        var started = false
-        switch state {
-        case .streaming(let ex, _): started = ex.responseStarted
-        case .closing, .draining: started = true
-        default: break
-        }
-        abortExchange(answer: ProtocolErrors.response(for: error).map { Int($0.status.code) } ?? 499)
-        ProtocolErrors.answer(wire, error, responseStarted: started)
-    }
-
-    func read(context: ChannelHandlerContext) {
-        if readsPaused || clientBlocked { readPending = true } else { context.read() }
-    }
-
-    /// Answers the sidecar wrote itself (rejections, preflights) wait in the client's outbound
-    /// buffer: while it is over the high-water mark, no more requests are read, so a pipelining
-    /// client that never reads cannot grow the sidecar's memory.
-    func blockReadsUntilClientReads(_ context: ChannelHandlerContext) {
-        if !context.channel.isWritable { clientBlocked = true }
-    }
-
-    func pauseReads() { readsPaused = true }
-
-    func resumeReads() {
-        guard readsPaused else { return }
-        readsPaused = false
-        if readPending, !clientBlocked, let context {
-            readPending = false
-            context.read()
+    func sendToApp(_ part: UpstreamRequestPart) {
+        switch part {
+        case .body(let chunk): upstream?.sendBody(chunk)
+        case .end: upstream?.sendEnd()
+        case .head: break
         }
     }
 
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
-        // The client reads slowly: stop reading the app's answer until it catches up.
-        if case .streaming(_, let upstream) = state {
-            if context.channel.isWritable { upstream.resumeReading() } else { upstream.pauseReading() }
-        }
-        if context.channel.isWritable && clientBlocked {
-            clientBlocked = false
-            drainQueued(context)
-            if readPending && !readsPaused && !clientBlocked {
-                readPending = false
-                context.read()
-            }
-        }
-        context.fireChannelWritabilityChanged()
+    func flushApp() { upstream?.flush() }
+
+    func abandonApp() {
+        upstream?.abandon()
+        upstream = nil
     }
 
-    // MARK: Header deadline
+    func appReads(paused: Bool) {
+        if paused { upstream?.pauseReading() } else { upstream?.resumeReading() }
+    }
 
-    func armHeaderDeadline() {
+    var appIsWritable: Bool { upstream?.isWritable ?? false }
+
+    func verifyLater(_ jwt: JWTAuthenticator, authorization: String?, path: String) {
         guard let context else { return }
-        headerDeadline = .now() + .nanoseconds(shared.config.headerTimeout.nanoseconds)
-        guard headerTimer == nil, let deadline = headerDeadline else { return }
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        headerTimer = context.eventLoop.scheduleTask(deadline: deadline) { bound.value.headerTimerFired() }
-    }
-
-    /// The client must send its head, and then each part of its body, within the header timeout:
-    /// a client that stalls mid-upload is cut off (408) instead of holding an app connection.
-    func headerTimerFired() {
-        headerTimer = nil
-        guard let deadline = headerDeadline, let context else { return }
-        let waitingForBody: Exchange?
-        switch state {
-        case .idle: waitingForBody = nil
-        case .held(let ex, _) where !ex.requestEnded, .streaming(let ex, _) where !ex.requestEnded: waitingForBody = ex
-        default: return
-        }
-        if deadline <= .now() {
-            guard let ex = waitingForBody else { return context.close(promise: nil) }  // no head in time: no answer, just close
-            let started = ex.responseStarted
-            abortExchange(answer: 408)
-            if started { return context.close(promise: nil) }
-            reject(context, ErrorResponse(status: .requestTimeout, code: "body_timeout",
-                                          message: "the request body stalled for \(shared.config.headerTimeout)", headers: ex.responseHeaders), close: true)
-        } else {
-            let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-            headerTimer = context.eventLoop.scheduleTask(deadline: deadline) { bound.value.headerTimerFired() }
+        context.eventLoop.makeFutureWithTask {
+            await jwt.authenticate(authorization: authorization, path: path)
+        }.whenComplete { result in
+            bound.value.engine?.verified(result)
         }
     }
 
-    // MARK: Reading requests
+    func exchangeBegan() {
+        shared.metrics.inFlight("ingress", shared.inFlight.increment())
+    }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        inReadBurst = true
-        wire.received(unwrapInboundIn(data))
-        do {
-            while let part = try wire.nextPart() {
-                // The client is not reading our answers: what is still arriving from the read burst
-                // under way is kept (bounded by the burst), not answered, until it reads again.
-                if clientBlocked { enqueue(part) } else { handle(part, context) }
-            }
-        } catch {
-            errorCaught(context: context, error: error)
+    func answeredAtHead(status: Int) {
+        shared.metrics.finished("ingress", status: status, seconds: 0)
+    }
+
+    func exchangeFinished(_ ex: IngressExchange, status: Int) {
+        shared.metrics.inFlight("ingress", shared.inFlight.decrement())
+        let elapsed = shared.clock.now - ex.started
+        shared.metrics.finished("ingress", status: status, seconds: elapsed.seconds)
+        if let route = ex.route { shared.metrics.routeFinished(route.prefix, status: status) }
+        if let log = shared.config.accessLog {
+            log.record([
+                ("time", .string(Date().formatted(.iso8601))), ("client", .string(client ?? "")),
+                ("method", .string(ex.head.method.text)), ("path", .string(log.loggedTarget(path: ex.path, uri: ex.head.target))), ("status", .int(status)),
+                ("duration_ms", .double(elapsed.seconds * 1000)), ("bytes_in", .int(ex.bodyBytes)),
+                ("correlation_id", .string(ex.correlationId)), ("trace_id", .string(ex.traceId)),
+                ("user_agent", .string(ex.head.first("user-agent") ?? "")),
+            ])
         }
     }
-
-    func channelReadComplete(context: ChannelHandlerContext) {
-        inReadBurst = false
-        if upstreamNeedsFlush, case .streaming(_, let upstream) = state { upstream.flush() }
-        upstreamNeedsFlush = false
-        context.fireChannelReadComplete()
-    }
-
-    func handle(_ part: ClientRequestPart, _ context: ChannelHandlerContext) {
-        switch state {
-        case .idle:
-            guard case .head(let head) = part else { return }  // stray parts of a request already answered
-            headerDeadline = nil
-            shared = generation.current
-            begin(context, head)
-        case .held(let ex, var parts):
-            if ex.requestEnded { return enqueue(part) }
-            guard admitBody(part, ex, context) else { return }
-            bodyProgress(ex)
-            state = .idle  // keeps `parts` uniquely referenced while it grows
-            parts.append(part)
-            state = .held(ex, parts: parts)
-        case .streaming(let ex, let upstream):
-            if ex.requestEnded { return enqueue(part) }
-            guard admitBody(part, ex, context) else { return }
-            bodyProgress(ex)
-            forward(part, to: upstream)
-        case .draining:
-            if case .end = part { requestDone(context) }
-        case .closing:
-            break
-        }
-    }
-
-    /// Counts body bytes against the limit; answers 413 (and closes) when over it.
-    func admitBody(_ part: ClientRequestPart, _ ex: Exchange, _ context: ChannelHandlerContext) -> Bool {
-        switch part {
-        case .body(let chunk):
-            ex.bodyBytes += chunk.readableBytes
-            if ex.bodyBytes > shared.config.maxBodyBytes {
-                let started = ex.responseStarted
-                abortExchange(answer: 413)  // the app connection is given up; the request counted once
-                if started {
-                    context.close(promise: nil)
-                } else {
-                    reject(context, ErrorResponse(status: .payloadTooLarge, code: "body_too_large",
-                                                  message: "the request body exceeds \(shared.config.maxBodyBytes) bytes", headers: ex.responseHeaders), close: true)
-                }
-                return false
-            }
-        case .end:
-            ex.requestEnded = true
-        case .head:
-            break
-        }
-        return true
-    }
-
-    /// A body part (or the end) arrived: the body deadline moves on, or ends with the body.
-    func bodyProgress(_ ex: Exchange) {
-        if ex.requestEnded { headerDeadline = nil } else { armHeaderDeadline() }
-    }
-
-    func enqueue(_ part: ClientRequestPart) {
-        queued.append(part)
-        if queued.count > 64 { pauseReads() }
-    }
-
-    func forward(_ part: ClientRequestPart, to upstream: UpstreamConnection) {
-        switch part {
-        case .body(let chunk):
-            upstream.sendBody(chunk)
-            if inReadBurst { upstreamNeedsFlush = true } else { upstream.flush() }
-            if !upstream.isWritable { pauseReads() }  // the app reads slowly: stop reading the client
-        case .end:
-            upstream.sendEnd()
-            upstreamNeedsFlush = false
-        case .head:
-            break
-        }
-    }
-
 }
-

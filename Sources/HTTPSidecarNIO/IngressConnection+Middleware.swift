@@ -1,0 +1,71 @@
+import HTTPSidecar
+import MeshCore
+import NIOCore
+import NIOHTTP1
+import SidecarAuth
+
+/// The ingress middleware as the engine runs it: ``IngressAdmission`` decides at the head (IP filter,
+/// CORS, rate limit, the request as the app will see it); JWT runs at once for a token seen before,
+/// else off the loop through the driver.
+extension IngressConnection {
+    func begin(_ head: ScannedRequestHead) {
+        let admitted: IngressAdmission.Admitted
+        switch IngressAdmission.decide(head, client: client, scheme: scheme, policy: policy, now: io.now, random: &random) {
+        case .refuse(let error, let close):
+            io.observe(.refused(code: error.code))
+            return refuse(head, status: error.status, headers: error.headers + [("content-type", "application/json")],
+                          body: error.body(allocator: allocator), close: close)
+        case .answer(let status, let headers, let close):
+            io.observe(.preflight)
+            return refuse(head, status: status, headers: headers, body: nil, close: close)
+        case .admit(let a):
+            admitted = a
+        }
+        io.observe(.admitted(path: admitted.path))
+        let ex = IngressExchange(head: head, admitted: admitted, started: io.now)
+        io.exchangeBegan()
+        if head.scan.expectsContinue {
+            codec.encode(.head(HTTPResponseHead(version: .http1_1, status: .continue)), allocator: allocator) { io.writeToClient($0) }
+            io.flushClient()
+        }
+        state = .held(ex, parts: [])
+        if admitted.framing.hasBody { armHeaderDeadline() }  // the body must keep coming, too
+        if admitted.needsJWT, let jwt = config.jwt {
+            authenticate(jwt, ex)
+        } else {
+            connect()
+        }
+    }
+
+    /// Verifies the bearer token: at once for a token seen before (or a missing one), else off the
+    /// loop (the signature check) and back through ``verified(_:)``.
+    func authenticate(_ jwt: JWTAuthenticator, _ ex: IngressExchange) {
+        let authorization = ex.head.first("authorization")
+        if let verdict = jwt.authenticateWithoutWaiting(authorization: authorization, path: ex.path) {
+            return verified(.success(verdict))
+        }
+        io.verifyLater(jwt, authorization: authorization, path: ex.path)
+    }
+
+    /// The verdict on the held request's token: on to the rate limit after JWT and the app, or answered.
+    public func verified(_ result: Result<Result<VerifiedToken, AuthFailure>, any Error>) {
+        guard case .held(let ex, _) = state else { return }
+        switch result {
+        case .success(.success(let token)):
+            // What the route lists after JWT (only a rate limit may follow it).
+            for step in ex.afterJWT where step == .rateLimit {
+                if let refusal = IngressAdmission.rateLimit(policy, ex.route, head: ex.head, subject: token.subject ?? token.clientId,
+                                                            client: client, now: io.now, &ex.responseHeaders) {
+                    return answerWithoutApp(ex, refusal)
+                }
+            }
+            connect()
+        case .success(.failure(let failure)):
+            answerWithoutApp(ex, ErrorResponse(
+                status: HTTPResponseStatus(statusCode: failure.status), code: failure.code, message: failure.message,
+                headers: ex.responseHeaders + [("www-authenticate", failure.wwwAuthenticate)]))
+        case .failure(let error):
+            answerWithoutApp(ex, ErrorResponse(status: .internalServerError, code: "auth_error", message: "\(error)", headers: ex.responseHeaders))
+        }
+    }
+}
