@@ -21,6 +21,8 @@ final class IngressClient: SimProcess {
         var deadline: TimerToken
         /// For a cross-origin request: the origin its answer must allow (nil: none).
         var allowOrigin: String??
+        /// Written in two pieces a moment apart (the second may be held up past the header timeout).
+        var writtenInPieces = false
     }
     private struct Slot {
         var stream: StreamID?
@@ -92,21 +94,31 @@ final class IngressClient: SimProcess {
                 let spelling = IngressSpellings.table[Int(host.random.next() % UInt64(IngressSpellings.table.count))]
                 let post = host.random.chance(0.3)
                 let id = nextId(host)
-                let body = post ? "body of \(id)" : ""
+                var expected = IngressSpellings.expectation(spelling.means, client: address)
+                // Some bodies to the app are over the limit, and some stop halfway for good.
+                let admitted: Bool
+                if case .app = expected { admitted = true } else { admitted = false }
+                let oversize = post && admitted && host.random.chance(config.oversizeShare)
+                let stall = post && admitted && !oversize && host.random.chance(config.stallShare)
+                let body = !post ? "" : "body of \(id)" + (oversize ? String(repeating: "x", count: config.maxBodyBytes) : "")
                 var text = "\(post ? "POST" : "GET") \(spelling.target) HTTP/1.1\r\nhost: sidecar\r\nx-correlation-id: \(id)\r\n"
-                if post && host.random.chance(0.5) {
+                if stall {
+                    text += "content-length: \(body.utf8.count)\r\n\r\n" + body.prefix(body.utf8.count / 2)
+                    expected = .stalled
+                } else if post && host.random.chance(0.5) {
                     // Chunked, in two chunks: the sidecar re-frames the body for the app.
                     let cut = body.utf8.count / 2
                     let (first, second) = (String(body.prefix(cut)), String(body.dropFirst(cut)))
                     text += "transfer-encoding: chunked\r\n\r\n"
                     text += String(first.utf8.count, radix: 16) + "\r\n" + first + "\r\n"
                     text += String(second.utf8.count, radix: 16) + "\r\n" + second + "\r\n0\r\n\r\n"
+                    if oversize { expected = .tooLarge(declared: false) }
                 } else {
                     if post { text += "content-length: \(body.utf8.count)\r\n" }
                     text += "\r\n" + body
+                    if oversize { expected = .tooLarge(declared: true) }
                 }
                 bytes += Array(text.utf8)
-                let expected = IngressSpellings.expectation(spelling.means, client: address)
                 record(i, id: id, method: post ? "POST" : "GET", body: body, expected: expected, host)
                 // A pair only behind a request that keeps the connection open whatever the answer.
                 if case .app = expected, !post, slots[i].outstanding.count == 1, host.random.chance(config.pipelineShare) {
@@ -119,6 +131,7 @@ final class IngressClient: SimProcess {
         // Half the time in two writes a moment apart, cut at a random byte: the sidecar reads
         // requests out of whatever pieces arrive.
         guard bytes.count > 1, host.random.next() % 2 == 0 else { return host.write(s, bytes) }
+        for k in slots[i].outstanding.indices { slots[i].outstanding[k].writtenInPieces = true }
         let at = 1 + Int(host.random.next() % UInt64(bytes.count - 1))
         host.write(s, Array(bytes[..<at]))
         let t = host.setTimer(after: .microseconds(200))
@@ -192,7 +205,10 @@ final class IngressClient: SimProcess {
            let why = IngressChecks.cors(expected: origin, allowed: slots[i].reader.field("access-control-allow-origin"), for: request.id) {
             host.simulation.violation("ingress.cors", why, host: host.id)
         }
-        switch IngressChecks.answer(status: status, id: slots[i].reader.field("x-correlation-id"), for: request.id, expected: request.expected) {
+        if case .tooLarge = request.expected, status == 413 { host.simulation.coverage.hit("ingress.body-too-large") }
+        if case .stalled = request.expected, status == 408 { host.simulation.coverage.hit("ingress.body-stalled") }
+        switch IngressChecks.answer(status: status, id: slots[i].reader.field("x-correlation-id"), for: request.id, expected: request.expected,
+                                    writtenInPieces: request.writtenInPieces) {
         case .success(let ok):
             if ok, status == 200, let why = IngressChecks.relayedAnswer(body: String(decoding: slots[i].reader.bodyBytes, as: UTF8.self),
                                                                         fields: slots[i].reader.field, for: request.id) {

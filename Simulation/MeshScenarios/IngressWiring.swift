@@ -11,6 +11,8 @@ enum IngressWiring {
     static func sidecarConfig(_ workload: IngressWorkloadConfig) -> IngressConfig {
         var c = IngressConfig()
         c.upstreamTimeout = workload.upstreamTimeout
+        c.headerTimeout = workload.headerTimeout
+        c.maxBodyBytes = workload.maxBodyBytes
         c.ipFilter = IPFilter(allow: [CIDR("10.0.0.0/8")!])
         c.routes = [IngressRoute(prefix: "/", middleware: []), IngressRoute(prefix: "/admin", middleware: [.ipFilter]),
                     IngressRoute(prefix: "/limited", middleware: [.rateLimit], rateLimit: IngressSpellings.limit),

@@ -19,6 +19,13 @@ public struct IngressWorkloadConfig: Hashable, Sendable {
     public var smugglingShare = 0.1
     /// Share of requests that are CORS preflights or cross-origin requests to `/cors`.
     public var corsShare = 0.1
+    /// The sidecar's header timeout: a head, and then each part of a body, must come within it.
+    public var headerTimeout: Duration = .milliseconds(50)
+    /// The sidecar's body limit.
+    public var maxBodyBytes = 256
+    /// Share of POST bodies over the body limit, and of POSTs whose body stops halfway for good.
+    public var oversizeShare = 0.03
+    public var stallShare = 0.03
     public var serviceMin: Duration = .microseconds(300)
     public var serviceTailMean: Duration = .milliseconds(2)
     public init() {}
@@ -37,6 +44,13 @@ enum IngressExpectation: Hashable {
     case malformed
     /// A CORS preflight, answered by the sidecar: 204 allowing this origin, or 403 when nil.
     case preflight(allowOrigin: String?)
+    /// A body over the limit: 413 and nothing of it reaching the app as a request. Declared by its
+    /// length it is refused at the head; a chunked one may be admitted first and the app fail
+    /// before the body crosses the limit (502/503).
+    case tooLarge(declared: Bool)
+    /// A body that stops halfway for good: 408 once the header timeout passes since its last part
+    /// (shorter than the app's timeout, so never 504), or 502/503 when the app failed first.
+    case stalled
 }
 
 /// The request spellings the clients choose from, each with the one target it means (nil: the
@@ -173,7 +187,16 @@ enum IngressChecks {
 
     /// An answer reaching the client: it names its request and agrees with what the request should
     /// come to (`ingress.right-response`). Returns whether it is a success, or the violation.
-    static func answer(status: Int, id: String?, for request: String, expected: IngressExpectation) -> Result<Bool, CheckFailure> {
+    /// A request `writtenInPieces` may have had its rest held up (a partition, a clog) past the
+    /// header timeout: 408 naming it is then a right answer too, though not a success.
+    static func answer(status: Int, id: String?, for request: String, expected: IngressExpectation,
+                       writtenInPieces: Bool = false) -> Result<Bool, CheckFailure> {
+        if writtenInPieces, status == 408, id == request {
+            switch expected {
+            case .app, .limited, .tooLarge: return .success(false)
+            default: break
+            }
+        }
         switch expected {
         case .malformed:
             guard [400, 501, 505].contains(status) else {
@@ -202,6 +225,18 @@ enum IngressChecks {
                 return .failure(CheckFailure("\(request) is admitted by policy, yet it was answered \(status)"))
             }
             return .success(status == 200)
+        case .tooLarge(let declared):
+            guard id == request else { return .failure(CheckFailure("\(request) got the answer (\(status)) meant for \(id ?? "no request")")) }
+            guard status == 413 || (!declared && [502, 503].contains(status)) else {
+                return .failure(CheckFailure("\(request)'s body is over the limit\(declared ? " by its declared length" : ""), yet it was answered \(status)"))
+            }
+            return .success(status == 413)
+        case .stalled:
+            guard id == request else { return .failure(CheckFailure("\(request) got the answer (\(status)) meant for \(id ?? "no request")")) }
+            guard [408, 502, 503].contains(status) else {
+                return .failure(CheckFailure("\(request)'s body stalled for good, yet it was answered \(status)"))
+            }
+            return .success(status == 408)
         }
     }
 

@@ -330,9 +330,16 @@ public struct Scenario: Sendable {
         c.pipelineShare = try i.probability("pipeline_share") ?? c.pipelineShare
         c.smugglingShare = try i.probability("smuggling_share") ?? c.smugglingShare
         c.corsShare = try i.probability("cors_share") ?? c.corsShare
+        c.headerTimeout = try i.duration("header_timeout") ?? c.headerTimeout
+        c.maxBodyBytes = try i.int("max_body_bytes") ?? c.maxBodyBytes
+        c.oversizeShare = try i.probability("oversize_share") ?? c.oversizeShare
+        c.stallShare = try i.probability("stall_share") ?? c.stallShare
         (c.serviceMin, c.serviceTailMean) = try serviceTime(&i, default: (c.serviceMin, c.serviceTailMean))
         guard c.concurrency >= 1, c.upstreamTimeout < c.deadline else {
             throw ConfigError(key: "ingress", "concurrency must be at least 1 and upstream_timeout shorter than deadline")
+        }
+        guard c.headerTimeout < c.upstreamTimeout, c.maxBodyBytes >= 64 else {
+            throw ConfigError(key: "ingress", "header_timeout must be shorter than upstream_timeout (a stalled body is 408, not 504), and max_body_bytes at least 64")
         }
         try i.rejectUnknownKeys()
         s.ingress = c

@@ -58,6 +58,20 @@ import Testing
         #expect(try IngressChecks.answer(status: 400, id: nil, for: "c.1", expected: .malformed).get() == true)
     }
 
+    @Test func aBodyOverTheLimitIs413AndAStalledOne408AndNothingElseOfTheSidecarsOwn() throws {
+        #expect(try IngressChecks.answer(status: 413, id: "c.1", for: "c.1", expected: .tooLarge(declared: true)).get() == true)
+        #expect((try? IngressChecks.answer(status: 502, id: "c.1", for: "c.1", expected: .tooLarge(declared: true)).get()) == nil,
+                "a declared size is refused at the head, before the app")
+        #expect(try IngressChecks.answer(status: 502, id: "c.1", for: "c.1", expected: .tooLarge(declared: false)).get() == false)
+        #expect((try? IngressChecks.answer(status: 200, id: "c.1", for: "c.1", expected: .tooLarge(declared: false)).get()) == nil)
+        #expect(try IngressChecks.answer(status: 408, id: "c.1", for: "c.1", expected: .stalled).get() == true)
+        #expect((try? IngressChecks.answer(status: 504, id: "c.1", for: "c.1", expected: .stalled).get()) == nil,
+                "the body deadline is shorter than the app's: a stalled body is never the app's timeout")
+        #expect((try? IngressChecks.answer(status: 408, id: "c.1", for: "c.1", expected: .app(target: "/a")).get()) == nil)
+        #expect(try IngressChecks.answer(status: 408, id: "c.1", for: "c.1", expected: .app(target: "/a"), writtenInPieces: true).get() == false,
+                "the rest of a request written in pieces may be held up past the deadline")
+    }
+
     @Test func rightResponseFiresOnAnotherBodyOrAHopByHopFieldOfTheApp() {
         let none: (String) -> String? = { _ in nil }
         #expect(IngressChecks.relayedAnswer(body: "ok c.1", fields: none, for: "c.1") == nil)
