@@ -134,7 +134,7 @@ let package = Package(
         .target(
             name: "MeshScenarios",
             dependencies: [
-                "MeshCore", "MeshConfig", "MeshSimulator", "SimKafka", "HTTPSidecar", "HTTPSidecarNIO", "KafkaSidecar",
+                "MeshCore", "MeshConfig", "MeshSimulator", "SimKafka", "HTTPSidecar", "HTTPSidecarNIO", "SidecarAuth", "KafkaSidecar",
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Yams", package: "Yams"),
             ],

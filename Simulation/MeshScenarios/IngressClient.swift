@@ -87,6 +87,11 @@ final class IngressClient: SimProcess {
             let request = IngressSpellings.cors(id, pick: host.random.next())
             bytes += request.bytes
             record(i, id: id, method: request.method, body: "", expected: request.expected, allowOrigin: request.allowOrigin, host)
+        } else if host.random.chance(config.jwtShare) {
+            let id = nextId(host)
+            let request = IngressSpellings.secure(id, pick: host.random.next())
+            bytes += request.bytes
+            record(i, id: id, method: request.method, body: request.body, expected: request.expected, host)
         } else {
             var pipelined = 1
             while pipelined > 0 {

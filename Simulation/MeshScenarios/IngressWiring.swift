@@ -5,7 +5,8 @@ import MeshSimulator
 
 /// Builds the ingress workload's hosts: the app, the sidecar pod in front of it (its policy: `/admin`
 /// and below from 10.0.0.0/8 only, `/limited` and below rate-limited per client address, `/cors`
-/// behind a CORS policy allowing one origin, everything else open), and the clients.
+/// behind a CORS policy allowing one origin, `/secure` and below behind JWT (``SimJWT``; `/secure/admin`
+/// needs the `pets:admin` scope), everything else open), and the clients.
 enum IngressWiring {
     /// The sidecar's ingress settings in the scenario.
     static func sidecarConfig(_ workload: IngressWorkloadConfig) -> IngressConfig {
@@ -16,8 +17,9 @@ enum IngressWiring {
         c.ipFilter = IPFilter(allow: [CIDR("10.0.0.0/8")!])
         c.routes = [IngressRoute(prefix: "/", middleware: []), IngressRoute(prefix: "/admin", middleware: [.ipFilter]),
                     IngressRoute(prefix: "/limited", middleware: [.rateLimit], rateLimit: IngressSpellings.limit),
-                    IngressRoute(prefix: "/cors", middleware: [.cors])]
+                    IngressRoute(prefix: "/cors", middleware: [.cors]), IngressRoute(prefix: "/secure", middleware: [.jwt])]
         c.cors = CORSPolicy(allowedOrigins: [IngressSpellings.goodOrigin])
+        c.jwt = SimJWT.authenticator()
         return c
     }
 

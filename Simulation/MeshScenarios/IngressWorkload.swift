@@ -19,6 +19,8 @@ public struct IngressWorkloadConfig: Hashable, Sendable {
     public var smugglingShare = 0.1
     /// Share of requests that are CORS preflights or cross-origin requests to `/cors`.
     public var corsShare = 0.1
+    /// Share of requests to `/secure` (JWT), with a good, under-scoped, expired, missing or non-bearer token.
+    public var jwtShare = 0.1
     /// The sidecar's header timeout: a head, and then each part of a body, must come within it.
     public var headerTimeout: Duration = .milliseconds(50)
     /// The sidecar's body limit.
@@ -99,6 +101,31 @@ enum IngressSpellings {
         }
         let text = "GET \(target) HTTP/1.1\r\nhost: sidecar\r\nx-correlation-id: \(id)\r\norigin: \(origin)\r\n\r\n"
         return (Array(text.utf8), "GET", .app(target: "/cors/x"), .some(good ? origin : nil))
+    }
+
+    /// A request to `/secure` (JWT required; `/secure/admin` needs `pets:admin`) with one of five
+    /// credentials; its bytes, method, body, and what it should come to.
+    static func secure(_ id: String, pick: UInt64) -> (bytes: [UInt8], method: String, body: String, expected: IngressExpectation) {
+        let spellings = [("/secure/x", "/secure/x"), ("/secure/admin/x", "/secure/admin/x"), ("/public/../secure/admin/x", "/secure/admin/x")]
+        let (target, means) = spellings[Int(pick % 3)]
+        let credentials: [(field: String?, scopes: Set<String>?)] = [
+            ("Bearer " + SimJWT.reader, ["pets:read"]), ("Bearer " + SimJWT.admin, ["pets:read", "pets:admin"]),
+            ("Bearer " + SimJWT.expired, nil), (nil, nil), ("Basic c2ltOnNpbQ==", nil),
+        ]
+        let (field, scopes) = credentials[Int(pick / 3 % 5)]
+        let expected: IngressExpectation
+        if let scopes {
+            expected = means.hasPrefix("/secure/admin") && !scopes.contains("pets:admin") ? .refused(status: 403) : .app(target: means)
+        } else {
+            expected = .refused(status: 401)
+        }
+        let post = pick / 15 % 3 == 0
+        let body = post ? "body of \(id)" : ""
+        var text = "\(post ? "POST" : "GET") \(target) HTTP/1.1\r\nhost: sidecar\r\nx-correlation-id: \(id)\r\n"
+        if let field { text += "authorization: \(field)\r\n" }
+        if post { text += "content-length: \(body.utf8.count)\r\n" }
+        text += "\r\n" + body
+        return (Array(text.utf8), post ? "POST" : "GET", body, expected)
     }
 
     /// Whether `target` is under `/limited`.

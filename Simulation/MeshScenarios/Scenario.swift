@@ -330,6 +330,7 @@ public struct Scenario: Sendable {
         c.pipelineShare = try i.probability("pipeline_share") ?? c.pipelineShare
         c.smugglingShare = try i.probability("smuggling_share") ?? c.smugglingShare
         c.corsShare = try i.probability("cors_share") ?? c.corsShare
+        c.jwtShare = try i.probability("jwt_share") ?? c.jwtShare
         c.headerTimeout = try i.duration("header_timeout") ?? c.headerTimeout
         c.maxBodyBytes = try i.int("max_body_bytes") ?? c.maxBodyBytes
         c.oversizeShare = try i.probability("oversize_share") ?? c.oversizeShare

@@ -37,14 +37,12 @@ extension IngressConnection {
         }
     }
 
-    /// Verifies the bearer token: at once for a token seen before (or a missing one), else off the
-    /// loop (the signature check) and back through ``verified(_:)``.
+    /// Verifies the bearer token through the driver: the verdict now, or later through ``verified(_:)``
+    /// (parts that arrive meanwhile are kept).
     func authenticate(_ jwt: JWTAuthenticator, _ ex: IngressExchange) {
-        let authorization = ex.head.first("authorization")
-        if let verdict = jwt.authenticateWithoutWaiting(authorization: authorization, path: ex.path) {
-            return verified(.success(verdict))
+        if let verdict = io.verify(jwt, authorization: ex.head.first("authorization"), path: ex.path) {
+            verified(.success(verdict))
         }
-        io.verifyLater(jwt, authorization: authorization, path: ex.path)
     }
 
     /// The verdict on the held request's token: on to the rate limit after JWT and the app, or answered.

@@ -52,9 +52,9 @@ public protocol IngressConnectionIO: AnyObject {
 
     // MARK: Off the loop
 
-    /// Checks a token the authenticator has no verdict for yet; the verdict comes back as
-    /// ``IngressConnection/verified(_:)``.
-    func verifyLater(_ jwt: JWTAuthenticator, authorization: String?, path: String)
+    /// The verdict on a request's bearer token: now, or nil and later as ``IngressConnection/verified(_:)``
+    /// (when the signature must be checked off the loop). How long a verdict takes is the driver's.
+    func verify(_ jwt: JWTAuthenticator, authorization: String?, path: String) -> Result<VerifiedToken, AuthFailure>?
 
     // MARK: The books
 

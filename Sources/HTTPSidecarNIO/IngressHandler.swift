@@ -204,14 +204,18 @@ final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
 
     var appIsWritable: Bool { upstream?.isWritable ?? false }
 
-    func verifyLater(_ jwt: JWTAuthenticator, authorization: String?, path: String) {
-        guard let context else { return }
+    /// At once for a token seen before (or a missing one), else the signature is checked off the
+    /// event loop and the verdict comes back on it.
+    func verify(_ jwt: JWTAuthenticator, authorization: String?, path: String) -> Result<VerifiedToken, AuthFailure>? {
+        if let verdict = jwt.authenticateWithoutWaiting(authorization: authorization, path: path) { return verdict }
+        guard let context else { return nil }
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
         context.eventLoop.makeFutureWithTask {
             await jwt.authenticate(authorization: authorization, path: path)
         }.whenComplete { result in
             bound.value.engine?.verified(result)
         }
+        return nil
     }
 
     func exchangeBegan() {

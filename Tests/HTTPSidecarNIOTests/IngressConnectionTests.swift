@@ -84,7 +84,7 @@ import Testing
         func abandonApp() { appAbandoned += 1 }
         func appReads(paused: Bool) {}
         var appIsWritable: Bool { true }
-        func verifyLater(_ jwt: JWTAuthenticator, authorization: String?, path: String) {}
+        func verify(_ jwt: JWTAuthenticator, authorization: String?, path: String) -> Result<VerifiedToken, AuthFailure>? { nil }
         func exchangeBegan() { began += 1 }
         func exchangeFinished(_ exchange: IngressExchange, status: Int) { finished.append(status) }
         func answeredAtHead(status: Int) { atHead.append(status) }
