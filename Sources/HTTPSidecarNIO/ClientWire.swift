@@ -3,9 +3,9 @@ import NIOCore
 
 /// The bytes of one client connection, sans-IO: what the client sent, read into request parts by
 /// ``HTTP1RequestDecoder``, and the answers, written as bytes by ``HTTP1ResponseEncoder`` (which
-/// learns from the heads read which answers are to HEAD). The NIO handlers run it through
-/// ``ClientWire``; the simulated ingress sidecar runs it over simulated streams, so both frame
-/// requests and answers with the same code.
+/// learns from the heads read which answers are to HEAD). The ingress's ``IngressConnection``
+/// engine holds one (in NIO and in the simulator alike); the egress's NIO handler runs one through
+/// ``ClientWire``.
 public struct ClientCodec {
     private var decoder: HTTP1RequestDecoder
     private var encoder = HTTP1ResponseEncoder()
@@ -32,9 +32,9 @@ public struct ClientCodec {
     }
 }
 
-/// A client connection's ``ClientCodec`` in the connection's one NIO handler (the ingress's or the
-/// egress's). Codec and policy share one pipeline stage, so a request crosses no handler boundary
-/// (no message boxing, no dynamic casts, no per-part pipeline walk) on its way through the sidecar.
+/// An egress client connection's ``ClientCodec`` in the connection's one NIO handler. Codec and
+/// policy share one pipeline stage, so a request crosses no handler boundary (no message boxing, no
+/// dynamic casts, no per-part pipeline walk) on its way through the sidecar.
 ///
 /// Confined to the connection's event loop.
 final class ClientWire {

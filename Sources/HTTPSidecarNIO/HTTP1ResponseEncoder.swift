@@ -20,7 +20,7 @@ public enum ClientResponsePart {
 }
 
 /// Writes the sidecar's answers to a client as HTTP/1.1 bytes, paired with ``HTTP1RequestDecoder``
-/// in the connection's one handler (``ClientWire``).
+/// in the connection's codec (``ClientCodec``).
 ///
 /// Framing: a `Content-Length` the handler set is kept; otherwise a `Transfer-Encoding: chunked` it
 /// set, or (HTTP/1.1, a status and method that carry a body) one added here; an HTTP/1.0 answer

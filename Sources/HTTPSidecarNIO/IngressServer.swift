@@ -125,7 +125,7 @@ public final class IngressServer: Sendable {
                     }
                     // One handler frames and decides: requests are read by the sidecar's own scanner
                     // (fail-closed rules, differentially tested against llhttp) inside it, answers
-                    // written by it (``ClientWire``). No outbound validation: every header written was
+                    // written by it (its ``IngressConnection`` engine). No outbound validation: every header written was
                     // read by the scanner on the way in (no CR, LF or NUL), or is the sidecar's own
                     // (configured header rules are checked when loaded).
                     try channel.pipeline.syncOperations.addHandler(IngressHandler(generation: generation, scheme: tls ? "https" : "http"))

@@ -4,8 +4,8 @@ import NIOHTTP1
 
 /// One whole answer the sidecar writes itself (a refusal, a preflight, a 502): sets
 /// `Content-Length`, adds `Connection: close` when the connection ends after it, and leaves the body
-/// out for HEAD. The NIO handlers write its parts through ``ClientWire``; the simulated ingress
-/// sidecar through its ``ClientCodec``.
+/// out for HEAD. The ingress's engine writes its parts through its ``ClientCodec`` (in NIO and in the
+/// simulator alike), the egress's NIO handler through ``ClientWire``.
 public enum ResponseWriter {
     /// The parts of the answer: the head, the body unless empty or answering HEAD, the end.
     public static func parts(status: HTTPResponseStatus, headers: [(String, String)], body: ByteBuffer?,
