@@ -4,49 +4,55 @@ import MeshCore
 import MeshSimulator
 import NIOCore
 
-/// An app and its sidecar's egress path on one simulated pod: requests go to upstream pods chosen by
-/// the product's ``UpstreamPool`` (load balancing, breakers, ejection, retry budget and safety); this
-/// driver only moves bytes and timers, as the NIO driver does in production.
+/// An app and its egress sidecar on one simulated pod. The app sends HTTP/1.1 requests on its own
+/// connections to the sidecar, which runs the production ``EgressConnection`` engine per connection
+/// (``HTTPEgressAppConnection``): routing, the request's ``EgressExchange`` against the service's
+/// ``UpstreamPool`` (load balancing, breakers, ejection, retry budget and safety, deadline, tokens),
+/// the attempts' heads (``EgressRequestHead``), relaying the answer. This pod does what the NIO
+/// driver does for it and nothing more: attempts on pooled HTTP/1.1 connections to the upstream
+/// pods, token fetches through the product's ``TokenBroker``, timers. The app judges the answers it
+/// reads; a reference model hears what each attempt came to.
 final class HTTPEgressClient: SimProcess {
+    /// The app's request under way on a slot (one connection, one request at a time).
     private struct Request {
         var historyId: Int
         var key: String
         var method: String
-        var slot: Int
-        /// The product's lifecycle of this request (deadline, tokens, attempts and their timeouts,
-        /// retries, the answer): the same engine the NIO egress handler runs.
-        var exchange: EgressExchange
         /// The app's trace context for this request (the upstream must see its trace with a new span).
         var traceparent: String
-        /// The bearer token the sidecar injects (empty without OAuth).
-        var token = ""
-        var current: Attempt?
-        var timers: [TimerToken] = []
+        /// What the sidecar's exchange settled on (seen in its actions), for the history's outcome.
+        var outcome: History.Outcome?
+        var leave: TimerToken?
+        /// The exchange's last action was a retry (its backoff wait is not a wait for an endpoint).
+        var retrying = false
     }
+    /// An attempt the sidecar sent, on a connection to an upstream pod.
     private struct Attempt {
-        var wire: UInt64
+        var id: UInt64
         var endpoint: MeshAddress
-        var sentAt: MeshInstant
-        /// The connection carrying it (one exchange at a time, as HTTP/1.1 and the NIO pool do).
         var stream: StreamID
         var written = false
         /// Whether the reference model counted this attempt as a half-open probe.
         var modelProbe = false
     }
-    private enum Purpose { case think(Int), exchange(Int, EgressExchange.Timer, UInt64), connect(StreamID), discovery, tokenTimeout(UInt64), appLeaves(Int) }
+    private enum Purpose {
+        /// An exchange timer, for the app connection (engine) that armed it: a later connection on the
+        /// same slot has exchanges of its own, numbered from 1 again.
+        case think(Int), exchange(HTTPEgressAppConnection, EgressExchange.Timer, generation: UInt64, exchange: UInt64), connect(StreamID), discovery
+        case tokenTimeout(UInt64), appLeaves(Int, history: Int)
+    }
     /// One HTTP/1.1 connection to an upstream pod: it carries one attempt at a time and goes back to
     /// the idle list after a whole answer that keeps it open.
     private struct Connection {
         var upstream: HostID
         var open = false
-        /// The attempt it carries: its request, and the bytes waiting for the connect.
-        var request: Int?
+        /// The attempt it carries (its slot and id), and the bytes waiting for the connect.
+        var attempt: (slot: Int, id: UInt64)?
         var pending: [UInt8]?
         /// Requests written and answers read as ``UpstreamConnection`` does (the same codec).
         var codec = UpstreamCodec()
-        /// The head of the answer being read.
-        var head: ScannedResponseHead?
-        /// The answer's head went to the exchange; the rest of its body is still to come.
+        var keepAlive = false
+        /// The answer's head went to the engine; the rest of it is still to come.
         var relaying = false
     }
 
@@ -55,9 +61,11 @@ final class HTTPEgressClient: SimProcess {
     private let stopAt: MeshInstant
     /// Faults stop here; so does discovery churn (endpoints still come back).
     private let calmAt: MeshInstant
-    private var pool: UpstreamPool
+    /// The sidecar's one service: its pool, shared by the app's connections.
+    let service: SimEgressService
+    private var apps: [HTTPEgressAppConnection?] = []
     private var requests: [Int: Request] = [:]
-    private var byWire: [UInt64: Int] = [:]
+    private var attempts: [Int: Attempt] = [:]
     private var timers: [UInt64: Purpose] = [:]
     private var connections: [StreamID: Connection] = [:]
     /// Open connections with no attempt, per upstream pod (newest last).
@@ -70,18 +78,19 @@ final class HTTPEgressClient: SimProcess {
     /// (the retry-budget check's own record).
     private var originalTimes: [MeshInstant] = []
     private var retryTimes: [MeshInstant] = []
-    private var startedAt: MeshInstant = .zero
     /// The endpoints discovery lists now (all of them unless churn removed one).
     private var listed: [MeshAddress]
-    /// The product's token cache, and the one fetch it asked for (its wire id and stream).
+    /// The product's token cache, its waiting slots (with their exchanges), and the one fetch it
+    /// asked for (its wire id and stream).
     private var tokens: TokenBroker<Int>?
+    private var tokenWaiters: [Int: (app: HTTPEgressAppConnection, exchange: UInt64)] = [:]
     private var tokenFetch: (wire: UInt64, stream: StreamID, sent: Bool)?
     private let tokenServer: HostID?
-    /// The endpoint-health promise as an independent model, fed with what this app saw.
+    /// The endpoint-health promise as an independent model, fed with what each attempt came to.
     private var model: EndpointHealthModel
-
-    /// The run's fault points, handed to the product's exchange (its buggify sites).
+    /// The run's fault points, handed to the product's exchanges (their buggify sites).
     private let faults: any FaultInjector
+    private unowned var host: SimHost!
 
     init(config: HTTPEgressConfig, upstreams: [(host: HostID, address: MeshAddress)], poolConfig: UpstreamPool.Config, stopAt: MeshInstant,
          calmAt: MeshInstant, tokenServer: HostID? = nil, faults: any FaultInjector = InertFaults.shared) {
@@ -90,18 +99,23 @@ final class HTTPEgressClient: SimProcess {
         self.upstreams = upstreams
         self.stopAt = stopAt
         self.calmAt = calmAt
-        self.pool = UpstreamPool(poolConfig, endpoints: upstreams.map(\.address))
+        let settings = EgressExchange.Settings(service: "upstream", deadline: config.deadline, attemptTimeout: config.attemptTimeout,
+                                               usesToken: config.oauth != nil)
+        self.service = SimEgressService(pool: UpstreamPool(poolConfig, endpoints: upstreams.map(\.address)), random: SeededRandom(seed: 0),
+                                        settings: settings)
         self.listed = upstreams.map(\.address)
         self.tokens = config.oauth.map { TokenBroker($0) }
         self.tokenServer = tokenServer
         self.model = EndpointHealthModel(.init(poolConfig), listed: upstreams.map(\.address))
     }
 
-    var retryBudget: RetryPolicy { pool.config.retry }
+    var retryBudget: RetryPolicy { service.pool.config.retry }
 
     func start(on host: SimHost) {
+        self.host = host
         nextWire = (host.random.next() & 0xffff_ffff) << 32
-        startedAt = host.now
+        service.random = SeededRandom(seed: host.random.next())
+        apps = Array(repeating: nil, count: config.concurrency)
         for slot in 0..<config.concurrency { think(slot, host) }
         scheduleDiscovery(host)
     }
@@ -125,95 +139,114 @@ final class HTTPEgressClient: SimProcess {
             listed = all
             host.simulation.coverage.hit("http.endpoint-restored")
         }
-        pool.setEndpoints(listed, now: host.now)
+        service.pool.setEndpoints(listed, now: host.now)
         model.listed(listed)
         scheduleDiscovery(host)
     }
 
-    // MARK: Tokens
+    // MARK: The app
 
-    /// Reports `event` to request `id`'s exchange and carries out what it answers. The reference
-    /// model hears how the current attempt ended from what the app saw (its answer or failure), or
-    /// that it was dropped.
-    private func deliver(_ id: Int, _ event: EgressExchange.Event, _ host: SimHost) {
-        guard var r = requests[id] else { return }
-        let attempt = r.current
-        // A failed attempt is over; an answered one stays current until the exchange decides, so
-        // that a retry drops its connection as the NIO driver does (``Action/abandonAttempt``).
-        if case .attemptFailed = event, let a = attempt {
-            r.current = nil
-            byWire[a.wire] = nil
-        }
-        let actions = r.exchange.handle(event, pool: &pool, now: host.now, random: &host.random)
-        requests[id] = r
-        if let a = attempt {
-            switch event {
-            case .attemptHead(let status): model.ended(a.endpoint, status >= 500 ? .serverError : .success, now: host.now)
-            case .attemptFailed: model.ended(a.endpoint, .gatewayError, now: host.now)
-            case .appLeft where actions.contains(.abandonAttempt): model.released(a.endpoint, probe: a.modelProbe)
-            case .timerFired where actions.contains(.abandonAttempt): model.ended(a.endpoint, .gatewayError, now: host.now)
-            default: break
-            }
-        }
-        perform(id, actions, host)
+    private func think(_ slot: Int, _ host: SimHost, afterFailure: Bool = false) {
+        // An app that just got an error waits a little longer, as real clients do.
+        var pause = Int64(Double(config.thinkTime.nanoseconds) * host.random.nextUnit())
+        if afterFailure { pause += 20_000_000 }
+        timers[host.setTimer(after: .nanoseconds(pause)).rawValue] = .think(slot)
     }
 
-    /// The driver's part: each action becomes a token request, bytes on a connection, a timer or
-    /// the app's answer. Nothing here decides anything.
-    private func perform(_ id: Int, _ actions: [EgressExchange.Action], _ host: SimHost) {
+    /// The app sends its next request on slot `slot`'s connection (a new one after a close).
+    private func issue(_ slot: Int, _ host: SimHost) {
+        guard host.now < stopAt else { return }
+        let method = host.random.chance(config.unsafeShare) ? "POST" : "GET"
+        let key = "\(host.name)/\(host.incarnation)-\(issued)"  // unique across restarts
+        issued += 1
+        originals += 1
+        originalTimes.append(host.now)
+        let id = host.simulation.history.invoke(process: host.name, "http", "\(method) \(key)", at: host.now, deadline: host.now + config.deadline)
+        // The app's own trace context; the sidecar hop must continue it.
+        let traceparent = TracePropagation.nextHop(traceparent: nil, tracestate: nil, random: &host.random).context.traceParentHeaderValue
+        var r = Request(historyId: id, key: key, method: method, traceparent: traceparent)
+        if host.random.chance(config.appDisconnect) {
+            let leave = host.setTimer(after: .nanoseconds(Int64(Double(config.deadline.nanoseconds) * host.random.nextUnit())))
+            timers[leave.rawValue] = .appLeaves(slot, history: id)
+            r.leave = leave
+        }
+        requests[slot] = r
+        if apps[slot]?.closed ?? true {
+            apps[slot] = HTTPEgressAppConnection(client: self, host: host, slot: slot, seed: host.random.next(), faults: faults)
+        }
+        // Routed by `service_id`, with its own trace and a hop-by-hop field the sidecar must drop.
+        let fields = [("service_id", "upstream"), ("x-request-key", key), ("traceparent", traceparent), ("connection", "keep-alive, x-app-hop"),
+                      ("x-app-hop", "1")]
+        apps[slot]!.send(SimHTTP1.request(method: method, target: "/work", fields: fields))
+    }
+
+    /// The app read the whole answer to its request on `slot`.
+    func answered(_ slot: Int, status: Int, key: String?) {
+        guard let r = requests[slot] else {
+            return host.simulation.expect(false, "http.right-response", "\(host.name) got an answer to no request", host: host.id)
+        }
+        if status < 300 {
+            let wrong = HTTPEgressChecks.rightResponse(sent: r.key, answered: key ?? "")
+            host.simulation.expect(wrong == nil, "http.right-response", "relayed to the app: \(wrong ?? "")", host: host.id)
+        }
+        finish(slot, r.outcome ?? (status < 300 ? .ok("\(status)") : .failed("\(status)")))
+    }
+
+    /// The sidecar closed the app's connection on `slot`: a request with no answer yet failed.
+    func connectionClosed(_ slot: Int) {
+        if requests[slot] != nil { finish(slot, .failed("connection closed")) }
+    }
+
+    private func finish(_ slot: Int, _ outcome: History.Outcome) {
+        guard let r = requests.removeValue(forKey: slot) else { return }
+        // The deadline is the exchange's to keep (checked over the history at the end: `http.deadline`).
+        _ = host.simulation.history.complete(r.historyId, outcome, at: host.now)
+        if let leave = r.leave { host.cancelTimer(leave); timers[leave.rawValue] = nil }
+        if case .ok = outcome { think(slot, host) } else { think(slot, host, afterFailure: true) }
+    }
+
+    // MARK: What the engine decided (coverage, the log's hash, the history's outcome, the budget check)
+
+    func observe(_ action: EgressExchange.Action, slot: Int) {
         let sim = host.simulation
-        let retrying = actions.contains { if case .retrying = $0 { true } else { false } }
-        for action in actions {
-            // The product's decisions go into the log and its hash.
-            host.log("egress", Self.code(action), Int64(id))
-            switch action {
-            case .fetchToken:
-                token(for: id, host)
-            case .send(let pick, let token):
-                send(id, pick, token: token ?? "", host)
-            case .arm(let timer, let at, let generation):
-                if timer == .wait && !retrying { sim.coverage.hit("http.wait-for-endpoint") }
-                let t = host.setTimer(after: at - host.now)
-                timers[t.rawValue] = .exchange(id, timer, generation)
-                requests[id]?.timers.append(t)
-            case .abandonAttempt:
-                // Its connection is closed (as the NIO pool does): a late answer cannot be mistaken.
-                if let a = requests[id]?.current {
-                    byWire[a.wire] = nil
-                    drop(a.stream, host)
+        // The product's decisions go into the log and its hash.
+        host.log("egress", Self.code(action), Int64(requests[slot]?.historyId ?? -1))
+        let afterRetry = requests[slot]?.retrying ?? false
+        requests[slot]?.retrying = false
+        switch action {
+        case .arm(let timer, _, _):
+            if timer == .wait && !afterRetry { sim.coverage.hit("http.wait-for-endpoint") }
+        case .retrying(_, let neverSent):
+            requests[slot]?.retrying = true
+            retries += 1
+            checkBudget(host)
+            sim.coverage.hit("http.retry")
+            sim.coverage.sometimes(neverSent, "http.retry-after-connect-failure")
+        case .poolEvents(let events):
+            for event in events {
+                switch event {
+                case .ejected: sim.coverage.hit("http.ejected")
+                case .ejectionSkipped: sim.coverage.hit("http.ejection-skipped-max-percent")
+                case .breakerOpened: sim.coverage.hit("http.breaker-opened")
+                case .breakerClosed: sim.coverage.hit("http.breaker-closed")
                 }
-                requests[id]?.current = nil
-            case .retrying(_, let neverSent):
-                retries += 1
-                checkBudget(host)
-                sim.coverage.hit("http.retry")
-                sim.coverage.sometimes(neverSent, "http.retry-after-connect-failure")
-            case .poolEvents(let events):
-                for event in events {
-                    switch event {
-                    case .ejected: sim.coverage.hit("http.ejected")
-                    case .ejectionSkipped: sim.coverage.hit("http.ejection-skipped-max-percent")
-                    case .breakerOpened: sim.coverage.hit("http.breaker-opened")
-                    case .breakerClosed: sim.coverage.hit("http.breaker-closed")
-                    }
-                }
-            case .tokenRejected(let rejected):
-                tokens?.rejected(rejected)
-            case .relay(let status, let gaveUp):
-                if let gaveUp {
-                    sim.coverage.hit("http.give-up." + gaveUp.rawValue)
-                    finish(id, .failed("\(status) \(gaveUp.rawValue)"), host)
-                } else {
-                    finish(id, .ok("\(status)"), host)
-                }
-            case .refuse(let refusal):
-                switch refusal.code {
-                case "request_timeout": sim.coverage.hit("http.deadline")
-                case "no_healthy_endpoint": sim.coverage.hit("http.no-endpoint")
-                default: if let reason = refusal.reason { sim.coverage.hit("http.give-up." + reason.rawValue) }
-                }
-                finish(id, .failed("\(refusal.status) \(refusal.code)"), host)
             }
+        case .relay(let status, let gaveUp):
+            if let gaveUp {
+                sim.coverage.hit("http.give-up." + gaveUp.rawValue)
+                requests[slot]?.outcome = .failed("\(status) \(gaveUp.rawValue)")
+            } else {
+                requests[slot]?.outcome = .ok("\(status)")
+            }
+        case .refuse(let refusal):
+            switch refusal.code {
+            case "request_timeout": sim.coverage.hit("http.deadline")
+            case "no_healthy_endpoint": sim.coverage.hit("http.no-endpoint")
+            default: if let reason = refusal.reason { sim.coverage.hit("http.give-up." + reason.rawValue) }
+            }
+            requests[slot]?.outcome = .failed("\(refusal.status) \(refusal.code)")
+        case .fetchToken, .send, .abandonAttempt, .tokenRejected:
+            break
         }
     }
 
@@ -232,30 +265,92 @@ final class HTTPEgressClient: SimProcess {
         }
     }
 
-    /// Asks the product's token cache (before each attempt: a retry late in a long deadline must not
-    /// carry a token that expired meanwhile); the attempt proceeds, waits for the one fetch, or fails.
-    private func token(for id: Int, _ host: SimHost) {
+    // MARK: Attempts (what the engine asks of the pod)
+
+    func sendAttempt(_ slot: Int, _ id: UInt64, to pick: UpstreamPool.Pick, head: EncodedRequestHead, body: ByteBuffer) {
+        let sim = host.simulation
+        let key = requests[slot]?.key ?? "?"
+        // The product's decision goes into the log and its hash: which endpoint, probe or not.
+        host.log("attempt", Int64(service.pool.index(of: pick.address) ?? -1), pick.isProbe ? 1 : 0)
+        let (violation, probe) = model.sent(to: pick.address, now: host.now)
+        sim.expect(violation == nil, "http.no-traffic-to-unavailable", "\(key) sent to \(pick.address): \(violation ?? "")", host: host.id)
+        let removed = HTTPEgressChecks.noTrafficToRemoved(pick.address, listed: listed)
+        sim.expect(removed == nil, "http.no-traffic-to-removed", "\(key) \(removed ?? "")", host: host.id)
+        sim.coverage.sometimes(pick.isProbe, "http.breaker-probe")
+        let upstream = upstreams.first { $0.address == pick.address }!.host
+        let stream: StreamID
+        var connection: Connection
+        if let s = idle[upstream]?.popLast() {
+            stream = s
+            connection = connections[s]!
+        } else {
+            stream = host.connect(to: upstream, port: HTTPUpstream.port)
+            connection = Connection(upstream: upstream)
+            timers[host.setTimer(after: config.attemptTimeout).rawValue] = .connect(stream)
+        }
+        // The head the product wrote from the app's request: routing and hop-by-hop fields gone,
+        // the sidecar hop's trace context, the token.
+        var bytes: [UInt8] = []
+        let parts: [UpstreamRequestPart] = body.readableBytes > 0 ? [.head(head.bytes, head.kind), .body(body), .end] : [.head(head.bytes, head.kind), .end]
+        for part in parts { connection.codec.encode(part, allocator: ByteBufferAllocator()) { bytes += $0.readableBytesView } }
+        connection.attempt = (slot, id)
+        var written = false
+        if connection.open {
+            host.write(stream, bytes)
+            written = true
+        } else {
+            connection.pending = bytes
+        }
+        connections[stream] = connection
+        attempts[slot] = Attempt(id: id, endpoint: pick.address, stream: stream, written: written, modelProbe: probe)
+    }
+
+    /// The engine gave attempt `id` up: its connection is closed (as the NIO pool does), so a late
+    /// answer cannot be mistaken. The model hears why: the app left, or a timer (the deadline) cut it.
+    func abandonAttempt(_ slot: Int, _ id: UInt64, because delivering: HTTPEgressAppConnection.Delivering) {
+        guard let a = attempts[slot], a.id == id else { return }
+        attempts[slot] = nil
+        switch delivering {
+        case .appLeft: model.released(a.endpoint, probe: a.modelProbe)
+        case .timer: model.ended(a.endpoint, .gatewayError, now: host.now)
+        case .attemptEvent, .nothing: break  // heard at the head (a retry after an answer)
+        }
+        drop(a.stream, host)
+    }
+
+    func fetchToken(_ slot: Int, exchange: UInt64) {
         guard var broker = tokens else { return }
-        let decision = broker.request(now: host.now, waiter: id)
+        let decision = broker.request(now: host.now, waiter: slot)
         tokens = broker
         switch decision {
         case .use(let token):
-            deliver(id, .tokenReady(token), host)
+            apps[slot]?.engine.tokenReady(token, exchange: exchange)
         case .useAndRefresh(let token):
             host.simulation.coverage.hit("http.token-refresh-background")
-            fetchToken(host)
-            deliver(id, .tokenReady(token), host)
+            startTokenFetch(host)
+            apps[slot]?.engine.tokenReady(token, exchange: exchange)
         case .fetchAndWait:
-            fetchToken(host)
+            tokenWaiters[slot] = apps[slot].map { ($0, exchange) }
+            startTokenFetch(host)
         case .wait:
+            tokenWaiters[slot] = apps[slot].map { ($0, exchange) }
             host.simulation.coverage.hit("http.token-waiters")
         case .fail:
             host.simulation.coverage.hit("http.token-fail-fast")
-            deliver(id, .tokenFailed("the last fetch failed"), host)
+            apps[slot]?.engine.tokenFailed("the last fetch failed", exchange: exchange)
         }
     }
 
-    private func fetchToken(_ host: SimHost) {
+    func tokenRejected(_ token: String) { tokens?.rejected(token) }
+
+    func arm(_ slot: Int, _ timer: EgressExchange.Timer, at instant: MeshInstant, generation: UInt64, exchange: UInt64) {
+        guard let app = apps[slot] else { return }
+        timers[host.setTimer(after: instant - host.now).rawValue] = .exchange(app, timer, generation: generation, exchange: exchange)
+    }
+
+    // MARK: Tokens
+
+    private func startTokenFetch(_ host: SimHost) {
         guard let server = tokenServer else { return }
         host.simulation.expect(tokenFetch == nil, "http.single-token-fetch", "\(host.name) started a token fetch while one was running", host: host.id)
         nextWire += 1
@@ -278,8 +373,9 @@ final class HTTPEgressClient: SimProcess {
             waiting = broker.fetchFailed("token endpoint failed", now: host.now)
         }
         tokens = broker
-        for id in waiting where requests[id] != nil {
-            deliver(id, token.map { .tokenReady($0) } ?? .tokenFailed("token endpoint failed"), host)
+        for slot in waiting {
+            guard let (app, exchange) = tokenWaiters.removeValue(forKey: slot) else { continue }
+            if let token { app.engine.tokenReady(token, exchange: exchange) } else { app.engine.tokenFailed("token endpoint failed", exchange: exchange) }
         }
     }
 
@@ -300,95 +396,7 @@ final class HTTPEgressClient: SimProcess {
         return true
     }
 
-    private func think(_ slot: Int, _ host: SimHost, afterFailure: Bool = false) {
-        // An app that just got an error waits a little longer, as real clients do.
-        var pause = Int64(Double(config.thinkTime.nanoseconds) * host.random.nextUnit())
-        if afterFailure { pause += 20_000_000 }
-        timers[host.setTimer(after: .nanoseconds(pause)).rawValue] = .think(slot)
-    }
-
-    private func issue(_ slot: Int, _ host: SimHost) {
-        guard host.now < stopAt else { return }
-        let method = host.random.chance(config.unsafeShare) ? "POST" : "GET"
-        let key = "\(host.name)/\(host.incarnation)-\(issued)"  // unique across restarts
-        issued += 1
-        originals += 1
-        originalTimes.append(host.now)
-        let id = host.simulation.history.invoke(process: host.name, "http", "\(method) \(key)", at: host.now, deadline: host.now + config.deadline)
-        // The app's own trace context; the sidecar hop must continue it.
-        let traceparent = TracePropagation.nextHop(traceparent: nil, tracestate: nil, random: &host.random).context.traceParentHeaderValue
-        let settings = EgressExchange.Settings(service: "upstream", deadline: config.deadline, attemptTimeout: config.attemptTimeout, usesToken: tokens != nil)
-        var exchange = EgressExchange(method: method, settings: settings, traceparent: traceparent, tracestate: nil, now: host.now, random: &host.random,
-                                      faults: faults)
-        var r = Request(historyId: id, key: key, method: method, slot: slot, exchange: exchange, traceparent: traceparent)
-        if host.random.chance(config.appDisconnect) {
-            let leave = host.setTimer(after: .nanoseconds(Int64(Double(config.deadline.nanoseconds) * host.random.nextUnit())))
-            timers[leave.rawValue] = .appLeaves(id)
-            r.timers.append(leave)
-        }
-        let actions = exchange.start(pool: &pool, now: host.now, random: &host.random)
-        r.exchange = exchange
-        requests[id] = r
-        perform(id, actions, host)
-    }
-
-    private func send(_ id: Int, _ pick: UpstreamPool.Pick, token: String, _ host: SimHost) {
-        guard var r = requests[id] else { return }
-        let sim = host.simulation
-        r.token = token
-        // The product's decision goes into the log and its hash: which endpoint, probe or not.
-        host.log("attempt", Int64(pool.index(of: pick.address) ?? -1), pick.isProbe ? 1 : 0)
-        let (violation, probe) = model.sent(to: pick.address, now: host.now)
-        sim.expect(violation == nil, "http.no-traffic-to-unavailable", "\(r.key) sent to \(pick.address): \(violation ?? "")", host: host.id)
-        let removed = HTTPEgressChecks.noTrafficToRemoved(pick.address, listed: listed)
-        sim.expect(removed == nil, "http.no-traffic-to-removed", "\(r.key) \(removed ?? "")", host: host.id)
-        sim.coverage.sometimes(pick.isProbe, "http.breaker-probe")
-        nextWire += 1
-        let wire = nextWire
-        let upstream = upstreams.first { $0.address == pick.address }!.host
-        // The request as the product writes it from the app's (`EgressRequestHead`): routing and
-        // hop-by-hop fields gone, the sidecar hop's trace context as the exchange made it, the token.
-        let head = Self.upstreamRequest(r, probe: pick.isProbe, token: token)
-        let stream: StreamID
-        var written = false
-        var connection: Connection
-        if let s = idle[upstream]?.popLast() {
-            stream = s
-            connection = connections[s]!
-        } else {
-            stream = host.connect(to: upstream, port: HTTPUpstream.port)
-            connection = Connection(upstream: upstream)
-            timers[host.setTimer(after: config.attemptTimeout).rawValue] = .connect(stream)
-        }
-        var bytes: [UInt8] = []
-        for part in [UpstreamRequestPart.head(head.bytes, head.kind), .end] {
-            connection.codec.encode(part, allocator: ByteBufferAllocator()) { bytes += $0.readableBytesView }
-        }
-        connection.request = id
-        if connection.open {
-            host.write(stream, bytes)
-            written = true
-        } else {
-            connection.pending = bytes
-        }
-        connections[stream] = connection
-        r.current = Attempt(wire: wire, endpoint: pick.address, sentAt: host.now, stream: stream, written: written, modelProbe: probe)
-        byWire[wire] = id
-        requests[id] = r
-    }
-
-    /// The app's request as it reaches the sidecar (routing by `service_id`, its own trace, a
-    /// hop-by-hop field), and the head the product writes from it for one attempt.
-    private static func upstreamRequest(_ r: Request, probe: Bool, token: String) -> EncodedRequestHead {
-        var fields = [("service_id", "upstream"), ("x-request-key", r.key), ("traceparent", r.traceparent), ("connection", "keep-alive, x-app-hop"),
-                      ("x-app-hop", "1")]
-        if probe { fields.append(("x-probe", "1")) }
-        let app = ByteBuffer(bytes: SimHTTP1.request(method: r.method, target: "/work", fields: fields))
-        guard case .success(let scanned) = ScannedRequestHead.scanning(app) else { preconditionFailure("the simulated app's request does not scan") }
-        let head = EgressRequestHead(app: scanned, target: "/work", traceparent: r.exchange.upstreamTraceparent, tracestate: r.exchange.upstreamTracestate,
-                                     host: nil, rules: HeaderRules(), bodyLength: 0)
-        return head.encoded(token: token.isEmpty ? nil : token)
-    }
+    // MARK: Upstream connections
 
     /// Closes a connection and forgets it.
     private func drop(_ stream: StreamID, _ host: SimHost) {
@@ -397,15 +405,21 @@ final class HTTPEgressClient: SimProcess {
         host.close(stream)
     }
 
+    /// The slot and attempt connection `s` carries, while that attempt is the slot's current one.
+    private func owner(of s: StreamID) -> (slot: Int, attempt: Attempt)? {
+        guard let (slot, id) = connections[s]?.attempt, let a = attempts[slot], a.id == id, a.stream == s else { return nil }
+        return (slot, a)
+    }
+
     func receive(_ event: NetEvent, on host: SimHost) {
         if tokenStream(event, host) { return }
         switch event {
         case .connected(let s):
             guard var c = connections[s] else { return }
             c.open = true
-            if let bytes = c.pending, let id = c.request, requests[id]?.current?.stream == s {
+            if let bytes = c.pending, let (slot, _) = owner(of: s) {
                 host.write(s, bytes)
-                requests[id]!.current!.written = true
+                attempts[slot]?.written = true
             }
             c.pending = nil
             connections[s] = c
@@ -419,38 +433,34 @@ final class HTTPEgressClient: SimProcess {
         case .data(let s, let bytes):
             guard connections[s] != nil else { return }
             connections[s]!.codec.received(ByteBuffer(bytes: bytes))
-            while var c = connections[s] {
+            while connections[s] != nil {
                 let part: UpstreamResponsePart?
                 do {
-                    part = try c.codec.nextPart()
+                    part = try connections[s]!.codec.nextPart()
                 } catch {
                     // A malformed answer (the scanner refused it) or bytes nobody asked for: the
                     // connection is dropped, as on the NIO data path.
                     host.simulation.coverage.hit(error is HTTP1Violation ? "http.malformed-answer" : "http.unsolicited-bytes")
-                    connections[s] = c
                     return lost(s, .protocolViolation, host)
                 }
-                guard let part else { connections[s] = c; return }
+                guard let part else { break }
                 switch part {
-                case .head(let head):
-                    c.head = head
-                    connections[s] = c
-                    answerHead(s, host)
-                case .body:
-                    connections[s] = c
-                case .end:
-                    connections[s] = c
-                    answerEnded(s, host)
+                case .head(let head): answerHead(s, head, host)
+                case .body(let chunk): answerBody(s, chunk)
+                case .end: answerEnded(s, host)
                 }
             }
+            if let (slot, a) = owner(of: s) { apps[slot]?.engine.attemptReadComplete(a.id) }
         case .datagram, .accepted:
             break
         }
     }
 
-    /// An answer's head on connection `s`: checked against what was sent, then the exchange decides.
-    private func answerHead(_ s: StreamID, _ host: SimHost) {
-        guard let c = connections[s], let head = c.head, let id = c.request, let r = requests[id], let a = r.current, a.stream == s else { return }
+    /// An answer's head on connection `s`: checked against what was sent, the model hears it, then
+    /// the engine's exchange decides.
+    private func answerHead(_ s: StreamID, _ head: ScannedResponseHead, _ host: SimHost) {
+        connections[s]?.keepAlive = head.scan.keepAlive
+        guard let (slot, a) = owner(of: s), let r = requests[slot], let app = apps[slot] else { return }
         let key = head.first("x-request-key") ?? ""
         let wrong = HTTPEgressChecks.rightResponse(sent: r.key, answered: key)
         host.simulation.expect(wrong == nil, "http.right-response", wrong ?? "", host: host.id)
@@ -459,46 +469,72 @@ final class HTTPEgressClient: SimProcess {
         host.simulation.expect(lost == nil, "http.trace-survives", "\(r.key): \(lost ?? "")", host: host.id)
         if !listed.contains(a.endpoint) { host.simulation.coverage.hit("http.response-from-removed") }
         connections[s]?.relaying = true
-        deliver(id, .attemptHead(status: head.status), host)
+        model.ended(a.endpoint, head.status >= 500 ? .serverError : .success, now: host.now)
+        app.delivering = .attemptEvent
+        app.engine.attemptHead(a.id, head)
+        app.delivering = .nothing
     }
 
-    /// The whole answer arrived: the connection takes the next attempt, unless it closes.
+    private func answerBody(_ s: StreamID, _ chunk: ByteBuffer) {
+        guard let (slot, a) = owner(of: s) else { return }
+        apps[slot]?.engine.attemptBody(a.id, chunk)
+    }
+
+    /// The whole answer arrived: the connection takes the next attempt, unless it closes; the engine
+    /// finishes relaying it.
     private func answerEnded(_ s: StreamID, _ host: SimHost) {
         guard var c = connections[s] else { return }
-        guard c.relaying, c.head?.scan.keepAlive ?? false else { return drop(s, host) }
-        c.request = nil
-        c.relaying = false
-        c.head = nil
-        connections[s] = c
-        idle[c.upstream, default: []].append(s)
+        let owner = owner(of: s)
+        if c.relaying && c.keepAlive {
+            c.attempt = nil
+            c.relaying = false
+            connections[s] = c
+            idle[c.upstream, default: []].append(s)
+        } else {
+            drop(s, host)
+        }
+        guard let (slot, a) = owner else { return }
+        attempts[slot] = nil
+        apps[slot]?.engine.attemptEnded(a.id)
     }
 
-    /// Connection `s` failed or closed: the attempt it carried (if its answer had not begun) failed.
+    /// Connection `s` failed or closed: the attempt it carried failed (an answer already relaying
+    /// breaks off; one not begun goes to the exchange, which may retry).
     private func lost(_ s: StreamID, _ kind: TransportError.Kind, _ host: SimHost) {
         guard let c = connections[s] else { return }
+        let owner = owner(of: s)
         drop(s, host)
-        guard !c.relaying, let id = c.request, let a = requests[id]?.current, a.stream == s else { return }
-        deliver(id, .attemptFailed(kind, requestSent: a.written), host)
+        guard let (slot, a) = owner else { return }
+        attempts[slot] = nil
+        if !c.relaying { model.ended(a.endpoint, .gatewayError, now: host.now) }
+        guard let app = apps[slot] else { return }
+        app.delivering = .attemptEvent
+        app.engine.attemptFailed(a.id, TransportError(kind), requestSent: c.relaying || a.written)
+        app.delivering = .nothing
     }
 
     func timerFired(_ token: TimerToken, on host: SimHost) {
         guard let purpose = timers.removeValue(forKey: token.rawValue) else { return }
         switch purpose {
-        case .think(let slot): issue(slot, host)
-        case .exchange(let id, let timer, let generation):
-            deliver(id, .timerFired(timer, generation: generation), host)
-        case .appLeaves(let id):
+        case .think(let slot):
+            issue(slot, host)
+        case .exchange(let app, let timer, let generation, let exchange):
+            app.delivering = .timer
+            app.engine.timerFired(timer, generation: generation, exchange: exchange)
+            app.delivering = .nothing
+        case .appLeaves(let slot, let history):
             // The app closed its connection mid-request: the NIO driver calls the same cancel.
-            guard let r = requests[id] else { return }
+            guard requests[slot]?.historyId == history, let app = apps[slot] else { return }
             host.simulation.coverage.hit("http.app-left")
-            if let a = r.current {
+            if let a = attempts[slot] {
                 host.simulation.coverage.hit("http.app-left-mid-attempt")
-                if pool.endpoints.first(where: { $0.address == a.endpoint }).map({ $0.breaker.state.name == "half-open" }) ?? false {
+                if service.pool.endpoints.first(where: { $0.address == a.endpoint }).map({ $0.breaker.state.name == "half-open" }) ?? false {
                     host.simulation.coverage.hit("http.app-left-during-probe")
                 }
             }
-            deliver(id, .appLeft, host)
-            finish(id, .failed("499 app left"), host)
+            requests[slot]?.leave = nil
+            app.appCloses()
+            finish(slot, .failed("499 app left"))
         case .connect(let s):
             guard let c = connections[s], !c.open else { return }
             lost(s, .connectTimeout, host)
@@ -510,15 +546,7 @@ final class HTTPEgressClient: SimProcess {
         }
     }
 
-    private func finish(_ id: Int, _ outcome: History.Outcome, _ host: SimHost) {
-        guard let r = requests.removeValue(forKey: id) else { return }
-        if let a = r.current { byWire[a.wire] = nil }
-        let sim = host.simulation
-        // The deadline is the exchange's to keep (checked over the history at the end: `http.deadline`).
-        _ = sim.history.complete(r.historyId, outcome, at: host.now)
-        for t in r.timers { host.cancelTimer(t); timers[t.rawValue] = nil }
-        if case .ok = outcome { think(r.slot, host) } else { think(r.slot, host, afterFailure: true) }
-    }
+    // MARK: Checks
 
     /// End-of-run check: with no request running, no endpoint may have an attempt counted in flight
     /// or a half-open probe taken; else an attempt was never ended in the pool, and that endpoint
@@ -526,14 +554,14 @@ final class HTTPEgressClient: SimProcess {
     /// states, not through the pool's own summary.
     func checkQuiescent(_ host: SimHost) {
         guard requests.isEmpty else { return }
-        let stuck = HTTPEgressChecks.poolQuiescent(pool.endpoints)
+        let stuck = HTTPEgressChecks.poolQuiescent(service.pool.endpoints)
         host.simulation.expect(stuck == nil, "http.pool-quiescent", "\(host.name): \(stuck ?? "")", host: host.id)
     }
 
     /// At each retry: over the last budget window, retries stayed within the budget (a share of the
     /// requests started plus the floor), counted from this app's own record.
     private func checkBudget(_ host: SimHost) {
-        let p = pool.config.retry
+        let p = service.pool.config.retry
         retryTimes.append(host.now)
         originalTimes.removeAll { host.now - $0 > p.budgetWindow }
         retryTimes.removeAll { host.now - $0 > p.budgetWindow }

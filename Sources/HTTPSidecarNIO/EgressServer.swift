@@ -41,7 +41,7 @@ public final class EgressServer: Sendable {
                 channel.closeFuture.whenComplete { _ in _ = open.decrement() }
                 return channel.eventLoop.makeCompletedFuture {
                     // The app's requests are framed by the sidecar's own scanner inside the one
-                    // handler (``ClientWire``), as on the ingress.
+                    // handler (its ``EgressConnection`` engine's codec), as on the ingress.
                     // No outbound validator: every header written was read by a scanner (no CR, LF
                     // or NUL), is the sidecar's own (ResponseWriter drops unsafe ones), or comes
                     // from header rules checked when loaded.

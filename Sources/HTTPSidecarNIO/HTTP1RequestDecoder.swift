@@ -16,9 +16,8 @@ public enum ClientRequestPart {
 /// Body bytes are slices of the read buffer (no copies); a chunked body is handed on as its data,
 /// and the handlers re-frame it.
 ///
-/// Not a pipeline stage: the connection's ``ClientCodec`` (in the ingress's engine, or the egress's
-/// ``ClientWire``) calls ``next(_:)`` on the bytes it read, so a request costs no message hops
-/// between handlers.
+/// Not a pipeline stage: the connection's ``ClientCodec`` (in its engine) calls ``next(_:)`` on the
+/// bytes it read, so a request costs no message hops between handlers.
 ///
 /// After a request that does not keep the connection open (`Connection: close`, HTTP/1.0 without
 /// keep-alive), later bytes are dropped: nothing pipelined behind it is forwarded.

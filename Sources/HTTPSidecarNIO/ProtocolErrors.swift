@@ -23,17 +23,6 @@ public enum ProtocolErrors {
             return ErrorResponse(status: .badRequest, code: "bad_request", message: "malformed HTTP request (\(parserError))")
         }
     }
-
-    /// Answers (when no response has started) and closes.
-    static func answer(_ wire: ClientWire, _ error: any Error, responseStarted: Bool) {
-        guard let context = wire.context else { return }
-        guard let e = response(for: error), !responseStarted else {
-            context.close(promise: nil)
-            return
-        }
-        ResponseWriter.write(wire, status: e.status, headers: [("content-type", "application/json")],
-                             body: e.body(allocator: context.channel.allocator), close: true, method: .GET)
-    }
 }
 
 extension HeaderRules {

@@ -5,24 +5,22 @@ import NIOEmbedded
 import NIOHTTP1
 import Testing
 
-/// The connection codecs of the framing scanner: the server side (``ClientWire``: requests in,
+/// The connection codecs of the framing scanner: the server side (``ClientCodec``: requests in,
 /// answers out, on an embedded channel through a handler shaped like the sidecars') and the
 /// upstream side (``HTTP1ResponseDecoder``: answers in).
 @Suite struct HTTP1CodecTests {
-    /// Reads requests through a ``ClientWire`` and passes them on as NIO's parts; writes answers through it.
+    /// Reads requests through a ``ClientCodec`` and passes them on as NIO's parts; writes answers through it.
     private final class WireHarness: ChannelDuplexHandler {
         typealias InboundIn = ByteBuffer
         typealias InboundOut = HTTPServerRequestPart
         typealias OutboundIn = ClientResponsePart
         typealias OutboundOut = IOData
-        let wire = ClientWire()
-
-        func handlerAdded(context: ChannelHandlerContext) { wire.context = context }
+        var codec = ClientCodec()
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            wire.received(unwrapInboundIn(data))
+            codec.received(unwrapInboundIn(data))
             do {
-                while let part = try wire.nextPart() {
+                while let part = try codec.nextPart() {
                     switch part {
                     case .head(let head): context.fireChannelRead(wrapInboundOut(.head(head.nio)))
                     case .body(let body): context.fireChannelRead(wrapInboundOut(.body(body)))
@@ -35,7 +33,10 @@ import Testing
         }
 
         func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-            wire.send(unwrapOutboundIn(data), promise: promise)
+            var pieces: [IOData] = []
+            codec.encode(unwrapOutboundIn(data), allocator: context.channel.allocator) { pieces.append($0) }
+            for piece in pieces.dropLast() { context.write(wrapOutboundOut(piece), promise: nil) }
+            context.write(wrapOutboundOut(pieces.last ?? .byteBuffer(context.channel.allocator.buffer(capacity: 0))), promise: promise)
         }
     }
 

@@ -1,0 +1,151 @@
+import HTTPSidecar
+import HTTPSidecarNIO
+import MeshCore
+import MeshSimulator
+import NIOCore
+
+/// The egress sidecar's one service in the scenario: the product's ``UpstreamPool`` (and the random
+/// source its decisions draw from), shared by every app connection of the pod, as a service's pool
+/// is shared by every event loop in production.
+final class SimEgressService: EgressService {
+    var pool: UpstreamPool
+    var random: SeededRandom
+    let exchangeSettings: EgressExchange.Settings
+    let requestRules = HeaderRules()
+    let responseRules = HeaderRules()
+
+    init(pool: UpstreamPool, random: SeededRandom, settings: EgressExchange.Settings) {
+        self.pool = pool
+        self.random = random
+        self.exchangeSettings = settings
+    }
+
+    func decide(_ decision: (inout UpstreamPool, inout SeededRandom) -> [EgressExchange.Action]) -> [EgressExchange.Action] {
+        decision(&pool, &random)
+    }
+}
+
+/// One connection from the simulated app to its egress sidecar: the production ``EgressConnection``
+/// engine, fed the app's request bytes and writing its answer bytes back to the app, as
+/// ``EgressHandler`` runs it for NIO. The app and the sidecar share the pod, so their bytes cross
+/// in process; everything the engine asks of the upstream side (attempts on pooled connections,
+/// tokens, timers) is the pod's (``HTTPEgressClient``), which only moves bytes and keeps timers.
+final class HTTPEgressAppConnection: EgressConnectionIO {
+    /// What the engine is being told when it abandons an attempt: the reference model hears how
+    /// that attempt ended from this (an answer head that led to a retry was heard at the head).
+    enum Delivering { case nothing, appLeft, timer, attemptEvent }
+
+    private unowned let client: HTTPEgressClient
+    private unowned let host: SimHost
+    let slot: Int
+    private(set) var engine: EgressConnection<HTTPEgressAppConnection>!
+    /// The app's side: the answer being read, and whether the sidecar closed the connection.
+    private var reader = SimHTTP1.ResponseReader()
+    private var unflushed: [UInt8] = []
+    private(set) var closed = false
+    var delivering = Delivering.nothing
+
+    init(client: HTTPEgressClient, host: SimHost, slot: Int, seed: UInt64, faults: any FaultInjector) {
+        self.client = client
+        self.host = host
+        self.slot = slot
+        engine = EgressConnection(io: self, seed: seed, faults: faults)
+    }
+
+    /// The app sends a request's bytes.
+    func send(_ bytes: [UInt8]) {
+        engine.clientBytes(ByteBuffer(bytes: bytes))
+    }
+
+    /// The app closes its connection (it gave up on the request under way).
+    func appCloses() {
+        guard !closed else { return }
+        closed = true
+        delivering = .appLeft
+        engine.clientClosed()
+        delivering = .nothing
+    }
+
+    // MARK: EgressConnectionIO: the app's connection
+
+    var now: MeshInstant { host.now }
+
+    func currentLimits() -> EgressLimits { EgressLimits() }
+
+    func route(_ head: ScannedRequestHead, path: String) -> Result<EgressRouting, ErrorResponse> {
+        guard head.first("service_id") == client.service.exchangeSettings.service else {
+            return .failure(ErrorResponse(status: .notFound, code: "unknown_service", message: "no such service"))
+        }
+        return .success(EgressRouting(service: client.service))
+    }
+
+    func writeToClient(_ bytes: IOData) {
+        guard !closed, case .byteBuffer(let buffer) = bytes else { return }
+        unflushed += buffer.readableBytesView
+    }
+
+    /// What the sidecar wrote reaches the app, which reads its answer.
+    func flushClient() {
+        guard !closed, !unflushed.isEmpty else { return }
+        let bytes = unflushed
+        unflushed = []
+        var input = bytes
+        while true {
+            let step = reader.read(input, method: .get)
+            input = []
+            switch step {
+            case .needMore, .head(done: false):
+                return
+            case .invalid(let v):
+                host.simulation.expect(false, "http.right-response", "\(host.name): the sidecar's answer is malformed: \(v)", host: host.id)
+                return appCloses()
+            case .head(done: true), .done:
+                client.answered(slot, status: reader.status, key: reader.field("x-request-key"))
+                if !reader.hasLeftover { return }
+            }
+        }
+    }
+
+    func closeClient(afterWrites: Bool) {
+        guard !closed else { return }
+        if afterWrites { flushClient() }
+        closed = true
+        client.connectionClosed(slot)
+    }
+
+    var clientIsWritable: Bool { true }
+    func clientReads(paused: Bool) {}
+
+    // MARK: EgressConnectionIO: attempts, tokens, timers (the pod's)
+
+    func sendAttempt(_ id: UInt64, to pick: UpstreamPool.Pick, head: EncodedRequestHead, body: ByteBuffer, service: any EgressService) {
+        client.sendAttempt(slot, id, to: pick, head: head, body: body)
+    }
+
+    func abandonAttempt(_ id: UInt64) {
+        client.abandonAttempt(slot, id, because: delivering)
+    }
+
+    func attemptReads(_ id: UInt64, paused: Bool) {}
+
+    func fetchToken(for service: any EgressService, exchange: UInt64) {
+        client.fetchToken(slot, exchange: exchange)
+    }
+
+    func arm(_ timer: EgressExchange.Timer, at instant: MeshInstant, generation: UInt64, exchange: UInt64) {
+        client.arm(slot, timer, at: instant, generation: generation, exchange: exchange)
+    }
+
+    func disarmTimers() {}
+
+    // MARK: EgressConnectionIO: the books
+
+    func tokenRejected(_ token: String, service: any EgressService) { client.tokenRejected(token) }
+    func retrying(service: any EgressService) {}
+    func poolEvents(_ events: [UpstreamPool.Event], service: any EgressService) {}
+    func finished(status: Int, seconds: Double, service: any EgressService, noEndpoint: Bool) {}
+
+    func observe(_ action: EgressExchange.Action, exchange: UInt64) {
+        client.observe(action, slot: slot)
+    }
+}
