@@ -63,8 +63,9 @@ extension EgressConnection {
                 io.finished(status: status, seconds: (io.now - attempt.started).seconds, service: fwd.service, noEndpoint: false)
                 let (relayed, closeAfter) = ProxyHeaders.relayedHead(scanned: head, rules: fwd.service.responseRules,
                                                                      requestVersion: fwd.version, keepAlive: fwd.keepAlive)
-                attempt.closeAfterAnswer = closeAfter
-                attempt.streaming = true
+                current?.closeAfterAnswer = closeAfter
+                current?.streaming = true
+                current?.head = nil  // relayed: its read buffer can go
                 codec.encode(.relayed(consume relayed), allocator: allocator) { io.writeToClient($0) }
                 if !io.clientIsWritable { io.attemptReads(attempt.id, paused: true) }
             case .refuse(let refusal):
@@ -120,8 +121,8 @@ extension EgressConnection {
     /// The attempt's answer head: the exchange decides (a retry drops the rest of this answer with
     /// its connection; otherwise the answer streams to the app from here on).
     public func attemptHead(_ id: UInt64, _ head: ScannedResponseHead) {
-        guard let attempt = current, attempt.id == id else { return }
-        attempt.head = head
+        guard current?.id == id else { return }
+        current?.head = head
         deliver(.attemptHead(status: head.status))
     }
 

@@ -37,8 +37,9 @@ public final class EgressConnection<IO: EgressConnectionIO> {
         var version: HTTPVersion
     }
 
-    /// One attempt of the request: its answer is awaited, or streaming to the app.
-    final class Attempt {
+    /// One attempt of the request: its answer is awaited, or streaming to the app (a value: an
+    /// attempt costs the engine no allocation).
+    struct Attempt {
         let id: UInt64
         let started: MeshInstant
         /// The answer's head, kept while the exchange decides whether it is the app's.
