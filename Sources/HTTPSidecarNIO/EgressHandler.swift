@@ -20,8 +20,8 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler, Egress
     private var context: ChannelHandlerContext?
     /// The attempt whose answer is awaited or streaming, and its connection once it has one.
     private var attempt: EgressAttempt?
-    private var readsPaused = false
-    private var readPending = false
+    /// The app's connection: writes, closes, and reads held back while the engine pauses them.
+    private let client = ClientChannel()
     /// The exchange's timers, re-armed lazily (a stale firing is dropped by the engine; they are
     /// disarmed when the request ends and cancelled when the connection goes).
     private var timers = LazyTimers<UInt64>()
@@ -35,12 +35,16 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler, Egress
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        client.context = context
         // Trace ids come from a generator seeded once per connection from the system.
         var system = SystemRandom()
         engine = EgressConnection(io: self, seed: system.next())
     }
 
-    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        client.context = nil
+    }
 
     func channelInactive(context: ChannelHandlerContext) {
         engine?.clientClosed()
@@ -61,9 +65,7 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler, Egress
         context.fireChannelWritabilityChanged()
     }
 
-    func read(context: ChannelHandlerContext) {
-        if readsPaused { readPending = true } else { context.read() }
-    }
+    func read(context: ChannelHandlerContext) { client.read(context) }
 
     // MARK: EgressConnectionIO: the app's connection
 
@@ -88,28 +90,11 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler, Egress
         }
     }
 
-    func writeToClient(_ bytes: IOData) { context?.write(NIOAny(bytes), promise: nil) }
-
-    func flushClient() { context?.flush() }
-
-    func closeClient(afterWrites: Bool) {
-        guard let context else { return }
-        guard afterWrites else { return context.close(promise: nil) }
-        let channel = context.channel
-        let promise = context.eventLoop.makePromise(of: Void.self)
-        promise.futureResult.whenComplete { _ in channel.close(promise: nil) }
-        context.writeAndFlush(NIOAny(IOData.byteBuffer(channel.allocator.buffer(capacity: 0))), promise: promise)
-    }
-
-    var clientIsWritable: Bool { context?.channel.isWritable ?? false }
-
-    func clientReads(paused: Bool) {
-        readsPaused = paused
-        if !paused, readPending, let context {
-            readPending = false
-            context.read()
-        }
-    }
+    func writeToClient(_ bytes: IOData) { client.write(bytes) }
+    func flushClient() { client.flush() }
+    func closeClient(afterWrites: Bool) { client.close(afterWrites: afterWrites) }
+    var clientIsWritable: Bool { client.isWritable }
+    func clientReads(paused: Bool) { client.reads(paused: paused) }
 
     // MARK: EgressConnectionIO: attempts
 

@@ -25,13 +25,13 @@ final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
     let scheme: String
     var engine: IngressConnection<IngressHandler>?
     var context: ChannelHandlerContext?
+    /// The client's connection: writes, closes, and reads held back while the engine pauses them.
+    let client = ClientChannel()
     /// The app connection of the exchange under way.
     var upstream: UpstreamConnection?
-    var readsPaused = false
-    var readPending = false
     var wakeTimer: Scheduled<Void>?
     /// The client's address, read once per connection (each read is a getpeername system call).
-    var client: String?
+    var clientAddress: String?
 
     init(generation: Generation<IngressShared>, scheme: String) {
         self.generation = generation
@@ -41,16 +41,22 @@ final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
 
     // MARK: Channel events, on to the engine
 
-    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        client.context = context
+    }
 
-    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        client.context = nil
+    }
 
     func channelActive(context: ChannelHandlerContext) {
-        client = context.remoteAddress?.ipAddress
+        clientAddress = context.remoteAddress?.ipAddress
         // Ids come from a fast generator seeded once per connection from the system: a getrandom
         // system call per id cost a fifth of the proxy's time.
         var system = SystemRandom()
-        let engine = IngressConnection(io: self, scheme: scheme, client: client, seed: system.next())
+        let engine = IngressConnection(io: self, scheme: scheme, client: clientAddress, seed: system.next())
         self.engine = engine
         engine.opened()
         context.fireChannelActive()
@@ -81,9 +87,7 @@ final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
         context.fireChannelWritabilityChanged()
     }
 
-    func read(context: ChannelHandlerContext) {
-        if readsPaused { readPending = true } else { context.read() }
-    }
+    func read(context: ChannelHandlerContext) { client.read(context) }
 
     // MARK: The app connection's answer (UpstreamResponseSink)
 
@@ -112,28 +116,11 @@ final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
         return shared.policy
     }
 
-    func writeToClient(_ bytes: IOData) { context?.write(NIOAny(bytes), promise: nil) }
-
-    func flushClient() { context?.flush() }
-
-    func closeClient(afterWrites: Bool) {
-        guard let context else { return }
-        guard afterWrites else { return context.close(promise: nil) }
-        let channel = context.channel
-        let promise = context.eventLoop.makePromise(of: Void.self)
-        promise.futureResult.whenComplete { _ in channel.close(promise: nil) }
-        context.writeAndFlush(NIOAny(IOData.byteBuffer(channel.allocator.buffer(capacity: 0))), promise: promise)
-    }
-
-    var clientIsWritable: Bool { context?.channel.isWritable ?? false }
-
-    func clientReads(paused: Bool) {
-        readsPaused = paused
-        if !paused, readPending, let context {
-            readPending = false
-            context.read()
-        }
-    }
+    func writeToClient(_ bytes: IOData) { client.write(bytes) }
+    func flushClient() { client.flush() }
+    func closeClient(afterWrites: Bool) { client.close(afterWrites: afterWrites) }
+    var clientIsWritable: Bool { client.isWritable }
+    func clientReads(paused: Bool) { client.reads(paused: paused) }
 
     func wake(at instant: MeshInstant) {
         guard let context else { return }
@@ -233,7 +220,7 @@ final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
         if let route = ex.route { shared.metrics.routeFinished(route.prefix, status: status) }
         if let log = shared.config.accessLog {
             log.record([
-                ("time", .string(Date().formatted(.iso8601))), ("client", .string(client ?? "")),
+                ("time", .string(Date().formatted(.iso8601))), ("client", .string(clientAddress ?? "")),
                 ("method", .string(ex.head.method.text)), ("path", .string(log.loggedTarget(path: ex.path, uri: ex.head.target))), ("status", .int(status)),
                 ("duration_ms", .double(elapsed.seconds * 1000)), ("bytes_in", .int(ex.bodyBytes)),
                 ("correlation_id", .string(ex.correlationId)), ("trace_id", .string(ex.traceId)),
