@@ -39,8 +39,6 @@ final class IngressSimConnection: IngressConnectionIO {
     private var clientUnflushed: [UInt8] = []
     private var clientReadsPaused = false
     private var clientHeld: [[UInt8]] = []
-    private var appReadsPaused = false
-    private var appHeld: [[UInt8]] = []
     /// The app's answer must make progress within this long (see ``startApp(_:timeout:)``).
     private var appTimeout: Duration = .seconds(30)
     private var appDeadline: MeshInstant?
@@ -87,7 +85,6 @@ final class IngressSimConnection: IngressConnectionIO {
 
     func appData(_ bytes: [UInt8], on connection: SimAppConnection) {
         guard app === connection else { return }
-        guard !appReadsPaused else { return appHeld.append(bytes) }
         connection.codec.received(ByteBuffer(bytes: bytes))
         while app === connection {
             let part: UpstreamResponsePart?
@@ -248,12 +245,9 @@ final class IngressSimConnection: IngressConnectionIO {
         pod.closeApp(connection)
     }
 
-    func appReads(paused: Bool) {
-        appReadsPaused = paused
-        while !appReadsPaused, let connection = app, !appHeld.isEmpty {
-            appData(appHeld.removeFirst(), on: connection)
-        }
-    }
+    /// The engine pauses the app's answer only while the client is not writable, which a simulated
+    /// stream never is: nothing to hold back.
+    func appReads(paused: Bool) {}
 
     var appIsWritable: Bool { true }
 
