@@ -429,7 +429,7 @@ final class HTTPEgressClient: SimProcess {
         case .reset(let s):
             lost(s, .reset, host)
         case .closed(let s):
-            lost(s, .closed, host)
+            lost(s, config.upstreamTLS ? .tls : .closed, host)
         case .data(let s, let bytes):
             guard connections[s] != nil else { return }
             connections[s]!.codec.received(ByteBuffer(bytes: bytes))

@@ -26,6 +26,9 @@ public struct HTTPEgressConfig: Hashable, Sendable {
     /// Share of requests whose app gives up and closes its connection at a random moment before the
     /// deadline (the sidecar must release the attempt under way: ``EgressRequest/cancel(pool:now:)``).
     public var appDisconnect = 0.0
+    /// The sidecar's connections to upstreams are TLS: a close before the answer ends is reported
+    /// as a TLS failure, as NIOSSL reports an unclean shutdown.
+    public var upstreamTLS = false
     public init() {}
 }
 
@@ -128,6 +131,10 @@ final class HTTPUpstream: SimProcess {
     static let slow = FaultSite("http.upstream.slow")
     static let errorBurst = FaultSite("http.upstream.error-burst")
     static let malformed = FaultSite("http.upstream.malformed")
+    /// The pod reads and processes the request, then the connection drops without an answer: on TLS
+    /// a close without close_notify (NIOSSL's unclean shutdown), which says nothing about whether
+    /// the request was read.
+    static let uncleanClose = FaultSite("http.upstream.unclean-close")
     static let port = 8080
 
     private let config: HTTPEgressConfig
@@ -217,6 +224,10 @@ final class HTTPUpstream: SimProcess {
             ledger.receivedUnsafe[key, default: 0] += 1
             let why = HTTPEgressChecks.noDuplicateUnsafe(method: method, key: key, arrivals: ledger.receivedUnsafe[key]!)
             host.simulation.expect(why == nil, "http.no-duplicate-unsafe", why ?? "", host: host.id)
+        }
+        if faults.fires(Self.uncleanClose) {
+            open[s] = nil
+            return host.close(s)
         }
         // A burst is a fault: it ends with the heal like every other.
         if (faults as? SimFaultInjector)?.enableProbability == nil { burstLeft = 0 }

@@ -11,6 +11,9 @@ import MeshSimulator
 /// it slow.
 final class IngressApp: SimProcess {
     static let slow = FaultSite("ingress.app.slow")
+    /// The app writes bytes after its answer (past its length, or after the last chunk): a crafted
+    /// answer that a relay reusing the connection would hand to the next request.
+    static let trailingBytes = FaultSite("ingress.app.trailing-bytes")
     static let port = 8080
 
     private let config: IngressWorkloadConfig
@@ -72,9 +75,17 @@ final class IngressApp: SimProcess {
         let t = host.setTimer(after: .nanoseconds(Int64(service)))
         let fields = [("x-correlation-id", id ?? "")] + IngressChecks.appAnswerFields
         let answerBody = IngressChecks.appAnswerBody(id)
-        let answer = host.random.next() % 2 == 0 ? SimHTTP1.response(status: 200, fields: fields, body: answerBody)
+        var answer = host.random.next() % 2 == 0 ? SimHTTP1.response(status: 200, fields: fields, body: answerBody)
             : SimHTTP1.chunkedResponse(status: 200, fields: fields, body: answerBody)
-        pending[t.rawValue] = (s, answer, cut: true)
+        guard faults.fires(Self.trailingBytes) else {
+            pending[t.rawValue] = (s, answer, cut: true)
+            return
+        }
+        // In the same write as the answer (so they arrive with it): the sidecar must close this
+        // connection rather than read them as the next answer.
+        answer += SimHTTP1.response(status: 200, fields: [("x-correlation-id", "smuggled")] + IngressChecks.appAnswerFields,
+                                    body: IngressChecks.appAnswerBody("smuggled"))
+        pending[t.rawValue] = (s, answer, cut: false)
     }
 
     func timerFired(_ token: TimerToken, on host: SimHost) {

@@ -110,6 +110,8 @@ final class IngressSimConnection: IngressConnectionIO {
         case .end:
             // An answer before the whole request was sent: the app's reading state is unknown.
             if !connection.requestEnded { connection.reusable = false }
+            // Bytes after the answer must never become the next request's answer.
+            if !connection.codec.reusableAfterAnswer { connection.reusable = false }
             app = nil
             appDeadline = nil
             if connection.reusable { pod.release(connection) } else { pod.closeApp(connection) }

@@ -67,6 +67,12 @@ enum IngressSpellings {
         ("/%61dmin/a", "/admin/a"),
         ("/admin/a?x=%2F", "/admin/a?x=%2F"),
         ("/ADMIN/a", "/ADMIN/a"),
+        ("/%41DMIN/a", "/ADMIN/a"),
+        ("/admin;x/a", "/admin/a"),
+        ("/admin;jsessionid=1", "/admin"),
+        ("/public;v=2/a", "/public/a"),
+        ("/a%00b", nil),
+        ("/LIMITED/x", "/LIMITED/x"),
         ("/adminx", "/adminx"),
         ("/admin", "/admin"),
         ("/public/a/..", "/public/"),
@@ -128,15 +134,16 @@ enum IngressSpellings {
         return (Array(text.utf8), post ? "POST" : "GET", body, expected)
     }
 
-    /// Whether `target` is under `/limited`.
+    /// Whether `target` is under `/limited` (route prefixes match without case).
     static func isLimited(_ target: String) -> Bool {
-        let path = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? target
+        let path = (target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? target).lowercased()
         return path == "/limited" || path.hasPrefix("/limited/")
     }
 
-    /// Whether the independent model's policy admits `target` (origin form) from `client`.
+    /// Whether the independent model's policy admits `target` (origin form) from `client`: `/admin`
+    /// in any case is for 10.0.0.0/8 only (apps may route without case).
     static func admits(_ target: String, client: String) -> Bool {
-        let path = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? target
+        let path = (target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? target).lowercased()
         let underAdmin = path == "/admin" || path.hasPrefix("/admin/")
         return !underAdmin || client.hasPrefix("10.")
     }

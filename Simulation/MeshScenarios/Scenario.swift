@@ -356,6 +356,7 @@ public struct Scenario: Sendable {
         c.deadline = try h.duration("deadline") ?? c.deadline
         c.unsafeShare = try h.probability("unsafe_share") ?? c.unsafeShare
         c.appDisconnect = try h.probability("app_disconnect") ?? c.appDisconnect
+        c.upstreamTLS = try h.bool("upstream_tls") ?? c.upstreamTLS
         if let p = try h.string("policy") {
             guard let policy = LoadBalancingPolicy(rawValue: p) else {
                 throw ConfigError(key: "http.policy", "unknown policy '\(p)' (known: \(LoadBalancingPolicy.allCases.map(\.rawValue).joined(separator: ", ")))")

@@ -55,7 +55,6 @@ public final class EgressConnection<IO: EgressConnectionIO> {
         }
     }
 
-    static var queueLimit: Int { 64 }
 
     unowned let io: IO
     var state = State.idle
@@ -70,7 +69,9 @@ public final class EgressConnection<IO: EgressConnectionIO> {
     var current: Attempt?
     var attempts: UInt64 = 0
     /// Parts of pipelined requests that arrived while one was being forwarded.
-    var queued: CircularBuffer<ClientRequestPart> = []
+    var queued = PipelinedParts()
+    /// Inside ``readParts()`` (a request answered at once must not start a nested read).
+    var readingParts = false
     var draining = false
     var readsPaused = false
     /// Ids for the trace hop (a new span per request).
@@ -111,19 +112,28 @@ public final class EgressConnection<IO: EgressConnectionIO> {
     /// Bytes the app sent: each request part in them is handled in order (or queued).
     public func clientBytes(_ bytes: ByteBuffer) {
         codec.received(bytes)
+        readParts()
+    }
+
+    /// Reads request parts out of the bytes received until the codec needs more or the queue is
+    /// full (the rest stay unread in the codec, and reading the app pauses, until the queue drains).
+    func readParts() {
+        guard !readingParts else { return }
+        readingParts = true
+        defer { readingParts = false }
         do {
-            while let part = try codec.nextPart() {
+            while !queued.isFull, let part = try codec.nextPart() {
                 if queued.isEmpty && takesPartNow {
                     handle(part)
                 } else {
                     queued.append(part)
-                    if queued.count > Self.queueLimit { pauseReads(true) }
                     drainQueue()
                 }
             }
         } catch {
             failed(error)
         }
+        if queued.isFull { pauseReads(true) }
     }
 
     /// The app's connection became writable (or stopped being): the answer is read only while the app takes it.
@@ -151,7 +161,9 @@ public final class EgressConnection<IO: EgressConnectionIO> {
         draining = true
         defer { draining = false }
         while takesPartNow, let part = queued.popFirst() { handle(part) }
-        if queued.count <= Self.queueLimit { pauseReads(false) }
+        // Parts left unread while the queue was full come next (``readParts()`` feeds them here).
+        if queued.isEmpty && takesPartNow { readParts() }
+        if !queued.isFull { pauseReads(false) }
     }
 
     func handle(_ part: ClientRequestPart) {

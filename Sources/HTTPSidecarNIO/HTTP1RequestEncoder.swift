@@ -60,6 +60,11 @@ public struct UpstreamCodec {
     /// answer or unsolicited bytes are thrown once; afterwards the stream is dead.
     public mutating func nextPart() throws -> UpstreamResponsePart? { try unread.next(from: &decoder) }
 
+    /// Whether the connection may carry another exchange after an answer ended: not when bytes came
+    /// after the answer (a body on a HEAD, 204 or 304 answer, or past its Content-Length), since the
+    /// next request's answer would be read from them. Both worlds' drivers ask this at an answer's end.
+    public var reusableAfterAnswer: Bool { unread.isEmpty && !unread.failed }
+
     /// The upstream closed: the end of a body delimited by the close, or nil.
     public mutating func endOfStream() -> UpstreamResponsePart? {
         unread.failed ? nil : decoder.endOfStream()

@@ -35,13 +35,15 @@ public final class HTTPFetcher: Sendable {
     private let address: SocketAddress
 
     /// - Parameters:
-    ///   - timeout: the whole response must arrive within it.
+    ///   - timeout: the whole response must arrive within it (else the connection is closed).
     ///   - maxIdle: keep-alive connections kept per event loop between calls.
-    public init(_ url: FetchURL, group: any EventLoopGroup, tls: UpstreamTLS? = nil, timeout: Duration = .seconds(10), maxIdle: Int = 2) throws {
+    ///   - maxResponseBytes: a larger answer body is refused and its connection closed.
+    public init(_ url: FetchURL, group: any EventLoopGroup, tls: UpstreamTLS? = nil, timeout: Duration = .seconds(10), maxIdle: Int = 2,
+                maxResponseBytes: Int = 1 << 20) throws {
         origin = url
         self.group = group
         address = try SocketAddress.makeAddressResolvingHost(url.host, port: url.port)
-        pools = try PoolRegistry(settings: ConnectionPoolSettings(connectTimeout: .seconds(2), responseTimeout: timeout, maxIdle: maxIdle),
+        pools = try PoolRegistry(settings: ConnectionPoolSettings(connectTimeout: .seconds(2), responseTimeout: timeout, maxIdle: maxIdle, maxResponseBytes: maxResponseBytes),
                                  tls: url.secure ? (tls ?? UpstreamTLS()) : nil)
     }
 

@@ -56,7 +56,7 @@ public final class IngressPolicy: Sendable {
 public enum IngressAdmission {
     /// An admitted request: what goes to the app and what its answer needs.
     public struct Admitted {
-        /// The request head as the app gets it, encoded (see ``upstreamRequest(_:_:_:_:_:client:scheme:trusted:random:)``).
+        /// The request head as the app gets it, encoded (see ``upstreamRequest(_:_:_:_:_:client:scheme:trusted:dropUnderscores:random:)``).
         public var upstreamHead: EncodedRequestHead
         public var traceId: String
         public var correlationId: String
@@ -112,13 +112,18 @@ public enum IngressAdmission {
         }
         let closeAfter = framing.hasBody || !keepAlive
         let target: RequestTarget
-        switch RequestTarget.normalize(head.target, escaped: config.escapedSeparators) {
+        switch RequestTarget.normalize(head.target, escaped: config.escapedSeparators, parameters: config.pathParameters) {
         case .success(let t) where t.path != "*" || head.method == .options: target = t
         case .success:
             return .refuse(ErrorResponse(status: .badRequest, code: "bad_path", message: "* is a target for OPTIONS only",
                                          headers: responseHeaders), close: true)
         case .failure(let problem):
             return .refuse(ErrorResponse(status: .badRequest, code: "bad_path", message: "\(problem)", headers: responseHeaders), close: true)
+        }
+        // One credential: with two, the sidecar would verify one and the app might read the other.
+        if head.values("authorization").count > 1 {
+            return .refuse(ErrorResponse(status: .badRequest, code: "duplicate_authorization", message: "more than one Authorization field",
+                                         headers: responseHeaders), close: true)
         }
         // Policy is matched on the normalized path, and the app is sent that same path.
         let route = config.routes.isEmpty ? nil : config.route(for: target.path)
@@ -166,7 +171,8 @@ public enum IngressAdmission {
         }
         let rules = route?.headers ?? config.headers
         let (upstreamHead, traceId) = upstreamRequest(head, target, framing, correlation, rules.request, client: client, scheme: scheme,
-                                                      trusted: config.trusts(client), random: &random)
+                                                      trusted: config.trusts(client), dropUnderscores: !config.allowUnderscoreHeaders,
+                                                      random: &random)
         return .admit(Admitted(upstreamHead: upstreamHead, traceId: traceId, correlationId: correlation, responseHeaders: responseHeaders,
                                route: route, path: target.path, responseRules: rules.response, afterJWT: Array(rest.dropFirst()),
                                needsJWT: rest.first == .jwt && config.jwt != nil, keepAlive: keepAlive, framing: framing))
@@ -177,13 +183,15 @@ public enum IngressAdmission {
     /// configured rules applied. Written from the scanned bytes: a field that passes unchanged is
     /// copied as the client sent it (no string, no allocation per line).
     static func upstreamRequest(_ head: ScannedRequestHead, _ target: RequestTarget, _ framing: RequestFraming, _ correlation: String,
-                                _ rules: HeaderRules, client: String?, scheme: String, trusted: Bool,
+                                _ rules: HeaderRules, client: String?, scheme: String, trusted: Bool, dropUnderscores: Bool = true,
                                 random: inout SeededRandom) -> (EncodedRequestHead, String) {
         let (trace, _) = TracePropagation.nextHop(traceparent: head.first("traceparent"), tracestate: head.first("tracestate"), random: &random)
         let origin = target.originForm
         return head.bytes.withUnsafeReadableBytes { raw in
             var fields = RelayedFields(raw, fields: head.scan.fields)
             fields.removeHopByHop()
+            // `X_Forwarded_For` beside `X-Forwarded-For`: CGI-style stacks map both to one variable.
+            if dropUnderscores { fields.removeNamesWithUnderscore() }
             fields.remove("expect")
             if let authority = target.authority { fields.replaceOrAdd("host", authority) }
             addForwarded(&fields, client: client, proto: scheme, trusted: trusted)

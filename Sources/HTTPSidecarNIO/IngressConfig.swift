@@ -38,6 +38,14 @@ public struct IngressConfig: Sendable {
     public var maxConnections = 4096
     /// What `%2F`, `%5C` and `%2E` in a path do (see ``RequestTarget``); refused by default.
     public var escapedSeparators = RequestTarget.EscapedSeparators.reject
+    /// What path parameters (`;x` in a segment) do (see ``RequestTarget``); stripped by default, so
+    /// the policy and the app see the same path.
+    public var pathParameters = RequestTarget.PathParameters.strip
+    /// Header fields whose names contain `_` reach the app; dropped by default (as nginx and Envoy
+    /// do), since CGI-style stacks map `X_Forwarded_For` onto the same variable as `X-Forwarded-For`.
+    public var allowUnderscoreHeaders = false
+    /// Route prefixes match letters exactly; by default without case, so `/ADMIN` is under `/admin`.
+    public var exactCasePolicy = false
     /// Proxies whose `X-Forwarded-*`, `Forwarded` and `X-Real-IP` are believed. From any other
     /// client those headers are removed and set afresh from the connection.
     public var trustedProxies: [CIDR] = []

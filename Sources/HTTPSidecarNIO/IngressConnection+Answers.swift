@@ -141,11 +141,12 @@ extension IngressConnection {
 
     /// Feeds queued parts while the state takes them and the client reads our answers.
     func drainQueued() {
-        while !clientBlocked, let part = queued.first, takesPartNow {
-            queued.removeFirst()
+        while !clientBlocked, queued.first != nil, takesPartNow, let part = queued.popFirst() {
             handle(part)
         }
-        if queued.count <= Self.queueLimit { resumeReads() }
+        // Parts left unread while the queue was full come next.
+        if queued.isEmpty && !clientBlocked { readParts() }
+        if !queued.isFull { resumeReads() }
     }
 
     /// Whether ``handle(_:)`` would act on a part now rather than queue it.

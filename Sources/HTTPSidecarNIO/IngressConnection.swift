@@ -37,9 +37,6 @@ public final class IngressConnection<IO: IngressConnectionIO> {
         case closing
     }
 
-    /// More queued parts than this stop reading the client until the queue drains.
-    static var queueLimit: Int { 64 }
-
     unowned let io: IO
     /// The policy of the request being handled (read afresh at each head).
     var policy: IngressPolicy
@@ -51,7 +48,9 @@ public final class IngressConnection<IO: IngressConnectionIO> {
     var codec = ClientCodec()
     let allocator = ByteBufferAllocator()
     /// Parts of pipelined requests that arrived while one was being answered.
-    var queued: CircularBuffer<ClientRequestPart> = []
+    var queued = PipelinedParts()
+    /// Inside ``readParts()`` (a request answered at once must not start a nested read).
+    var readingParts = false
     /// Reading the client stops while the queue is long or the app is not taking the body…
     var readsPaused = false
     /// …and while the client is not reading the sidecar's own answers (see ``blockReadsUntilClientReads()``).
@@ -132,15 +131,25 @@ public final class IngressConnection<IO: IngressConnectionIO> {
     public func clientBytes(_ bytes: ByteBuffer) {
         inReadBurst = true
         codec.received(bytes)
+        readParts()
+    }
+
+    /// Reads request parts out of the bytes received until the codec needs more or the queue is
+    /// full (the rest stay unread in the codec, and reading the client pauses, until the queue drains).
+    func readParts() {
+        guard !readingParts else { return }
+        readingParts = true
+        defer { readingParts = false }
         do {
-            while let part = try codec.nextPart() {
-                // The client is not reading our answers: what is still arriving from the read burst
-                // under way is kept (bounded by the burst), not answered, until it reads again.
+            while !queued.isFull, let part = try codec.nextPart() {
+                // The client is not reading our answers: what is still arriving is kept (bounded by
+                // the queue), not answered, until it reads again.
                 if clientBlocked { enqueue(part) } else { handle(part) }
             }
         } catch {
             failed(error)
         }
+        if queued.isFull { pauseReads() }
     }
 
     /// The end of a read burst: the body parts written to the app in it leave together.
@@ -207,7 +216,7 @@ public final class IngressConnection<IO: IngressConnectionIO> {
 
     func enqueue(_ part: ClientRequestPart) {
         queued.append(part)
-        if queued.count > Self.queueLimit { pauseReads() }
+        if queued.isFull { pauseReads() }
     }
 
     /// A body part (or the end) on to the app.

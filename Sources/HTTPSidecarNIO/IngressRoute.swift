@@ -66,10 +66,13 @@ extension IngressConfig {
     }
 
     /// The route for a normalized `path`: the longest prefix that covers it on a segment boundary
-    /// (`/public` covers `/public` and `/public/x`, not `/publicX`), if any.
+    /// (`/public` covers `/public` and `/public/x`, not `/publicX`), if any; letters compare without
+    /// case unless ``IngressConfig/exactCasePolicy``.
     func route(for path: String) -> IngressRoute? {
         var best: IngressRoute?
-        for r in routes where RequestTarget.path(path, isUnder: r.prefix) && r.prefix.count > (best?.prefix.count ?? -1) { best = r }
+        for r in routes where RequestTarget.path(path, isUnder: r.prefix, exactCase: exactCasePolicy) && r.prefix.count > (best?.prefix.count ?? -1) {
+            best = r
+        }
         return best
     }
 }

@@ -79,6 +79,22 @@ struct RelayedFields {
 
     mutating func add(_ name: String, _ value: String) { entries.append(.set(name: name, value: value)) }
 
+    /// Removes every field whose name contains `_` (as nginx and Envoy do by default).
+    mutating func removeNamesWithUnderscore() {
+        var kept = 0
+        for i in entries.indices {
+            let underscore: Bool
+            switch entries[i] {
+            case .scanned(let n, _, _): underscore = bytes[n].contains(UInt8(ascii: "_"))
+            case .renamed(let n, _), .set(let n, _): underscore = n.utf8.contains(UInt8(ascii: "_"))
+            }
+            if underscore { continue }
+            if kept != i { entries[kept] = entries[i] }
+            kept += 1
+        }
+        entries.removeLast(entries.count - kept)
+    }
+
     mutating func replaceOrAdd(_ name: String, _ value: String) {
         remove(name)
         add(name, value)

@@ -30,6 +30,13 @@ public final class ScannedRequestHead: Sendable {
         }
     }
 
+    /// A copy that holds only its own bytes and fields: a head kept for later (queued behind a
+    /// request being answered) must not pin the read buffer it was sliced from, nor the scanner's
+    /// field array sized by the largest head seen.
+    public func compacted() -> ScannedRequestHead {
+        ScannedRequestHead(bytes: ByteBuffer(bytes: bytes.readableBytesView), scan: scan.compacted())
+    }
+
     public var method: HTTP1Method { scan.method }
 
     /// The version in NIO's vocabulary.

@@ -18,6 +18,9 @@ struct UnreadBytes {
     /// The decoder refused the stream.
     private(set) var failed = false
 
+    /// Bytes are kept that the decoder has not read yet.
+    var isEmpty: Bool { buffer.readableBytes == 0 }
+
     /// Keeps bytes just read after those not consumed yet.
     mutating func append(_ bytes: ByteBuffer) {
         guard !failed else { return }

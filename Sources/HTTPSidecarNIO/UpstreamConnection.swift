@@ -3,6 +3,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
+import NIOTLS
 
 /// Receives one response from an ``UpstreamConnection`` as it streams in. Called on the
 /// connection's event loop, in order: `head`, any `body`s, then `end`; or `failed` once at any point.
@@ -45,6 +46,9 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     private var sink: (any UpstreamResponseSink)?
     private var codec = UpstreamCodec()
     private var requestWritten = false
+    /// Whether bytes written now can leave for the peer: at once on plain TCP, only after the
+    /// handshake on TLS (NIOSSL holds them until then).
+    private var secured: Bool
     private var requestEnded = false
     private var responseEnded = false
     private var reusable = true
@@ -56,7 +60,11 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     /// When it went back to the pool (for the idle timeout).
     var idleSince = NIODeadline.now()
 
-    init(pool: UpstreamConnectionPool) { self.pool = pool }
+    /// - Parameter tls: whether a TLS handler sits before this one.
+    init(pool: UpstreamConnectionPool, tls: Bool) {
+        self.pool = pool
+        secured = !tls
+    }
 
     var isActive: Bool { channel?.isActive ?? false }
     var isWritable: Bool { channel?.isWritable ?? false }
@@ -163,8 +171,15 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
             // An answer before the whole request was sent (an early 413, say): the peer's reading
             // state is unknown, so the connection is not reused.
             if !requestEnded { reusable = false }
+            // Bytes after the answer must never become the next request's answer.
+            if !codec.reusableAfterAnswer { reusable = false }
             complete()
         }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .handshakeCompleted = event as? TLSUserEvent { secured = true }
+        context.fireUserInboundEventTriggered(event)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -211,8 +226,10 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
         self.sink = nil
         deadline = nil
         reusable = false
-        // A TLS failure happens during the handshake, before any request byte leaves (NIOSSL buffers them).
-        sink.upstreamFailed(error, requestSent: requestWritten && error.kind != .tls)
+        // Whether any request byte may have left, whatever the error's kind: a TLS error after the
+        // handshake (a peer that read the request and closed without close_notify) is no proof
+        // that the request went unread, so it counts as sent.
+        sink.upstreamFailed(error, requestSent: requestWritten && secured)
     }
 
     // MARK: Response timeout

@@ -34,7 +34,7 @@ final class UpstreamConnectionPool {
     /// Opens a new connection; `done` runs on the pool's loop.
     func connect(_ done: @escaping (Result<UpstreamConnection, TransportError>) -> Void) {
         let tls = self.tls
-        let handler = UpstreamConnection(pool: self)
+        let handler = UpstreamConnection(pool: self, tls: tls != nil)
         let bound = NIOLoopBound(handler, eventLoop: eventLoop)
         let finish = NIOLoopBound(done, eventLoop: eventLoop)  // the connect completes on this loop
         let target = self.target
@@ -81,19 +81,27 @@ final class UpstreamConnectionPool {
     }
 
     /// Sends one whole request and collects the whole response (token endpoint, JWKS URL, readiness
-    /// probe). Fails with `TransportError`.
+    /// probe, pushes to the app). The whole answer must arrive within the response timeout (a peer
+    /// that trickles it a byte at a time is cut off) and fit in `maxResponseBytes`; either way the
+    /// connection is closed, so nothing of the exchange stays open. Fails with `TransportError`.
     func send(_ head: HTTPRequestHead, body: ByteBuffer?) -> EventLoopFuture<AppResponse> {
         eventLoop.assertInEventLoop()
-        let collector = ResponseCollector(promise: eventLoop.makePromise(of: AppResponse.self))
+        let collector = ResponseCollector(promise: eventLoop.makePromise(of: AppResponse.self), limit: settings.maxResponseBytes)
         let timeout = settings.responseTimeout
+        let deadline = eventLoop.scheduleTask(in: .nanoseconds(timeout.nanoseconds)) {
+            collector.giveUp(TransportError(.responseTimeout, "the whole answer did not arrive within \(timeout)"))
+        }
+        collector.promise.futureResult.whenComplete { _ in deadline.cancel() }
         acquire { result in
             switch result {
             case .success(let c):
+                guard !collector.isOver else { return c.abandon() }
+                collector.connection = c
                 c.start(EncodedRequestHead(head), sink: collector, timeout: timeout)
                 if let body, body.readableBytes > 0 { c.sendBody(body) }
                 c.sendEnd()
             case .failure(let error):
-                collector.promise.fail(error)
+                collector.giveUp(error)
             }
         }
         return collector.promise.futureResult
@@ -112,29 +120,55 @@ struct ConnectionPoolSettings: Sendable, Hashable {
     /// The whole response must arrive within this long.
     var responseTimeout: Duration
     var maxIdle: Int
+    /// Largest whole answer taken by ``UpstreamConnectionPool/send(_:body:)`` (body bytes).
+    var maxResponseBytes = 1 << 20
     /// A pooled connection unused for this long is closed rather than reused (the peer may have
     /// dropped it already).
     var idleTimeout: Duration = .seconds(60)
 }
 
-/// Collects a streamed response into an ``AppResponse``.
+/// Collects a streamed response into an ``AppResponse``, up to a size limit; ``giveUp(_:)`` ends
+/// the exchange early (its connection closed).
 final class ResponseCollector: UpstreamResponseSink {
     let promise: EventLoopPromise<AppResponse>
+    /// The connection carrying the exchange, once it has one.
+    weak var connection: UpstreamConnection?
+    private let limit: Int
     private var head: HTTPResponseHead?
     private var body = ByteBuffer()
+    private(set) var isOver = false
 
-    init(promise: EventLoopPromise<AppResponse>) { self.promise = promise }
+    init(promise: EventLoopPromise<AppResponse>, limit: Int) {
+        self.promise = promise
+        self.limit = limit
+    }
+
+    /// Ends the exchange with `error` and closes its connection; nothing after it counts.
+    func giveUp(_ error: TransportError) {
+        guard !isOver else { return }
+        isOver = true
+        connection?.abandon()
+        promise.fail(error)
+    }
 
     func upstreamHead(_ head: ScannedResponseHead) { self.head = head.nio }
     func upstreamBody(_ chunk: ByteBuffer) {
+        guard !isOver else { return }
+        guard body.readableBytes + chunk.readableBytes <= limit else {
+            return giveUp(TransportError(.protocolViolation, "the answer is larger than \(limit) bytes"))
+        }
         var chunk = chunk
         body.writeBuffer(&chunk)
     }
     func upstreamEnd() {
+        guard !isOver else { return }
+        isOver = true
         guard let head else { return promise.fail(TransportError(.protocolViolation, "a response without a head")) }
         promise.succeed(AppResponse(head: head, body: body))
     }
     func upstreamFailed(_ error: TransportError, requestSent: Bool) {
+        guard !isOver else { return }
+        isOver = true
         promise.fail(error)
     }
 }

@@ -7,10 +7,12 @@ public enum ProduceShape: String, Hashable, Sendable {
     /// traceabilityId?, correlationId?}]}`.
     case lightMesh
     /// `POST /topics/{topic}[/partitions/{p}]` with `application/vnd.kafka.json.v2+json`: keys and
-    /// values are JSON values (Strimzi's `headers` and `timestamp` accepted too).
+    /// values are JSON values, stored as the bytes sent (Strimzi's `headers` and `timestamp` accepted too).
     case confluentJSON
     /// The same with `application/vnd.kafka.binary.v2+json`: keys and values are base64.
     case confluentBinary
+    /// The same with Strimzi's `application/vnd.kafka.text.v2+json`: keys and values are strings.
+    case confluentText
 
     /// The shape a `/topics/...` request's `Content-Type` names, or `nil` when it names none we take.
     public static func confluent(contentType: String?) -> ProduceShape? {
@@ -18,7 +20,19 @@ public enum ProduceShape: String, Hashable, Sendable {
         switch type {
         case "application/vnd.kafka.json.v2+json": return .confluentJSON
         case "application/vnd.kafka.binary.v2+json": return .confluentBinary
+        case "application/vnd.kafka.text.v2+json": return .confluentText
         default: return nil
+        }
+    }
+}
+
+extension ProduceShape {
+    /// How keys and values are written when the body does not say.
+    var defaultFormat: ProduceFront.Format {
+        switch self {
+        case .lightMesh, .confluentText: .string
+        case .confluentJSON: .json
+        case .confluentBinary: .binary
         }
     }
 }
@@ -26,7 +40,8 @@ public enum ProduceShape: String, Hashable, Sendable {
 /// A produce request that cannot be taken, with the HTTP status and Confluent's error code.
 public struct ProduceRequestError: Error, Hashable, Sendable {
     public var status: Int
-    /// Confluent REST's error code (40401 unknown topic, 40601 content type, 42201 key, 42202 value, ...).
+    /// Confluent REST's error code (40401 unknown topic, 415 content type, 422 constraint, 42201 key,
+    /// 42202 value, 41301 too many records, ...).
     public var errorCode: Int
     public var message: String
     public init(status: Int, errorCode: Int, message: String) {
@@ -36,7 +51,12 @@ public struct ProduceRequestError: Error, Hashable, Sendable {
     }
     static func key(_ message: String) -> Self { Self(status: 422, errorCode: 42201, message: message) }
     static func value(_ message: String) -> Self { Self(status: 422, errorCode: 42202, message: message) }
+    /// The body is not JSON (or not the JSON shape asked for at all).
     static func body(_ message: String) -> Self { Self(status: 400, errorCode: 400, message: message) }
+    /// Well-formed JSON that breaks a rule of the API (empty records, an unknown field, a conflict).
+    static func constraint(_ message: String) -> Self { Self(status: 422, errorCode: 422, message: message) }
+    /// The Content-Type names no shape the endpoint takes.
+    public static func unsupportedMediaType(_ message: String) -> Self { Self(status: 415, errorCode: 415, message: message) }
 }
 
 /// Settings of the REST produce front.
@@ -45,6 +65,9 @@ public struct ProduceFrontConfig: Hashable, Sendable {
     public var deniedHeaders: Set<String> = ["authorization", "proxy-authorization", "cookie", "set-cookie"]
     /// Records in one request.
     public var maxRecordsPerRequest = 10_000
+    /// Produce to topics whose names start with `__` (`__consumer_offsets`, `__transaction_state`):
+    /// Kafka's own; off by default.
+    public var allowInternalTopics = false
     public init() {}
 }
 
@@ -61,110 +84,223 @@ public struct ProduceContext: Sendable {
 }
 
 /// REST produce requests into `ProducerRecord`s and per-record results back into answers, for all
-/// three shapes. Pure functions: the NIO front and the simulator's producers call the same ones.
+/// the shapes. Pure functions: the NIO front and the simulator's producers call the same ones.
 public enum ProduceFront {
+    /// Header names the sidecar writes itself on every record (a request's own are dropped).
+    static let reservedHeaders: Set<String> = ["traceparent", "tracestate", "x-correlation-id", "x-traceability-id"]
+
+    /// Why `topic` cannot be produced to, or `nil`: Kafka's legal names (`[a-zA-Z0-9._-]`, at most
+    /// 249, not `.` or `..`), and Kafka's internal topics (`__` prefix) unless allowed.
+    public static func topicProblem(_ topic: String, config: ProduceFrontConfig = ProduceFrontConfig()) -> ProduceRequestError? {
+        let legal = !topic.isEmpty && topic.utf8.count <= 249 && topic != "." && topic != ".."
+            && topic.utf8.allSatisfy { c in
+                (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || c == 0x2E || c == 0x5F || c == 0x2D
+            }
+        guard legal else {
+            return ProduceRequestError(status: 400, errorCode: 40003, message: "'\(topic)' is not a legal topic name ([a-zA-Z0-9._-], at most 249)")
+        }
+        if topic.hasPrefix("__") && !config.allowInternalTopics {
+            return ProduceRequestError(status: 403, errorCode: 40301, message: "'\(topic)' is one of Kafka's internal topics")
+        }
+        return nil
+    }
+
     /// The records `body` asks to produce to `topic` (and `partition` when the path names one).
     ///
     /// Each record gets the request's trace continued in a new span (`traceparent`, `tracestate`)
     /// and its correlation id (`x-correlation-id`); denied headers (credentials) are never copied.
+    /// The body is read twice without building a tree of it: once to count the records (refused at
+    /// the limit before any is decoded) and once to decode them. A JSON key or value is kept as the
+    /// bytes sent, so the same key always lands on the same partition.
     public static func decode(
         _ shape: ProduceShape, topic: String, partition: Int32? = nil, body: [UInt8], context: ProduceContext,
         config: ProduceFrontConfig = ProduceFrontConfig(), random: inout some RandomSource
     ) throws(ProduceRequestError) -> [ProducerRecord] {
-        guard !body.isEmpty, let json = try? JSONSerialization.jsonObject(with: Data(body)),
-              let object = json as? [String: Any] else {
-            throw .body("the body is not a JSON object")
+        var reader = JSONReader(body)
+        let top = try envelope(shape, &reader, config)
+        do {
+            reader.seek(to: top.records)
+            var records: [ProducerRecord] = []
+            records.reserveCapacity(top.count)
+            try reader.beginArray()
+            var n = 0
+            while try reader.nextElement(first: n == 0) {
+                records.append(try record(n, &reader, shape: shape, formats: top.formats, topic: topic, partition: partition,
+                                          context: context, config: config, random: &random))
+                n += 1
+            }
+            return records
+        } catch let error as ProduceRequestError {
+            throw error
+        } catch let error as JSONReader.Malformed {
+            throw ProduceRequestError.body("the body is not valid JSON: \(error.message) at byte \(error.offset)")
+        } catch {
+            throw ProduceRequestError.body("\(error)")
         }
-        guard let items = object["records"] as? [Any], !items.isEmpty else {
-            throw .body("'records' must be a non-empty array")
-        }
-        guard items.count <= config.maxRecordsPerRequest else {
-            throw ProduceRequestError(status: 413, errorCode: 41301, message: "\(items.count) records exceed the limit of \(config.maxRecordsPerRequest) per request")
-        }
-        let keyFormat: Format, valueFormat: Format
-        switch shape {
-        case .lightMesh:
-            keyFormat = try Format(object["keyFormat"], "keyFormat")
-            valueFormat = try Format(object["valueFormat"], "valueFormat")
-        case .confluentJSON: (keyFormat, valueFormat) = (.json, .json)
-        case .confluentBinary: (keyFormat, valueFormat) = (.binary, .binary)
-        }
-        var records: [ProducerRecord] = []
-        records.reserveCapacity(items.count)
-        for (n, item) in items.enumerated() {
-            guard let r = item as? [String: Any] else { throw .body("records[\(n)] is not an object") }
-            var record = ProducerRecord(topic: topic, partition: partition, value: nil)
-            do throws(FieldError) {
-                record.key = try keyFormat.bytes(r["key"])
-            } catch {
-                throw .key("records[\(n)].key: \(error.message)")
-            }
-            do throws(FieldError) {
-                record.value = try valueFormat.bytes(r["value"])
-            } catch {
-                throw .value("records[\(n)].value: \(error.message)")
-            }
-            if let p = r["partition"], !(p is NSNull) {
-                guard let number = p as? NSNumber, !isBool(number), let exact = Int32(exactly: number.doubleValue), exact >= 0 else {
-                    throw .body("records[\(n)].partition must be a non-negative integer")
-                }
-                if let partition, partition != exact { throw .body("records[\(n)].partition \(exact) contradicts the path's partition \(partition)") }
-                record.partition = exact
-            }
-            if let t = r["timestamp"], !(t is NSNull) {
-                guard let number = t as? NSNumber, !isBool(number), let ms = Int64(exactly: number.doubleValue), ms >= 0 else {
-                    throw .body("records[\(n)].timestamp must be milliseconds since the epoch")
-                }
-                record.timestamp = ms
-            }
-            record.headers = try headers(r["headers"], shape, n, config)
-            var correlation = context.correlationId
-            if shape == .lightMesh {
-                if let c = r["correlationId"] as? String { correlation = c }
-                if let t = r["traceabilityId"] as? String { record.headers.append(KafkaHeader("x-traceability-id", Array(t.utf8))) }
-            }
-            if let correlation { record.headers.append(KafkaHeader("x-correlation-id", Array(correlation.utf8))) }
-            let hop = TracePropagation.nextHop(traceparent: context.traceparent, tracestate: context.tracestate, random: &random)
-            record.headers.append(KafkaHeader("traceparent", Array(hop.context.traceparent.utf8)))
-            if let state = hop.context.traceStateHeaderValue, !state.isEmpty {
-                record.headers.append(KafkaHeader("tracestate", Array(state.utf8)))
-            }
-            records.append(record)
-        }
-        return records
     }
 
-    /// JSON `true`/`false` arrive as `NSNumber`s whose type is a char; JSON numbers never do.
-    private static func isBool(_ n: NSNumber) -> Bool { String(cString: n.objCType) == "c" }
+    /// The top level: where `records` starts, how many it holds, the key and value formats.
+    private static func envelope(_ shape: ProduceShape, _ reader: inout JSONReader, _ config: ProduceFrontConfig)
+        throws(ProduceRequestError) -> (records: Int, count: Int, formats: (key: Format, value: Format)) {
+        var records: (start: Int, count: Int)?
+        var keyFormat = shape.defaultFormat, valueFormat = shape.defaultFormat
+        do {
+            guard try reader.nextKind() == .object else { throw ProduceRequestError.body("the body is not a JSON object") }
+            try reader.beginObject()
+            var seen: Set<String> = []
+            while let name = try reader.nextMember(first: seen.isEmpty) {
+                guard seen.insert(name).inserted else { throw ProduceRequestError.constraint("'\(name)' is given twice") }
+                switch (name, shape) {
+                case ("records", _):
+                    guard try reader.nextKind() == .array else { throw ProduceRequestError.constraint("'records' must be an array") }
+                    reader.skipSpace()
+                    let start = reader.index
+                    try reader.beginArray()
+                    var count = 0
+                    while try reader.nextElement(first: count == 0) {
+                        count += 1
+                        guard count <= config.maxRecordsPerRequest else {
+                            throw ProduceRequestError(status: 413, errorCode: 41301,
+                                                      message: "more than \(config.maxRecordsPerRequest) records in one request")
+                        }
+                        _ = try reader.skipValue()
+                    }
+                    records = (start, count)
+                case ("keyFormat", .lightMesh): keyFormat = try Format(&reader, name)
+                case ("valueFormat", .lightMesh): valueFormat = try Format(&reader, name)
+                case ("key_schema", _), ("key_schema_id", _), ("value_schema", _), ("value_schema_id", _):
+                    throw ProduceRequestError.constraint("'\(name)': schema formats are not supported")
+                default:
+                    throw ProduceRequestError.constraint("unknown field '\(name)'")
+                }
+            }
+            try reader.end()
+        } catch let error as ProduceRequestError {
+            throw error
+        } catch let error as JSONReader.Malformed {
+            throw ProduceRequestError.body("the body is not valid JSON: \(error.message) at byte \(error.offset)")
+        } catch {
+            throw ProduceRequestError.body("\(error)")
+        }
+        guard let records else { throw ProduceRequestError.constraint("'records' is missing") }
+        guard records.count > 0 else { throw ProduceRequestError.constraint("'records' must not be empty") }
+        return (records.start, records.count, (keyFormat, valueFormat))
+    }
+
+    /// Record `n`, read from its opening brace.
+    private static func record(
+        _ n: Int, _ reader: inout JSONReader, shape: ProduceShape, formats: (key: Format, value: Format), topic: String,
+        partition: Int32?, context: ProduceContext, config: ProduceFrontConfig, random: inout some RandomSource
+    ) throws -> ProducerRecord {
+        var record = ProducerRecord(topic: topic, partition: partition, value: nil)
+        var correlation = context.correlationId
+        var traceability: String?
+        guard try reader.nextKind() == .object else { throw JSONReader.Malformed(offset: reader.index, message: "records[\(n)] is not an object") }
+        try reader.beginObject()
+        var seen: Set<String> = []
+        while let name = try reader.nextMember(first: seen.isEmpty) {
+            guard seen.insert(name).inserted else { throw ProduceRequestError.constraint("records[\(n)].\(name) is given twice") }
+            switch name {
+            case "key":
+                do throws(FieldError) { record.key = try formats.key.bytes(&reader) } catch {
+                    throw ProduceRequestError.key("records[\(n)].key: \(error.message)")
+                }
+            case "value":
+                do throws(FieldError) { record.value = try formats.value.bytes(&reader) } catch {
+                    throw ProduceRequestError.value("records[\(n)].value: \(error.message)")
+                }
+            case "partition":
+                if reader.null() { break }
+                guard let exact = try? reader.integer(in: 0...Int64(Int32.max)) else {
+                    throw ProduceRequestError.constraint("records[\(n)].partition must be a non-negative integer")
+                }
+                if partition != nil { throw ProduceRequestError.constraint("records[\(n)].partition is given in the body and in the path") }
+                record.partition = Int32(exact)
+            case "timestamp":
+                if reader.null() { break }
+                guard let ms = try? reader.integer(in: 0...Int64.max) else {
+                    throw ProduceRequestError.constraint("records[\(n)].timestamp must be milliseconds since the epoch")
+                }
+                record.timestamp = ms
+            case "headers":
+                record.headers = try headers(&reader, n, config)
+            case "correlationId" where shape == .lightMesh:
+                if !reader.null() { correlation = try reader.string() }
+            case "traceabilityId" where shape == .lightMesh:
+                if !reader.null() { traceability = try reader.string() }
+            default:
+                throw ProduceRequestError.constraint("records[\(n)] has an unknown field '\(name)'")
+            }
+        }
+        if let traceability { record.headers.append(KafkaHeader("x-traceability-id", Array(traceability.utf8))) }
+        if let correlation { record.headers.append(KafkaHeader("x-correlation-id", Array(correlation.utf8))) }
+        let hop = TracePropagation.nextHop(traceparent: context.traceparent, tracestate: context.tracestate, random: &random)
+        record.headers.append(KafkaHeader("traceparent", Array(hop.context.traceparent.utf8)))
+        if let state = hop.context.traceStateHeaderValue, !state.isEmpty {
+            record.headers.append(KafkaHeader("tracestate", Array(state.utf8)))
+        }
+        return record
+    }
 
     /// Record headers from the body: an object of strings (light-mesh) or Strimzi's list of
-    /// `{"key","value"(base64)}`; trace headers and denied ones are dropped.
-    private static func headers(_ field: Any?, _ shape: ProduceShape, _ n: Int, _ config: ProduceFrontConfig) throws(ProduceRequestError) -> [KafkaHeader] {
-        guard let field, !(field is NSNull) else { return [] }
+    /// `{"key","value"(base64)}`. Names must be non-empty and free of control bytes (librdkafka cuts
+    /// a name at NUL, which would let `Authorization\u0000x` past the filters); a reserved or denied
+    /// name given twice is refused; trace headers and denied ones given once are dropped.
+    private static func headers(_ reader: inout JSONReader, _ n: Int, _ config: ProduceFrontConfig) throws -> [KafkaHeader] {
+        if reader.null() { return [] }
         var out: [KafkaHeader] = []
-        func keep(_ name: String) -> Bool {
+        var special: [String: Int] = [:]
+        func add(_ name: String, _ value: [UInt8]?, _ at: String) throws {
+            guard !name.isEmpty, !name.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else {
+                throw ProduceRequestError.constraint("\(at): a header name must be non-empty and free of control characters")
+            }
             let lower = name.lowercased()
-            return !config.deniedHeaders.contains(lower) && lower != "traceparent" && lower != "tracestate" && lower != "x-correlation-id"
+            if config.deniedHeaders.contains(lower) || reservedHeaders.contains(lower) {
+                special[lower, default: 0] += 1
+                guard special[lower]! == 1 else { throw ProduceRequestError.constraint("\(at): the header '\(name)' is given more than once") }
+                return
+            }
+            out.append(KafkaHeader(name, value))
         }
-        if let object = field as? [String: Any] {
-            for name in object.keys.sorted() {
-                guard let value = object[name] as? String else { throw .body("records[\(n)].headers.\(name) must be a string") }
-                if keep(name) { out.append(KafkaHeader(name, Array(value.utf8))) }
+        switch try reader.nextKind() {
+        case .object:
+            try reader.beginObject()
+            var seen: Set<String> = []
+            while let name = try reader.nextMember(first: seen.isEmpty) {
+                guard seen.insert(name).inserted else { throw ProduceRequestError.constraint("records[\(n)].headers.\(name) is given twice") }
+                guard try reader.nextKind() == .string else { throw ProduceRequestError.constraint("records[\(n)].headers.\(name) must be a string") }
+                try add(name, Array(try reader.string().utf8), "records[\(n)].headers")
             }
-        } else if let list = field as? [Any] {
-            for (k, item) in list.enumerated() {
-                guard let h = item as? [String: Any], let name = h["key"] as? String else {
-                    throw .body("records[\(n)].headers[\(k)] must be {\"key\",\"value\"}")
+        case .array:
+            try reader.beginArray()
+            var k = 0
+            while try reader.nextElement(first: k == 0) {
+                let at = "records[\(n)].headers[\(k)]"
+                guard try reader.nextKind() == .object else { throw ProduceRequestError.constraint("\(at) must be {\"key\",\"value\"}") }
+                try reader.beginObject()
+                var name: String?, value: [UInt8]?, first = true
+                while let member = try reader.nextMember(first: first) {
+                    first = false
+                    switch member {
+                    case "key" where name == nil:
+                        guard try reader.nextKind() == .string else { throw ProduceRequestError.constraint("\(at).key must be a string") }
+                        name = try reader.string()
+                    case "value" where value == nil:
+                        if reader.null() { break }
+                        guard try reader.nextKind() == .string, let bytes = Base64.decode(try reader.string()) else {
+                            throw ProduceRequestError.constraint("\(at).value is not base64")
+                        }
+                        value = bytes
+                    default:
+                        throw ProduceRequestError.constraint("\(at) must be {\"key\",\"value\"}")
+                    }
                 }
-                var value: [UInt8]?
-                if let text = h["value"] as? String {
-                    guard let bytes = Base64.decode(text) else { throw .body("records[\(n)].headers[\(k)].value is not base64") }
-                    value = bytes
-                }
-                if keep(name) { out.append(KafkaHeader(name, value)) }
+                guard let name else { throw ProduceRequestError.constraint("\(at) has no key") }
+                try add(name, value, at)
+                k += 1
             }
-        } else {
-            throw .body("records[\(n)].headers must be an object or a list")
+        default:
+            throw ProduceRequestError.constraint("records[\(n)].headers must be an object or a list")
         }
         return out
     }
@@ -173,38 +309,39 @@ public enum ProduceFront {
 
     /// How a key or value is written in the body.
     enum Format {
-        /// A JSON string whose UTF-8 bytes are the data (light-mesh's default).
+        /// A JSON string whose UTF-8 bytes are the data (light-mesh's default, Strimzi's text).
         case string
-        /// Any JSON value, stored as its JSON text.
+        /// Any JSON value, stored as the bytes it was sent as.
         case json
         /// A base64 string.
         case binary
 
-        init(_ field: Any?, _ name: String) throws(ProduceRequestError) {
-            guard let field, !(field is NSNull) else { self = .string; return }
-            switch (field as? String)?.lowercased() {
+        init(_ reader: inout JSONReader, _ name: String) throws(ProduceRequestError) {
+            if reader.null() { self = .string; return }
+            guard (try? reader.nextKind()) == .string, let text = try? reader.string() else { throw ProduceRequestError.constraint("\(name) must be string, json or binary") }
+            switch text.lowercased() {
             case "string": self = .string
             case "json": self = .json
             case "binary", "base64": self = .binary
-            default: throw .body("\(name) must be string, json or binary")
+            default: throw ProduceRequestError.constraint("\(name) must be string, json or binary")
             }
         }
 
-        /// `nil` for a missing or null field (a null key; `""` is an empty key, a different thing).
-        func bytes(_ field: Any?) throws(FieldError) -> [UInt8]? {
-            guard let field, !(field is NSNull) else { return nil }
+        /// `nil` for a null field (a null key; `""` is an empty key, a different thing).
+        func bytes(_ reader: inout JSONReader) throws(FieldError) -> [UInt8]? {
+            if reader.null() { return nil }
             switch self {
             case .string:
-                guard let s = field as? String else { throw FieldError(message: "must be a string") }
+                guard (try? reader.nextKind()) == .string, let s = try? reader.string() else { throw FieldError(message: "must be a string") }
                 return Array(s.utf8)
             case .binary:
-                guard let s = field as? String, let bytes = Base64.decode(s) else { throw FieldError(message: "must be base64") }
+                guard (try? reader.nextKind()) == .string, let s = try? reader.string(), let bytes = Base64.decode(s) else {
+                    throw FieldError(message: "must be base64")
+                }
                 return bytes
             case .json:
-                guard let data = try? JSONSerialization.data(withJSONObject: field, options: [.fragmentsAllowed, .withoutEscapingSlashes]) else {
-                    throw FieldError(message: "is not a JSON value")
-                }
-                return Array(data)
+                guard let span = try? reader.skipValue() else { throw FieldError(message: "is not a JSON value") }
+                return Array(reader.slice(span))
             }
         }
     }

@@ -7,7 +7,9 @@ import MeshCore
 /// Request body: `{"records":[{"id","topic","partition","offset","timestamp","attempt","key",
 /// "value","headers":{...}}]}`. The value is embedded as JSON when JSON values are enabled and it is
 /// exactly one valid JSON value; otherwise it is base64 with `"encoding":"base64"`. A key that is
-/// not UTF-8 is base64 with `"keyEncoding":"base64"`. Headers are an object of strings.
+/// not UTF-8 is base64 with `"keyEncoding":"base64"`. Headers are an object, losslessly: a name
+/// maps to its value as a string when it is UTF-8, `{"base64":"..."}` when it is not, `null` for a
+/// null value, and to a list of those, in record order, when the name repeats.
 ///
 /// Answer: `{"statuses":[{"id","status","reason"?}]}` or the light-mesh result list
 /// `[{"record":{"topic","partition","offset"},"processed":bool,"reason"?}]` (processed false is
@@ -50,19 +52,50 @@ public enum PushCodec {
             } else {
                 w.raw("null")
             }
-            w.raw(",\"headers\":{")
-            var first = true
-            for h in r.headers {
-                if !first { w.raw(",") }
-                first = false
-                w.string(h.key)
-                w.raw(":")
-                if let v = h.value { w.string(lossy: v) } else { w.raw("null") }
-            }
-            w.raw("}}")
+            w.raw(",\"headers\":")
+            headers(r.headers, &w)
+            w.raw("}")
         }
         w.raw("]}")
         return w.bytes
+    }
+
+    /// The headers object: names in first-seen order, each once (repeats as a list).
+    static func headers(_ headers: [KafkaHeader], _ w: inout JSONWriter) {
+        w.raw("{")
+        var counts: [String: Int] = [:]
+        for h in headers { counts[h.key, default: 0] += 1 }
+        var done: Set<String> = []
+        for (i, h) in headers.enumerated() where !done.contains(h.key) {
+            if !done.isEmpty { w.raw(",") }
+            done.insert(h.key)
+            w.string(h.key)
+            w.raw(":")
+            guard counts[h.key, default: 0] > 1 else {
+                headerValue(h.value, &w)
+                continue
+            }
+            w.raw("[")
+            var first = true
+            for other in headers[i...] where other.key == h.key {
+                if !first { w.raw(",") }
+                first = false
+                headerValue(other.value, &w)
+            }
+            w.raw("]")
+        }
+        w.raw("}")
+    }
+
+    private static func headerValue(_ value: [UInt8]?, _ w: inout JSONWriter) {
+        guard let value else { return w.raw("null") }
+        if let text = String(validating: value, as: UTF8.self) {
+            w.string(text)
+        } else {
+            w.raw("{\"base64\":")
+            w.base64(value)
+            w.raw("}")
+        }
     }
 
     /// The batch's own trace context: the first record's `traceparent` continued with a new span,

@@ -11,8 +11,13 @@ public struct KafkaSidecarSettings: Sendable {
     public var listen = MeshAddress(host: "127.0.0.1", port: 9082)
     /// The admin listener (/health/live, /health/ready, /metrics).
     public var admin = MeshAddress(host: "127.0.0.1", port: 9902)
+    /// Bounds of the REST listener (body size, connections, request and idle timeouts).
+    public var restLimits = RESTLimits()
     /// Largest REST body in bytes (larger: 413).
-    public var maxBodyBytes = 4 * 1024 * 1024
+    public var maxBodyBytes: Int {
+        get { restLimits.maxBodyBytes }
+        set { restLimits.maxBodyBytes = newValue }
+    }
     public var produce = ProduceFrontConfig()
     public var subscriptions: [ReactiveSubscription] = []
     public var threads = 1
@@ -46,14 +51,20 @@ public final class KafkaSidecarServer: Sendable {
         let drivers = try settings.subscriptions.map { try ReactiveDriver(subscription: $0, cluster: cluster, deadLetters: producer, group: group, logger: logger) }
         self.drivers = drivers
         let produce = ProduceService(producer: producer, config: settings.produce, metrics: metrics)
-        rest = RESTServer(listen: settings.listen, group: group, maxBodyBytes: settings.maxBodyBytes) { request, loop in
+        rest = RESTServer(listen: settings.listen, group: group, limits: settings.restLimits) { request, loop in
             if let answer = produce.handle(request, on: loop) { return answer }
-            if request.path == "/openapi.json" && request.method == .GET {
+            if request.path == "/openapi.json" {
+                guard request.method == .GET || request.method == .HEAD else {
+                    return loop.makeSucceededFuture(.kafkaError(405, 405, "/openapi.json takes GET"))
+                }
                 return loop.makeSucceededFuture(RESTResponse(status: 200, body: Array(KafkaSidecarOpenAPI.document.utf8)))
             }
-            return loop.makeSucceededFuture(.error(404, "not_found", "no route for \(request.method) \(request.path); see /openapi.json"))
+            return loop.makeSucceededFuture(.kafkaError(404, 404, "no route for \(request.method) \(request.path); see /openapi.json"))
         }
-        adminServer = RESTServer(listen: settings.admin, group: group, maxBodyBytes: 0) { request, loop in
+        var adminLimits = RESTLimits()
+        adminLimits.maxBodyBytes = 0
+        adminLimits.maxConnections = 64
+        adminServer = RESTServer(listen: settings.admin, group: group, limits: adminLimits) { request, loop in
             switch (request.method, request.path) {
             case (.GET, "/health/live"):
                 return loop.makeSucceededFuture(RESTResponse(status: 200, body: Array("{\"status\":\"live\"}\n".utf8)))

@@ -46,21 +46,19 @@ public final class ProduceService: Sendable {
             loop.makeSucceededFuture(confluent ? Self.confluentError(e) : .error(e.status, Self.lightMeshCode(e), e.message))
         }
         guard request.method == .POST else {
-            return loop.makeSucceededFuture(RESTResponse.error(405, "method_not_allowed", "\(request.path) takes POST"))
+            return fail(ProduceRequestError(status: 405, errorCode: 405, message: "\(request.path) takes POST"))
         }
-        guard Self.isLegalTopic(topic) else {
-            return fail(ProduceRequestError(status: 400, errorCode: 40003, message: "'\(topic)' is not a legal topic name ([a-zA-Z0-9._-], at most 249)"))
-        }
+        if let problem = ProduceFront.topicProblem(topic, config: config) { return fail(problem) }
         let contentType = request.headers.first(name: "content-type")
         let resolved: ProduceShape
         if let shape {
             if let contentType, !contentType.lowercased().contains("json") {
-                return fail(ProduceRequestError(status: 415, errorCode: 40601, message: "Content-Type must be application/json, not \(contentType)"))
+                return fail(.unsupportedMediaType("Content-Type must be application/json, not \(contentType)"))
             }
             resolved = shape
         } else {
             guard let s = ProduceShape.confluent(contentType: contentType) else {
-                return fail(ProduceRequestError(status: 415, errorCode: 40601, message: "Content-Type must be application/vnd.kafka.json.v2+json or application/vnd.kafka.binary.v2+json"))
+                return fail(.unsupportedMediaType("Content-Type must be application/vnd.kafka.json.v2+json, application/vnd.kafka.binary.v2+json or application/vnd.kafka.text.v2+json"))
             }
             resolved = s
         }
@@ -77,7 +75,7 @@ public final class ProduceService: Sendable {
         }
         let started = NIODeadline.now()
         let metrics = self.metrics
-        if request.query["async"] == "true" {
+        if request.query.first("async") == "true" {
             for record in records {
                 producer.send(record) { result in metrics.produced(result, since: started) }
             }
@@ -105,13 +103,6 @@ public final class ProduceService: Sendable {
         return promise.futureResult
     }
 
-    static func isLegalTopic(_ name: String) -> Bool {
-        guard !name.isEmpty, name.utf8.count <= 249, name != ".", name != ".." else { return false }
-        return name.utf8.allSatisfy { c in
-            (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || c == 0x2E || c == 0x5F || c == 0x2D
-        }
-    }
-
     static func confluentError(_ e: ProduceRequestError) -> RESTResponse {
         RESTResponse(status: e.status, contentType: "application/vnd.kafka.v2+json", body: ProduceFront.errorBody(e))
     }
@@ -120,7 +111,10 @@ public final class ProduceService: Sendable {
         switch e.errorCode {
         case 42201: "invalid_key"
         case 42202: "invalid_value"
-        case 40601: "unsupported_media_type"
+        case 415: "unsupported_media_type"
+        case 405: "method_not_allowed"
+        case 40301: "internal_topic"
+        case 422: "invalid_request"
         case 41301: "too_many_records"
         case 40003: "invalid_topic"
         default: "invalid_body"

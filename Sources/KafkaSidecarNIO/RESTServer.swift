@@ -10,7 +10,8 @@ public struct RESTRequest: Sendable {
     public var method: HTTPMethod
     /// The path without the query.
     public var path: String
-    public var query: [String: String]
+    /// The query, percent-decoded, in order.
+    public var query: QueryString
     public var headers: HTTPHeaders
     public var body: ByteBuffer
 }
@@ -29,7 +30,7 @@ public struct RESTResponse: Sendable {
         self.headers = headers
     }
 
-    /// A JSON error in the sidecar's shape: `{"error":{"code","message"}}` with a stable code.
+    /// A JSON error in the light-mesh shape: `{"error":{"code","message"}}` with a stable code.
     public static func error(_ status: Int, _ code: String, _ message: String) -> RESTResponse {
         var text = "{\"error\":{\"code\":\""
         text += code
@@ -38,44 +39,67 @@ public struct RESTResponse: Sendable {
         text += "}}\n"
         return RESTResponse(status: status, body: Array(text.utf8))
     }
+
+    /// A JSON error in the Confluent v2 / Strimzi shape: `{"error_code","message"}`.
+    public static func kafkaError(_ status: Int, _ errorCode: Int, _ message: String) -> RESTResponse {
+        let text = "{\"error_code\":\(errorCode),\"message\":\(JSONText.quoted(message))}\n"
+        return RESTResponse(status: status, contentType: "application/vnd.kafka.v2+json", body: Array(text.utf8))
+    }
+}
+
+/// Bounds of a REST listener: what one client, or many, can hold of the sidecar.
+public struct RESTLimits: Sendable, Hashable {
+    /// Largest request body in bytes (larger: 413 and close, the rest unread).
+    public var maxBodyBytes = 4 * 1024 * 1024
+    /// Open connections at once; one more is closed as soon as it is accepted.
+    public var maxConnections = 256
+    /// A whole request, from its first byte to its body's end, must arrive within this (else 408
+    /// and close): a client trickling a byte at a time cannot pin a body buffer for longer.
+    public var requestTimeout: Duration = .seconds(30)
+    /// A connection with no request under way is closed after this long.
+    public var idleTimeout: Duration = .seconds(60)
+    public init() {}
 }
 
 /// A small HTTP/1.1 server for the Kafka sidecar's REST and admin listeners: NIO's codec (llhttp),
-/// whole bodies up to a limit (413 and close past it), keep-alive and in-order pipelining, and one
-/// routing function.
+/// whole bodies up to a limit (413 and close past it), `Expect: 100-continue` answered, keep-alive and
+/// in-order pipelining, one routing function, and the bounds of ``RESTLimits``.
 public final class RESTServer: Sendable {
     public typealias Route = @Sendable (RESTRequest, any EventLoop) -> EventLoopFuture<RESTResponse>
 
     private let group: any EventLoopGroup
     private let listen: MeshAddress
-    private let maxBodyBytes: Int
-    private let idleTimeout: Duration
+    private let limits: RESTLimits
     private let route: Route
     private let channel = NIOLockedValueBox<(any Channel)?>(nil)
+    private let open = NIOLockedValueBox(0)
 
-    /// - Parameter idleTimeout: a connection silent this long is closed.
-    public init(listen: MeshAddress, group: any EventLoopGroup, maxBodyBytes: Int, idleTimeout: Duration = .seconds(60), route: @escaping Route) {
-        self.idleTimeout = idleTimeout
+    public init(listen: MeshAddress, group: any EventLoopGroup, limits: RESTLimits, route: @escaping Route) {
         self.group = group
         self.listen = listen
-        self.maxBodyBytes = maxBodyBytes
+        self.limits = limits
         self.route = route
     }
 
     /// Binds and returns the address bound (port 0 picks a free one).
     public func start() async throws -> MeshAddress {
-        let route = self.route, limit = maxBodyBytes, idle = TimeAmount.nanoseconds(idleTimeout.nanoseconds)
+        let route = self.route, limits = self.limits, open = self.open
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    // A connection that sends nothing for the idle timeout (between requests, or
-                    // stalled inside one) is closed, so slow clients cannot hold connections forever.
-                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idle))
+                let admitted = open.withLockedValue { n in
+                    guard n < limits.maxConnections else { return false }
+                    n += 1
+                    return true
+                }
+                guard admitted else { return channel.close() }
+                channel.closeFuture.whenComplete { _ in open.withLockedValue { $0 -= 1 } }
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(RequestClock(limits: limits))
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(RESTHandler(route: route, maxBodyBytes: limit))
+                    try channel.pipeline.syncOperations.addHandler(RESTHandler(route: route, maxBodyBytes: limits.maxBodyBytes))
                 }
             }
             .bind(host: listen.host, port: listen.port).get()
@@ -85,6 +109,109 @@ public final class RESTServer: Sendable {
 
     public func stop() async throws {
         try await channel.withLockedValue { $0 }?.close()
+    }
+}
+
+/// Told by ``RESTHandler`` (as an outbound user event) where its connection is in a request.
+enum RequestProgress: Sendable {
+    /// The whole request was read; the answer is being made.
+    case read
+    /// The answer was written; the connection waits for the next request.
+    case answered
+}
+
+/// The time bounds of one connection, on its raw bytes (before HTTP framing, so a head that never
+/// completes is bounded too).
+///
+/// States: `.idle` (no request under way; closed after the idle timeout) → first byte → `.receiving`
+/// (the whole request must arrive by its deadline; else 408 and close) → ``RequestProgress/read`` →
+/// `.answering` (no deadline: the route bounds itself) → ``RequestProgress/answered`` → `.idle`.
+/// Bytes that arrive while answering (a pipelined request) start its deadline at once.
+final class RequestClock: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundIn = IOData
+    typealias OutboundOut = IOData
+
+    private enum State { case idle, receiving, answering(pipelined: Bool) }
+
+    private let limits: RESTLimits
+    private var state = State.idle
+    private var timer: Scheduled<Void>?
+
+    init(limits: RESTLimits) { self.limits = limits }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { arm(context, limits.idleTimeout, expired: false) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        arm(context, limits.idleTimeout, expired: false)
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch state {
+        case .idle:
+            state = .receiving
+            arm(context, limits.requestTimeout, expired: true)
+        case .answering:
+            state = .answering(pipelined: true)
+        case .receiving:
+            break
+        }
+        context.fireChannelRead(data)
+    }
+
+    func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
+        guard let progress = event as? RequestProgress else {
+            return context.triggerUserOutboundEvent(event, promise: promise)
+        }
+        switch (progress, state) {
+        case (.read, _):
+            timer?.cancel()
+            timer = nil
+            state = .answering(pipelined: false)
+        case (.answered, .answering(let pipelined)):
+            // Pipelined bytes already arrived: the next request's clock runs from now.
+            state = pipelined ? .receiving : .idle
+            arm(context, pipelined ? limits.requestTimeout : limits.idleTimeout, expired: pipelined)
+        case (.answered, _):
+            break
+        }
+        promise?.succeed(())
+    }
+
+    /// One timer at a time; `expired` tells whether its firing ends a request under way (408) or an
+    /// idle connection (a silent close).
+    private func arm(_ context: ChannelHandlerContext, _ after: Duration, expired request: Bool) {
+        timer?.cancel()
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        timer = context.eventLoop.scheduleTask(in: .nanoseconds(after.nanoseconds)) {
+            let (clock, context) = bound.value
+            clock.timer = nil
+            if request, case .receiving = clock.state {
+                clock.timedOut(context)
+            } else if case .idle = clock.state {
+                context.close(promise: nil)
+            }
+        }
+    }
+
+    /// 408 written straight to the socket (the HTTP encoder may be mid-request), then close.
+    private func timedOut(_ context: ChannelHandlerContext) {
+        let body = "{\"error_code\":408,\"message\":\"the request did not arrive within \(limits.requestTimeout)\"}\n"
+        let text = "HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\ncontent-length: \(body.utf8.count)\r\nconnection: close\r\n\r\n" + body
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(.byteBuffer(context.channel.allocator.buffer(string: text)))).whenComplete { _ in
+            channel.close(promise: nil)
+        }
     }
 }
 
@@ -109,10 +236,6 @@ final class RESTHandler: ChannelInboundHandler, RemovableChannelHandler {
         context.close(promise: nil)
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is IdleStateHandler.IdleStateEvent { context.close(promise: nil) } else { context.fireUserInboundEventTriggered(event) }
-    }
-
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let h):
@@ -120,7 +243,16 @@ final class RESTHandler: ChannelInboundHandler, RemovableChannelHandler {
             body.clear()
             refused = false
             if let length = h.headers.first(name: "content-length").flatMap(Int.init), length > maxBodyBytes {
-                refuseTooLarge(context)
+                return refuseTooLarge(context)
+            }
+            // The client waits for a go-ahead before sending the body.
+            if h.version == .http1_1, let expect = h.headers.first(name: "expect") {
+                guard expect.lowercased() == "100-continue" else {
+                    refused = true
+                    self.head = nil
+                    return write(context, .kafkaError(417, 417, "only 'Expect: 100-continue' is understood"), keepAlive: false)
+                }
+                context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .continue))), promise: nil)
             }
         case .body(var chunk):
             guard !refused else { return }
@@ -129,15 +261,9 @@ final class RESTHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .end:
             guard let head, !refused else { return }
             self.head = nil
-            let parts = head.uri.split(separator: "?", maxSplits: 1)
-            var query: [String: String] = [:]
-            if parts.count == 2 {
-                for pair in parts[1].split(separator: "&") {
-                    let kv = pair.split(separator: "=", maxSplits: 1)
-                    query[String(kv[0])] = kv.count == 2 ? String(kv[1]) : ""
-                }
-            }
-            let request = RESTRequest(method: head.method, path: parts.first.map(String.init) ?? "/", query: query, headers: head.headers, body: body)
+            context.triggerUserOutboundEvent(RequestProgress.read, promise: nil)
+            let (path, query) = QueryString.split(target: head.uri)
+            let request = RESTRequest(method: head.method, path: String(path), query: query, headers: head.headers, body: body)
             body = ByteBuffer()
             let keepAlive = head.isKeepAlive
             let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
@@ -145,7 +271,7 @@ final class RESTHandler: ChannelInboundHandler, RemovableChannelHandler {
                 let (handler, context) = bound.value
                 switch result {
                 case .success(let response): handler.write(context, response, keepAlive: keepAlive)
-                case .failure(let error): handler.write(context, .error(500, "internal", "\(error)"), keepAlive: false)
+                case .failure(let error): handler.write(context, .kafkaError(500, 500, "\(error)"), keepAlive: false)
                 }
             }
         }
@@ -155,21 +281,26 @@ final class RESTHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func refuseTooLarge(_ context: ChannelHandlerContext) {
         refused = true
         head = nil
-        write(context, .error(413, "body_too_large", "the body exceeds \(maxBodyBytes) bytes"), keepAlive: false)
+        context.triggerUserOutboundEvent(RequestProgress.read, promise: nil)
+        write(context, .kafkaError(413, 413, "the body exceeds \(maxBodyBytes) bytes"), keepAlive: false)
     }
 
     private func write(_ context: ChannelHandlerContext, _ response: RESTResponse, keepAlive: Bool) {
         var headers = HTTPHeaders()
         headers.reserveCapacity(3 + response.headers.count)
-        headers.add(name: "content-type", value: response.contentType)
-        headers.add(name: "content-length", value: String(response.body.count))
+        // A 204 has neither a body nor the fields that describe one (RFC 9110 §8.6, §15.3.5).
+        if response.status != 204 && response.status != 304 {
+            headers.add(name: "content-type", value: response.contentType)
+            headers.add(name: "content-length", value: String(response.body.count))
+        }
         for (name, value) in response.headers { headers.add(name: name, value: value) }
         if !keepAlive { headers.add(name: "connection", value: "close") }
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: response.status), headers: headers))), promise: nil)
-        if !response.body.isEmpty {
+        if !response.body.isEmpty && response.status != 204 && response.status != 304 {
             context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: response.body)))), promise: nil)
         }
         let channel = context.channel
         context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in if !keepAlive { channel.close(promise: nil) } }
+        context.triggerUserOutboundEvent(RequestProgress.answered, promise: nil)
     }
 }

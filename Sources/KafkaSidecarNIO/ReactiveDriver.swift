@@ -44,7 +44,8 @@ public final class ReactiveDriver: @unchecked Sendable {
         loop = group.next()
         self.deadLetters = deadLetters
         self.logger = logger
-        fetcher = try HTTPFetcher(app, group: loop, timeout: subscription.engine.pushTimeout + .seconds(1), maxIdle: subscription.engine.maxConcurrentPushes)
+        fetcher = try HTTPFetcher(app, group: loop, timeout: subscription.engine.pushTimeout + .seconds(1), maxIdle: subscription.engine.maxConcurrentPushes,
+                                maxResponseBytes: subscription.maxAnswerBytes)
         var cc = KafkaConsumerConfig(groupId: subscription.group)
         cc.clientId = "light-mesh-kafka-sidecar"
         cc.rebalanceProtocol = subscription.rebalanceProtocol
@@ -135,7 +136,9 @@ public final class ReactiveDriver: @unchecked Sendable {
                 }
             }
         case .abandonPush:
-            break  // the client's own timeout ends the request; the engine ignores a late answer
+            // The engine ignores a late answer; the fetcher closes the exchange when its whole-answer
+            // deadline (the push timeout and a second) passes, however slowly the app drips bytes.
+            break
         case .pause(let tps):
             consumer.pause(tps)
         case .resume(let tps):

@@ -14,6 +14,9 @@ public struct ReactiveSubscription: Hashable, Sendable {
     /// The consumer's settings (the before-revoke timeout is kept above the engine's grace).
     public var rebalanceProtocol: KafkaConsumerConfig.RebalanceProtocol = .cooperative
     public var sessionTimeout: Duration = .seconds(10)
+    /// Largest answer body the app may give to a push; a larger one fails the push (its records are
+    /// retried) and its connection is closed.
+    public var maxAnswerBytes = 4 * 1024 * 1024
 
     public init(group: String, topics: [String], app: String, readyPath: String? = nil) {
         self.group = group

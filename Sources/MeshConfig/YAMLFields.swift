@@ -52,6 +52,16 @@ public struct YAMLFields {
         return v
     }
 
+    /// `true`/`false` (also yes/no, on/off).
+    public mutating func bool(_ key: String) throws -> Bool? {
+        guard let text = try string(key) else { return nil }
+        switch text.lowercased() {
+        case "true", "yes", "on": return true
+        case "false", "no", "off": return false
+        default: throw ConfigError(key: name(key), "expected true or false, got '\(text)'")
+        }
+    }
+
     public mutating func double(_ key: String) throws -> Double? {
         guard let n = node(key) else { return nil }
         guard let v = n.float ?? n.int.map(Double.init) else { throw ConfigError(key: name(key), "expected a number, got '\(n.string ?? "?")'") }

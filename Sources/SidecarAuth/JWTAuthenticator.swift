@@ -205,11 +205,15 @@ public final class JWTAuthenticator: Sendable {
         String(decoding: text.utf8.filter { $0 >= 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }, as: UTF8.self)
     }
 
-    /// Whether a normalized `path` is under `prefix` on a segment boundary (`/a` covers `/a/b`, not `/ab`).
+    /// Whether a normalized `path` is under `prefix` on a segment boundary (`/a` covers `/a/b`, not
+    /// `/ab`), letters compared without case: a scope rule on `/admin` must cover `/ADMIN` for apps
+    /// that route case-insensitively.
     static func path(_ path: String, isUnder prefix: String) -> Bool {
-        guard path.hasPrefix(prefix) else { return false }
-        if prefix.hasSuffix("/") || path.utf8.count == prefix.utf8.count { return true }
-        return path.utf8.dropFirst(prefix.utf8.count).first == UInt8(ascii: "/")
+        let p = Array(path.utf8), q = Array(prefix.utf8)
+        func lower(_ b: UInt8) -> UInt8 { b >= 0x41 && b <= 0x5A ? b | 0x20 : b }
+        guard p.count >= q.count, zip(p, q).allSatisfy({ lower($0) == lower($1) }) else { return false }
+        if prefix.hasSuffix("/") || p.count == q.count { return true }
+        return p[q.count] == UInt8(ascii: "/")
     }
 }
 

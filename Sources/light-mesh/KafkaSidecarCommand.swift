@@ -52,6 +52,8 @@ struct KafkaSidecarCommand: AsyncParsableCommand {
     @Option(help: "REST listen address, HOST:PORT (loopback by default).") var listen = "127.0.0.1:9082"
     @Option(help: "Admin listen address, HOST:PORT.") var adminListen = "127.0.0.1:9902"
     @Option(help: "Largest REST body in bytes (larger: 413).") var maxBodyBytes = 4 * 1024 * 1024
+    @Option(help: "REST connections open at once (more are closed on accept).") var maxConnections = 256
+    @Option(help: "Seconds a whole REST request (head and body) may take to arrive (else 408).") var requestTimeout = 30.0
     @Option(help: "Event-loop threads.") var threads = 1
 
     func validate() throws { _ = try settings() }
@@ -69,6 +71,10 @@ struct KafkaSidecarCommand: AsyncParsableCommand {
         s.admin = a
         guard maxBodyBytes >= 1 else { throw ValidationError("--max-body-bytes must be positive") }
         s.maxBodyBytes = maxBodyBytes
+        guard maxConnections >= 1 else { throw ValidationError("--max-connections must be positive") }
+        s.restLimits.maxConnections = maxConnections
+        guard requestTimeout > 0 else { throw ValidationError("--request-timeout must be positive") }
+        s.restLimits.requestTimeout = .milliseconds(Int64(requestTimeout * 1000))
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         s.threads = threads
         if !topics.isEmpty || group != nil {
@@ -107,6 +113,9 @@ struct KafkaSidecarCommand: AsyncParsableCommand {
         cluster.logger = kafkaLogger
         let server = try KafkaSidecarServer(settings: settings, cluster: RdKafkaCluster(cluster), logger: logger)
         let (rest, admin) = try await server.start()
+        if !["127.0.0.1", "::1", "localhost"].contains(settings.listen.host) {
+            logger.warning("the REST listener is bound to \(settings.listen.host), beyond loopback, and takes requests without authentication: anyone who can reach it can produce to any topic")
+        }
         var line = "kafka-sidecar: REST on \(rest), admin on \(admin), brokers \(bootstrap)"
         for s in settings.subscriptions { line += "; group \(s.group) reads \(s.topics.joined(separator: ",")) and pushes to \(s.app)" }
         FileHandle.standardError.write(Data((line + "\n").utf8))
@@ -131,6 +140,10 @@ enum KafkaSidecarConfigFile {
         s.maxBodyBytes = try rest.int("max_body_bytes", min: 1) ?? s.maxBodyBytes
         s.produce.maxRecordsPerRequest = try rest.int("max_records", min: 1) ?? s.produce.maxRecordsPerRequest
         if let denied = try rest.strings("denied_headers") { s.produce.deniedHeaders.formUnion(denied.map { $0.lowercased() }) }
+        s.restLimits.maxConnections = try rest.int("max_connections", min: 1) ?? s.restLimits.maxConnections
+        s.restLimits.requestTimeout = try rest.duration("request_timeout") ?? s.restLimits.requestTimeout
+        s.restLimits.idleTimeout = try rest.duration("idle_timeout") ?? s.restLimits.idleTimeout
+        s.produce.allowInternalTopics = try rest.bool("allow_internal_topics") ?? s.produce.allowInternalTopics
         try rest.done()
         var admin = try top.child("admin")
         s.admin = try admin.address("listen") ?? s.admin

@@ -36,6 +36,14 @@ enum SidecarConfigFile {
             }
             s.ingress.escapedSeparators = action
         }
+        if let text = try ingress.string("path_parameters") {
+            guard let action = RequestTarget.PathParameters(rawValue: text) else {
+                throw ConfigError(key: ingress.name("path_parameters"), "must be strip, reject or keep")
+            }
+            s.ingress.pathParameters = action
+        }
+        s.ingress.exactCasePolicy = try ingress.bool("exact_case_routes") ?? i.exactCasePolicy
+        s.ingress.allowUnderscoreHeaders = try ingress.bool("allow_underscore_headers") ?? i.allowUnderscoreHeaders
         s.ingress.trustedProxies = try ingress.cidrs("trusted_proxies")
         for name in try ingress.strings("disabled") ?? [] {
             guard SecuritySection(rawValue: name) != nil else {

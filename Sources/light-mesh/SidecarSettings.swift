@@ -90,7 +90,9 @@ struct SidecarSettings: Sendable {
             "cors_origins": i.cors?.allowedOrigins ?? [], "allow": i.ipFilter.allow.map(\.description), "deny": i.ipFilter.deny.map(\.description),
             "access_log": accessLog ? "stdout" : "off", "headers": rules(i.headers),
             "max_headers": i.maxHeaders, "max_connections": i.maxConnections, "escaped_slashes": i.escapedSeparators.rawValue,
-            "path_normalization": "absolute-form to origin-form, unreserved %-escapes decoded, slashes merged, dot segments removed; prefixes match on segment boundaries",
+            "path_parameters": i.pathParameters.rawValue, "exact_case_routes": i.exactCasePolicy,
+            "allow_underscore_headers": i.allowUnderscoreHeaders,
+            "path_normalization": "absolute-form to origin-form, unreserved %-escapes decoded, encoded controls refused, path parameters \(i.pathParameters.rawValue), slashes merged, dot segments removed; prefixes match on segment boundaries\(i.exactCasePolicy ? "" : ", letters without case")",
             "trusted_proxies": i.trustedProxies.map(\.description), "disabled": disabledOnPurpose.sorted(),
             "routes": i.routes.map { r -> [String: Any] in
                 ["prefix": r.prefix, "middleware": r.middleware.map(\.rawValue),

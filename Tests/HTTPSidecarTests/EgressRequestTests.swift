@@ -39,6 +39,25 @@ import Testing
         #expect(post.attempts == 2)
     }
 
+    /// Issue 22: a TLS upstream that read the POST and closed without close_notify fails with a
+    /// TLS error; that is no proof the request went unread, so it is not tried again (it was
+    /// delivered three times). Only `requestSent` decides, whatever the kind.
+    @Test func aTLSErrorAfterTheRequestLeftIsNotRetriedForAPost() {
+        var pool = pool(), random = SeededRandom(seed: 4)
+        var post = EgressRequest(method: "POST", deadline: t0 + .seconds(10), usesToken: false)
+        post.begin(pool: &pool, now: t0)
+        _ = post.nextAttempt(pool: &pool, now: t0, random: &random)
+        let unclean = post.attemptFailed(.tls, requestSent: true, pool: &pool, now: t0, random: &random)
+        #expect(unclean.next == .giveUp(.notSafe, .gatewayError(.tls)))
+        var again = EgressRequest(method: "POST", deadline: t0 + .seconds(10), usesToken: false)
+        again.begin(pool: &pool, now: t0)
+        _ = again.nextAttempt(pool: &pool, now: t0, random: &random)
+        // A failed handshake: nothing left, so another endpoint may have it.
+        guard case .retry(_, true) = again.attemptFailed(.tls, requestSent: false, pool: &pool, now: t0, random: &random).next else {
+            Issue.record("a handshake failure is retried"); return
+        }
+    }
+
     @Test func headsDecideRetryAnswerAndRefusedTokens() {
         var pool = pool(), random = SeededRandom(seed: 3)
         var request = EgressRequest(method: "GET", deadline: t0 + .seconds(10), usesToken: false)

@@ -9,6 +9,24 @@ import Testing
         try? RequestTarget.normalize(target, escaped: escaped).get().path
     }
 
+    /// Issue 22: path parameters are stripped before policy (servlet stacks read `/admin;x/users`
+    /// as `/admin/users`), encoded controls refused, and prefixes match without case.
+    @Test func pathParametersControlsAndCase() {
+        #expect(path("/admin;x/users") == "/admin/users")
+        #expect(path("/admin;jsessionid=1") == "/admin")
+        #expect(path("/;x/admin") == "/admin")
+        #expect((try? RequestTarget.normalize("/admin;x/users", parameters: .reject).get()) == nil)
+        #expect((try? RequestTarget.normalize("/admin;x/users", parameters: .keep).get())?.path == "/admin;x/users")
+        #expect(path("/..;x/admin") == nil)
+        #expect(path("/a%00b") == nil && path("/a%0ab") == nil && path("/a%7Fb") == nil)
+        #expect(path("/%41DMIN") == "/ADMIN")
+        #expect(RequestTarget.path("/ADMIN/users", isUnder: "/admin"))
+        #expect(RequestTarget.path("/V1/orders", isUnder: "/v1/"))
+        #expect(!RequestTarget.path("/ADMIN/users", isUnder: "/admin", exactCase: true))
+        #expect(!RequestTarget.path("/adminx", isUnder: "/admin"))
+        #expect(!RequestTarget.path("/adm", isUnder: "/admin"))
+    }
+
     @Test func spellingsOfOnePathNormalizeAlike() {
         for spelling in ["/admin", "//admin", "/./admin", "/x/../admin", "/%61dmin", "/public/../admin", "http://a/admin",
                          "HTTPS://a:8443/admin", "/admin/.", "///admin/x/..", "/../admin", "/%7e/../admin"] {

@@ -22,15 +22,28 @@ public struct RequestTarget: Sendable, Hashable {
         case keep
     }
 
+    /// What to do with path parameters (`/admin;jsessionid=1/users`): servlet stacks (Tomcat,
+    /// Jetty) drop them before routing, so a policy that sees them sees another path than the app.
+    public enum PathParameters: String, Sendable, Hashable, CaseIterable {
+        /// Drop them from each segment: the policy and the app both see `/admin/users` (the default).
+        case strip
+        /// Refuse the request (400).
+        case reject
+        /// Leave them: only for apps that give `;` no meaning.
+        case keep
+    }
+
     /// Why a request-target was refused.
     public enum Problem: Error, Hashable, Sendable, CustomStringConvertible {
         case malformed(String)
         case escapedSeparator
+        case pathParameters
 
         public var description: String {
             switch self {
             case .malformed(let why): "malformed request target: \(why)"
             case .escapedSeparator: "the path contains an encoded slash, backslash or dot (%2F, %5C, %2E)"
+            case .pathParameters: "the path contains path parameters (;)"
             }
         }
     }
@@ -46,14 +59,15 @@ public struct RequestTarget: Sendable, Hashable {
     public var originForm: String { query.map { path + "?" + $0 } ?? path }
 
     /// Normalizes `target`, or says why it cannot be sent on.
-    public static func normalize(_ target: String, escaped: EscapedSeparators = .reject) -> Result<RequestTarget, Problem> {
+    public static func normalize(_ target: String, escaped: EscapedSeparators = .reject,
+                                 parameters: PathParameters = .strip) -> Result<RequestTarget, Problem> {
         if let normal = alreadyNormal(target) { return .success(normal) }
-        return normalizeStepByStep(target, escaped: escaped)
+        return normalizeStepByStep(target, escaped: escaped, parameters: parameters)
     }
 
     /// The target as it is, when normalizing would not change it: origin form, only plain bytes
-    /// (no escape, backslash, fragment, control or space), no empty segment (`//`) and no segment
-    /// starting with a dot (so no dot segment, with or without parameters). Most requests are like
+    /// (no escape, backslash, fragment, control, space or `;`), no empty segment (`//`) and no segment
+    /// starting with a dot (so no dot segment). Most requests are like
     /// this; they skip the copies the general steps make. A test checks it against those steps.
     static func alreadyNormal(_ target: String) -> RequestTarget? {
         let utf8 = target.utf8
@@ -63,7 +77,7 @@ public struct RequestTarget: Sendable, Hashable {
         for i in utf8.indices {
             let b = utf8[i]
             if b == UInt8(ascii: "?") { queryMark = i; break }
-            guard b > 0x20, b < 0x7F, b != UInt8(ascii: "%"), b != UInt8(ascii: "\\"), b != UInt8(ascii: "#") else { return nil }
+            guard b > 0x20, b < 0x7F, b != UInt8(ascii: "%"), b != UInt8(ascii: "\\"), b != UInt8(ascii: "#"), b != UInt8(ascii: ";") else { return nil }
             if previous == UInt8(ascii: "/") && (b == UInt8(ascii: "/") || b == UInt8(ascii: ".")) { return nil }
             previous = b
         }
@@ -74,7 +88,7 @@ public struct RequestTarget: Sendable, Hashable {
     }
 
     /// Normalizes `target` step by step (see the type's summary).
-    static func normalizeStepByStep(_ target: String, escaped: EscapedSeparators) -> Result<RequestTarget, Problem> {
+    static func normalizeStepByStep(_ target: String, escaped: EscapedSeparators, parameters: PathParameters = .strip) -> Result<RequestTarget, Problem> {
         let bytes = Array(target.utf8)
         if bytes == [UInt8(ascii: "*")] { return .success(RequestTarget(path: "*", query: nil, authority: nil)) }
         var start = 0
@@ -98,20 +112,30 @@ public struct RequestTarget: Sendable, Hashable {
             guard !rest.contains(UInt8(ascii: "#")), rest.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { return .failure(.malformed("bad query")) }
             query = String(decoding: rest, as: UTF8.self)
         }
-        switch normalizePath(bytes[start..<end], escaped: escaped) {
+        switch normalizePath(bytes[start..<end], escaped: escaped, parameters: parameters) {
         case .success(let path): return .success(RequestTarget(path: path, query: query, authority: authority))
         case .failure(let problem): return .failure(problem)
         }
     }
 
     /// Whether `path` is under `prefix` on a segment boundary: `/public` covers `/public` and
-    /// `/public/x`, never `/publicX`; a prefix ending in `/` covers what follows it.
-    public static func path(_ path: String, isUnder prefix: String) -> Bool {
-        guard path.hasPrefix(prefix) else { return false }
-        if prefix.hasSuffix("/") || path.utf8.count == prefix.utf8.count { return true }
-        let next = path.utf8[path.utf8.index(path.utf8.startIndex, offsetBy: prefix.utf8.count)]
-        return next == UInt8(ascii: "/")
+    /// `/public/x`, never `/publicX`; a prefix ending in `/` covers what follows it. Letters compare
+    /// without case unless `exactCase` (apps that route case-insensitively read `/ADMIN` as `/admin`,
+    /// so a policy on `/admin` must cover it).
+    public static func path(_ path: String, isUnder prefix: String, exactCase: Bool = false) -> Bool {
+        let p = path.utf8, q = prefix.utf8
+        guard p.count >= q.count else { return false }
+        var i = p.startIndex
+        for c in q {
+            let b = p[i]
+            guard b == c || (!exactCase && asciiLower(b) == asciiLower(c)) else { return false }
+            i = p.index(after: i)
+        }
+        if prefix.hasSuffix("/") || i == p.endIndex { return true }
+        return p[i] == UInt8(ascii: "/")
     }
+
+    @inline(__always) static func asciiLower(_ b: UInt8) -> UInt8 { b >= 0x41 && b <= 0x5A ? b | 0x20 : b }
 
     // MARK: Steps
 
@@ -154,7 +178,7 @@ public struct RequestTarget: Sendable, Hashable {
     private static let hexDigits = Array("0123456789ABCDEF".utf8)
 
     /// Decodes what may be decoded, then merges slashes and removes dot segments.
-    private static func normalizePath(_ raw: ArraySlice<UInt8>, escaped: EscapedSeparators) -> Result<String, Problem> {
+    private static func normalizePath(_ raw: ArraySlice<UInt8>, escaped: EscapedSeparators, parameters: PathParameters) -> Result<String, Problem> {
         if raw.isEmpty { return .success("/") }
         // Pass 1: escapes, byte classes. Output bytes; `/` here is always a real separator.
         var decoded: [UInt8] = []
@@ -167,6 +191,8 @@ public struct RequestTarget: Sendable, Hashable {
                     return .failure(.malformed("bad percent-encoding"))
                 }
                 let value = hi << 4 | lo
+                // %00 and the other controls: cut at NUL or read as line ends by the app's stack.
+                guard value >= 0x20, value != 0x7F else { return .failure(.malformed("an encoded control character (%00-%1F, %7F)")) }
                 switch value {
                 case UInt8(ascii: "/"), UInt8(ascii: "\\"), UInt8(ascii: "."):
                     switch escaped {
@@ -194,16 +220,22 @@ public struct RequestTarget: Sendable, Hashable {
         var segments: [ArraySlice<UInt8>] = []
         let parts = decoded.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
         var trailingSlash = decoded.last == UInt8(ascii: "/")
-        for (n, segment) in parts.enumerated() {
+        for (n, whole) in parts.enumerated() {
             let last = n == parts.count - 1
-            if segment.isEmpty { continue }
-            // `..;x` and `.;x`: dot segments to servers that strip path parameters (Tomcat, Jetty).
+            var segment = whole
             if let semicolon = segment.firstIndex(of: UInt8(ascii: ";")) {
                 let name = segment[..<semicolon]
+                // `..;x` and `.;x`: dot segments to servers that strip path parameters (Tomcat, Jetty).
                 if name.elementsEqual([UInt8(ascii: ".")]) || name.elementsEqual([UInt8(ascii: "."), UInt8(ascii: ".")]) {
                     return .failure(.malformed("a dot segment with path parameters"))
                 }
+                switch parameters {
+                case .strip: segment = name
+                case .reject: return .failure(.pathParameters)
+                case .keep: break
+                }
             }
+            if segment.isEmpty { continue }
             if segment.elementsEqual([UInt8(ascii: ".")]) {
                 if last { trailingSlash = true }
                 continue

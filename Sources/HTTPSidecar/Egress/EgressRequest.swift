@@ -104,11 +104,12 @@ public struct EgressRequest: Sendable {
     }
 
     /// The current attempt failed before a response head; `requestSent` tells whether any of the
-    /// request may have reached the upstream.
+    /// request may have reached the upstream. Only that decides whether an unsafe request may be
+    /// tried again, never the failure's kind: a TLS error or a reset can come after the upstream
+    /// read the whole request.
     public mutating func attemptFailed(_ kind: TransportError.Kind?, requestSent: Bool, pool: inout UpstreamPool, now: MeshInstant,
                                        random: inout some RandomSource) -> Conclusion {
-        let neverSent = !requestSent || (kind.map { TransportError($0).requestNeverSent } ?? false)
-        return conclude(.gatewayError(kind), requestNeverSent: neverSent, pool: &pool, now: now, random: &random)
+        conclude(.gatewayError(kind), requestNeverSent: !requestSent, pool: &pool, now: now, random: &random)
     }
 
     /// The whole request ran out of time: the attempt under way (if any) is recorded as a timeout

@@ -106,6 +106,16 @@ public struct HTTP1RequestHead: Sendable {
 
     public init() { fields.reserveCapacity(32) }
 
+    /// The same head holding no more storage than it needs: the field array the scanner reuses is
+    /// sized by the largest head it has seen, which a head kept for later must not pin.
+    public func compacted() -> HTTP1RequestHead {
+        var copy = self
+        copy.fields = []
+        copy.fields.reserveCapacity(fields.count)
+        copy.fields.append(contentsOf: fields)
+        return copy
+    }
+
     mutating func clear() {
         start = 0; length = 0; method = .get; target = 0..<0; version = .http11
         fields.removeAll(keepingCapacity: true)

@@ -13,7 +13,9 @@ public struct TransportError: Error, Hashable, Sendable, CustomStringConvertible
         case responseTimeout = "response_timeout"
         /// The peer sent something that is not valid HTTP.
         case protocolViolation = "protocol_violation"
-        /// TLS handshake or verification failed. Safe to retry: the request is written only after a handshake.
+        /// A TLS failure: the handshake or verification failed (nothing sent), or the session broke
+        /// later (an unclean close after the request left). Whether the request was sent is told
+        /// apart from the kind.
         case tls = "tls_failure"
     }
     public var kind: Kind
@@ -22,7 +24,5 @@ public struct TransportError: Error, Hashable, Sendable, CustomStringConvertible
         self.kind = kind
         self.detail = detail
     }
-    /// `true` when the failure happened before any byte of the request could have reached the peer.
-    public var requestNeverSent: Bool { kind == .connectRefused || kind == .connectTimeout || kind == .tls }
     public var description: String { detail.isEmpty ? kind.rawValue : "\(kind.rawValue): \(detail)" }
 }
