@@ -7,7 +7,7 @@ enum KafkaSidecarOpenAPI {
   "info": {
     "title": "Light Mesh Kafka sidecar",
     "version": "1.0.0",
-    "description": "Kafka over REST on localhost. Produce in three request shapes (light-mesh, Confluent REST v2, Strimzi bridge extras) on one idempotent producer. The reactive consumer pushes records to the app (see the PushRequest and PushAnswer schemas) and commits per partition only up to the lowest record not yet finished (SUCCESS, DROP, or its dead-letter copy acknowledged). Inbound traceparent is continued into a new span in each record's headers and X-Correlation-Id is carried; Authorization, Cookie and Set-Cookie are never copied into records."
+    "description": "Kafka over REST on localhost. Produce in three request shapes (light-mesh, Confluent REST v2, Strimzi bridge extras) on one idempotent producer. The reactive consumer pushes records to the app (see the PushRequest and PushAnswer schemas) and commits per partition only up to the lowest record not yet finished (SUCCESS, DROP, or its dead-letter copy acknowledged). Inbound traceparent is continued into a new span in each record's headers and X-Correlation-Id is carried; Authorization, Cookie and Set-Cookie are never copied into records. Bounds: a whole request (head and body) must arrive within the request timeout (30 s; else 408), at most max_connections (256) are open at once, bodies above max_body_bytes get 413; Expect: 100-continue is answered. Produce bodies are read strictly: unknown or repeated fields, an empty records list, a partition in both path and body, header names with control characters and a reserved header given twice are 422; internal topics (__*) are 403; an unsupported Content-Type is 415 (error_code 415). JSON keys and values are stored as the bytes sent."
   },
   "servers": [
     {
@@ -281,6 +281,11 @@ enum KafkaSidecarOpenAPI {
             }
           },
           "application/vnd.kafka.binary.v2+json": {
+            "schema": {
+              "$ref": "#/components/schemas/ConfluentProduceRequest"
+            }
+          },
+          "application/vnd.kafka.text.v2+json": {
             "schema": {
               "$ref": "#/components/schemas/ConfluentProduceRequest"
             }
@@ -612,10 +617,18 @@ enum KafkaSidecarOpenAPI {
                 },
                 "headers": {
                   "type": "object",
+                  "description": "Losslessly: a name maps to its value as a string when it is UTF-8, {\"base64\": ...} when it is not, null for a null value, and to a list of those, in record order, when the name repeats.",
                   "additionalProperties": {
-                    "type": [
-                      "string",
-                      "null"
+                    "oneOf": [
+                      {
+                        "$ref": "#/components/schemas/PushHeaderValue"
+                      },
+                      {
+                        "type": "array",
+                        "items": {
+                          "$ref": "#/components/schemas/PushHeaderValue"
+                        }
+                      }
                     ]
                   }
                 }
@@ -718,6 +731,28 @@ enum KafkaSidecarOpenAPI {
             "type": "string"
           }
         }
+      },
+      "PushHeaderValue": {
+        "oneOf": [
+          {
+            "type": [
+              "string",
+              "null"
+            ]
+          },
+          {
+            "type": "object",
+            "properties": {
+              "base64": {
+                "type": "string"
+              }
+            },
+            "required": [
+              "base64"
+            ],
+            "additionalProperties": false
+          }
+        ]
       }
     }
   }

@@ -250,7 +250,7 @@ def fuzz(listeners, seconds, seed):
         for name, (addr, pid, probe) in listeners.items():
             for _ in range(20):
                 try:
-                    exchange(addr, random_request(rng), timeout=0.5)
+                    exchange(addr, random_request(rng), timeout=0.15)
                 except OSError:
                     pass
                 counts[name] += 1
