@@ -130,12 +130,17 @@ public enum ProduceFront {
                 n += 1
             }
             return records
-        } catch let error as ProduceRequestError {
-            throw error
-        } catch let error as JSONReader.Malformed {
-            throw ProduceRequestError.body("the body is not valid JSON: \(error.message) at byte \(error.offset)")
         } catch {
-            throw ProduceRequestError.body("\(error)")
+            throw refusal(error)
+        }
+    }
+
+    /// What a failure while reading the body answers: a refusal as it is, malformed JSON as 400.
+    private static func refusal(_ error: any Error) -> ProduceRequestError {
+        switch error {
+        case let refused as ProduceRequestError: refused
+        case let malformed as JSONReader.Malformed: .body("the body is not valid JSON: \(malformed.message) at byte \(malformed.offset)")
+        default: .body("\(error)")
         }
     }
 
@@ -175,12 +180,8 @@ public enum ProduceFront {
                 }
             }
             try reader.end()
-        } catch let error as ProduceRequestError {
-            throw error
-        } catch let error as JSONReader.Malformed {
-            throw ProduceRequestError.body("the body is not valid JSON: \(error.message) at byte \(error.offset)")
         } catch {
-            throw ProduceRequestError.body("\(error)")
+            throw refusal(error)
         }
         guard let records else { throw ProduceRequestError.constraint("'records' is missing") }
         guard records.count > 0 else { throw ProduceRequestError.constraint("'records' must not be empty") }
