@@ -263,7 +263,7 @@ final class IngressSimConnection: IngressConnectionIO {
 
     func exchangeBegan() {}
     func exchangeFinished(_ exchange: IngressExchange, status: Int) {}
-    func answeredAtHead(status: Int) {}
+    func answeredAtHead(_ head: ScannedRequestHead, status: Int) {}
 
     func observe(_ event: IngressConnectionEvent) {
         pod.observe(event, from: self)

@@ -56,7 +56,7 @@ public final class IngressPolicy: Sendable {
 public enum IngressAdmission {
     /// An admitted request: what goes to the app and what its answer needs.
     public struct Admitted {
-        /// The request head as the app gets it, encoded (see ``upstreamRequest(_:_:_:_:_:client:scheme:trusted:dropUnderscores:random:)``).
+        /// The request head as the app gets it, encoded (see ``upstreamRequest(_:_:_:_:_:client:scheme:trusted:dropUnderscores:defaultHost:random:)``).
         public var upstreamHead: EncodedRequestHead
         public var traceId: String
         public var correlationId: String
@@ -120,6 +120,12 @@ public enum IngressAdmission {
         case .failure(let problem):
             return .refuse(ErrorResponse(status: .badRequest, code: "bad_path", message: "\(problem)", headers: responseHeaders), close: true)
         }
+        // A protocol switch (WebSocket) is not relayed: a clear 501 rather than an answer the client
+        // cannot use. `h2c` alone is an offer a server may ignore, so that request goes on in HTTP/1.1.
+        if head.scan.asksUpgrade, let wanted = unsupportedUpgrade(head.values("upgrade")) {
+            return .refuse(ErrorResponse(status: .notImplemented, code: "upgrade_not_supported",
+                                         message: "the sidecar does not relay a switch to \(wanted)", headers: responseHeaders), close: true)
+        }
         // One credential: with two, the sidecar would verify one and the app might read the other.
         if head.values("authorization").count > 1 {
             return .refuse(ErrorResponse(status: .badRequest, code: "duplicate_authorization", message: "more than one Authorization field",
@@ -172,10 +178,22 @@ public enum IngressAdmission {
         let rules = route?.headers ?? config.headers
         let (upstreamHead, traceId) = upstreamRequest(head, target, framing, correlation, rules.request, client: client, scheme: scheme,
                                                       trusted: config.trusts(client), dropUnderscores: !config.allowUnderscoreHeaders,
-                                                      random: &random)
+                                                      defaultHost: config.app.description, random: &random)
         return .admit(Admitted(upstreamHead: upstreamHead, traceId: traceId, correlationId: correlation, responseHeaders: responseHeaders,
                                route: route, path: target.path, responseRules: rules.response, afterJWT: Array(rest.dropFirst()),
                                needsJWT: rest.first == .jwt && config.jwt != nil, keepAlive: keepAlive, framing: framing))
+    }
+
+    /// The first protocol in `Upgrade` values other than `h2c` (which a server may ignore), if any.
+    static func unsupportedUpgrade(_ values: [String]) -> String? {
+        for value in values {
+            for token in value.split(separator: ",") {
+                let name = token.trimmingCharacters(in: .whitespaces)
+                if name.isEmpty || name.lowercased() == "h2c" { continue }
+                return String(name.prefix(40))
+            }
+        }
+        return nil
     }
 
     /// The request as the app sees it: the normalized target, explicit framing matching the bytes
@@ -184,7 +202,7 @@ public enum IngressAdmission {
     /// copied as the client sent it (no string, no allocation per line).
     static func upstreamRequest(_ head: ScannedRequestHead, _ target: RequestTarget, _ framing: RequestFraming, _ correlation: String,
                                 _ rules: HeaderRules, client: String?, scheme: String, trusted: Bool, dropUnderscores: Bool = true,
-                                random: inout SeededRandom) -> (EncodedRequestHead, String) {
+                                defaultHost: String = "localhost", random: inout SeededRandom) -> (EncodedRequestHead, String) {
         let (trace, _) = TracePropagation.nextHop(traceparent: head.first("traceparent"), tracestate: head.first("tracestate"), random: &random)
         let origin = target.originForm
         return head.bytes.withUnsafeReadableBytes { raw in
@@ -195,6 +213,9 @@ public enum IngressAdmission {
             fields.remove("expect")
             if let authority = target.authority { fields.replaceOrAdd("host", authority) }
             addForwarded(&fields, client: client, proto: scheme, trusted: trusted)
+            // The app is sent HTTP/1.1, which requires Host: an HTTP/1.0 client may have sent none
+            // (after the forwarding fields: X-Forwarded-Host names only what a client sent).
+            if !fields.contains("host") { fields.add("host", defaultHost) }
             fields.replaceOrAdd("x-correlation-id", correlation)
             fields.replaceOrAdd("traceparent", trace.traceparent)
             fields.remove("tracestate")

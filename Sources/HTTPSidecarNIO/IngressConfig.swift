@@ -8,8 +8,15 @@ public struct IngressConfig: Sendable {
     public var app = MeshAddress(host: "127.0.0.1", port: 8080)
     /// Bodies larger than this get 413 (from `Content-Length` before reading, or while reading).
     public var maxBodyBytes = 10 * 1024 * 1024
-    /// A client must finish sending a request head within this long (slow-header defence).
+    /// A client must finish sending a request head within this long (slow-header defence), and may
+    /// not pause longer than this within a body.
     public var headerTimeout: Duration = .seconds(10)
+    /// The slowest average a body may arrive at, in bytes per second (0: no minimum). The body's
+    /// deadline starts at ``headerTimeout`` after its head and moves one second later for every
+    /// this many bytes, so a body trickled in to hold a connection is cut off (408) while a fast
+    /// one never notices. Time the sidecar itself holds the client back (the app reads slowly) is
+    /// not counted against it.
+    public var minBodyRate = 1024
     /// The app must answer within this long, or the client gets 504.
     public var upstreamTimeout: Duration = .seconds(30)
     public var connectTimeout: Duration = .seconds(2)

@@ -10,7 +10,16 @@ extension IngressConnection {
 
     /// Takes an app connection (at once when one is ready) and starts streaming the held request.
     func connect() {
+        continueIfAsked()
         if io.connectToApp() { startStreaming() }
+    }
+
+    /// `100 Continue` for a client that waits for it (`Expect: 100-continue`), sent only once every
+    /// check, JWT included, has passed: a refused client never gets to send its body.
+    func continueIfAsked() {
+        guard case .held(let ex, _) = state, ex.head.scan.expectsContinue, !ex.requestEnded, ex.bodyBytes == 0 else { return }
+        codec.encode(.head(HTTPResponseHead(version: .http1_1, status: .continue)), allocator: allocator) { io.writeToClient($0) }
+        io.flushClient()
     }
 
     /// A connection to the app is ready (after ``IngressConnectionIO/connectToApp()`` said false).
@@ -100,15 +109,18 @@ extension IngressConnection {
     func answerWithoutApp(_ ex: IngressExchange, _ error: ErrorResponse) {
         finished(ex, status: Int(error.status.code))
         let close = !ex.keepAlive || !ex.requestEnded
+        // The state leaves `.held` before the write: a driver that reports the close at once must
+        // not find the exchange still open (it would be counted a second time).
+        if close { state = .closing }
         write(status: error.status, headers: error.headers + [("content-type", "application/json")],
               body: error.body(allocator: allocator), close: close, method: ex.head.method.nio)
-        if close { state = .closing } else { requestDone() }
+        if !close { requestDone() }
     }
 
     /// Refuses a request at its head (IP, CORS, rate limit, declared size, a preflight's answer):
     /// nothing reaches the app.
     func refuse(_ head: ScannedRequestHead, status: HTTPResponseStatus, headers: [(String, String)], body: ByteBuffer?, close: Bool) {
-        io.answeredAtHead(status: Int(status.code))
+        io.answeredAtHead(head, status: Int(status.code))
         write(status: status, headers: headers, body: body, close: close, method: head.method.nio)
         // Kept open only for a request without a body: its end is still to come.
         state = close ? .closing : .draining
@@ -135,6 +147,7 @@ extension IngressConnection {
     /// next request (as many as the state takes without queueing them again, so order is kept).
     func requestDone() {
         state = .idle
+        bodyRateDeadline = nil
         armHeaderDeadline()
         drainQueued()
     }
@@ -159,6 +172,9 @@ extension IngressConnection {
     }
 
     func finished(_ ex: IngressExchange, status: Int) {
+        // Once per exchange, whatever path ends it: the in-flight gauge and the drain count on it.
+        guard !ex.isFinished else { return }
+        ex.isFinished = true
         io.exchangeFinished(ex, status: status)
     }
 }

@@ -24,12 +24,8 @@ extension IngressConnection {
         io.observe(.admitted(path: admitted.path))
         let ex = IngressExchange(head: head, admitted: admitted, started: io.now)
         io.exchangeBegan()
-        if head.scan.expectsContinue {
-            codec.encode(.head(HTTPResponseHead(version: .http1_1, status: .continue)), allocator: allocator) { io.writeToClient($0) }
-            io.flushClient()
-        }
         state = .held(ex, parts: [])
-        if admitted.framing.hasBody { armHeaderDeadline() }  // the body must keep coming, too
+        if admitted.framing.hasBody { expectBody() }
         if admitted.needsJWT, let jwt = config.jwt {
             authenticate(jwt, ex)
         } else {

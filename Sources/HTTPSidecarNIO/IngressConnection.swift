@@ -63,6 +63,8 @@ public final class IngressConnection<IO: IngressConnectionIO> {
     /// The header (and body) deadline, and whether a wake-up is pending for it (re-armed lazily:
     /// progress only moves the deadline).
     var headerDeadline: MeshInstant?
+    /// The body's minimum-rate deadline (see ``IngressConfig/minBodyRate``): nil outside a body.
+    var bodyRateDeadline: MeshInstant?
     var wakeUpPending = false
     /// Ids (correlation, trace, span) come from a fast generator seeded once per connection.
     var random: SeededRandom
@@ -169,14 +171,14 @@ public final class IngressConnection<IO: IngressConnectionIO> {
         case .held(let ex, var parts):
             if ex.requestEnded { return enqueue(part) }
             guard admitBody(part, ex) else { return }
-            bodyProgress(ex)
+            bodyProgress(ex, part)
             state = .idle  // keeps `parts` uniquely referenced while it grows
             parts.append(part)
             state = .held(ex, parts: parts)
         case .streaming(let ex):
             if ex.requestEnded { return enqueue(part) }
             guard admitBody(part, ex) else { return }
-            bodyProgress(ex)
+            bodyProgress(ex, part)
             forward(part)
         case .draining:
             if case .end = part { requestDone() }
@@ -209,9 +211,25 @@ public final class IngressConnection<IO: IngressConnectionIO> {
         return true
     }
 
-    /// A body part (or the end) arrived: the body deadline moves on, or ends with the body.
-    func bodyProgress(_ ex: IngressExchange) {
-        if ex.requestEnded { headerDeadline = nil } else { armHeaderDeadline() }
+    /// A body part (or the end) arrived: the body deadlines move on (the rate one by the part's
+    /// share), or end with the body.
+    func bodyProgress(_ ex: IngressExchange, _ part: ClientRequestPart) {
+        if ex.requestEnded {
+            headerDeadline = nil
+            bodyRateDeadline = nil
+            return
+        }
+        if case .body(let chunk) = part, let rateDeadline = bodyRateDeadline, config.minBodyRate > 0 {
+            bodyRateDeadline = rateDeadline + .nanoseconds(Int64(chunk.readableBytes) * 1_000_000_000 / Int64(config.minBodyRate))
+        }
+        armHeaderDeadline()
+    }
+
+    /// A body is expected after an admitted head: it must start within the header timeout, and
+    /// then keep coming (no pause longer than the header timeout, no average below the minimum rate).
+    func expectBody() {
+        bodyRateDeadline = io.now + config.headerTimeout
+        armHeaderDeadline()
     }
 
     func enqueue(_ part: ClientRequestPart) {
@@ -278,8 +296,11 @@ public final class IngressConnection<IO: IngressConnectionIO> {
 
     // MARK: Header deadline
 
+    /// Arms the deadline for the next head or body part: the header timeout from now, or the body's
+    /// rate deadline when that comes first.
     func armHeaderDeadline() {
-        let deadline = io.now + config.headerTimeout
+        var deadline = io.now + config.headerTimeout
+        if let rateDeadline = bodyRateDeadline, config.minBodyRate > 0 { deadline = min(deadline, rateDeadline) }
         headerDeadline = deadline
         if !wakeUpPending {
             wakeUpPending = true
@@ -288,8 +309,9 @@ public final class IngressConnection<IO: IngressConnectionIO> {
     }
 
     /// The wake-up asked for with ``IngressConnectionIO/wake(at:)``. The client must send its head,
-    /// and then each part of its body, within the header timeout: a client that stalls mid-upload
-    /// is cut off (408) instead of holding an app connection.
+    /// and then each part of its body, within the header timeout, and the whole body at the minimum
+    /// rate: a client that stalls or trickles mid-upload is cut off (408) instead of holding a slot
+    /// and an app connection.
     public func wakeUp() {
         wakeUpPending = false
         guard let deadline = headerDeadline else { return }
@@ -303,15 +325,23 @@ public final class IngressConnection<IO: IngressConnectionIO> {
             wakeUpPending = true
             return io.wake(at: deadline)
         }
+        if waitingForBody != nil, readsPaused {
+            // The sidecar is holding the client back (the app reads slowly): not the client's delay.
+            let fresh = io.now + config.headerTimeout
+            bodyRateDeadline = bodyRateDeadline.map { max($0, fresh) }
+            return armHeaderDeadline()
+        }
         guard let ex = waitingForBody else {
             // No head in time: no answer, just the close.
             state = .closing
             return io.closeClient(afterWrites: false)
         }
         let started = ex.responseStarted
+        let tooSlow = bodyRateDeadline.map { $0 <= io.now } ?? false
         abortExchange(answer: 408)
         if started { return io.closeClient(afterWrites: false) }
         reject(ErrorResponse(status: .requestTimeout, code: "body_timeout",
-                             message: "the request body stalled for \(config.headerTimeout)", headers: ex.responseHeaders))
+                             message: tooSlow ? "the request body arrived slower than \(config.minBodyRate) bytes per second"
+                                              : "the request body stalled for \(config.headerTimeout)", headers: ex.responseHeaders))
     }
 }

@@ -62,8 +62,9 @@ public protocol IngressConnectionIO: AnyObject {
     func exchangeBegan()
     /// An admitted request was answered (or given up, with status 499 or the error's).
     func exchangeFinished(_ exchange: IngressExchange, status: Int)
-    /// A request was answered at its head, without the app (a refusal, a preflight).
-    func answeredAtHead(status: Int)
+    /// A request was answered at its head, without the app (a refusal, a preflight): counted and
+    /// logged like any other.
+    func answeredAtHead(_ head: ScannedRequestHead, status: Int)
     /// What happened, for a driver that watches (the simulator's coverage); nothing by default.
     func observe(_ event: IngressConnectionEvent)
 }
@@ -102,6 +103,8 @@ public final class IngressExchange {
     var requestEnded = false
     /// The answer's head went to the client: a failure now breaks the answer off.
     var responseStarted = false
+    /// It was counted as finished (in-flight gauge, metrics, access log): only once.
+    var isFinished = false
     var status = 0
     let keepAlive: Bool
     /// The route it matched (nil: the default chain).

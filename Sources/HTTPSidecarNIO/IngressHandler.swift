@@ -209,8 +209,19 @@ final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
         shared.metrics.inFlight("ingress", shared.inFlight.increment())
     }
 
-    func answeredAtHead(status: Int) {
+    func answeredAtHead(_ head: ScannedRequestHead, status: Int) {
         shared.metrics.finished("ingress", status: status, seconds: 0)
+        guard let log = shared.config.accessLog else { return }
+        // Refused before the path was judged: the path is logged as sent (up to its query).
+        let target = head.target
+        let path = target.firstIndex(of: "?").map { String(target[..<$0]) } ?? target
+        log.record([
+            ("time", .string(Date().formatted(.iso8601))), ("client", .string(clientAddress ?? "")),
+            ("method", .string(head.method.text)), ("path", .string(log.loggedTarget(path: path, uri: target))), ("status", .int(status)),
+            ("duration_ms", .double(0)), ("bytes_in", .int(0)),
+            ("correlation_id", .string("")), ("trace_id", .string("")),
+            ("user_agent", .string(head.first("user-agent") ?? "")),
+        ])
     }
 
     func exchangeFinished(_ ex: IngressExchange, status: Int) {

@@ -37,7 +37,8 @@ public struct VerifiedToken: Sendable, Equatable {
 /// JWKS (at most once per `reloadInterval`) before failing, so key rotation needs no restart.
 ///
 /// A reload replaces the key set (a key removed from the JWKS stops verifying at once), and drops
-/// the cached verifications of tokens whose key is gone.
+/// the cached verifications when any key is gone, also when another key took its `kid` (a rotation
+/// under the same id must not leave tokens of the old key verified).
 ///
 /// Nothing from a token is ever reflected into `WWW-Authenticate`: its descriptions are fixed
 /// texts, so a crafted `kid` or claim cannot add header lines to the answer.
@@ -51,6 +52,9 @@ public final class JWTAuthenticator: Sendable {
     private let verified = VerifiedTokens(limit: 10_000)
     /// The `kid`s of the loaded JWKS: a token naming another one triggers a reload (key rotation).
     private let knownKids = LockedKids()
+    /// Each loaded key as canonical JSON: a reload that drops one (or replaces it under its `kid`)
+    /// forgets the cached verifications.
+    private let knownKeys = LockedKids()
     public let reloadInterval: Duration
 
     /// - Parameters:
@@ -70,11 +74,12 @@ public final class JWTAuthenticator: Sendable {
         let json = try await loadJWKS()
         let fresh = JWTKeyCollection()
         try await fresh.add(jwksJSON: json)
-        let kids = Self.kids(inJWKS: json)
-        let previous = knownKids.replace(kids)
+        _ = knownKids.replace(Self.kids(inJWKS: json))
+        let keys = Self.keys(inJWKS: json)
+        let previous = knownKeys.replace(keys)
         keySet.replace(fresh)
-        // A key that left the set: what it verified is no longer trusted.
-        if !previous.isSubset(of: kids) { verified.removeAll() }
+        // A key that left the set, or was replaced under its kid: what it verified is no longer trusted.
+        if !previous.isSubset(of: keys) { verified.removeAll() }
     }
 
     /// Reads the JWKS again now (a configuration reload, or an operator revoking a key).
@@ -84,6 +89,16 @@ public final class JWTAuthenticator: Sendable {
         guard let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any],
               let keys = object["keys"] as? [[String: Any]] else { return [] }
         return Set(keys.compactMap { $0["kid"] as? String })
+    }
+
+    /// Each key of a JWKS as canonical JSON (its members sorted), so the same key compares equal
+    /// however the document spells it, and another key under the same `kid` does not.
+    static func keys(inJWKS json: String) -> Set<String> {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any],
+              let keys = object["keys"] as? [[String: Any]] else { return [] }
+        return Set(keys.compactMap { key in
+            (try? JSONSerialization.data(withJSONObject: key, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) }
+        })
     }
 
     /// The `kid` of a compact JWS header, when it has one.

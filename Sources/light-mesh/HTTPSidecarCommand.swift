@@ -48,6 +48,7 @@ struct HTTPSidecarCommand: AsyncParsableCommand {
     @Option(help: "The app, HOST:PORT.") var app = "127.0.0.1:8080"
     @Option(help: "Largest request body in bytes (larger: 413).") var maxBodyBytes = 10 * 1024 * 1024
     @Option(help: "Seconds a client may take to send a request head, or pause within a body (then 408), or stay idle between requests.") var headerTimeout = 10.0
+    @Option(help: "Slowest average, in bytes per second, a request body may arrive at after the header timeout it starts with (then 408); 0: no minimum.") var minBodyRate = 1024
     @Option(help: "Seconds the app may take to start answering, and to pause within an answer (then 504).") var upstreamTimeout = 30.0
     @Option(help: "Requests per second per key (off when absent).") var rateLimit: Double?
     @Option(help: "Burst allowed above the rate.") var burst = 20
@@ -99,6 +100,8 @@ struct HTTPSidecarCommand: AsyncParsableCommand {
         s.ingress.maxBodyBytes = maxBodyBytes
         guard headerTimeout > 0, upstreamTimeout > 0, drainTimeout >= 0 else { throw ValidationError("timeouts must be positive") }
         s.ingress.headerTimeout = .milliseconds(Int64(headerTimeout * 1000))
+        guard minBodyRate >= 0 else { throw ValidationError("--min-body-rate must not be negative") }
+        s.ingress.minBodyRate = minBodyRate
         s.ingress.upstreamTimeout = .milliseconds(Int64(upstreamTimeout * 1000))
         if let r = rateLimit {
             guard r > 0 else { throw ValidationError("--rate-limit must be positive") }

@@ -26,6 +26,7 @@ enum SidecarConfigFile {
         s.ingress.app = try ingress.address("app") ?? i.app
         s.ingress.maxBodyBytes = try ingress.int("max_body_bytes", min: 0) ?? i.maxBodyBytes
         s.ingress.headerTimeout = try ingress.duration("header_timeout") ?? i.headerTimeout
+        s.ingress.minBodyRate = try ingress.int("min_body_rate", min: 0) ?? i.minBodyRate
         s.ingress.upstreamTimeout = try ingress.duration("upstream_timeout") ?? i.upstreamTimeout
         s.ingress.connectTimeout = try ingress.duration("connect_timeout") ?? i.connectTimeout
         s.ingress.maxHeaders = try ingress.int("max_headers", min: 1) ?? i.maxHeaders

@@ -85,7 +85,7 @@ struct SidecarSettings: Sendable {
         let i = ingress
         var ingressJSON: [String: Any] = [
             "listen": i.listen.description, "app": i.app.description, "max_body_bytes": i.maxBodyBytes,
-            "header_timeout_s": seconds(i.headerTimeout), "upstream_timeout_s": seconds(i.upstreamTimeout), "connect_timeout_s": seconds(i.connectTimeout),
+            "header_timeout_s": seconds(i.headerTimeout), "min_body_rate": i.minBodyRate, "upstream_timeout_s": seconds(i.upstreamTimeout), "connect_timeout_s": seconds(i.connectTimeout),
             "rate_limit": i.rateLimit.map { ["rate": $0.rate, "burst": $0.burst, "key": i.rateLimitKey.description] as [String: Any] } ?? NSNull(),
             "cors_origins": i.cors?.allowedOrigins ?? [], "allow": i.ipFilter.allow.map(\.description), "deny": i.ipFilter.deny.map(\.description),
             "access_log": accessLog ? "stdout" : "off", "headers": rules(i.headers),

@@ -1,8 +1,9 @@
+import Foundation
 import HTTPSidecar
 @testable import HTTPSidecarNIO
 import MeshCore
 import NIOCore
-import SidecarAuth
+@testable import SidecarAuth
 import Testing
 
 /// The ingress engine without a channel or a simulator: a recording driver feeds it bytes and
@@ -27,6 +28,8 @@ import Testing
         var began = 0
         var finished: [Int] = []
         var atHead: [Int] = []
+        /// Reports a close to the engine at once, as a driver may.
+        var closeReportsAtOnce = false
         var engine: IngressConnection<Recorder>!
 
         init(_ configure: (inout IngressConfig) -> Void = { _ in }) throws {
@@ -68,6 +71,7 @@ import Testing
         func closeClient(afterWrites: Bool) {
             if afterWrites { flushClient() }
             closedClient = (afterWrites, client.count)
+            if closeReportsAtOnce { engine.clientClosed() }
         }
         var clientIsWritable: Bool { true }
         func clientReads(paused: Bool) { readsPaused = paused }
@@ -87,7 +91,7 @@ import Testing
         func verify(_ jwt: JWTAuthenticator, authorization: String?, path: String) -> Result<VerifiedToken, AuthFailure>? { nil }
         func exchangeBegan() { began += 1 }
         func exchangeFinished(_ exchange: IngressExchange, status: Int) { finished.append(status) }
-        func answeredAtHead(status: Int) { atHead.append(status) }
+        func answeredAtHead(_ head: ScannedRequestHead, status: Int) { atHead.append(status) }
     }
 
     static let ok = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
@@ -195,5 +199,85 @@ import Testing
         #expect(io.closedClient?.afterWrites == true, "a refused body is not read: the connection closes")
         #expect(io.app.hasPrefix("GET /a ") && !io.app.contains("/b") && !io.app.contains("/c"))
         #expect(io.connects == 1)
+    }
+
+    /// Issue 22: a body trickled a byte every 5 s (never a pause as long as the header timeout)
+    /// was held for ever; below the minimum rate it is now cut off, and a steady body is not.
+    @Test func aTrickledBodyIsCutOffAtTheMinimumRateAndASteadyOneIsNot() throws {
+        let io = try Recorder { $0.headerTimeout = .seconds(10); $0.minBodyRate = 100 }
+        io.send("POST /a HTTP/1.1\r\nhost: x\r\ncontent-length: 100000\r\n\r\n")
+        var seconds: Int64 = 0
+        while io.client.isEmpty && seconds < 600 {
+            seconds += 5
+            io.now = .zero + .seconds(seconds)
+            io.send("a")
+            io.engine.wakeUp()
+        }
+        #expect(io.client.hasPrefix("HTTP/1.1 408 "))
+        #expect(io.client.contains("slower than 100 bytes per second"))
+        #expect(seconds == 15, "10 s to start, and 10 ms more per byte")
+
+        let steady = try Recorder { $0.headerTimeout = .seconds(10); $0.minBodyRate = 100 }
+        steady.send("POST /a HTTP/1.1\r\nhost: x\r\ncontent-length: 3000\r\n\r\n")
+        for second in 1...20 {  // 150 bytes a second, each part after a 1 s pause
+            steady.now = .zero + .seconds(Int64(second))
+            steady.engine.wakeUp()
+            steady.send(String(repeating: "b", count: 150))
+        }
+        try steady.answer(Self.ok)
+        #expect(steady.client.hasPrefix("HTTP/1.1 200 "))
+        #expect(steady.app.hasSuffix(String(repeating: "b", count: 3000)))
+    }
+
+    static let jwks: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return url.path + "/fixtures/jwt/jwks.json"
+    }()
+
+    /// Issue 22: `100 Continue` went out before the JWT verdict, so a refused client sent its body
+    /// anyway; and a 401 whose close the driver reported at once counted the exchange twice (the
+    /// in-flight gauge went negative and a later drain cut a running request).
+    @Test func continueWaitsForTheVerdictAndARefusalThatClosesIsCountedOnce() async throws {
+        let jwt = try await JWTAuthenticator(policy: JWTPolicy(), jwksFile: Self.jwks)
+        let head = "POST /a HTTP/1.1\r\nhost: x\r\nexpect: 100-continue\r\ncontent-length: 3\r\nauthorization: Bearer a.b.c\r\n\r\n"
+
+        let refused = try Recorder { $0.jwt = jwt }
+        refused.closeReportsAtOnce = true
+        refused.send(head)
+        #expect(refused.client.isEmpty, "no 100 Continue before the verdict")
+        refused.engine.verified(.success(.failure(AuthFailure(status: 401, code: "invalid_token", message: "no", wwwAuthenticate: "Bearer"))))
+        #expect(refused.client.hasPrefix("HTTP/1.1 401 "))
+        #expect(!refused.client.contains("100 Continue"))
+        #expect(refused.began == 1 && refused.finished == [401], "counted once")
+
+        let admitted = try Recorder { $0.jwt = jwt }
+        admitted.send(head)
+        admitted.engine.verified(.success(.success(VerifiedToken(subject: "alice", clientId: nil, scopes: []))))
+        #expect(admitted.client == "HTTP/1.1 100 Continue\r\n\r\n")
+        admitted.send("abc")
+        #expect(admitted.app.hasSuffix("\r\n\r\nabc"))
+    }
+
+    /// Issue 22: a WebSocket upgrade was stripped and the app's 101 became a 502 (now a clear 501;
+    /// an `h2c` offer is ignored and the request goes on), and an HTTP/1.0 request without Host
+    /// reached the app as HTTP/1.1 without Host.
+    @Test func aWebSocketUpgradeIs501AndAnHTTP10RequestGetsAHost() throws {
+        let ws = try Recorder()
+        ws.send("GET /ws HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n")
+        #expect(ws.client.hasPrefix("HTTP/1.1 501 "))
+        #expect(ws.client.contains("upgrade_not_supported"))
+        #expect(ws.app.isEmpty)
+
+        let h2c = try Recorder()
+        h2c.send("GET /a HTTP/1.1\r\nhost: x\r\nconnection: upgrade, http2-settings\r\nupgrade: h2c\r\nhttp2-settings: AAMAAABk\r\n\r\n")
+        #expect(h2c.app.hasPrefix("GET /a HTTP/1.1\r\n"))
+        #expect(!h2c.app.lowercased().contains("upgrade"))
+
+        let old = try Recorder()
+        old.send("GET /a HTTP/1.0\r\n\r\n")
+        #expect(old.app.hasPrefix("GET /a HTTP/1.1\r\n"))
+        #expect(old.app.contains("\r\nhost: 127.0.0.1:8080\r\n"))
+        #expect(!old.app.contains("x-forwarded-host"))
     }
 }

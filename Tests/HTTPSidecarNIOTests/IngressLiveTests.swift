@@ -49,14 +49,19 @@ import Testing
         let log = AccessLog(to: FileHandle(forWritingAtPath: path)!)
         try await withIngress({ $0.accessLog = log }) { port, _ in
             _ = try await rawExchange(port: port, "GET /x?q=1 HTTP/1.1\r\nHost: x\r\nUser-Agent: t\"ua\r\nConnection: close\r\n\r\n", group: group)
+            // Issue 22: a request refused at its head is logged too (it was missing).
+            _ = try await rawExchange(port: port, "GET /a%00b?secret=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", group: group)
             log.flush()
             let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
-            #expect(lines.count == 1)
+            #expect(lines.count == 2)
             let entry = try #require(try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as? [String: Any])
             #expect(entry["status"] as? Int == 200)
             #expect(entry["method"] as? String == "GET")
             #expect(entry["user_agent"] as? String == "t\"ua")
             #expect((entry["correlation_id"] as? String)?.count == 32)
+            let refused = try #require(try JSONSerialization.jsonObject(with: Data(lines[1].utf8)) as? [String: Any])
+            #expect(refused["status"] as? Int == 400)
+            #expect(refused["path"] as? String == "/a%00b?secret=*")
         }
     }
 

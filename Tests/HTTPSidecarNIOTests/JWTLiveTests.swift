@@ -125,6 +125,29 @@ import Testing
         try await issuer.stop()
     }
 
+    /// Issue 22: the key behind a `kid` replaced in the JWKS, and the keys reloaded: a token the old
+    /// key signed (verified and cached before) no longer verifies.
+    @Test func aKeyRotatedUnderItsKidForgetsWhatTheOldKeyVerified() async throws {
+        let original = try String(contentsOfFile: Self.fixtures + "jwks.json", encoding: .utf8)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(original.utf8)) as? [String: Any])
+        let keys = try #require(object["keys"] as? [[String: Any]])
+        // The EC key now also published under the RSA key's id; the RSA key is gone, the ids are the same.
+        let ec = try #require(keys.first { $0["kid"] as? String == "test-ec" })
+        var replacement = ec
+        replacement["kid"] = "test-rsa"
+        let rotated = String(decoding: try JSONSerialization.data(withJSONObject: ["keys": [replacement, ec]]), as: UTF8.self)
+        let document = NIOLockedValueBox(original)
+        let authenticator = try await JWTAuthenticator(policy: JWTPolicy()) { document.withLockedValue { $0 } }
+        let token = try await signer().sign(payload(), kid: "test-rsa")
+        #expect(try await authenticator.authenticate(authorization: "Bearer \(token)", path: "/").get().subject == "alice")
+        document.withLockedValue { $0 = rotated }
+        try await authenticator.reloadKeys()
+        #expect(authenticator.authenticateWithoutWaiting(authorization: "Bearer \(token)", path: "/") == nil, "still cached after the rotation")
+        if case .success = await authenticator.authenticate(authorization: "Bearer \(token)", path: "/") {
+            Issue.record("a token of the rotated-out key still verifies")
+        }
+    }
+
     @Test func aTokenSeenBeforeSkipsTheSignatureButNotTheClaimChecks() async throws {
         let now = NIOLockedValueBox(Date())
         var policy = JWTPolicy()

@@ -122,6 +122,7 @@ import Testing
         upstream.headers.remove(name: "expect")
         if let authority = target.authority { upstream.headers.replaceOrAdd(name: "host", value: authority) }
         addForwarded(&upstream.headers, client: client, proto: scheme, trusted: trusted)
+        if !upstream.headers.contains(name: "host") { upstream.headers.add(name: "host", value: "localhost") }
         upstream.headers.replaceOrAdd(name: "x-correlation-id", value: correlation)
         let (trace, _) = TracePropagation.nextHop(
             traceparent: head.headers.first(name: "traceparent"), tracestate: head.headers.first(name: "tracestate"), random: &random)

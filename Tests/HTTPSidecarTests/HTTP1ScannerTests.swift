@@ -120,6 +120,23 @@ import Testing
         }
     }
 
+    /// Issue 22: chunk extensions were unbounded (4 GB streamed past the body limit in 10 s); a
+    /// body's extension bytes together stop at the head limit, spread over many chunks or not.
+    @Test func chunkExtensionsAreBoundedPerBody() {
+        let limits = HTTP1Limits(maxHeadBytes: 1024)
+        let oneLong = "1;" + String(repeating: "x", count: 2000) + "\r\na\r\n"
+        let manyShort = String(repeating: "1;" + String(repeating: "y", count: 100) + "\r\na\r\n", count: 20)
+        for body in [oneLong, manyShort] {
+            var scanner = ChunkedBodyScanner(limits: limits)
+            #expect(Array(body.utf8).withUnsafeBytes { scanner.scan($0) { _ in } } == .invalid(.badChunkSize))
+        }
+        var scanner = ChunkedBodyScanner(limits: limits)
+        let withinLimit = String(repeating: "1;" + String(repeating: "y", count: 100) + "\r\na\r\n", count: 5) + "0\r\n\r\n"
+        guard case .done = Array(withinLimit.utf8).withUnsafeBytes({ scanner.scan($0) { _ in } }) else {
+            Issue.record("extensions within the limit refused"); return
+        }
+    }
+
     private func scanResponse(_ text: String, method: HTTP1Method = .get) -> (HTTP1HeadScan, HTTP1ResponseHead) {
         var scanner = HTTP1ResponseScanner()
         var head = HTTP1ResponseHead()

@@ -2,6 +2,8 @@
 /// body's end, so a relay can re-frame the data in its own chunks and never forward a chunk line it
 /// did not understand. Strict: sizes are 1 to 15 hex digits, extensions only `;token[=token]` (no whitespace, no quoted strings), data
 /// must be followed by exactly CRLF, trailer lines must be well-formed fields (and are dropped).
+/// Extensions are dropped too, and all of a body's extension bytes together may not exceed the head
+/// limit (unbounded, they were a way to stream gigabytes past the body limit: Node's CVE-2024-22019).
 public struct ChunkedBodyScanner: Sendable {
     /// Where the scanner is in the body. Transitions are noted on each case.
     enum State: Hashable, Sendable {
@@ -54,6 +56,8 @@ public struct ChunkedBodyScanner: Sendable {
 
     private var state = State.sizeStart
     private var trailerBytes = 0
+    /// Chunk-extension bytes of the whole body so far (bounded by ``HTTP1Limits/maxHeadBytes``).
+    private var extensionBytes = 0
     private var trailerLines = 0
     public var limits: HTTP1Limits
 
@@ -84,6 +88,8 @@ public struct ChunkedBodyScanner: Sendable {
                     return .invalid(.badChunkSize)
                 }
             case .chunkExtension(let size, let part):
+                extensionBytes += 1
+                guard extensionBytes <= limits.maxHeadBytes else { return .invalid(.badChunkSize) }
                 let afterToken = part == 1 || part == 3
                 if HTTP1Byte.isToken(b) {
                     state = .chunkExtension(size: size, part: part < 2 ? 1 : 3)

@@ -32,7 +32,8 @@ public enum HTTP1Violation: Error, Hashable, Sendable, CustomStringConvertible {
     case connectionNamesFraming
     /// No `Host` in an HTTP/1.1 request, more than one, or a malformed one.
     case badHost
-    /// A chunk-size line that is not hex digits (and optional extensions) ending in CRLF, or too large.
+    /// A chunk-size line that is not hex digits (and optional extensions) ending in CRLF, or too large
+    /// (a size over 15 digits, or more extension bytes in the body than the head limit).
     case badChunkSize
     /// Chunk data not followed by CRLF.
     case badChunkEnd
