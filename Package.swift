@@ -92,7 +92,7 @@ let package = Package(
         .target(
             name: "KafkaSidecarNIO",
             dependencies: [
-                "MeshCore", "KafkaSidecar", "HTTPSidecarNIO",
+                "MeshCore", "KafkaSidecar", "HTTPSidecarNIO", "SidecarAuth",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -180,7 +180,17 @@ let package = Package(
             path: "Benchmarks/kafka-sidecar-app"
         ),
         .testTarget(name: "MeshCoreTests", dependencies: ["MeshCore", .product(name: "W3CTraceContext", package: "swift-w3c-trace-context")], path: "Tests/MeshCoreTests"),
-        .testTarget(name: "KafkaSidecarTests", dependencies: ["KafkaSidecar", "KafkaSidecarNIO", "MeshCore"], path: "Tests/KafkaSidecarTests"),
+        .testTarget(
+            name: "KafkaSidecarTests",
+            dependencies: [
+                "KafkaSidecar", "KafkaSidecarNIO", "MeshCore", "SidecarAuth",
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            path: "Tests/KafkaSidecarTests"
+        ),
         .testTarget(
             name: "HTTPSidecarNIOTests",
             dependencies: [

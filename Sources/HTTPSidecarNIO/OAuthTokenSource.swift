@@ -16,6 +16,9 @@ public struct OAuthClientCredentials: Sendable, Hashable {
     /// TLS to the token endpoint (its CA), when it is `https` with a private CA.
     public var tls: UpstreamTLS?
     public var cache = TokenCache.Config()
+    /// The whole token answer must arrive within this long (a trickling endpoint is cut off, the
+    /// fetch fails, and a later request starts a new one).
+    public var timeout: Duration = .seconds(10)
 
     public init(tokenURL: String, clientId: String, clientSecret: String, scope: String? = nil) {
         self.tokenURL = tokenURL
@@ -42,7 +45,8 @@ final class OAuthTokenSource: Sendable {
             throw ConfigError(key: "oauth.token_url", "expected an http:// or https:// URL, got '\(settings.tokenURL)'")
         }
         self.settings = settings
-        self.fetcher = try HTTPFetcher(url, group: group, tls: settings.tls)
+        // Token answers are small: 64 KiB is room for any real one, and bounds a hostile endpoint.
+        self.fetcher = try HTTPFetcher(url, group: group, tls: settings.tls, timeout: settings.timeout, maxResponseBytes: 64 * 1024)
         self.target = url.target
         self.clock = clock
         self.logger = logger

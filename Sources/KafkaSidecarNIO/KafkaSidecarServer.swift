@@ -4,6 +4,7 @@ import MeshCore
 import NIOCore
 import NIOPosix
 import Prometheus
+import SidecarAuth
 
 /// Settings of the whole Kafka sidecar.
 public struct KafkaSidecarSettings: Sendable {
@@ -33,8 +34,10 @@ public final class KafkaSidecarServer: Sendable {
     private let admin: any KafkaAdmin
     private let ownsGroup: MultiThreadedEventLoopGroup?
 
-    /// Builds everything on `cluster`; nothing listens before ``start()``.
-    public init(settings: KafkaSidecarSettings, cluster: any KafkaCluster, group: MultiThreadedEventLoopGroup? = nil, logger: Logger) throws {
+    /// Builds everything on `cluster`; nothing listens before ``start()``. With `authenticator`, every
+    /// REST request needs a valid bearer token (the admin listener stays open: probes carry none).
+    public init(settings: KafkaSidecarSettings, cluster: any KafkaCluster, group: MultiThreadedEventLoopGroup? = nil,
+                authenticator: JWTAuthenticator? = nil, logger: Logger) throws {
         let group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: settings.threads)
         ownsGroup = group
         let registry = PrometheusCollectorRegistry()
@@ -51,7 +54,7 @@ public final class KafkaSidecarServer: Sendable {
         let drivers = try settings.subscriptions.map { try ReactiveDriver(subscription: $0, cluster: cluster, deadLetters: producer, group: group, logger: logger) }
         self.drivers = drivers
         let produce = ProduceService(producer: producer, config: settings.produce, metrics: metrics)
-        rest = RESTServer(listen: settings.listen, group: group, limits: settings.restLimits) { request, loop in
+        rest = RESTServer(listen: settings.listen, group: group, limits: settings.restLimits, authenticator: authenticator) { request, loop in
             if let answer = produce.handle(request, on: loop) { return answer }
             if request.path == "/openapi.json" {
                 guard request.method == .GET || request.method == .HEAD else {

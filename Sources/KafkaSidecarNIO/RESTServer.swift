@@ -4,6 +4,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import SidecarAuth
 
 /// A request as the REST handlers see it: the head and the whole body.
 public struct RESTRequest: Sendable {
@@ -71,19 +72,25 @@ public final class RESTServer: Sendable {
     private let listen: MeshAddress
     private let limits: RESTLimits
     private let route: Route
+    private let authenticator: JWTAuthenticator?
     private let channel = NIOLockedValueBox<(any Channel)?>(nil)
     private let open = NIOLockedValueBox(0)
 
-    public init(listen: MeshAddress, group: any EventLoopGroup, limits: RESTLimits, route: @escaping Route) {
+    /// - Parameter authenticator: when set, every request needs a valid `Authorization: Bearer`
+    ///   token (401 `40101`; a missing scope 403 `40301`): a request without one is refused at its
+    ///   head, before its body is read.
+    public init(listen: MeshAddress, group: any EventLoopGroup, limits: RESTLimits, authenticator: JWTAuthenticator? = nil,
+                route: @escaping Route) {
         self.group = group
         self.listen = listen
         self.limits = limits
+        self.authenticator = authenticator
         self.route = route
     }
 
     /// Binds and returns the address bound (port 0 picks a free one).
     public func start() async throws -> MeshAddress {
-        let route = self.route, limits = self.limits, open = self.open
+        let route = self.route, limits = self.limits, open = self.open, authenticator = self.authenticator
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -99,7 +106,8 @@ public final class RESTServer: Sendable {
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(RequestClock(limits: limits))
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(RESTHandler(route: route, maxBodyBytes: limits.maxBodyBytes))
+                    try channel.pipeline.syncOperations.addHandler(RESTHandler(route: route, maxBodyBytes: limits.maxBodyBytes,
+                                                                                  authenticator: authenticator))
                 }
             }
             .bind(host: listen.host, port: listen.port).get()
@@ -222,13 +230,15 @@ final class RESTHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private let route: RESTServer.Route
     private let maxBodyBytes: Int
+    private let authenticator: JWTAuthenticator?
     private var head: HTTPRequestHead?
     private var body = ByteBuffer()
     private var refused = false
 
-    init(route: @escaping RESTServer.Route, maxBodyBytes: Int) {
+    init(route: @escaping RESTServer.Route, maxBodyBytes: Int, authenticator: JWTAuthenticator?) {
         self.route = route
         self.maxBodyBytes = maxBodyBytes
+        self.authenticator = authenticator
     }
 
     /// A protocol error (malformed framing) was already answered with 400 by NIO; close.
@@ -244,6 +254,13 @@ final class RESTHandler: ChannelInboundHandler, RemovableChannelHandler {
             refused = false
             if let length = h.headers.first(name: "content-length").flatMap(Int.init), length > maxBodyBytes {
                 return refuseTooLarge(context)
+            }
+            // No (or a malformed) token: refused before the body is read; a token is checked at the end.
+            if let authenticator, let refusal = Self.refusedAtHead(authenticator, h) {
+                refused = true
+                self.head = nil
+                context.triggerUserOutboundEvent(RequestProgress.read, promise: nil)
+                return write(context, refusal, keepAlive: false)
             }
             // The client waits for a go-ahead before sending the body.
             if h.version == .http1_1, let expect = h.headers.first(name: "expect") {
@@ -267,7 +284,17 @@ final class RESTHandler: ChannelInboundHandler, RemovableChannelHandler {
             body = ByteBuffer()
             let keepAlive = head.isKeepAlive
             let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-            route(request, context.eventLoop).hop(to: context.eventLoop).whenComplete { result in
+            let route = self.route
+            let answer: EventLoopFuture<RESTResponse>
+            if let authenticator {
+                answer = Self.verdict(authenticator, request, on: context.eventLoop).flatMap { verdict in
+                    if let failure = Self.failure(verdict) { return context.eventLoop.makeSucceededFuture(Self.refusal(failure)) }
+                    return route(request, context.eventLoop)
+                }
+            } else {
+                answer = route(request, context.eventLoop)
+            }
+            answer.hop(to: context.eventLoop).whenComplete { result in
                 let (handler, context) = bound.value
                 switch result {
                 case .success(let response): handler.write(context, response, keepAlive: keepAlive)
@@ -275,6 +302,39 @@ final class RESTHandler: ChannelInboundHandler, RemovableChannelHandler {
                 }
             }
         }
+    }
+
+    /// The token's verdict for `request`: at once when no signature check is needed, else off the loop.
+    static func verdict(_ authenticator: JWTAuthenticator, _ request: RESTRequest,
+                        on loop: any EventLoop) -> EventLoopFuture<Result<VerifiedToken, AuthFailure>> {
+        let authorization = request.headers.first(name: "authorization")
+        if let verdict = authenticator.authenticateWithoutWaiting(authorization: authorization, path: request.path) {
+            return loop.makeSucceededFuture(verdict)
+        }
+        let path = request.path
+        return loop.makeFutureWithTask { await authenticator.authenticate(authorization: authorization, path: path) }
+    }
+
+    /// The refusal a head earns before its body is read: two `Authorization` fields (the sidecar would
+    /// verify one), or a verdict that needs no signature check (no token, a malformed one, a known
+    /// token whose claims fail).
+    static func refusedAtHead(_ authenticator: JWTAuthenticator, _ head: HTTPRequestHead) -> RESTResponse? {
+        let fields = head.headers["authorization"]
+        if fields.count > 1 { return .kafkaError(400, 400, "more than one Authorization field") }
+        let path = String(QueryString.split(target: head.uri).path)
+        return failure(authenticator.authenticateWithoutWaiting(authorization: fields.first, path: path)).map(refusal)
+    }
+
+    static func failure(_ verdict: Result<VerifiedToken, AuthFailure>?) -> AuthFailure? {
+        if case .failure(let failure)? = verdict { return failure }
+        return nil
+    }
+
+    /// A refused token in the Confluent shape: 401 `40101`, or 403 `40301` for a missing scope.
+    static func refusal(_ failure: AuthFailure) -> RESTResponse {
+        var response = RESTResponse.kafkaError(failure.status, failure.status == 403 ? 40301 : 40101, failure.message)
+        response.headers.append(("www-authenticate", failure.wwwAuthenticate))
+        return response
     }
 
     /// 413, then close: the rest of the body is not read.

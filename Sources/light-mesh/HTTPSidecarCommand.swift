@@ -64,11 +64,7 @@ struct HTTPSidecarCommand: AsyncParsableCommand {
     @Option(name: .customLong("route"), help: "Egress path route: PREFIX=SERVICE (repeatable).") var routes: [String] = []
     @Option(name: .customLong("service-url-allow"), help: "Origin a service_url header may name, e.g. https://api.example.com (repeatable).") var serviceURLAllow: [String] = []
     @Option(help: "Egress load balancing: peak-ewma, least-request or round-robin.") var lbPolicy = "peak-ewma"
-    @Option(help: "Verify Authorization: Bearer JWTs against this JWKS file (RS256, ES256; reloaded on an unknown kid).") var jwksFile: String?
-    @Option(help: "Verify JWTs against the JWKS at this URL (fetched at start and on an unknown kid).") var jwksURL: String?
-    @Option(help: "Required JWT issuer (iss).") var jwtIssuer: String?
-    @Option(help: "Required JWT audience (aud).") var jwtAudience: String?
-    @Option(name: .customLong("jwt-scope"), help: "Scopes a path prefix requires: PREFIX=SCOPE[ SCOPE...] (repeatable).") var jwtScopes: [String] = []
+    @OptionGroup(title: "JWT verification on the ingress") var jwt: JWTOptions
     @Option(help: "Admin listen address, HOST:PORT (loopback by default).") var adminListen = "127.0.0.1:9901"
     @Option(help: "App path /health/ready checks (ready without a check when absent).") var appHealthPath: String?
     @Flag(help: "Write a JSON access-log line per ingress request to standard output.") var accessLog = false
@@ -120,18 +116,7 @@ struct HTTPSidecarCommand: AsyncParsableCommand {
         case (nil, nil): break
         default: throw ValidationError("--tls-cert and --tls-key go together")
         }
-        if jwksFile != nil && jwksURL != nil { throw ValidationError("--jwks-file and --jwks-url exclude each other") }
-        if jwksFile != nil || jwksURL != nil {
-            var jwt = JWTSettings(jwksFile: jwksFile, jwksURL: jwksURL, issuer: jwtIssuer, audience: jwtAudience)
-            for rule in jwtScopes {
-                let p = rule.split(separator: "=", maxSplits: 1).map(String.init)
-                guard p.count == 2 else { throw ValidationError("--jwt-scope expects PREFIX=SCOPE, got '\(rule)'") }
-                jwt.scopes[p[0]] = p[1].split(separator: " ").map(String.init)
-            }
-            s.jwt = jwt
-        } else if jwtIssuer != nil || jwtAudience != nil || !jwtScopes.isEmpty {
-            throw ValidationError("--jwt-* options need --jwks-file or --jwks-url")
-        }
+        s.jwt = try jwt.settings(section: "ingress.jwt")
         s.accessLog = accessLog
         s.egress.listen = try address(egressListen, "--egress-listen")
         guard let policy = LoadBalancingPolicy(rawValue: lbPolicy) else { throw ValidationError("--lb-policy must be peak-ewma, least-request or round-robin") }

@@ -7,6 +7,7 @@ import KafkaSidecarNIO
 import Logging
 import MeshConfig
 import MeshCore
+import NIOPosix
 
 struct KafkaSidecarCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -26,6 +27,10 @@ struct KafkaSidecarCommand: AsyncParsableCommand {
             partition, the committed offset never passes a record not finished (answered SUCCESS or DROP, or \
             its dead-letter copy acknowledged), on a rebalance or shutdown either. Nothing is pushed while \
             the app is not ready (--app-ready-path, else: its port accepts connections).
+
+            JWT (--jwks-file or --jwks-url, or rest.jwt in the file): every REST request needs a valid \
+            Authorization: Bearer token (401 error_code 40101, a missing scope 403 40301); without it the \
+            REST port takes requests unauthenticated, which start-up warns about when it listens beyond loopback.
 
             Admin (--admin-listen): /health/live, /health/ready (brokers reachable and every app ready), \
             /metrics (Prometheus: produce latency, pushes, retries, outcomes, in flight, lag per partition).
@@ -55,11 +60,12 @@ struct KafkaSidecarCommand: AsyncParsableCommand {
     @Option(help: "REST connections open at once (more are closed on accept).") var maxConnections = 256
     @Option(help: "Seconds a whole REST request (head and body) may take to arrive (else 408).") var requestTimeout = 30.0
     @Option(help: "Event-loop threads.") var threads = 1
+    @OptionGroup(title: "JWT verification on the REST port") var jwt: JWTOptions
 
     func validate() throws { _ = try settings() }
 
     /// The bootstrap servers and sidecar settings, from the configuration file or the flags.
-    func settings() throws -> (bootstrap: String, settings: KafkaSidecarSettings) {
+    func settings() throws -> (bootstrap: String, settings: KafkaSidecarSettings, jwt: JWTSettings?) {
         if let config {
             do { return try KafkaSidecarConfigFile.load(config) } catch let error as ConfigError { throw ValidationError("\(config): \(error)") }
         }
@@ -92,18 +98,18 @@ struct KafkaSidecarCommand: AsyncParsableCommand {
             try KafkaSidecarConfigFile.check(sub, at: "flags")
             s.subscriptions = [sub]
         }
-        return (bootstrap, s)
+        return (bootstrap, s, try jwt.settings(section: "rest.jwt"))
     }
 
     func run() async throws {
-        let (bootstrap, settings) = try settings()
-        let server = try await KafkaSidecarCommand.start(bootstrap: bootstrap, settings: settings)
+        let (bootstrap, settings, jwt) = try settings()
+        let server = try await KafkaSidecarCommand.start(bootstrap: bootstrap, settings: settings, jwt: jwt)
         await waitForSignal()
         try await server.stop()
     }
 
     /// Starts the sidecar on `bootstrap` and says where it listens (shared with `up`).
-    static func start(bootstrap: String, settings: KafkaSidecarSettings) async throws -> KafkaSidecarServer {
+    static func start(bootstrap: String, settings: KafkaSidecarSettings, jwt: JWTSettings?) async throws -> KafkaSidecarServer {
         var logger = Logger(label: "light-mesh.kafka-sidecar")
         logger.logLevel = .notice
         signal(SIGPIPE, SIG_IGN)
@@ -111,10 +117,12 @@ struct KafkaSidecarCommand: AsyncParsableCommand {
         var kafkaLogger = Logger(label: "light-mesh.kafka")
         kafkaLogger.logLevel = .warning
         cluster.logger = kafkaLogger
-        let server = try KafkaSidecarServer(settings: settings, cluster: RdKafkaCluster(cluster), logger: logger)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: settings.threads)
+        let authenticator = try await jwt?.makeAuthenticator(group: group)
+        let server = try KafkaSidecarServer(settings: settings, cluster: RdKafkaCluster(cluster), group: group, authenticator: authenticator, logger: logger)
         let (rest, admin) = try await server.start()
-        if !["127.0.0.1", "::1", "localhost"].contains(settings.listen.host) {
-            logger.warning("the REST listener is bound to \(settings.listen.host), beyond loopback, and takes requests without authentication: anyone who can reach it can produce to any topic")
+        if authenticator == nil, !["127.0.0.1", "::1", "localhost"].contains(settings.listen.host) {
+            logger.warning("the REST listener is bound to \(settings.listen.host), beyond loopback, and takes requests without authentication: anyone who can reach it can produce to any topic (set rest.jwt or --jwks-file)")
         }
         var line = "kafka-sidecar: REST on \(rest), admin on \(admin), brokers \(bootstrap)"
         for s in settings.subscriptions { line += "; group \(s.group) reads \(s.topics.joined(separator: ",")) and pushes to \(s.app)" }
@@ -126,7 +134,7 @@ struct KafkaSidecarCommand: AsyncParsableCommand {
 /// `light-mesh kafka-sidecar --config FILE`: every key validated, every scalar overridable by
 /// `LIGHT_MESH_<PATH>` (see ``SidecarConfigFile``).
 enum KafkaSidecarConfigFile {
-    static func load(_ path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> (bootstrap: String, settings: KafkaSidecarSettings) {
+    static func load(_ path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> (bootstrap: String, settings: KafkaSidecarSettings, jwt: JWTSettings?) {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw ConfigError(key: "", "cannot read \(path)") }
         let document = try YAMLFields.document(text, source: path)
         guard !document.keys.isEmpty else { throw ConfigError(key: "", "\(path) is empty; write at least the kafka section") }
@@ -144,6 +152,8 @@ enum KafkaSidecarConfigFile {
         s.restLimits.requestTimeout = try rest.duration("request_timeout") ?? s.restLimits.requestTimeout
         s.restLimits.idleTimeout = try rest.duration("idle_timeout") ?? s.restLimits.idleTimeout
         s.produce.allowInternalTopics = try rest.bool("allow_internal_topics") ?? s.produce.allowInternalTopics
+        var jwtSection = try rest.child("jwt")
+        let jwt = try JWTSettings.read(&jwtSection)
         try rest.done()
         var admin = try top.child("admin")
         s.admin = try admin.address("listen") ?? s.admin
@@ -183,7 +193,7 @@ enum KafkaSidecarConfigFile {
             s.subscriptions.append(r)
         }
         try top.done()
-        return (bootstrap, s)
+        return (bootstrap, s, jwt)
     }
 
     /// Refuses settings the engine cannot honour, naming where they came from.

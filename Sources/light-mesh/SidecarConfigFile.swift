@@ -72,19 +72,7 @@ enum SidecarConfigFile {
         s.ingress.ipFilter = IPFilter(allow: try ip.cidrs("allow"), deny: try ip.cidrs("deny"))
         try ip.done()
         var jwt = try ingress.child("jwt")
-        let jwksFile = try jwt.string("jwks_file"), jwksURL = try jwt.string("jwks_url")
-        var settings = JWTSettings(jwksFile: jwksFile, jwksURL: jwksURL, jwksCA: try jwt.string("jwks_ca"),
-                                   issuer: try jwt.string("issuer"), audience: try jwt.string("audience"))
-        var scopes = try jwt.child("scopes")
-        for prefix in scopes.keys { settings.scopes[prefix] = try scopes.strings(prefix) ?? [] }
-        try scopes.done()
-        if jwksFile != nil && jwksURL != nil { throw ConfigError(key: jwt.name("jwks_url"), "set jwks_file or jwks_url, not both") }
-        if jwksFile != nil || jwksURL != nil {
-            s.jwt = settings
-        } else if settings != JWTSettings() {
-            throw ConfigError(key: jwt.name("jwks_file"), "JWT settings need jwks_file or jwks_url")
-        }
-        try jwt.done()
+        s.jwt = try JWTSettings.read(&jwt)
         var tls = try ingress.child("tls")
         let certificate = try tls.string("certificate"), key = try tls.string("key")
         if certificate != nil || key != nil {
@@ -231,6 +219,7 @@ enum SidecarConfigFile {
             var o = OAuthClientCredentials(tokenURL: url, clientId: id, clientSecret: secret, scope: try oauth.string("scope"))
             o.audience = try oauth.string("audience")
             o.tls = try oauth.string("ca").map { UpstreamTLS(caFile: $0) }
+            o.timeout = try oauth.duration("timeout") ?? o.timeout
             config.oauth = o
         }
         try oauth.done()

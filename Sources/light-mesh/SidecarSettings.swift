@@ -5,43 +5,6 @@ import MeshCore
 import NIOCore
 import SidecarAuth
 
-/// Where JWT verification keys come from, and the claims required.
-struct JWTSettings: Sendable, Hashable {
-    var jwksFile: String?
-    var jwksURL: String?
-    /// CA for an `https` JWKS URL with a private CA.
-    var jwksCA: String?
-    var issuer: String?
-    var audience: String?
-    var scopes: [String: [String]] = [:]
-
-    var policy: JWTPolicy {
-        var p = JWTPolicy()
-        p.issuer = issuer
-        p.audience = audience
-        p.requiredScopes = scopes.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
-        return p
-    }
-
-    /// Loads the keys (fails naming the file or URL).
-    func makeAuthenticator(group: any EventLoopGroup) async throws -> JWTAuthenticator {
-        if let jwksURL {
-            let loader = try DocumentLoader(url: jwksURL, group: group, tls: jwksCA.map { UpstreamTLS(caFile: $0) })
-            do {
-                return try await JWTAuthenticator(policy: policy) { try await loader.load() }
-            } catch {
-                throw ConfigError(key: "ingress.jwt.jwks_url", "\(error)")
-            }
-        }
-        let file = jwksFile ?? ""
-        do {
-            return try await JWTAuthenticator(policy: policy, jwksFile: file)
-        } catch {
-            throw ConfigError(key: "ingress.jwt.jwks_file", "\(file): \(error)")
-        }
-    }
-}
-
 /// Everything the HTTP sidecar runs with, from the command line or from a configuration file (and
 /// its environment overrides). A reload builds a new one and hands the changes to the listeners.
 struct SidecarSettings: Sendable {
@@ -107,7 +70,7 @@ struct SidecarSettings: Sendable {
         for s in egress.services {
             services[s.name] = [
                 "discovery": url(s.discovery.description), "lb_policy": s.pool.policy.rawValue, "tls": tls(s.tls), "headers": rules(s.headers),
-                "oauth": s.oauth.map { ["token_url": url($0.tokenURL), "client_id": $0.clientId, "client_secret": "<redacted>", "scope": $0.scope ?? NSNull()] as [String: Any] } ?? NSNull(),
+                "oauth": s.oauth.map { ["token_url": url($0.tokenURL), "client_id": $0.clientId, "client_secret": "<redacted>", "scope": $0.scope ?? NSNull(), "timeout_s": seconds($0.timeout)] as [String: Any] } ?? NSNull(),
                 "retry": ["max_attempts": s.pool.retry.maxAttempts, "retry_non_idempotent": s.pool.retry.retryNonIdempotent,
                           "budget_ratio": s.pool.retry.budgetRatio, "budget_min_per_second": s.pool.retry.budgetMinPerSecond],
                 "breaker": ["consecutive_failures": s.pool.breaker.consecutiveFailures, "open_duration_s": seconds(s.pool.breaker.openDuration),

@@ -124,6 +124,61 @@ import Testing
         try await tokens.stop()
         try await backend.stop()
     }
+
+    /// Issue 22: a token endpoint that trickles its answer a byte at a time wedged the service (the
+    /// fetch timeout restarted at each byte, and every later request waited on that fetch). The
+    /// whole answer has a deadline now: the fetch fails, and once the endpoint is healthy again a
+    /// later request starts a new fetch and gets through.
+    @Test func aTricklingTokenEndpointDoesNotWedgeTheService() async throws {
+        let healthy = NIOLockedValueBox(false)
+        let tokens = try await TestListener(group: group, http: false) { DrippingTokenEndpoint(healthy: healthy) }
+        let backend = try await TestBackend(group: group) { _, _ in (.ok, "ok", []) }
+        var pets = ServiceConfig(name: "pets", endpoints: [MeshAddress(host: "127.0.0.1", port: backend.port)])
+        var oauth = OAuthClientCredentials(tokenURL: "http://127.0.0.1:\(tokens.port)/token", clientId: "svc", clientSecret: "x")
+        oauth.timeout = .seconds(1)
+        oauth.cache.retryAfterFailure = .milliseconds(200)
+        pets.oauth = oauth
+        let (server, port) = try await egress([pets])
+        let started = ContinuousClock.now
+        let first = try await call(port, "GET", "/p")
+        #expect(first.hasPrefix("HTTP/1.1 503") && first.contains("token_unavailable"), "\(first.prefix(200))")
+        #expect(ContinuousClock.now - started < .seconds(4), "the trickling answer was cut off at its deadline")
+        healthy.withLockedValue { $0 = true }
+        try await Task.sleep(for: .milliseconds(300))
+        let second = try await call(port, "GET", "/p")
+        #expect(second.hasPrefix("HTTP/1.1 200"), "\(second.prefix(200))")
+        #expect(backend.requests.last?.contains("authorization: Bearer fresh\n") ?? false)
+        try await server.stop()
+        try await tokens.stop()
+        try await backend.stop()
+    }
+}
+
+/// A token endpoint that, until `healthy`, answers with a head and then one body byte every 100 ms.
+final class DrippingTokenEndpoint: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    let healthy: NIOLockedValueBox<Bool>
+    var pending = ""
+    init(healthy: NIOLockedValueBox<Bool>) { self.healthy = healthy }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        pending += String(buffer: unwrapInboundIn(data))
+        guard pending.contains("\r\n\r\n"), pending.contains("grant_type") else { return }
+        pending = ""
+        if healthy.withLockedValue({ $0 }) {
+            let body = #"{"access_token":"fresh","expires_in":3600}"#
+            context.writeAndFlush(NIOAny(context.channel.allocator.buffer(string:
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: \(body.utf8.count)\r\n\r\n\(body)")), promise: nil)
+            return
+        }
+        context.writeAndFlush(NIOAny(context.channel.allocator.buffer(string:
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100000\r\n\r\n")), promise: nil)
+        let channel = context.channel
+        channel.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(100), delay: .milliseconds(100)) { task in
+            guard channel.isActive else { return task.cancel() }
+            channel.writeAndFlush(channel.allocator.buffer(string: " "), promise: nil)
+        }
+    }
 }
 
 /// An upstream that answers each request line with a scripted raw answer, or never (nil).
