@@ -7,7 +7,7 @@ enum KafkaSidecarOpenAPI {
   "info": {
     "title": "Light Mesh Kafka sidecar",
     "version": "1.0.0",
-    "description": "Kafka over REST on localhost. Produce in three request shapes (light-mesh, Confluent REST v2, Strimzi bridge extras) on one idempotent producer. The reactive consumer pushes records to the app (see the PushRequest and PushAnswer schemas) and commits per partition only up to the lowest record not yet finished (SUCCESS, DROP, or its dead-letter copy acknowledged). Inbound traceparent is continued into a new span in each record's headers and X-Correlation-Id is carried; Authorization, Cookie and Set-Cookie are never copied into records. Bounds: a whole request (head and body) must arrive within the request timeout (30 s; else 408), at most max_connections (256) are open at once, bodies above max_body_bytes get 413; Expect: 100-continue is answered. Produce bodies are read strictly: unknown or repeated fields, an empty records list, a partition in both path and body, header names with control characters and a reserved header given twice are 422; internal topics (__*) are 403; an unsupported Content-Type is 415 (error_code 415). JSON keys and values are stored as the bytes sent."
+    "description": "Kafka over REST on localhost. Produce in three request shapes (light-mesh, Confluent REST v2, Strimzi bridge extras) on one idempotent producer. The reactive consumer pushes records to the app (see the PushRequest and PushAnswer schemas) and commits per partition only up to the lowest record not yet finished (SUCCESS, DROP, or its dead-letter copy acknowledged). Inbound traceparent is continued into a new span in each record's headers and X-Correlation-Id is carried; Authorization, Cookie and Set-Cookie are never copied into records. Bounds: a whole request (head and body) must arrive within the request timeout (30 s; else 408), at most max_connections (256) are open at once, bodies above max_body_bytes get 413; Expect: 100-continue is answered. Produce bodies are read strictly: unknown or repeated fields, an empty records list, a partition in both path and body, header names with control characters and a reserved header given twice are 422; internal topics (__*) are 403; an unsupported Content-Type is 415 (error_code 415). JSON keys and values are stored as the bytes sent. Authentication: none by default (the port is meant for loopback); with rest.jwt (or --jwks-file) every request needs a valid Authorization: Bearer token (401 error_code 40101, refused before the body is read; a missing scope 403 error_code 40301)."
   },
   "servers": [
     {
@@ -153,6 +153,12 @@ enum KafkaSidecarOpenAPI {
           },
           "422": {
             "$ref": "#/components/responses/ConfluentError"
+          },
+          "401": {
+            "$ref": "#/components/responses/ConfluentError"
+          },
+          "403": {
+            "$ref": "#/components/responses/ConfluentError"
           }
         }
       }
@@ -214,6 +220,12 @@ enum KafkaSidecarOpenAPI {
           },
           "422": {
             "$ref": "#/components/responses/ConfluentError"
+          },
+          "401": {
+            "$ref": "#/components/responses/ConfluentError"
+          },
+          "403": {
+            "$ref": "#/components/responses/ConfluentError"
           }
         }
       }
@@ -227,6 +239,9 @@ enum KafkaSidecarOpenAPI {
             "content": {
               "application/json": {}
             }
+          },
+          "401": {
+            "$ref": "#/components/responses/ConfluentError"
           }
         }
       }
@@ -754,8 +769,22 @@ enum KafkaSidecarOpenAPI {
           }
         ]
       }
+    },
+    "securitySchemes": {
+      "bearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "Only when the sidecar runs with rest.jwt or --jwks-file; otherwise no authentication."
+      }
     }
-  }
+  },
+  "security": [
+    {},
+    {
+      "bearer": []
+    }
+  ]
 }
 """#
 }
