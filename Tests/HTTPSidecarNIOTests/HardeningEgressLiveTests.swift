@@ -5,6 +5,7 @@ import MeshCore
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import NIOSSL
 import Testing
 
 /// The egress request lifecycle at its edges, over loopback: an app leaving mid-probe, the trace
@@ -152,6 +153,53 @@ import Testing
         try await tokens.stop()
         try await backend.stop()
     }
+
+    /// Issue 22: an upstream over TLS that reads a POST and then drops TCP without `close_notify`
+    /// had the POST retried on every other endpoint (a TLS error counted as "never sent"). Once the
+    /// request was written it is not retried: one delivery, and a 502.
+    @Test func aPostToATLSUpstreamThatClosesUncleanlyIsDeliveredOnce() async throws {
+        let received = NIOLockedValueBox(0)
+        let tls = try TestTLS.server()
+        var listeners: [TestListener] = []
+        for _ in 0..<3 {
+            listeners.append(try await TestListener(group: group, http: false, tls: tls) { UncleanCloser(received: received) })
+        }
+        var pets = ServiceConfig(name: "pets", endpoints: listeners.map { MeshAddress(host: "127.0.0.1", port: $0.port) })
+        pets.tls = UpstreamTLS(caFile: TestTLS.path("ca.pem"))
+        pets.pool.retry.maxAttempts = 3
+        let (server, port) = try await egress([pets])
+        let answer = try await rawExchange(port: port, "POST /orders HTTP/1.1\r\nHost: app\r\nservice_id: pets\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
+                                           timeout: .seconds(10), group: group)
+        #expect(answer.hasPrefix("HTTP/1.1 502"), "\(answer.prefix(200))")
+        #expect(received.withLockedValue { $0 } == 1, "the POST reached the upstreams \(received.withLockedValue { $0 }) times")
+        try await server.stop()
+        for l in listeners { try await l.stop() }
+    }
+}
+
+/// Counts each request it reads over TLS, then closes the TCP connection under the TLS layer (its
+/// close goes out from below the TLS handler: no `close_notify`).
+final class UncleanCloser: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    let received: NIOLockedValueBox<Int>
+    var pending = ""
+    init(received: NIOLockedValueBox<Int>) { self.received = received }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        pending += String(buffer: unwrapInboundIn(data))
+        guard let end = pending.range(of: "\r\n\r\n"), pending[end.upperBound...].utf8.count >= 5 else { return }
+        pending = ""
+        received.withLockedValue { $0 += 1 }
+        if let below = try? context.pipeline.syncOperations.context(handlerType: BelowTLS.self) {
+            below.close(promise: nil)
+        }
+    }
+}
+
+/// Sits under the TLS handler so a close issued from its context bypasses the TLS shutdown.
+final class BelowTLS: ChannelDuplexHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
 }
 
 /// A token endpoint that, until `healthy`, answers with a head and then one body byte every 100 ms.

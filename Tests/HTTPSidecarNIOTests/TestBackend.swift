@@ -154,10 +154,15 @@ final class TestListener: Sendable {
     private let channel: any Channel
     let port: Int
 
-    init(group: any EventLoopGroup, http: Bool = true, _ makeHandler: @escaping @Sendable () -> any ChannelHandler) async throws {
+    /// With `tls`, the child pipeline is `BelowTLS`, the TLS server handler, then the rest.
+    init(group: any EventLoopGroup, http: Bool = true, tls: NIOSSLContext? = nil, _ makeHandler: @escaping @Sendable () -> any ChannelHandler) async throws {
         channel = try await ServerBootstrap(group: group)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(BelowTLS())
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
+                    }
                     if http { try channel.pipeline.syncOperations.configureHTTPServerPipeline() }
                     try channel.pipeline.syncOperations.addHandler(makeHandler())
                 }
