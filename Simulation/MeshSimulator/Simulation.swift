@@ -31,6 +31,12 @@ public final class Simulation {
     public var stopOnViolation = true
     /// Called when a host crashes, after its process is gone (checkers mark its open operations unknown).
     public var crashObservers: [(SimHost) -> Void] = []
+    /// When a run counts as stuck (a `stuck` violation ends it): a livelock that never lets virtual
+    /// time pass, or a busy loop that does, would otherwise run for ever without failing anything.
+    public var stuckLimits = StuckLimits()
+    private var eventsAtThisInstant = 0
+    private var virtualSecond: Int64 = -1
+    private var eventsThisSecond = 0
 
     public init(seed: UInt64, network config: NetworkConfig = NetworkConfig()) {
         self.seed = seed
@@ -74,11 +80,35 @@ public final class Simulation {
         assertConfined()
         while !stopRequested, let next = queue.nextTime, next <= end.nanoseconds {
             let entry = queue.pop()!
+            if entry.time != now.nanoseconds { eventsAtThisInstant = 0 }
             now = MeshInstant(nanoseconds: entry.time)
             eventsProcessed &+= 1
+            if isStuck() { break }
             dispatch(entry.event)
         }
         if !stopRequested { now = max(now, end) }
+    }
+
+    /// Counts the event about to run against ``stuckLimits``; records `stuck` when one is passed.
+    private func isStuck() -> Bool {
+        eventsAtThisInstant += 1
+        let second = now.nanoseconds / 1_000_000_000
+        if second != virtualSecond {
+            virtualSecond = second
+            eventsThisSecond = 0
+        }
+        eventsThisSecond += 1
+        if eventsAtThisInstant > stuckLimits.eventsAtOneInstant {
+            violation("stuck", "\(stuckLimits.eventsAtOneInstant) events ran without virtual time passing (a livelock)")
+            stop()
+            return true
+        }
+        if eventsThisSecond > stuckLimits.eventsPerVirtualSecond {
+            violation("stuck", "more than \(stuckLimits.eventsPerVirtualSecond) events in virtual second \(second) (a busy loop)")
+            stop()
+            return true
+        }
+        return false
     }
 
     /// Asks the run loop to stop after the current event.
@@ -134,6 +164,16 @@ public final class Simulation {
 }
 
 /// A broken invariant, with when it was detected.
+/// Bounds past which a run is stuck rather than busy. The scenarios run a few thousand to a few
+/// hundred thousand events per virtual second; these leave an order of magnitude of room.
+public struct StuckLimits: Hashable, Sendable {
+    /// Events at one virtual instant.
+    public var eventsAtOneInstant = 200_000
+    /// Events within one virtual second.
+    public var eventsPerVirtualSecond = 3_000_000
+    public init() {}
+}
+
 public struct Violation: Hashable, Sendable, CustomStringConvertible {
     public var time: MeshInstant
     public var invariant: String

@@ -3,6 +3,33 @@ import MeshSimulator
 import Testing
 
 @Suite struct KernelTests {
+    /// Issue 23: a run that stops advancing (a livelock at one instant, or a busy loop that lets time
+    /// creep) fails as `stuck` instead of running for ever.
+    @Test func aRunThatStopsAdvancingIsStuck() {
+        let livelock = Simulation(seed: 1)
+        livelock.stuckLimits.eventsAtOneInstant = 1000
+        func again() { livelock.schedule(after: .zero) { again() } }
+        livelock.schedule(after: .milliseconds(1)) { again() }
+        livelock.run(until: .zero + .seconds(10))
+        #expect(livelock.violations.map(\.invariant) == ["stuck"])
+        #expect(livelock.violations.first?.detail.contains("livelock") == true)
+
+        let busy = Simulation(seed: 1)
+        busy.stuckLimits.eventsPerVirtualSecond = 5000
+        func spin() { busy.schedule(after: .microseconds(1)) { spin() } }
+        busy.schedule(after: .zero) { spin() }
+        busy.run(until: .zero + .seconds(10))
+        #expect(busy.violations.map(\.invariant) == ["stuck"])
+        #expect(busy.eventsProcessed <= 5001)
+
+        let steady = Simulation(seed: 1)
+        steady.stuckLimits.eventsPerVirtualSecond = 5000
+        func tick() { steady.schedule(after: .milliseconds(1)) { tick() } }
+        steady.schedule(after: .zero) { tick() }
+        steady.run(until: .zero + .seconds(10))
+        #expect(steady.violations.isEmpty, "1,000 events a second is not stuck")
+    }
+
     @Test func virtualTimeJumpsAndTiesKeepScheduleOrder() {
         let sim = Simulation(seed: 1)
         var seen: [(String, Int64)] = []
