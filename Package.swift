@@ -3,8 +3,11 @@ import PackageDescription
 
 /// Light Mesh: Swift sidecars (HTTP and Kafka) plus the deterministic simulator that proves them.
 ///
-/// Dependency direction: `MeshCore` <- product modules <- `light-mesh` executable.
-/// `Simulation/` targets depend on product modules; no product library depends on them.
+/// Dependency direction: `MeshCore` <- decisions (`HTTPSidecar`, `KafkaSidecar`, `SidecarAuth`) <-
+/// engines (`HTTPSidecarEngines`) <- drivers (`HTTPSidecarNIO`, `KafkaSidecarNIO`, `KafkaRdKafka`) <-
+/// `light-mesh` (the composition root). `Simulation/` targets depend on decisions and engines, never on
+/// a driver, NIOPosix or NIOSSL (`ci/check-imports` enforces it); no product library depends on them.
+/// The module map with what each owns is at the top of docs/architecture.md.
 /// The simulator is single-threaded by construction (it traps on escape), so in release builds it
 /// skips dynamic exclusivity checks on class properties: about a fifth of kernel time otherwise.
 /// Debug builds, and therefore `swift test`, keep the checks.
@@ -12,7 +15,7 @@ import PackageDescription
 /// Debug builds still optimize the decision code and the simulator (`-O`, per file, so incremental
 /// builds stay incremental): the swarms and mutants of `ci/test` run the debug binary, and unoptimized
 /// they were 3-4x slower (most of CI's time). Preconditions, overflow and exclusivity checks stay on;
-/// the project has no `assert` that `-O` would drop. Drivers and the executable stay unoptimized.
+/// the project has no `assert` that `-O` would drop. Most drivers and the executable stay unoptimized.
 let optimizedDebug: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration: .debug))]
 let simulatorSpeed: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))] + optimizedDebug
 /// The NIO data path: every handler is confined to its event loop, so release builds skip the
@@ -63,17 +66,32 @@ let package = Package(
             path: "Sources/KafkaSidecar",
             swiftSettings: optimizedDebug
         ),
-        // JWT verification against a JWKS (jwt-kit), for the HTTP sidecar's ingress.
+        // JWT verification against a JWKS (jwt-kit), for the HTTP sidecar's ingress and the Kafka REST port.
         .target(
             name: "SidecarAuth",
             dependencies: ["MeshCore", .product(name: "JWTKit", package: "jwt-kit")],
             path: "Sources/SidecarAuth"
         ),
-        // The HTTP sidecar's data path on SwiftNIO: ingress reverse proxy (egress and TLS next).
+        // The HTTP sidecar's connection engines, sans-IO over NIO's byte types: the ingress and egress
+        // connection engines, codecs, admission, header relaying, and the settings values. No sockets,
+        // clocks or TLS: the simulator runs these, and may import nothing below HTTPSidecarNIO.
+        .target(
+            name: "HTTPSidecarEngines",
+            dependencies: [
+                "MeshCore", "HTTPSidecar", "SidecarAuth",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            path: "Sources/HTTPSidecarEngines",
+            swiftSettings: optimizedDebug
+        ),
+        // The HTTP sidecar's drivers on SwiftNIO: channel handlers, servers, TLS, discovery, upstream
+        // pools, fetchers, token sources, metrics and admin. They move bytes and timers for the engines.
         .target(
             name: "HTTPSidecarNIO",
             dependencies: [
-                "MeshCore", "HTTPSidecar", "SidecarAuth",
+                "MeshCore", "HTTPSidecar", "HTTPSidecarEngines", "SidecarAuth",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -144,7 +162,7 @@ let package = Package(
         .target(
             name: "MeshScenarios",
             dependencies: [
-                "MeshCore", "MeshConfig", "MeshSimulator", "SimKafka", "HTTPSidecar", "HTTPSidecarNIO", "SidecarAuth", "KafkaSidecar",
+                "MeshCore", "MeshConfig", "MeshSimulator", "SimKafka", "HTTPSidecar", "HTTPSidecarEngines", "SidecarAuth", "KafkaSidecar",
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Yams", package: "Yams"),
             ],
@@ -155,7 +173,7 @@ let package = Package(
         .executableTarget(
             name: "light-mesh",
             dependencies: [
-                "MeshCore", "MeshConfig", "MeshScenarios", "KafkaRdKafka", "HTTPSidecar", "HTTPSidecarNIO", "SidecarAuth", "KafkaSidecar", "KafkaSidecarNIO",
+                "MeshCore", "MeshConfig", "MeshScenarios", "KafkaRdKafka", "HTTPSidecar", "HTTPSidecarEngines", "HTTPSidecarNIO", "SidecarAuth", "KafkaSidecar", "KafkaSidecarNIO",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -194,7 +212,7 @@ let package = Package(
         .testTarget(
             name: "HTTPSidecarNIOTests",
             dependencies: [
-                "HTTPSidecarNIO", "HTTPSidecar", "MeshCore", "SidecarAuth",
+                "HTTPSidecarNIO", "HTTPSidecarEngines", "HTTPSidecar", "MeshCore", "SidecarAuth",
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -1,5 +1,5 @@
 import HTTPSidecar
-import HTTPSidecarNIO
+import HTTPSidecarEngines
 import MeshCore
 import MeshSimulator
 import NIOCore

@@ -1,3 +1,4 @@
+import HTTPSidecarEngines
 import Logging
 import MeshCore
 import NIOConcurrencyHelpers

@@ -1,3 +1,4 @@
+import HTTPSidecarEngines
 import NIOCore
 
 /// The client side of a connection engine's NIO driver (``IngressHandler``, ``EgressHandler``):

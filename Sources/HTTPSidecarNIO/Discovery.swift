@@ -1,3 +1,4 @@
+import HTTPSidecarEngines
 import Foundation
 import Logging
 import MeshCore
@@ -5,24 +6,6 @@ import NIOCore
 #if canImport(Glibc)
 import Glibc
 #endif
-
-/// Where a service's endpoints come from.
-public enum Discovery: Sendable, Hashable, CustomStringConvertible {
-    /// A fixed list.
-    case fixed([MeshAddress])
-    /// Every address a DNS name resolves to (a headless Kubernetes service), re-resolved periodically.
-    case dns(name: String, port: Int, every: Duration)
-    /// A file of `HOST:PORT` lines (`#` comments), re-read when it changes.
-    case file(path: String, every: Duration)
-
-    public var description: String {
-        switch self {
-        case .fixed(let endpoints): endpoints.map(\.description).joined(separator: ",")
-        case .dns(let name, let port, let every): "dns:\(name):\(port) every \(every)"
-        case .file(let path, let every): "file:\(path) every \(every)"
-        }
-    }
-}
 
 /// One discovery result: the endpoints and where to connect for each.
 struct DiscoveredEndpoints: Sendable {

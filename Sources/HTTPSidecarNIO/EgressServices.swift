@@ -1,3 +1,4 @@
+import HTTPSidecarEngines
 import Foundation
 import HTTPSidecar
 import Logging

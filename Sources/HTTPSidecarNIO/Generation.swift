@@ -1,3 +1,4 @@
+import HTTPSidecarEngines
 import NIOConcurrencyHelpers
 
 /// The configuration generation a listener runs on now. Connections read ``current`` at the start

@@ -1,3 +1,4 @@
+import HTTPSidecarEngines
 import Foundation
 import MeshCore
 import NIOCore

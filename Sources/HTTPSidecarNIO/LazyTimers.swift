@@ -1,3 +1,4 @@
+import HTTPSidecarEngines
 import HTTPSidecar
 import NIOCore
 

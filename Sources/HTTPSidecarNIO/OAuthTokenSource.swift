@@ -1,3 +1,4 @@
+import HTTPSidecarEngines
 import Foundation
 import HTTPSidecar
 import Logging
@@ -5,28 +6,6 @@ import MeshCore
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
-
-/// OAuth2 client-credentials settings for one upstream service (RFC 6749 §4.4).
-public struct OAuthClientCredentials: Sendable, Hashable {
-    public var tokenURL: String
-    public var clientId: String
-    public var clientSecret: String
-    public var scope: String?
-    public var audience: String?
-    /// TLS to the token endpoint (its CA), when it is `https` with a private CA.
-    public var tls: UpstreamTLS?
-    public var cache = TokenCache.Config()
-    /// The whole token answer must arrive within this long (a trickling endpoint is cut off, the
-    /// fetch fails, and a later request starts a new one).
-    public var timeout: Duration = .seconds(10)
-
-    public init(tokenURL: String, clientId: String, clientSecret: String, scope: String? = nil) {
-        self.tokenURL = tokenURL
-        self.clientId = clientId
-        self.clientSecret = clientSecret
-        self.scope = scope
-    }
-}
 
 /// Supplies `Authorization: Bearer` tokens for one service: the ``TokenBroker`` decides and keeps
 /// the waiters, this fetches (HTTP Basic client authentication, form body) and wakes them.

@@ -1,3 +1,4 @@
+import HTTPSidecarEngines
 import CoreMetrics
 import HTTPSidecar
 import NIOConcurrencyHelpers

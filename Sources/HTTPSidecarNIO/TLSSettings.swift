@@ -1,31 +1,10 @@
+import HTTPSidecarEngines
 import MeshCore
 import NIOCore
 import NIOSSL
 
-/// A TLS file could not be used; `file` names it so the operator knows which one.
-public struct TLSSetupError: Error, CustomStringConvertible, Sendable {
-    public var file: String
-    public var detail: String
-    public var description: String { "\(file): \(detail)" }
-}
-
-/// TLS the sidecar terminates (the ingress TLS listener): certificate chain and key, and optionally
-/// a CA that client certificates must chain to (mutual TLS).
-public struct ServerTLS: Sendable {
-    public var listen = MeshAddress(host: "0.0.0.0", port: 9445)
-    public var certificateFile: String
-    public var keyFile: String
-    /// When set, clients must present a certificate signed by this CA.
-    public var clientCAFile: String?
-    /// Serve only TLS: the plain listener is not started (with `clientCAFile`, every client must
-    /// then present a certificate).
-    public var required = false
-
-    public init(certificateFile: String, keyFile: String) {
-        self.certificateFile = certificateFile
-        self.keyFile = keyFile
-    }
-
+/// Builds the TLS contexts of the settings (``ServerTLS``, ``UpstreamTLS``) from their files.
+extension ServerTLS {
     /// Reads the files and builds the context; fails naming the file that is wrong.
     public func makeContext() throws -> NIOSSLContext {
         var config = TLSConfiguration.makeServerConfiguration(
@@ -40,23 +19,7 @@ public struct ServerTLS: Sendable {
     }
 }
 
-/// TLS the sidecar originates to an upstream: which CA to trust (the system's when absent), an
-/// optional client certificate (mutual TLS), and the name to verify (the endpoint's host, or its IP).
-public struct UpstreamTLS: Sendable, Hashable {
-    public var caFile: String?
-    public var certificateFile: String?
-    public var keyFile: String?
-    /// Name sent in SNI and verified against the certificate; the endpoint's host name when absent,
-    /// and for an IP endpoint without a name, the certificate must carry that IP.
-    public var serverName: String?
-
-    public init(caFile: String? = nil, certificateFile: String? = nil, keyFile: String? = nil, serverName: String? = nil) {
-        self.caFile = caFile
-        self.certificateFile = certificateFile
-        self.keyFile = keyFile
-        self.serverName = serverName
-    }
-
+extension UpstreamTLS {
     public func makeContext() throws -> NIOSSLContext {
         var config = TLSConfiguration.makeClientConfiguration()
         config.minimumTLSVersion = .tlsv12

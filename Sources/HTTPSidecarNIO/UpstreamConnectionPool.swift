@@ -1,3 +1,4 @@
+import HTTPSidecarEngines
 import MeshCore
 import NIOCore
 import NIOHTTP1

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import HTTPSidecar
 import HTTPSidecarNIO
+import HTTPSidecarEngines
 import MeshCore
 import NIOCore
 import SidecarAuth

@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import HTTPSidecarNIO
+import HTTPSidecarEngines
 import Logging
 import MeshConfig
 import MeshCore

@@ -1,5 +1,6 @@
 import Foundation
 import HTTPSidecarNIO
+import HTTPSidecarEngines
 import Testing
 
 /// The access log never blocks its caller (an event loop) and does not log query values by default.

@@ -1,5 +1,6 @@
 import HTTPSidecar
 import HTTPSidecarNIO
+import HTTPSidecarEngines
 import MeshCore
 import NIOCore
 import NIOPosix

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPSidecar
 import HTTPSidecarNIO
+import HTTPSidecarEngines
 import MeshCore
 import NIOConcurrencyHelpers
 import NIOCore

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPSidecar
 import HTTPSidecarNIO
+import HTTPSidecarEngines
 import JWTKit
 import MeshCore
 import NIOConcurrencyHelpers

@@ -1,5 +1,6 @@
 import HTTPSidecar
 @testable import HTTPSidecarNIO
+@testable import HTTPSidecarEngines
 import NIOHTTP1
 
 /// The relay's header edits as they were written over NIO's `HTTPHeaders`, before the sidecars

@@ -1,5 +1,6 @@
 import Foundation
 import HTTPSidecarNIO
+import HTTPSidecarEngines
 import MeshCore
 import NIOConcurrencyHelpers
 import NIOCore

@@ -222,7 +222,7 @@ public final class IngressConnection<IO: IngressConnectionIO> {
         if case .body(let chunk) = part, let rateDeadline = bodyRateDeadline, config.minBodyRate > 0 {
             bodyRateDeadline = rateDeadline + .nanoseconds(Int64(chunk.readableBytes) * 1_000_000_000 / Int64(config.minBodyRate))
         }
-        armHeaderDeadline()
+        armHeaderDeadline()  // the next part, too, must come in time
     }
 
     /// A body is expected after an admitted head: it must start within the header timeout, and
