@@ -38,8 +38,9 @@ public final class KafkaSidecarServer: Sendable {
     /// REST request needs a valid bearer token (the admin listener stays open: probes carry none).
     public init(settings: KafkaSidecarSettings, cluster: any KafkaCluster, group: MultiThreadedEventLoopGroup? = nil,
                 authenticator: JWTAuthenticator? = nil, logger: Logger) throws {
-        let group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: settings.threads)
-        ownsGroup = group
+        // A group passed in stays the caller's to shut down.
+        ownsGroup = group == nil ? MultiThreadedEventLoopGroup(numberOfThreads: settings.threads) : nil
+        let group = group ?? ownsGroup!
         let registry = PrometheusCollectorRegistry()
         let metrics = KafkaSidecarMetrics(factory: PrometheusMetricsFactory(registry: registry))
         var pc = KafkaProducerConfig()

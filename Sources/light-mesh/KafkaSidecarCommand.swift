@@ -118,9 +118,9 @@ struct KafkaSidecarCommand: AsyncParsableCommand {
         var kafkaLogger = Logger(label: "light-mesh.kafka")
         kafkaLogger.logLevel = .warning
         cluster.logger = kafkaLogger
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: settings.threads)
-        let authenticator = try await jwt?.makeAuthenticator(group: group)
-        let server = try KafkaSidecarServer(settings: settings, cluster: RdKafkaCluster(cluster), group: group, authenticator: authenticator, logger: logger)
+        // The JWKS loader (a URL is fetched again on an unknown kid) runs on the shared NIO group.
+        let authenticator = try await jwt?.makeAuthenticator(group: MultiThreadedEventLoopGroup.singleton)
+        let server = try KafkaSidecarServer(settings: settings, cluster: RdKafkaCluster(cluster), authenticator: authenticator, logger: logger)
         let (rest, admin) = try await server.start()
         if authenticator == nil, !["127.0.0.1", "::1", "localhost"].contains(settings.listen.host) {
             logger.warning("the REST listener is bound to \(settings.listen.host), beyond loopback, and takes requests without authentication: anyone who can reach it can produce to any topic (set rest.jwt or --jwks-file)")

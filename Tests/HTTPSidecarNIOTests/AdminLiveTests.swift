@@ -9,7 +9,7 @@ import Testing
 
 /// The admin listener on loopback: health, readiness against the app, Prometheus metrics, endpoints.
 @Suite(.serialized) struct AdminLiveTests {
-    let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+    let group = MultiThreadedEventLoopGroup.singleton
 
     private func get(_ port: Int, _ path: String) async throws -> String {
         try await rawExchange(port: port, "GET \(path) HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n", group: group)

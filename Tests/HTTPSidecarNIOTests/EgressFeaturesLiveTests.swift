@@ -12,7 +12,7 @@ import Testing
 /// Egress features on real loopback sockets: TLS and mutual TLS to upstreams, OAuth2 token
 /// injection, the service_url allow-list, header rules, discovery, and reload.
 @Suite(.serialized) struct EgressFeaturesLiveTests {
-    let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+    let group = MultiThreadedEventLoopGroup.singleton
 
     private func get(_ port: Int, _ headers: String = "service_id: pets\r\n", path: String = "/pets") async throws -> String {
         try await rawExchange(port: port, "GET \(path) HTTP/1.1\r\nHost: app\r\n\(headers)Connection: close\r\n\r\n", timeout: .seconds(10), group: group)
@@ -86,13 +86,13 @@ import Testing
 
     @Test func oauthTokenIsFetchedOnceForConcurrentRequestsAndInjected() async throws {
         let issued = NIOLockedValueBox(0)
-        let tokens = try await TestBackend(group: group) { head, body in
+        // A slow token endpoint (answers after 200 ms): every request arrives while the fetch runs.
+        let tokens = try await TestBackend(group: group, delay: .milliseconds(200)) { head, body in
             guard head.uri == "/oauth/token", body.contains("grant_type=client_credentials"), body.contains("scope=pets.read"),
                   head.headers.first(name: "authorization") == "Basic " + Data("svc:s3cret".utf8).base64EncodedString() else {
                 return (.badRequest, "{\"error\":\"invalid_request\"}", [])
             }
             let n = issued.withLockedValue { $0 += 1; return $0 }
-            Thread.sleep(forTimeInterval: 0.2)  // a slow token endpoint: every request arrives while the fetch runs
             return (.ok, "{\"access_token\":\"tok-\(n)\",\"token_type\":\"Bearer\",\"expires_in\":3600}", [("content-type", "application/json")])
         }
         let upstream = try await TestBackend(group: group)

@@ -8,7 +8,7 @@ import Testing
 
 /// The egress router on real loopback sockets across two upstream backends.
 @Suite(.serialized) struct EgressLiveTests {
-    let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+    let group = MultiThreadedEventLoopGroup.singleton
 
     private func request(_ port: Int, _ method: String = "GET", _ path: String = "/pets", headers: String = "service_id: pets\r\n", body: String = "") async throws -> String {
         let length = body.isEmpty && method == "GET" ? "" : "Content-Length: \(body.utf8.count)\r\n"

@@ -12,7 +12,7 @@ import Testing
 /// The egress request lifecycle at its edges, over loopback: an app leaving mid-probe, the trace
 /// hop, the whole-request deadline, TRACE bodies, and token endpoints that answer nonsense.
 @Suite(.serialized) struct HardeningEgressLiveTests {
-    let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+    let group = MultiThreadedEventLoopGroup.singleton
 
     private func egress(_ services: [ServiceConfig]) async throws -> (EgressServer, Int) {
         try await startEgress(services, group: group) { $0.attemptTimeout = .seconds(5) }

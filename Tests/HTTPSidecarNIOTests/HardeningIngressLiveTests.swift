@@ -16,7 +16,7 @@ import Testing
 /// through long `Connection` lists, a pipelining client that never reads, key revocation, spoofed
 /// forwarding headers. Each of these got through (or stalled, or grew) before the hardening.
 @Suite(.serialized) struct HardeningIngressLiveTests {
-    let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+    let group = MultiThreadedEventLoopGroup.singleton
 
     private func ingress(app port: Int, _ configure: (inout IngressConfig) -> Void = { _ in }) async throws -> (IngressServer, Int) {
         try await startIngress(app: port, group: group) { config in

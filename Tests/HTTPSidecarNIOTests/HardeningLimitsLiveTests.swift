@@ -10,7 +10,7 @@ import Testing
 /// The bounds an operator sets: header fields per request, connections per listener, and what
 /// encoded separators in a path do.
 @Suite(.serialized) struct HardeningLimitsLiveTests {
-    let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+    let group = MultiThreadedEventLoopGroup.singleton
 
     private func ingress(app port: Int, _ configure: (inout IngressConfig) -> Void) async throws -> (IngressServer, Int) {
         try await startIngress(app: port, group: group, configure)

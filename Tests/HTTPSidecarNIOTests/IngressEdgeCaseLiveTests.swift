@@ -11,7 +11,7 @@ import Testing
 /// The streaming ingress at the edges: HEAD, chunked answers, an app that breaks off midway, a
 /// client that leaves midway, an app that answers before reading the body.
 @Suite(.serialized) struct IngressEdgeCaseLiveTests {
-    let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+    let group = MultiThreadedEventLoopGroup.singleton
 
     private func ingress(app port: Int) async throws -> (IngressServer, Int) {
         var config = IngressConfig()

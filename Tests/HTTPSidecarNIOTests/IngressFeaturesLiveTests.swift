@@ -10,7 +10,7 @@ import Testing
 /// Ingress features on real loopback sockets: the TLS listener, 431, header rules, rate limits keyed
 /// by a header, and reload on a live connection.
 @Suite(.serialized) struct IngressFeaturesLiveTests {
-    let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+    let group = MultiThreadedEventLoopGroup.singleton
 
     private func ingress(_ backend: TestBackend, _ tweak: (inout IngressConfig) -> Void = { _ in }) async throws -> (IngressServer, Int) {
         var config = IngressConfig()

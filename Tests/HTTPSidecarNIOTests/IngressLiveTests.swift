@@ -9,7 +9,7 @@ import Testing
 
 /// The ingress proxy on real loopback sockets, with a real backend app.
 @Suite(.serialized) struct IngressLiveTests {
-    let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+    let group = MultiThreadedEventLoopGroup.singleton
 
     private func withIngress(_ tweak: (inout IngressConfig) -> Void = { _ in }, _ body: (Int, TestBackend) async throws -> Void) async throws {
         let backend = try await TestBackend(group: group)

@@ -12,7 +12,7 @@ import Testing
 
 /// JWT verification in the ingress chain, with the test keys in fixtures/jwt.
 @Suite(.serialized) struct JWTLiveTests {
-    let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+    let group = MultiThreadedEventLoopGroup.singleton
     static let fixtures: String = {
         var url = URL(fileURLWithPath: #filePath)
         for _ in 0..<3 { url.deleteLastPathComponent() }

@@ -11,7 +11,7 @@ import Testing
 
 /// Bodies stream through the ingress: nothing is buffered whole, and backpressure holds.
 @Suite(.serialized) struct StreamingLiveTests {
-    let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+    let group = MultiThreadedEventLoopGroup.singleton
 
     private func ingress(app port: Int, _ tweak: (inout IngressConfig) -> Void = { _ in }) async throws -> (IngressServer, Int) {
         try await startIngress(app: port, group: group, tweak)

@@ -22,8 +22,9 @@ final class TestBackend: Sendable {
 
     /// - Parameters:
     ///   - tls: serve TLS with this context (which may require client certificates).
+    ///   - delay: answer this long after the request ended (scheduled on the loop: a handler never sleeps).
     ///   - respond: answer with this instead of the dump of the request.
-    init(group: any EventLoopGroup, tls: NIOSSLContext? = nil, respond: BackendResponder? = nil) async throws {
+    init(group: any EventLoopGroup, tls: NIOSSLContext? = nil, delay: TimeAmount = .zero, respond: BackendResponder? = nil) async throws {
         let received = self.received
         let children = self.children
         channel = try await ServerBootstrap(group: group)
@@ -33,7 +34,7 @@ final class TestBackend: Sendable {
                 return channel.eventLoop.makeCompletedFuture {
                     if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(Echo(received: received, respond: respond))
+                    try channel.pipeline.syncOperations.addHandler(Echo(received: received, delay: delay, respond: respond))
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
@@ -54,10 +55,12 @@ final class TestBackend: Sendable {
         typealias OutboundOut = HTTPServerResponsePart
         let received: NIOLockedValueBox<[String]>
         let respond: BackendResponder?
+        let delay: TimeAmount
         var head: HTTPRequestHead?
         var body = ""
-        init(received: NIOLockedValueBox<[String]>, respond: BackendResponder?) {
+        init(received: NIOLockedValueBox<[String]>, delay: TimeAmount, respond: BackendResponder?) {
             self.received = received
+            self.delay = delay
             self.respond = respond
         }
 
@@ -72,13 +75,23 @@ final class TestBackend: Sendable {
                 dump += "\n\(body)"
                 received.withLockedValue { $0.append(dump) }
                 let answer = respond?(head, body) ?? (.ok, dump, [])
-                var headers = HTTPHeaders([("content-length", String(answer.body.utf8.count)), ("x-app", "yes"), ("connection", "keep-alive, x-secret-hop"), ("x-secret-hop", "1")])
-                for (n, v) in answer.headers { headers.replaceOrAdd(name: n, value: v) }
-                if !head.isKeepAlive { headers.replaceOrAdd(name: "connection", value: "close") }
-                context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: answer.status, headers: headers))), promise: nil)
-                context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: answer.body)))), promise: nil)
-                context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+                guard delay > .zero else { return write(answer, for: head, context) }
+                let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+                context.eventLoop.scheduleTask(in: delay) {
+                    let (handler, context) = bound.value
+                    handler.write(answer, for: head, context)
+                }
             }
+        }
+
+        private func write(_ answer: (status: HTTPResponseStatus, body: String, headers: [(String, String)]), for head: HTTPRequestHead,
+                           _ context: ChannelHandlerContext) {
+            var headers = HTTPHeaders([("content-length", String(answer.body.utf8.count)), ("x-app", "yes"), ("connection", "keep-alive, x-secret-hop"), ("x-secret-hop", "1")])
+            for (n, v) in answer.headers { headers.replaceOrAdd(name: n, value: v) }
+            if !head.isKeepAlive { headers.replaceOrAdd(name: "connection", value: "close") }
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: answer.status, headers: headers))), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: answer.body)))), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         }
     }
 }

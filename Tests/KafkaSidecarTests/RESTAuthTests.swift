@@ -11,7 +11,7 @@ import Testing
 /// Issue 22: the Kafka sidecar's REST port can require the same JWT verification as the HTTP
 /// sidecar's ingress, for an operator who binds it beyond loopback.
 @Suite(.serialized) struct RESTAuthTests {
-    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    let group = MultiThreadedEventLoopGroup.singleton
     static let fixtures: String = {
         var url = URL(fileURLWithPath: #filePath)
         for _ in 0..<3 { url.deleteLastPathComponent() }
