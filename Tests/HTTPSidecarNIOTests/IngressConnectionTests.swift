@@ -31,6 +31,8 @@ import Testing
         var atHead: [Int] = []
         /// Reports a close to the engine at once, as a driver may.
         var closeReportsAtOnce = false
+        /// Runs inside the next flush of the client (a driver whose write triggers a synchronous read).
+        var duringFlush: (() -> Void)?
         var engine: IngressConnection<Recorder>!
 
         init(_ configure: (inout IngressConfig) -> Void = { _ in }) throws {
@@ -68,6 +70,10 @@ import Testing
         func flushClient() {
             client += unflushed
             unflushed = ""
+            if let hook = duringFlush {
+                duringFlush = nil
+                hook()
+            }
         }
         func closeClient(afterWrites: Bool) {
             if afterWrites { flushClient() }
@@ -280,5 +286,22 @@ import Testing
         #expect(old.app.hasPrefix("GET /a HTTP/1.1\r\n"))
         #expect(old.app.contains("\r\nhost: 127.0.0.1:8080\r\n"))
         #expect(!old.app.contains("x-forwarded-host"))
+    }
+
+    /// Issue 23: a driver may hand the engine bytes from inside a call the engine made (a write that
+    /// triggers a synchronous read). The engine must not re-enter its reading loop: here the bytes
+    /// come while a refusal is being written, before the engine has left the refused request's state;
+    /// a nested read would start the next request and then have its state overwritten (its answer lost).
+    @Test func bytesHandedInFromInsideAFlushKeepTheirOrder() throws {
+        let io = try Recorder { $0.cors = CORSPolicy(allowedOrigins: ["https://good.example"]) }
+        io.duringFlush = { io.send("GET /c HTTP/1.1\r\nhost: x\r\n\r\n") }
+        io.send("OPTIONS /a HTTP/1.1\r\nhost: x\r\norigin: https://evil.example\r\naccess-control-request-method: GET\r\n\r\n"
+                + "GET /b HTTP/1.1\r\nhost: x\r\n\r\n")
+        #expect(io.client.hasPrefix("HTTP/1.1 403 "))
+        for _ in 0..<2 { try io.answer(Self.ok) }
+        let order = io.app.components(separatedBy: "\r\n").filter { $0.hasPrefix("GET ") }
+        #expect(order == ["GET /b HTTP/1.1", "GET /c HTTP/1.1"])
+        #expect(io.client.components(separatedBy: "HTTP/1.1 200 OK").count == 3, "\(io.client)")
+        #expect(io.finished == [200, 200])
     }
 }
