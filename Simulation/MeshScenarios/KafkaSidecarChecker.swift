@@ -3,8 +3,11 @@ import MeshCore
 import MeshSimulator
 import SimKafka
 
-/// Produces through the REST front: each record is a light-mesh produce body decoded by the
-/// production ``ProduceFront`` (JSON values from even hosts, plain strings from odd ones), then sent.
+/// Produces through the REST front: each request goes through the production ``ProduceRoutes`` (path,
+/// method, Content-Type, body), as the NIO driver runs it. Valid requests alternate between the
+/// light-mesh shape (JSON values, even hosts) and Confluent's json.v2 (string values, odd hosts);
+/// one in eight is hostile, from ``hostile``, and must be refused with its status and produce nothing
+/// (`kafka-sidecar.produce-front`).
 final class KafkaRESTProducerProcess: SimProcess {
     private let kafka: SimKafkaCluster
     private let config: KafkaWorkloadConfig
@@ -12,6 +15,24 @@ final class KafkaRESTProducerProcess: SimProcess {
     private let index: Int
     private var producer: (any KafkaProducer)?
     private var sequence = 0
+
+    /// Requests the front must refuse, with the status each must get: (method, path, Content-Type, body, status).
+    static let hostile: [(String, String, String?, String, Int)] = [
+        ("POST", "/topics/__consumer_offsets", "application/vnd.kafka.json.v2+json", #"{"records":[{"value":1}]}"#, 403),
+        ("POST", "/topics/a%20b", "application/vnd.kafka.json.v2+json", #"{"records":[{"value":1}]}"#, 400),
+        ("GET", "/topics/TOPIC", "application/vnd.kafka.json.v2+json", "", 405),
+        ("POST", "/topics/TOPIC/partitions/-1", "application/vnd.kafka.json.v2+json", #"{"records":[{"value":1}]}"#, 404),
+        ("POST", "/topics/TOPIC", "text/plain", #"{"records":[{"value":1}]}"#, 415),
+        ("POST", "/topics/TOPIC", "application/vnd.kafka.json.v2+json", #"{"records":[]}"#, 422),
+        ("POST", "/topics/TOPIC", "application/vnd.kafka.json.v2+json", #"{"records":[{"value":1,"extra":2}]}"#, 422),
+        ("POST", "/topics/TOPIC", "application/vnd.kafka.json.v2+json", #"{"records":[{"value":1}],"records":[]}"#, 422),
+        ("POST", "/topics/TOPIC", "application/vnd.kafka.json.v2+json", #"{"records":[{"value":1"#, 400),
+        ("POST", "/topics/TOPIC", "application/vnd.kafka.binary.v2+json", #"{"records":[{"value":"not base64!"}]}"#, 422),
+        ("POST", "/producers/TOPIC", "application/json",
+         #"{"records":[{"value":"v","headers":{"traceparent\u0000":"x"}}]}"#, 422),
+        ("POST", "/producers/TOPIC", "application/json",
+         #"{"records":[{"value":"v","headers":[{"name":"traceparent","value":"a"},{"name":"traceparent","value":"b"}]}]}"#, 422),
+    ]
 
     init(kafka: SimKafkaCluster, config: KafkaWorkloadConfig, stopAt: MeshInstant, index: Int) {
         self.kafka = kafka
@@ -32,20 +53,41 @@ final class KafkaRESTProducerProcess: SimProcess {
 
     func timerFired(_ token: TimerToken, on host: SimHost) {
         guard host.now < stopAt, let producer else { return }
+        defer { host.setTimer(after: config.produceInterval) }
+        var random = host.random
+        defer { host.random = random }
+        if random.next() % 8 == 0 {
+            return refuseHostile(Self.hostile[Int(random.next() % UInt64(Self.hostile.count))], host: host, random: &random)
+        }
         let name = "\(host.name)/\(host.incarnation)/\(sequence)"
         sequence += 1
-        let body = index % 2 == 0
-            ? "{\"keyFormat\":\"string\",\"valueFormat\":\"json\",\"records\":[{\"key\":\"k\(sequence % 8)\",\"value\":\"\(name)\"}]}"
-            : "{\"records\":[{\"key\":\"k\(sequence % 8)\",\"value\":\"\(name)\",\"headers\":{\"Authorization\":\"Bearer x\"}}]}"
-        var random = host.random
-        guard let record = try? ProduceFront.decode(.lightMesh, topic: config.topic, body: Array(body.utf8),
-                                                    context: ProduceContext(correlationId: name), random: &random).first else {
-            host.simulation.violation("kafka-sidecar.produce-front", "the REST front refused \(body)")
+        let request = index % 2 == 0
+            ? ProduceRequest(method: "POST", path: "/producers/\(config.topic)", contentType: "application/json", correlationId: name,
+                             body: Array("{\"keyFormat\":\"string\",\"valueFormat\":\"json\",\"records\":[{\"key\":\"k\(sequence % 8)\",\"value\":\"\(name)\"}]}".utf8))
+            : ProduceRequest(method: "POST", path: "/topics/\(config.topic)", contentType: "application/vnd.kafka.json.v2+json", correlationId: name,
+                             body: Array("{\"records\":[{\"key\":\"k\(sequence % 8)\",\"value\":\"\(name)\",\"headers\":{\"Authorization\":\"Bearer x\"}}]}".utf8))
+        guard case .send(let plan) = ProduceRoutes.decide(request, config: ProduceFrontConfig(), random: &random), let record = plan.records.first else {
+            host.simulation.violation("kafka-sidecar.produce-front", "the REST front refused \(String(decoding: request.body, as: UTF8.self))")
             return
         }
-        host.random = random
+        // The light-mesh shape with valueFormat json keeps the value's JSON bytes; json.v2's string value too.
         KafkaProducerProcess.send(record, as: String(decoding: record.value ?? [], as: UTF8.self), by: producer, on: host)
-        host.setTimer(after: config.produceInterval)
+    }
+
+    /// A hostile request must be refused with its status: nothing of it is produced.
+    private func refuseHostile(_ h: (String, String, String?, String, Int), host: SimHost, random: inout SeededRandom) {
+        let (path, query) = QueryString.split(target: h.1.replacingOccurrences(of: "TOPIC", with: config.topic))
+        let request = ProduceRequest(method: h.0, path: String(path), query: query, contentType: h.2, body: Array(h.3.utf8))
+        switch ProduceRoutes.decide(request, config: ProduceFrontConfig(), random: &random) {
+        case .answer(let answer) where answer.status == h.4:
+            host.simulation.coverage.hit("kafka-sidecar.hostile-refused")
+        case .answer(let answer):
+            host.simulation.violation("kafka-sidecar.produce-front", "\(h.0) \(h.1) \(h.3) was answered \(answer.status), not \(h.4)")
+        case .send(let plan):
+            host.simulation.violation("kafka-sidecar.produce-front", "\(h.0) \(h.1) \(h.3) was accepted: \(plan.records.count) record(s) to produce")
+        case .notProduce:
+            host.simulation.violation("kafka-sidecar.produce-front", "\(h.0) \(h.1) was not taken as a produce request")
+        }
     }
 }
 
