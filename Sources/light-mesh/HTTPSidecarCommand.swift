@@ -44,7 +44,7 @@ struct HTTPSidecarCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "YAML configuration (see the README); LIGHT_MESH_<KEY_PATH> variables override it. With it, the file and the variables configure everything.") var config: String?
+    @Option(help: "YAML configuration (see docs/configuration.md); LIGHT_MESH_<KEY_PATH> variables override it. With it, the file and the variables configure everything.") var config: String?
     @Option(help: "Listen address, HOST:PORT.") var listen = "0.0.0.0:9080"
     @Option(help: "The app, HOST:PORT.") var app = "127.0.0.1:8080"
     @Option(help: "Largest request body in bytes (larger: 413).") var maxBodyBytes = 10 * 1024 * 1024
