@@ -110,7 +110,7 @@ let package = Package(
         .target(
             name: "KafkaSidecarNIO",
             dependencies: [
-                "MeshCore", "KafkaSidecar", "HTTPSidecarNIO", "SidecarAuth",
+                "MeshCore", "KafkaSidecar", "HTTPSidecarEngines", "HTTPSidecarNIO", "SidecarAuth",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

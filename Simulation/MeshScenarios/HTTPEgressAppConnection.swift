@@ -72,11 +72,15 @@ final class HTTPEgressAppConnection: EgressConnectionIO {
 
     func currentLimits() -> EgressLimits { EgressLimits() }
 
+    /// The production router; the one simulated service is `upstream` (allow-listed origins are
+    /// services of their own in production, and no app here names one that is on the list).
     func route(_ head: ScannedRequestHead, path: String) -> Result<EgressRouting, ErrorResponse> {
-        guard head.first("service_id") == client.service.exchangeSettings.service else {
-            return .failure(ErrorResponse(status: .notFound, code: "unknown_service", message: "no such service"))
+        HTTPEgressClient.router.route(head, path: path).flatMap { route in
+            guard route.service == client.service.exchangeSettings.service else {
+                return .failure(ErrorResponse(status: .notFound, code: "unknown_service", message: "no service called \(route.service) is simulated"))
+            }
+            return .success(EgressRouting(service: client.service, host: route.host))
         }
-        return .success(EgressRouting(service: client.service))
     }
 
     func writeToClient(_ bytes: IOData) {

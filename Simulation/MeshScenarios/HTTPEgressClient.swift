@@ -23,6 +23,8 @@ final class HTTPEgressClient: SimProcess {
         /// What the sidecar's exchange settled on (seen in its actions), for the history's outcome.
         var outcome: History.Outcome?
         var leave: TimerToken?
+        /// Named by a `service_url` off the allow-list: must be refused 403, reaching no upstream.
+        var offList = false
         /// The exchange's last action was a retry (its backoff wait is not a wait for an endpoint).
         var retrying = false
     }
@@ -63,6 +65,16 @@ final class HTTPEgressClient: SimProcess {
     private let calmAt: MeshInstant
     /// The sidecar's one service: its pool, shared by the app's connections.
     let service: SimEgressService
+    /// How requests name the service: the production router over a configuration with the one
+    /// service (`upstream`), a path route `/work` to it, and one allow-listed `service_url` origin
+    /// that the apps never name (a `service_url` they do name is off the list: 403).
+    static let router: EgressRouter = {
+        var config = EgressConfig()
+        config.services = [ServiceConfig(name: "upstream", endpoints: [])]
+        config.pathRoutes = [(prefix: "/work", service: "upstream")]
+        config.serviceURLAllowList = ["https://partner.example"]
+        return try! EgressRouter(config: config)
+    }()
     private var apps: [HTTPEgressAppConnection?] = []
     private var requests: [Int: Request] = [:]
     private var attempts: [Int: Attempt] = [:]
@@ -174,16 +186,36 @@ final class HTTPEgressClient: SimProcess {
         if apps[slot]?.closed ?? true {
             apps[slot] = HTTPEgressAppConnection(client: self, host: host, slot: slot, seed: host.random.next(), faults: faults)
         }
-        // Routed by `service_id`, with its own trace and a hop-by-hop field the sidecar must drop.
-        let fields = [("service_id", "upstream"), ("x-request-key", key), ("traceparent", traceparent), ("connection", "keep-alive, x-app-hop"),
-                      ("x-app-hop", "1")]
-        apps[slot]!.send(SimHTTP1.request(method: method, target: "/work", fields: fields))
+        // With its own trace and a hop-by-hop field the sidecar must drop; named the ways apps name a
+        // service: `service_id` mostly, else the `Host` (`upstream`, always sent), the path route
+        // (another Host), or now and then a `service_url` that is not allow-listed.
+        var fields = [("x-request-key", key), ("traceparent", traceparent), ("connection", "keep-alive, x-app-hop"), ("x-app-hop", "1")]
+        var hostField = "upstream"
+        switch host.random.next() % 20 {
+        case 0:
+            host.simulation.coverage.hit("http.routed-by-host")
+        case 1:
+            hostField = "sidecar"
+            host.simulation.coverage.hit("http.routed-by-path")
+        case 2:
+            fields.insert(("service_url", "http://evil.example:8080/work"), at: 0)
+            requests[slot]?.offList = true
+        default:
+            fields.insert(("service_id", "upstream"), at: 0)
+        }
+        apps[slot]!.send(SimHTTP1.request(method: method, target: "/work", fields: fields, host: hostField))
     }
 
     /// The app read the whole answer to its request on `slot`.
     func answered(_ slot: Int, status: Int, key: String?) {
         guard let r = requests[slot] else {
             return host.simulation.expect(false, "http.right-response", "\(host.name) got an answer to no request", host: host.id)
+        }
+        if r.offList {
+            // Refused at routing, as it must be: an expected answer, not a failure.
+            host.simulation.expect(status == 403, "http.right-response", "\(r.key) named a service_url off the allow-list, yet got \(status)", host: host.id)
+            host.simulation.coverage.hit("http.service-url-refused")
+            return finish(slot, .ok("403 service_url_not_allowed"))
         }
         if status < 300 {
             let wrong = HTTPEgressChecks.rightResponse(sent: r.key, answered: key ?? "")

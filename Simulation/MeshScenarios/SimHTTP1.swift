@@ -5,8 +5,8 @@ import HTTPSidecar
 /// injects, and a malformed answer is refused exactly as in production).
 enum SimHTTP1 {
     /// A request head (and its empty body's framing).
-    static func request(method: String, target: String, fields: [(String, String)]) -> [UInt8] {
-        var text = "\(method) \(target) HTTP/1.1\r\nhost: upstream\r\n"
+    static func request(method: String, target: String, fields: [(String, String)], host: String = "upstream") -> [UInt8] {
+        var text = "\(method) \(target) HTTP/1.1\r\nhost: \(host)\r\n"
         for (name, value) in fields { text += "\(name): \(value)\r\n" }
         if method == "POST" || method == "PUT" || method == "PATCH" { text += "content-length: 0\r\n" }
         return Array((text + "\r\n").utf8)

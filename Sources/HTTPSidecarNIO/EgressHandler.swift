@@ -79,16 +79,7 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler, Egress
     }
 
     func route(_ head: ScannedRequestHead, path: String) -> Result<EgressRouting, ErrorResponse> {
-        shared.route(head, path: path).map { service in
-            // An allow-listed origin is another host: it gets its own authority as Host (virtual
-            // hosting, and the name TLS verifies), not the one the app used to reach the sidecar.
-            var host: String?
-            if shared.allowedOrigins.contains(service.config.name), let origin = FetchURL(service.config.name) {
-                let defaultPort = origin.secure ? 443 : 80
-                host = origin.port == defaultPort ? origin.host : "\(origin.host):\(origin.port)"
-            }
-            return EgressRouting(service: service, host: host)
-        }
+        shared.route(head, path: path).map { EgressRouting(service: $0.0, host: $0.host) }
     }
 
     func writeToClient(_ bytes: IOData) { client.write(bytes) }

@@ -107,8 +107,8 @@ final class EgressShared: Sendable {
     let logger: Logger
     let metrics: SidecarMetrics
     let services: [String: ServiceRuntime]
-    /// Allow-listed `service_url` origins (normalized `scheme://host:port`).
-    let allowedOrigins: Set<String>
+    /// How requests name the services (shared with the simulator).
+    let router: EgressRouter
 
     init(config: EgressConfig, group: any EventLoopGroup, clock: any MeshClock, logger: Logger, metrics: SidecarMetrics,
          previous: EgressShared?) throws {
@@ -116,13 +116,10 @@ final class EgressShared: Sendable {
         self.clock = clock
         self.logger = logger
         self.metrics = metrics
+        let router = try EgressRouter(config: config)
         var all = config.services
-        var origins = Set<String>()
-        for (i, text) in config.serviceURLAllowList.enumerated() {
-            guard let url = FetchURL(text), url.target == "/" else {
-                throw ConfigError(key: "egress.service_url_allow[\(i)]", "expected an origin such as https://api.example.com, got '\(text)'")
-            }
-            origins.insert(url.origin)
+        for text in config.serviceURLAllowList {
+            guard let url = FetchURL(text) else { continue }  // the router refused malformed ones
             // Resolved like a DNS-discovered service: a name that does not resolve yet is not a start failure.
             var service = ServiceConfig(name: url.origin, discovery: .dns(name: url.host, port: url.port, every: .seconds(30)))
             if url.secure {
@@ -137,11 +134,8 @@ final class EgressShared: Sendable {
             guard services[s.name] == nil else { throw ConfigError(key: "egress.services.\(s.name)", "configured twice") }
             services[s.name] = try ServiceRuntime(s, egress: config, previous: previous?.services[s.name], group: group, clock: clock, logger: logger)
         }
-        for route in config.pathRoutes where services[route.service] == nil {
-            throw ConfigError(key: "egress.routes.\(route.prefix)", "no service called \(route.service)")
-        }
         self.services = services
-        self.allowedOrigins = origins
+        self.router = router
     }
 
     /// Stops the discovery of `previous`'s services that this generation dropped. Called once this
@@ -150,31 +144,12 @@ final class EgressShared: Sendable {
         for (name, old) in previous.services where services[name] == nil { old.retire() }
     }
 
-    /// Which service a request names: `service_url` (allow-listed origins only), the `service_id`
-    /// header, a service named like the `Host`, else the longest matching path prefix.
-    /// The service a request names; `path` is its normalized path (for path routes).
-    func route(_ head: ScannedRequestHead, path: String) -> Result<ServiceRuntime, ErrorResponse> {
-        if let url = head.first("service_url") {
-            guard let parsed = FetchURL(url), allowedOrigins.contains(parsed.origin), let service = services[parsed.origin] else {
-                return .failure(ErrorResponse(status: .forbidden, code: "service_url_not_allowed", message: "service_url \(url) is not on the allow-list"))
-            }
-            return .success(service)
+    /// The service a request names (see ``EgressRouter``); `path` is its normalized path.
+    func route(_ head: ScannedRequestHead, path: String) -> Result<(ServiceRuntime, host: String?), ErrorResponse> {
+        router.route(head, path: path).flatMap { route in
+            services[route.service].map { .success(($0, route.host)) }
+                ?? .failure(ErrorResponse(status: .notFound, code: "unknown_service", message: "no service called \(route.service) is configured"))
         }
-        let name: String?
-        if let id = head.first("service_id") {
-            name = id
-        } else if let host = head.first("host")?.split(separator: ":").first.map(String.init), services[host] != nil, !allowedOrigins.contains(host) {
-            name = host
-        } else {
-            name = config.pathRoutes.filter { RequestTarget.path(path, isUnder: $0.prefix) }.max { $0.prefix.count < $1.prefix.count }?.service
-        }
-        guard let name else {
-            return .failure(ErrorResponse(status: .notFound, code: "unknown_service", message: "name the target with a service_id header, a service host name or a mapped path"))
-        }
-        guard let service = services[name], !allowedOrigins.contains(name) else {
-            return .failure(ErrorResponse(status: .notFound, code: "unknown_service", message: "no service called \(name) is configured"))
-        }
-        return .success(service)
     }
 
     /// Stops every service's discovery (shutdown).

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPSidecarEngines
 import HTTPSidecarNIO
 import KafkaSidecar
 import Logging
