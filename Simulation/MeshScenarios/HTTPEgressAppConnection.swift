@@ -31,10 +31,6 @@ final class SimEgressService: EgressService {
 /// in process; everything the engine asks of the upstream side (attempts on pooled connections,
 /// tokens, timers) is the pod's (``HTTPEgressClient``), which only moves bytes and keeps timers.
 final class HTTPEgressAppConnection: EgressConnectionIO {
-    /// What the engine is being told when it abandons an attempt: the reference model hears how
-    /// that attempt ended from this (an answer head that led to a retry was heard at the head).
-    enum Delivering { case nothing, appLeft, timer, attemptEvent }
-
     private unowned let client: HTTPEgressClient
     private unowned let host: SimHost
     let slot: Int
@@ -43,7 +39,6 @@ final class HTTPEgressAppConnection: EgressConnectionIO {
     private var reader = SimHTTP1.ResponseReader()
     private var unflushed: [UInt8] = []
     private(set) var closed = false
-    var delivering = Delivering.nothing
 
     init(client: HTTPEgressClient, host: SimHost, slot: Int, seed: UInt64, faults: any FaultInjector) {
         self.client = client
@@ -61,9 +56,7 @@ final class HTTPEgressAppConnection: EgressConnectionIO {
     func appCloses() {
         guard !closed else { return }
         closed = true
-        delivering = .appLeft
         engine.clientClosed()
-        delivering = .nothing
     }
 
     // MARK: EgressConnectionIO: the app's connection
@@ -126,8 +119,8 @@ final class HTTPEgressAppConnection: EgressConnectionIO {
         client.sendAttempt(slot, id, to: pick, head: head, body: body)
     }
 
-    func abandonAttempt(_ id: UInt64) {
-        client.abandonAttempt(slot, id, because: delivering)
+    func abandonAttempt(_ id: UInt64, _ reason: EgressExchange.AbandonReason) {
+        client.abandonAttempt(slot, id, because: reason)
     }
 
     func attemptReads(_ id: UInt64, paused: Bool) {}

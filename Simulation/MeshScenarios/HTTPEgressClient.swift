@@ -338,14 +338,14 @@ final class HTTPEgressClient: SimProcess {
     }
 
     /// The engine gave attempt `id` up: its connection is closed (as the NIO pool does), so a late
-    /// answer cannot be mistaken. The model hears why: the app left, or a timer (the deadline) cut it.
-    func abandonAttempt(_ slot: Int, _ id: UInt64, because delivering: HTTPEgressAppConnection.Delivering) {
+    /// answer cannot be mistaken. The model hears why, from the engine's reason.
+    func abandonAttempt(_ slot: Int, _ id: UInt64, because reason: EgressExchange.AbandonReason) {
         guard let a = attempts[slot], a.id == id else { return }
         attempts[slot] = nil
-        switch delivering {
+        switch reason {
         case .appLeft: model.released(a.endpoint, probe: a.modelProbe)
-        case .timer: model.ended(a.endpoint, .gatewayError, now: host.now)
-        case .attemptEvent, .nothing: break  // heard at the head (a retry after an answer)
+        case .attemptTimedOut, .deadlinePassed: model.ended(a.endpoint, .gatewayError, now: host.now)
+        case .retryingAfterAnswer: break  // heard at the head
         }
         drop(a.stream, host)
     }
@@ -502,9 +502,7 @@ final class HTTPEgressClient: SimProcess {
         if !listed.contains(a.endpoint) { host.simulation.coverage.hit("http.response-from-removed") }
         connections[s]?.relaying = true
         model.ended(a.endpoint, head.status >= 500 ? .serverError : .success, now: host.now)
-        app.delivering = .attemptEvent
         app.engine.attemptHead(a.id, head)
-        app.delivering = .nothing
     }
 
     private func answerBody(_ s: StreamID, _ chunk: ByteBuffer) {
@@ -540,9 +538,7 @@ final class HTTPEgressClient: SimProcess {
         attempts[slot] = nil
         if !c.relaying { model.ended(a.endpoint, .gatewayError, now: host.now) }
         guard let app = apps[slot] else { return }
-        app.delivering = .attemptEvent
         app.engine.attemptFailed(a.id, TransportError(kind), requestSent: c.relaying || a.written)
-        app.delivering = .nothing
     }
 
     func timerFired(_ token: TimerToken, on host: SimHost) {
@@ -551,9 +547,7 @@ final class HTTPEgressClient: SimProcess {
         case .think(let slot):
             issue(slot, host)
         case .exchange(let app, let timer, let generation, let exchange):
-            app.delivering = .timer
             app.engine.timerFired(timer, generation: generation, exchange: exchange)
-            app.delivering = .nothing
         case .appLeaves(let slot, let history):
             // The app closed its connection mid-request: the NIO driver calls the same cancel.
             guard requests[slot]?.historyId == history, let app = apps[slot] else { return }

@@ -48,8 +48,8 @@ extension EgressConnection {
                 io.sendAttempt(attempt.id, to: pick, head: fwd.head.encoded(token: token), body: fwd.body, service: fwd.service)
             case .arm(let timer, let at, let generation):
                 io.arm(timer, at: at, generation: generation, exchange: serial)
-            case .abandonAttempt:
-                if let attempt = current { io.abandonAttempt(attempt.id) }
+            case .abandonAttempt(let reason):
+                if let attempt = current { io.abandonAttempt(attempt.id, reason) }
                 current = nil
             case .retrying:
                 io.retrying(service: fwd.service)
@@ -89,7 +89,7 @@ extension EgressConnection {
     /// closed, the deadline disarmed.
     func cancelRequest() {
         if forwarding != nil { deliver(.appLeft) }
-        if let attempt = current { io.abandonAttempt(attempt.id) }
+        if let attempt = current { io.abandonAttempt(attempt.id, .appLeft) }
         current = nil
         endRequest()
     }

@@ -68,8 +68,8 @@ public protocol EgressConnectionIO: AnyObject {
     /// Its answer comes back as ``EgressConnection/attemptHead(_:_:)``, ``EgressConnection/attemptBody(_:_:)``,
     /// ``EgressConnection/attemptEnded(_:)`` or ``EgressConnection/attemptFailed(_:_:requestSent:)``.
     func sendAttempt(_ id: UInt64, to pick: UpstreamPool.Pick, head: EncodedRequestHead, body: ByteBuffer, service: any EgressService)
-    /// Gives attempt `id` up: its connection is closed (it may be mid-message).
-    func abandonAttempt(_ id: UInt64)
+    /// Gives attempt `id` up for `reason`: its connection is closed (it may be mid-message).
+    func abandonAttempt(_ id: UInt64, _ reason: EgressExchange.AbandonReason)
     /// Stop (or resume) reading attempt `id`'s answer.
     func attemptReads(_ id: UInt64, paused: Bool)
 

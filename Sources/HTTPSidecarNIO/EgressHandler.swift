@@ -120,7 +120,7 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler, Egress
         }
     }
 
-    func abandonAttempt(_ id: UInt64) {
+    func abandonAttempt(_ id: UInt64, _ reason: EgressExchange.AbandonReason) {
         guard let attempt, attempt.id == id else { return }
         attempt.connection?.abandon()
         self.attempt = nil

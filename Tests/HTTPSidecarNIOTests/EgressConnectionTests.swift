@@ -69,7 +69,7 @@ import Testing
         func sendAttempt(_ id: UInt64, to pick: UpstreamPool.Pick, head: EncodedRequestHead, body: ByteBuffer, service: any EgressService) {
             sent.append((id, String(buffer: head.bytes)))
         }
-        func abandonAttempt(_ id: UInt64) { abandoned.append(id) }
+        func abandonAttempt(_ id: UInt64, _ reason: EgressExchange.AbandonReason) { abandoned.append(id) }
         func attemptReads(_ id: UInt64, paused: Bool) {}
         func fetchToken(for service: any EgressService, exchange: UInt64) {}
         func arm(_ timer: EgressExchange.Timer, at instant: MeshInstant, generation: UInt64, exchange: UInt64) {

@@ -57,7 +57,7 @@ import Testing
         let first = ex.start(pool: &p, now: .zero, random: &random)
         let attemptTimer = Self.arms(first).first { $0.0 == .attempt }!
         let after = ex.handle(.timerFired(.attempt, generation: attemptTimer.2), pool: &p, now: attemptTimer.1, random: &random)
-        #expect(after.first == .abandonAttempt)
+        #expect(after.first == .abandonAttempt(.attemptTimedOut))
         #expect(after.contains { if case .retrying = $0 { true } else { false } })
         let wait = Self.arms(after).first { $0.0 == .wait }!
         let second = ex.handle(.timerFired(.wait, generation: wait.2), pool: &p, now: wait.1, random: &random)
@@ -75,7 +75,7 @@ import Testing
         #expect(deadline.1 == .zero + .milliseconds(500))
         #expect(p.endpoints[0].inFlight == 1)
         let end = ex.handle(.timerFired(.deadline, generation: deadline.2), pool: &p, now: deadline.1, random: &random)
-        #expect(end.contains(.abandonAttempt))
+        #expect(end.contains(.abandonAttempt(.deadlinePassed)))
         #expect(Self.refusal(end).map { [$0.status, $0.code] as [AnyHashable] } == [504, "request_timeout"])
         #expect(p.endpoints[0].inFlight == 0)
         // The late head of the abandoned attempt changes nothing.
@@ -86,7 +86,7 @@ import Testing
         var p = pool([a])
         var ex = exchange()
         _ = ex.start(pool: &p, now: .zero, random: &random)
-        #expect(ex.handle(.appLeft, pool: &p, now: .zero + .milliseconds(5), random: &random) == [.abandonAttempt])
+        #expect(ex.handle(.appLeft, pool: &p, now: .zero + .milliseconds(5), random: &random) == [.abandonAttempt(.appLeft)])
         #expect(p.endpoints[0].inFlight == 0)
         #expect(ex.isOver)
     }

@@ -68,6 +68,20 @@ public struct EgressExchange: Sendable {
         public var reason: RetryDecision.Reason?
     }
 
+    /// Why an attempt is given up: the driver closes its connection either way; what the attempt
+    /// meant for its endpoint was already recorded in the pool (a timeout counts against it, an
+    /// answer that is retried was judged at its head, an app that left releases it without a verdict).
+    public enum AbandonReason: Hashable, Sendable {
+        /// The attempt timeout passed before an answer's head.
+        case attemptTimedOut
+        /// The whole request's deadline passed while it was under way.
+        case deadlinePassed
+        /// Its answer's head came and is retried (a retriable status): the rest is not read.
+        case retryingAfterAnswer
+        /// The app went away (or broke the protocol) while it was under way.
+        case appLeft
+    }
+
     /// What the driver does.
     public enum Action: Hashable, Sendable {
         /// Get a token from the service's token source, then report ``Event/tokenReady(_:)`` or ``Event/tokenFailed(_:)``.
@@ -77,7 +91,7 @@ public struct EgressExchange: Sendable {
         /// Arm `timer` to fire at `at`, reporting `generation`.
         case arm(Timer, at: MeshInstant, generation: UInt64)
         /// Drop the current attempt's connection: its answer, if it comes, is not used.
-        case abandonAttempt
+        case abandonAttempt(AbandonReason)
         /// The current attempt's answer is the app's: stream it. `gaveUp` says why a 5xx was not retried.
         case relay(status: Int, gaveUp: RetryDecision.Reason?)
         /// Answer the app with this error.
@@ -160,7 +174,7 @@ public struct EgressExchange: Sendable {
                 deadlinePassed(&actions, pool: &pool, now: now)
             case .attempt:
                 guard phase == .attempting else { return [] }
-                actions.append(.abandonAttempt)
+                actions.append(.abandonAttempt(.attemptTimedOut))
                 attemptFailed(.responseTimeout, requestSent: true, &actions, pool: &pool, now: now, random: &random)
             case .wait:
                 guard phase == .waiting else { return [] }
@@ -173,7 +187,7 @@ public struct EgressExchange: Sendable {
             record(conclusion, &actions)
             switch conclusion.next {
             case .retry(let delay, let neverSent):
-                actions.append(.abandonAttempt)
+                actions.append(.abandonAttempt(.retryingAfterAnswer))
                 retry(after: delay, requestNeverSent: neverSent, &actions, now: now)
             case .giveUp(let reason, _):
                 relay(status: status, gaveUp: reason, &actions)
@@ -186,7 +200,7 @@ public struct EgressExchange: Sendable {
             attemptFailed(kind, requestSent: requestSent, &actions, pool: &pool, now: now, random: &random)
         case .appLeft:
             request.cancel(pool: &pool, now: now)
-            if phase == .attempting { actions.append(.abandonAttempt) }
+            if phase == .attempting { actions.append(.abandonAttempt(.appLeft)) }
             phase = .ended
             armed = PerTimer(nil)
         }
@@ -243,7 +257,7 @@ public struct EgressExchange: Sendable {
         let attempting = phase == .attempting
         let conclusion = request.deadlinePassed(pool: &pool, now: now)
         record(conclusion, &actions)
-        if attempting { actions.append(.abandonAttempt) }
+        if attempting { actions.append(.abandonAttempt(.deadlinePassed)) }
         end(&actions, refusal: Refusal(status: 504, code: "request_timeout", message: "\(settings.service) did not answer within \(settings.deadline)",
                                         reason: .noTimeLeft))
     }
