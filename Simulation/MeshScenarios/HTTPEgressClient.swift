@@ -94,8 +94,12 @@ final class HTTPEgressClient: SimProcess {
     private var listed: [MeshAddress]
     /// The product's token cache, its waiting slots (with their exchanges), and the one fetch it
     /// asked for (its wire id and stream).
-    private var tokens: TokenBroker<Int>?
-    private var tokenWaiters: [Int: (app: HTTPEgressAppConnection, exchange: UInt64)] = [:]
+    /// A request waiting for the token fetch: its app connection and exchange.
+    struct TokenWaiter {
+        let app: HTTPEgressAppConnection
+        let exchange: UInt64
+    }
+    private var tokens: TokenBroker<TokenWaiter>?
     private var tokenFetch: (wire: UInt64, stream: StreamID, sent: Bool)?
     private let tokenServer: HostID?
     /// The endpoint-health promise as an independent model, fed with what each attempt came to.
@@ -351,26 +355,20 @@ final class HTTPEgressClient: SimProcess {
     }
 
     func fetchToken(_ slot: Int, exchange: UInt64) {
-        guard var broker = tokens else { return }
-        let decision = broker.request(now: host.now, waiter: slot)
+        guard var broker = tokens, let app = apps[slot] else { return }
+        let ask = broker.ask(now: host.now, waiter: TokenWaiter(app: app, exchange: exchange))
         tokens = broker
-        switch decision {
-        case .use(let token):
-            apps[slot]?.engine.tokenReady(token, exchange: exchange)
-        case .useAndRefresh(let token):
-            host.simulation.coverage.hit("http.token-refresh-background")
-            startTokenFetch(host)
-            apps[slot]?.engine.tokenReady(token, exchange: exchange)
-        case .fetchAndWait:
-            tokenWaiters[slot] = apps[slot].map { ($0, exchange) }
-            startTokenFetch(host)
-        case .wait:
-            tokenWaiters[slot] = apps[slot].map { ($0, exchange) }
-            host.simulation.coverage.hit("http.token-waiters")
-        case .fail:
+        switch ask.now {
+        case .success(let token)?:
+            if ask.startFetch { host.simulation.coverage.hit("http.token-refresh-background") }
+            app.engine.tokenReady(token, exchange: exchange)
+        case .failure(let failure)?:
             host.simulation.coverage.hit("http.token-fail-fast")
-            apps[slot]?.engine.tokenFailed("the last fetch failed", exchange: exchange)
+            app.engine.tokenFailed(failure.message, exchange: exchange)
+        case nil:
+            if !ask.startFetch { host.simulation.coverage.hit("http.token-waiters") }
         }
+        if ask.startFetch { startTokenFetch(host) }
     }
 
     func tokenRejected(_ token: String) { tokens?.rejected(token) }
@@ -396,7 +394,7 @@ final class HTTPEgressClient: SimProcess {
         guard let fetch = tokenFetch, var broker = tokens else { return }
         tokenFetch = nil
         host.close(fetch.stream)
-        let waiting: [Int]
+        let waiting: [TokenWaiter]
         if let token {
             host.simulation.coverage.hit("http.token-fetched")
             waiting = broker.fetched(token, expiresIn: lifetime, now: host.now)
@@ -405,9 +403,8 @@ final class HTTPEgressClient: SimProcess {
             waiting = broker.fetchFailed("token endpoint failed", now: host.now)
         }
         tokens = broker
-        for slot in waiting {
-            guard let (app, exchange) = tokenWaiters.removeValue(forKey: slot) else { continue }
-            if let token { app.engine.tokenReady(token, exchange: exchange) } else { app.engine.tokenFailed("token endpoint failed", exchange: exchange) }
+        for w in waiting {
+            if let token { w.app.engine.tokenReady(token, exchange: w.exchange) } else { w.app.engine.tokenFailed("token endpoint failed", exchange: w.exchange) }
         }
     }
 

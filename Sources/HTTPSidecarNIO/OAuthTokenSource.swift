@@ -36,20 +36,13 @@ final class OAuthTokenSource: Sendable {
     func token(on loop: any EventLoop) -> EventLoopFuture<String> {
         let now = clock.now
         let promise = loop.makePromise(of: String.self)
-        let decision = state.withLockedValue { $0.request(now: now, waiter: promise) }
-        switch decision {
-        case .use(let token):
-            promise.succeed(token)
-        case .useAndRefresh(let token):
-            promise.succeed(token)
-            fetch(on: loop)
-        case .fetchAndWait:
-            fetch(on: loop)
-        case .wait:
-            break
-        case .fail(let message):
-            promise.fail(TokenError(message: message))
+        let ask = state.withLockedValue { $0.ask(now: now, waiter: promise) }
+        switch ask.now {
+        case .success(let token)?: promise.succeed(token)
+        case .failure(let failure)?: promise.fail(TokenError(message: failure.message))
+        case nil: break  // a waiter: answered with the fetch's result
         }
+        if ask.startFetch { fetch(on: loop) }
         return promise.futureResult
     }
 

@@ -121,6 +121,30 @@ public struct TokenBroker<Waiter> {
 
     public mutating func rejected(_ value: String) { cache.rejected(value) }
 
+    /// What a driver does for one request, whatever the cache decided: the answer it gets now (a
+    /// token, or the failure; nil: it was kept as a waiter and is answered with the fetch's result),
+    /// and whether to start the one fetch.
+    public struct Ask: Equatable, Sendable {
+        public var now: Result<String, TokenFailure>?
+        public var startFetch: Bool
+    }
+
+    /// The recent failure a request fails fast with.
+    public struct TokenFailure: Error, Equatable, Sendable {
+        public var message: String
+    }
+
+    /// Asks for a token for `waiter` (see ``Ask``); `request(now:waiter:)` with the five cases folded.
+    public mutating func ask(now: MeshInstant, waiter: Waiter) -> Ask {
+        switch request(now: now, waiter: waiter) {
+        case .use(let token): Ask(now: .success(token), startFetch: false)
+        case .useAndRefresh(let token): Ask(now: .success(token), startFetch: true)
+        case .fetchAndWait: Ask(now: nil, startFetch: true)
+        case .wait: Ask(now: nil, startFetch: false)
+        case .fail(let message): Ask(now: .failure(TokenFailure(message: message)), startFetch: false)
+        }
+    }
+
     private mutating func takeWaiters() -> [Waiter] {
         defer { waiters.removeAll() }
         return waiters
