@@ -358,6 +358,8 @@ final class HTTPEgressClient: SimProcess {
         guard var broker = tokens, let app = apps[slot] else { return }
         let ask = broker.ask(now: host.now, waiter: TokenWaiter(app: app, exchange: exchange))
         tokens = broker
+        // The fetch starts before the token is used (its connect goes out first).
+        if ask.startFetch { startTokenFetch(host) }
         switch ask.now {
         case .success(let token)?:
             if ask.startFetch { host.simulation.coverage.hit("http.token-refresh-background") }
@@ -368,7 +370,6 @@ final class HTTPEgressClient: SimProcess {
         case nil:
             if !ask.startFetch { host.simulation.coverage.hit("http.token-waiters") }
         }
-        if ask.startFetch { startTokenFetch(host) }
     }
 
     func tokenRejected(_ token: String) { tokens?.rejected(token) }
