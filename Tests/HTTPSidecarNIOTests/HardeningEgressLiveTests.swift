@@ -176,6 +176,62 @@ import Testing
         try await server.stop()
         for l in listeners { try await l.stop() }
     }
+
+    /// Issue 22: the sidecar's own fetches (pushes to the app, token endpoint, JWKS) had no bound on
+    /// an answer's size, and a peer dripping its answer kept the exchange open for ever. A 100 MB
+    /// answer is refused at the size limit, and a dripping one fails at the whole-answer deadline;
+    /// both connections are closed by the sidecar.
+    @Test func theSidecarsOwnFetchesBoundAnswersInSizeAndTime() async throws {
+        let closed = NIOLockedValueBox(0)
+        let huge = try await TestListener(group: group, http: false) { EndlessAnswer(dripping: false, closed: closed) }
+        let dripping = try await TestListener(group: group, http: false) { EndlessAnswer(dripping: true, closed: closed) }
+        let big = try HTTPFetcher(try #require(FetchURL("http://127.0.0.1:\(huge.port)/")), group: group, timeout: .seconds(5),
+                                  maxResponseBytes: 1 << 20)
+        let started = ContinuousClock.now
+        await #expect(throws: (any Error).self) {
+            _ = try await big.call(method: .POST, target: "/push", headers: [], body: nil, on: group.next()).get()
+        }
+        #expect(ContinuousClock.now - started < .seconds(4), "refused at the size limit, not at the deadline")
+        let slow = try HTTPFetcher(try #require(FetchURL("http://127.0.0.1:\(dripping.port)/")), group: group, timeout: .seconds(1))
+        let dripStarted = ContinuousClock.now
+        await #expect(throws: (any Error).self) {
+            _ = try await slow.call(method: .POST, target: "/push", headers: [], body: nil, on: group.next()).get()
+        }
+        #expect(ContinuousClock.now - dripStarted < .seconds(3), "the whole-answer deadline ended the dripping answer")
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(closed.withLockedValue { $0 } == 2, "both connections closed by the sidecar")
+        try await huge.stop()
+        try await dripping.stop()
+    }
+}
+
+/// An app whose answer never ends: 100 MB announced, then sent as fast as the peer reads
+/// (`dripping: false`) or a byte every 100 ms (`dripping: true`). Counts connections the peer closed.
+final class EndlessAnswer: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    let dripping: Bool
+    let closed: NIOLockedValueBox<Int>
+    var started = false
+    init(dripping: Bool, closed: NIOLockedValueBox<Int>) {
+        self.dripping = dripping
+        self.closed = closed
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        closed.withLockedValue { $0 += 1 }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !started else { return }
+        started = true
+        let channel = context.channel
+        channel.writeAndFlush(channel.allocator.buffer(string: "HTTP/1.1 200 OK\r\ncontent-length: 104857600\r\n\r\n"), promise: nil)
+        let chunk = dripping ? " " : String(repeating: "x", count: 64 * 1024)
+        channel.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(dripping ? 100 : 1), delay: .milliseconds(dripping ? 100 : 1)) { task in
+            guard channel.isActive else { return task.cancel() }
+            channel.writeAndFlush(channel.allocator.buffer(string: chunk), promise: nil)
+        }
+    }
 }
 
 /// Counts each request it reads over TLS, then closes the TCP connection under the TLS layer (its
