@@ -4,7 +4,7 @@ import PackageDescription
 /// Light Mesh: Swift sidecars (HTTP and Kafka) plus the deterministic simulator that proves them.
 ///
 /// Dependency direction: `MeshCore` <- decisions (`HTTPSidecar`, `KafkaSidecar`, `SidecarAuth`) <-
-/// engines (`HTTPSidecarEngines`) <- drivers (`HTTPSidecarNIO`, `KafkaSidecarNIO`, `KafkaRdKafka`) <-
+/// engines (`HTTPSidecarEngines`) <- drivers (`HTTPClientNIO`, `HTTPSidecarNIO`, `KafkaSidecarNIO`, `KafkaRdKafka`) <-
 /// `light-mesh` (the composition root). `Simulation/` targets depend on decisions and engines, never on
 /// a driver, NIOPosix or NIOSSL (`ci/check-imports` enforces it); no product library depends on them.
 /// The module map with what each owns is at the top of docs/architecture.md.
@@ -86,12 +86,29 @@ let package = Package(
             path: "Sources/HTTPSidecarEngines",
             swiftSettings: optimizedDebug
         ),
+        // The HTTP client both sidecars' drivers use: upstream connections and their pools (framing by
+        // the engines' codecs, response timeouts, reuse rules, `requestSent`), TLS contexts, and the
+        // fetcher for the sidecars' own calls (pushes to the app, token endpoints, JWKS).
+        .target(
+            name: "HTTPClientNIO",
+            dependencies: [
+                "MeshCore", "HTTPSidecar", "HTTPSidecarEngines",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+            ],
+            path: "Sources/HTTPClientNIO",
+            swiftSettings: eventLoopConfinedSpeed
+        ),
         // The HTTP sidecar's drivers on SwiftNIO: channel handlers, servers, TLS, discovery, upstream
         // pools, fetchers, token sources, metrics and admin. They move bytes and timers for the engines.
         .target(
             name: "HTTPSidecarNIO",
             dependencies: [
-                "MeshCore", "HTTPSidecar", "HTTPSidecarEngines", "SidecarAuth",
+                "MeshCore", "HTTPSidecar", "HTTPSidecarEngines", "HTTPClientNIO", "SidecarAuth",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -110,7 +127,7 @@ let package = Package(
         .target(
             name: "KafkaSidecarNIO",
             dependencies: [
-                "MeshCore", "KafkaSidecar", "HTTPSidecarEngines", "HTTPSidecarNIO", "SidecarAuth",
+                "MeshCore", "KafkaSidecar", "HTTPSidecarEngines", "HTTPClientNIO", "SidecarAuth",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -173,7 +190,7 @@ let package = Package(
         .executableTarget(
             name: "light-mesh",
             dependencies: [
-                "MeshCore", "MeshConfig", "MeshScenarios", "KafkaRdKafka", "HTTPSidecar", "HTTPSidecarEngines", "HTTPSidecarNIO", "SidecarAuth", "KafkaSidecar", "KafkaSidecarNIO",
+                "MeshCore", "MeshConfig", "MeshScenarios", "KafkaRdKafka", "HTTPSidecar", "HTTPSidecarEngines", "HTTPClientNIO", "HTTPSidecarNIO", "SidecarAuth", "KafkaSidecar", "KafkaSidecarNIO",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -212,7 +229,7 @@ let package = Package(
         .testTarget(
             name: "HTTPSidecarNIOTests",
             dependencies: [
-                "HTTPSidecarNIO", "HTTPSidecarEngines", "HTTPSidecar", "MeshCore", "SidecarAuth",
+                "HTTPSidecarNIO", "HTTPSidecarEngines", "HTTPClientNIO", "HTTPSidecar", "MeshCore", "SidecarAuth",
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -1,3 +1,4 @@
+import HTTPClientNIO
 import HTTPSidecarEngines
 import HTTPSidecar
 import Logging

@@ -1,3 +1,4 @@
+import HTTPClientNIO
 import HTTPSidecarEngines
 import CoreMetrics
 import HTTPSidecar

@@ -1,6 +1,6 @@
 import Foundation
 import HTTPSidecarEngines
-import HTTPSidecarNIO
+import HTTPClientNIO
 import KafkaSidecar
 import Logging
 import MeshCore

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import HTTPSidecar
 import HTTPSidecarNIO
+import HTTPClientNIO
 import HTTPSidecarEngines
 import Logging
 import MeshConfig

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import HTTPSidecarNIO
+import HTTPClientNIO
 import HTTPSidecarEngines
 import KafkaRdKafka
 import KafkaSidecar

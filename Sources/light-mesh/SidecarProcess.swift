@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import HTTPSidecarNIO
+import HTTPClientNIO
 import HTTPSidecarEngines
 import Logging
 import MeshConfig

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPSidecar
 import HTTPSidecarNIO
+import HTTPClientNIO
 import HTTPSidecarEngines
 import MeshCore
 import NIOCore

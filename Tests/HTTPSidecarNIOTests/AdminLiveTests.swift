@@ -1,5 +1,6 @@
 import HTTPSidecar
 import HTTPSidecarNIO
+import HTTPClientNIO
 import HTTPSidecarEngines
 import MeshCore
 import NIOCore
@@ -9,7 +10,9 @@ import Testing
 
 /// The admin listener on loopback: health, readiness against the app, Prometheus metrics, endpoints.
 @Suite(.serialized) struct AdminLiveTests {
-    let group = MultiThreadedEventLoopGroup.singleton
+    /// One group per suite, shared by its tests (a group per test instance leaked two threads each).
+    static let loops = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+    var group: MultiThreadedEventLoopGroup { Self.loops }
 
     private func get(_ port: Int, _ path: String) async throws -> String {
         try await rawExchange(port: port, "GET \(path) HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n", group: group)

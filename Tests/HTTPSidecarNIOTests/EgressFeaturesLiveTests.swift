@@ -1,6 +1,7 @@
 import Foundation
 import HTTPSidecar
 import HTTPSidecarNIO
+import HTTPClientNIO
 import HTTPSidecarEngines
 import MeshCore
 import NIOConcurrencyHelpers
@@ -12,7 +13,9 @@ import Testing
 /// Egress features on real loopback sockets: TLS and mutual TLS to upstreams, OAuth2 token
 /// injection, the service_url allow-list, header rules, discovery, and reload.
 @Suite(.serialized) struct EgressFeaturesLiveTests {
-    let group = MultiThreadedEventLoopGroup.singleton
+    /// One group per suite, shared by its tests (a group per test instance leaked two threads each).
+    static let loops = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+    var group: MultiThreadedEventLoopGroup { Self.loops }
 
     private func get(_ port: Int, _ headers: String = "service_id: pets\r\n", path: String = "/pets") async throws -> String {
         try await rawExchange(port: port, "GET \(path) HTTP/1.1\r\nHost: app\r\n\(headers)Connection: close\r\n\r\n", timeout: .seconds(10), group: group)

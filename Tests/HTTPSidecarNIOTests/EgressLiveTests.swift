@@ -1,5 +1,6 @@
 import HTTPSidecar
 import HTTPSidecarNIO
+import HTTPClientNIO
 import HTTPSidecarEngines
 import MeshCore
 import NIOCore
@@ -8,7 +9,9 @@ import Testing
 
 /// The egress router on real loopback sockets across two upstream backends.
 @Suite(.serialized) struct EgressLiveTests {
-    let group = MultiThreadedEventLoopGroup.singleton
+    /// One group per suite, shared by its tests (a group per test instance leaked two threads each).
+    static let loops = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+    var group: MultiThreadedEventLoopGroup { Self.loops }
 
     private func request(_ port: Int, _ method: String = "GET", _ path: String = "/pets", headers: String = "service_id: pets\r\n", body: String = "") async throws -> String {
         let length = body.isEmpty && method == "GET" ? "" : "Content-Length: \(body.utf8.count)\r\n"

@@ -1,5 +1,6 @@
 import HTTPSidecar
 @testable import HTTPSidecarNIO
+@testable import HTTPClientNIO
 @testable import HTTPSidecarEngines
 import NIOCore
 import NIOEmbedded

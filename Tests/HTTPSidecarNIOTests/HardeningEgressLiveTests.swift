@@ -1,6 +1,7 @@
 import Foundation
 import HTTPSidecar
 import HTTPSidecarNIO
+import HTTPClientNIO
 import HTTPSidecarEngines
 import MeshCore
 import NIOConcurrencyHelpers
@@ -12,7 +13,9 @@ import Testing
 /// The egress request lifecycle at its edges, over loopback: an app leaving mid-probe, the trace
 /// hop, the whole-request deadline, TRACE bodies, and token endpoints that answer nonsense.
 @Suite(.serialized) struct HardeningEgressLiveTests {
-    let group = MultiThreadedEventLoopGroup.singleton
+    /// One group per suite, shared by its tests (a group per test instance leaked two threads each).
+    static let loops = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+    var group: MultiThreadedEventLoopGroup { Self.loops }
 
     private func egress(_ services: [ServiceConfig]) async throws -> (EgressServer, Int) {
         try await startEgress(services, group: group) { $0.attemptTimeout = .seconds(5) }

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPSidecar
 import HTTPSidecarNIO
+import HTTPClientNIO
 import HTTPSidecarEngines
 import JWTKit
 import MeshCore
@@ -16,7 +17,9 @@ import Testing
 /// through long `Connection` lists, a pipelining client that never reads, key revocation, spoofed
 /// forwarding headers. Each of these got through (or stalled, or grew) before the hardening.
 @Suite(.serialized) struct HardeningIngressLiveTests {
-    let group = MultiThreadedEventLoopGroup.singleton
+    /// One group per suite, shared by its tests (a group per test instance leaked two threads each).
+    static let loops = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+    var group: MultiThreadedEventLoopGroup { Self.loops }
 
     private func ingress(app port: Int, _ configure: (inout IngressConfig) -> Void = { _ in }) async throws -> (IngressServer, Int) {
         try await startIngress(app: port, group: group) { config in

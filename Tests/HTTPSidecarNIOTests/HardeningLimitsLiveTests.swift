@@ -1,6 +1,7 @@
 import Foundation
 import HTTPSidecar
 import HTTPSidecarNIO
+import HTTPClientNIO
 import HTTPSidecarEngines
 import MeshCore
 import NIOCore
@@ -10,7 +11,9 @@ import Testing
 /// The bounds an operator sets: header fields per request, connections per listener, and what
 /// encoded separators in a path do.
 @Suite(.serialized) struct HardeningLimitsLiveTests {
-    let group = MultiThreadedEventLoopGroup.singleton
+    /// One group per suite, shared by its tests (a group per test instance leaked two threads each).
+    static let loops = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+    var group: MultiThreadedEventLoopGroup { Self.loops }
 
     private func ingress(app port: Int, _ configure: (inout IngressConfig) -> Void) async throws -> (IngressServer, Int) {
         try await startIngress(app: port, group: group, configure)

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPSidecar
 import HTTPSidecarNIO
+import HTTPClientNIO
 import HTTPSidecarEngines
 import MeshCore
 import NIOConcurrencyHelpers
@@ -11,7 +12,9 @@ import Testing
 /// The streaming ingress at the edges: HEAD, chunked answers, an app that breaks off midway, a
 /// client that leaves midway, an app that answers before reading the body.
 @Suite(.serialized) struct IngressEdgeCaseLiveTests {
-    let group = MultiThreadedEventLoopGroup.singleton
+    /// One group per suite, shared by its tests (a group per test instance leaked two threads each).
+    static let loops = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+    var group: MultiThreadedEventLoopGroup { Self.loops }
 
     private func ingress(app port: Int) async throws -> (IngressServer, Int) {
         var config = IngressConfig()

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPSidecar
 import HTTPSidecarNIO
+import HTTPClientNIO
 import HTTPSidecarEngines
 import MeshCore
 import NIOCore
@@ -10,7 +11,9 @@ import Testing
 /// Ingress features on real loopback sockets: the TLS listener, 431, header rules, rate limits keyed
 /// by a header, and reload on a live connection.
 @Suite(.serialized) struct IngressFeaturesLiveTests {
-    let group = MultiThreadedEventLoopGroup.singleton
+    /// One group per suite, shared by its tests (a group per test instance leaked two threads each).
+    static let loops = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+    var group: MultiThreadedEventLoopGroup { Self.loops }
 
     private func ingress(_ backend: TestBackend, _ tweak: (inout IngressConfig) -> Void = { _ in }) async throws -> (IngressServer, Int) {
         var config = IngressConfig()

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPSidecar
 import HTTPSidecarNIO
+import HTTPClientNIO
 import HTTPSidecarEngines
 import MeshCore
 import NIOCore
@@ -9,7 +10,9 @@ import Testing
 
 /// The ingress proxy on real loopback sockets, with a real backend app.
 @Suite(.serialized) struct IngressLiveTests {
-    let group = MultiThreadedEventLoopGroup.singleton
+    /// One group per suite, shared by its tests (a group per test instance leaked two threads each).
+    static let loops = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+    var group: MultiThreadedEventLoopGroup { Self.loops }
 
     private func withIngress(_ tweak: (inout IngressConfig) -> Void = { _ in }, _ body: (Int, TestBackend) async throws -> Void) async throws {
         let backend = try await TestBackend(group: group)

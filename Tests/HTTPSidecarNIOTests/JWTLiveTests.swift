@@ -1,6 +1,7 @@
 import Foundation
 import HTTPSidecar
 import HTTPSidecarNIO
+import HTTPClientNIO
 import HTTPSidecarEngines
 import JWTKit
 import MeshCore
@@ -12,7 +13,9 @@ import Testing
 
 /// JWT verification in the ingress chain, with the test keys in fixtures/jwt.
 @Suite(.serialized) struct JWTLiveTests {
-    let group = MultiThreadedEventLoopGroup.singleton
+    /// One group per suite, shared by its tests (a group per test instance leaked two threads each).
+    static let loops = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+    var group: MultiThreadedEventLoopGroup { Self.loops }
     static let fixtures: String = {
         var url = URL(fileURLWithPath: #filePath)
         for _ in 0..<3 { url.deleteLastPathComponent() }

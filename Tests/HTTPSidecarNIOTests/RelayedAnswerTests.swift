@@ -1,6 +1,7 @@
 import Foundation
 import HTTPSidecar
 @testable import HTTPSidecarNIO
+@testable import HTTPClientNIO
 @testable import HTTPSidecarEngines
 import MeshCore
 import NIOCore

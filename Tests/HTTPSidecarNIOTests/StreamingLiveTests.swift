@@ -1,6 +1,7 @@
 import Foundation
 import HTTPSidecar
 import HTTPSidecarNIO
+import HTTPClientNIO
 import HTTPSidecarEngines
 import MeshCore
 import NIOConcurrencyHelpers
@@ -11,7 +12,9 @@ import Testing
 
 /// Bodies stream through the ingress: nothing is buffered whole, and backpressure holds.
 @Suite(.serialized) struct StreamingLiveTests {
-    let group = MultiThreadedEventLoopGroup.singleton
+    /// One group per suite, shared by its tests (a group per test instance leaked two threads each).
+    static let loops = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+    var group: MultiThreadedEventLoopGroup { Self.loops }
 
     private func ingress(app port: Int, _ tweak: (inout IngressConfig) -> Void = { _ in }) async throws -> (IngressServer, Int) {
         try await startIngress(app: port, group: group, tweak)

@@ -1,5 +1,6 @@
 import Foundation
 import HTTPSidecarNIO
+import HTTPClientNIO
 import HTTPSidecarEngines
 import MeshCore
 import NIOConcurrencyHelpers

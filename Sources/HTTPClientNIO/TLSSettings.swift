@@ -39,7 +39,7 @@ extension UpstreamTLS {
 
     /// The SNI and verification name for a connection to `host`: nil for an IP literal, which NIOSSL
     /// then verifies against the peer's address.
-    func hostname(for host: String) -> String? {
+    package func hostname(for host: String) -> String? {
         if let serverName { return serverName }
         let isIP = host.contains(":") || host.split(separator: ".").allSatisfy { UInt8($0) != nil }
         return isIP ? nil : host
@@ -47,13 +47,13 @@ extension UpstreamTLS {
 }
 
 /// A ready TLS client side for one upstream: the context (built once) and the name to verify.
-struct ClientTLS: Sendable {
-    let context: NIOSSLContext
-    let hostname: String?
+package struct ClientTLS: Sendable {
+    package let context: NIOSSLContext
+    package let hostname: String?
 }
 
-enum TLSFiles {
-    static func certificates(_ file: String) throws -> [NIOSSLCertificate] {
+package enum TLSFiles {
+    package static func certificates(_ file: String) throws -> [NIOSSLCertificate] {
         do {
             let certs = try NIOSSLCertificate.fromPEMFile(file)
             guard !certs.isEmpty else { throw TLSSetupError(file: file, detail: "no PEM certificate in the file") }
@@ -65,7 +65,7 @@ enum TLSFiles {
         }
     }
 
-    static func key(_ file: String) throws -> NIOSSLPrivateKey {
+    package static func key(_ file: String) throws -> NIOSSLPrivateKey {
         do {
             return try NIOSSLPrivateKey(file: file, format: .pem)
         } catch {
@@ -73,7 +73,7 @@ enum TLSFiles {
         }
     }
 
-    static func context(_ config: TLSConfiguration, _ file: String) throws -> NIOSSLContext {
+    package static func context(_ config: TLSConfiguration, _ file: String) throws -> NIOSSLContext {
         do {
             return try NIOSSLContext(configuration: config)
         } catch {

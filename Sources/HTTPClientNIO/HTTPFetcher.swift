@@ -26,7 +26,7 @@ public final class HTTPFetcher: Sendable {
     }
 
     /// One request to `target` on the origin; the whole response, or a `TransportError`.
-    func fetch(method: HTTPMethod, target: String, headers: [(String, String)], body: ByteBuffer?, on loop: (any EventLoop)? = nil) -> EventLoopFuture<AppResponse> {
+    package func fetch(method: HTTPMethod, target: String, headers: [(String, String)], body: ByteBuffer?, on loop: (any EventLoop)? = nil) -> EventLoopFuture<AppResponse> {
         let loop = loop ?? group.next()
         var head = HTTPRequestHead(version: .http1_1, method: method, uri: target)
         head.headers.add(name: "host", value: origin.port == (origin.secure ? 443 : 80) ? origin.host : "\(origin.host):\(origin.port)")
@@ -41,7 +41,7 @@ public final class HTTPFetcher: Sendable {
         fetch(method: method, target: target, headers: headers, body: body, on: loop).map { (Int($0.head.status.code), $0.body) }
     }
 
-    func fetch(method: HTTPMethod, target: String, headers: [(String, String)], body: ByteBuffer?) async throws -> AppResponse {
+    package func fetch(method: HTTPMethod, target: String, headers: [(String, String)], body: ByteBuffer?) async throws -> AppResponse {
         try await fetch(method: method, target: target, headers: headers, body: body, on: nil).get()
     }
 }

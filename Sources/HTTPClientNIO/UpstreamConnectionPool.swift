@@ -8,14 +8,14 @@ import NIOSSL
 /// Keep-alive connections from one event loop to one upstream (the app, or an egress endpoint),
 /// confined to that loop: every method must be called on it. Idle connections are reused newest
 /// first; one idle longer than the idle timeout is closed instead.
-final class UpstreamConnectionPool {
-    let eventLoop: any EventLoop
+package final class UpstreamConnectionPool {
+    package let eventLoop: any EventLoop
     private let target: SocketAddress
-    let settings: ConnectionPoolSettings
+    package let settings: ConnectionPoolSettings
     private let tls: ClientTLS?
     private var idle: [UpstreamConnection] = []
 
-    init(eventLoop: any EventLoop, target: SocketAddress, config: ConnectionPoolSettings, tls: ClientTLS? = nil) {
+    package init(eventLoop: any EventLoop, target: SocketAddress, config: ConnectionPoolSettings, tls: ClientTLS? = nil) {
         self.eventLoop = eventLoop
         self.target = target
         self.settings = config
@@ -23,7 +23,7 @@ final class UpstreamConnectionPool {
     }
 
     /// An idle, live connection, if there is one (no allocation, no wait).
-    func takeIdle() -> UpstreamConnection? {
+    package func takeIdle() -> UpstreamConnection? {
         let freshSince = NIODeadline.now() - .nanoseconds(settings.idleTimeout.nanoseconds)
         while let c = idle.popLast() {
             if c.isActive && c.idleSince > freshSince { return c }
@@ -33,7 +33,7 @@ final class UpstreamConnectionPool {
     }
 
     /// Opens a new connection; `done` runs on the pool's loop.
-    func connect(_ done: @escaping (Result<UpstreamConnection, TransportError>) -> Void) {
+    package func connect(_ done: @escaping (Result<UpstreamConnection, TransportError>) -> Void) {
         let tls = self.tls
         let handler = UpstreamConnection(pool: self, tls: tls != nil)
         let bound = NIOLoopBound(handler, eventLoop: eventLoop)
@@ -66,18 +66,18 @@ final class UpstreamConnectionPool {
     }
 
     /// An idle connection, or a new one.
-    func acquire(_ done: @escaping (Result<UpstreamConnection, TransportError>) -> Void) {
+    package func acquire(_ done: @escaping (Result<UpstreamConnection, TransportError>) -> Void) {
         if let c = takeIdle() { return done(.success(c)) }
         connect(done)
     }
 
-    func release(_ connection: UpstreamConnection) {
+    package func release(_ connection: UpstreamConnection) {
         guard connection.isActive, idle.count < settings.maxIdle else { return connection.abandon() }
         connection.idleSince = .now()
         idle.append(connection)
     }
 
-    func forget(_ connection: UpstreamConnection) {
+    package func forget(_ connection: UpstreamConnection) {
         idle.removeAll { $0 === connection }
     }
 
@@ -85,7 +85,7 @@ final class UpstreamConnectionPool {
     /// probe, pushes to the app). The whole answer must arrive within the response timeout (a peer
     /// that trickles it a byte at a time is cut off) and fit in `maxResponseBytes`; either way the
     /// connection is closed, so nothing of the exchange stays open. Fails with `TransportError`.
-    func send(_ head: HTTPRequestHead, body: ByteBuffer?) -> EventLoopFuture<AppResponse> {
+    package func send(_ head: HTTPRequestHead, body: ByteBuffer?) -> EventLoopFuture<AppResponse> {
         eventLoop.assertInEventLoop()
         let collector = ResponseCollector(promise: eventLoop.makePromise(of: AppResponse.self), limit: settings.maxResponseBytes)
         let timeout = settings.responseTimeout
@@ -110,28 +110,37 @@ final class UpstreamConnectionPool {
 }
 
 /// A whole response from an upstream.
-struct AppResponse {
-    var head: HTTPResponseHead
-    var body: ByteBuffer
+package struct AppResponse {
+    package var head: HTTPResponseHead
+    package var body: ByteBuffer
 }
 
 /// Timeouts and limits of one connection pool.
-struct ConnectionPoolSettings: Sendable, Hashable {
-    var connectTimeout: Duration
+package struct ConnectionPoolSettings: Sendable, Hashable {
+    package var connectTimeout: Duration
     /// The whole response must arrive within this long.
-    var responseTimeout: Duration
-    var maxIdle: Int
+    package var responseTimeout: Duration
+    package var maxIdle: Int
     /// Largest whole answer taken by ``UpstreamConnectionPool/send(_:body:)`` (body bytes).
-    var maxResponseBytes = 1 << 20
+    package var maxResponseBytes = 1 << 20
     /// A pooled connection unused for this long is closed rather than reused (the peer may have
     /// dropped it already).
-    var idleTimeout: Duration = .seconds(60)
+    package var idleTimeout: Duration = .seconds(60)
+
+    package init(connectTimeout: Duration, responseTimeout: Duration, maxIdle: Int, maxResponseBytes: Int = 1 << 20,
+                 idleTimeout: Duration = .seconds(60)) {
+        self.connectTimeout = connectTimeout
+        self.responseTimeout = responseTimeout
+        self.maxIdle = maxIdle
+        self.maxResponseBytes = maxResponseBytes
+        self.idleTimeout = idleTimeout
+    }
 }
 
 /// Collects a streamed response into an ``AppResponse``, up to a size limit; ``giveUp(_:)`` ends
 /// the exchange early (its connection closed).
-final class ResponseCollector: UpstreamResponseSink {
-    let promise: EventLoopPromise<AppResponse>
+package final class ResponseCollector: UpstreamResponseSink {
+    package let promise: EventLoopPromise<AppResponse>
     /// The connection carrying the exchange, once it has one.
     weak var connection: UpstreamConnection?
     private let limit: Int
@@ -139,21 +148,21 @@ final class ResponseCollector: UpstreamResponseSink {
     private var body = ByteBuffer()
     private(set) var isOver = false
 
-    init(promise: EventLoopPromise<AppResponse>, limit: Int) {
+    package init(promise: EventLoopPromise<AppResponse>, limit: Int) {
         self.promise = promise
         self.limit = limit
     }
 
     /// Ends the exchange with `error` and closes its connection; nothing after it counts.
-    func giveUp(_ error: TransportError) {
+    package func giveUp(_ error: TransportError) {
         guard !isOver else { return }
         isOver = true
         connection?.abandon()
         promise.fail(error)
     }
 
-    func upstreamHead(_ head: ScannedResponseHead) { self.head = head.nio }
-    func upstreamBody(_ chunk: ByteBuffer) {
+    package func upstreamHead(_ head: ScannedResponseHead) { self.head = head.nio }
+    package func upstreamBody(_ chunk: ByteBuffer) {
         guard !isOver else { return }
         guard body.readableBytes + chunk.readableBytes <= limit else {
             return giveUp(TransportError(.protocolViolation, "the answer is larger than \(limit) bytes"))
@@ -161,13 +170,13 @@ final class ResponseCollector: UpstreamResponseSink {
         var chunk = chunk
         body.writeBuffer(&chunk)
     }
-    func upstreamEnd() {
+    package func upstreamEnd() {
         guard !isOver else { return }
         isOver = true
         guard let head else { return promise.fail(TransportError(.protocolViolation, "a response without a head")) }
         promise.succeed(AppResponse(head: head, body: body))
     }
-    func upstreamFailed(_ error: TransportError, requestSent: Bool) {
+    package func upstreamFailed(_ error: TransportError, requestSent: Bool) {
         guard !isOver else { return }
         isOver = true
         promise.fail(error)

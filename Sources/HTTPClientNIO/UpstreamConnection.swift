@@ -8,7 +8,7 @@ import NIOTLS
 
 /// Receives one response from an ``UpstreamConnection`` as it streams in. Called on the
 /// connection's event loop, in order: `head`, any `body`s, then `end`; or `failed` once at any point.
-protocol UpstreamResponseSink: AnyObject {
+package protocol UpstreamResponseSink: AnyObject {
     func upstreamHead(_ head: ScannedResponseHead)
     func upstreamBody(_ chunk: ByteBuffer)
     /// The response is complete; the connection has already gone back to its pool (or closed).
@@ -22,8 +22,8 @@ protocol UpstreamResponseSink: AnyObject {
 }
 
 extension UpstreamResponseSink {
-    func upstreamReadComplete() {}
-    func upstreamWritabilityChanged(_ writable: Bool) {}
+    package func upstreamReadComplete() {}
+    package func upstreamWritabilityChanged(_ writable: Bool) {}
 }
 
 /// One keep-alive HTTP/1.1 connection to an upstream, driving one exchange at a time: the request
@@ -36,10 +36,10 @@ extension UpstreamResponseSink {
 /// The response timeout bounds the wait for the head and then every gap between reads (a long
 /// download that keeps moving is never cut). It uses one timer per connection, re-armed lazily:
 /// progress only moves a deadline, so a busy connection does not schedule and cancel a task per request.
-final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = ByteBuffer
-    typealias OutboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
+package final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
+    package typealias InboundIn = ByteBuffer
+    package typealias OutboundIn = ByteBuffer
+    package typealias OutboundOut = ByteBuffer
 
     private(set) var channel: (any Channel)?
     private var context: ChannelHandlerContext?
@@ -59,21 +59,21 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     private var timer: Scheduled<Void>?
     private var timeout: Duration = .seconds(30)
     /// When it went back to the pool (for the idle timeout).
-    var idleSince = NIODeadline.now()
+    package var idleSince = NIODeadline.now()
 
     /// - Parameter tls: whether a TLS handler sits before this one.
-    init(pool: UpstreamConnectionPool, tls: Bool) {
+    package init(pool: UpstreamConnectionPool, tls: Bool) {
         self.pool = pool
         secured = !tls
     }
 
-    var isActive: Bool { channel?.isActive ?? false }
-    var isWritable: Bool { channel?.isWritable ?? false }
+    package var isActive: Bool { channel?.isActive ?? false }
+    package var isWritable: Bool { channel?.isWritable ?? false }
 
     // MARK: Driving an exchange
 
     /// Starts an exchange: writes the head (flushed with the first body part or the end).
-    func start(_ head: EncodedRequestHead, sink: any UpstreamResponseSink, timeout: Duration) {
+    package func start(_ head: EncodedRequestHead, sink: any UpstreamResponseSink, timeout: Duration) {
         self.sink = sink
         requestWritten = false
         requestEnded = false
@@ -87,14 +87,14 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     /// Writes a body part; it leaves with the next ``flush()`` or ``sendEnd()``. An upload that
     /// keeps moving keeps the exchange alive: the response timeout counts from the last progress in
     /// either direction, so a slow but steady upload is not cut.
-    func sendBody(_ chunk: ByteBuffer) {
+    package func sendBody(_ chunk: ByteBuffer) {
         deadline = .now() + .nanoseconds(timeout.nanoseconds)
         write(.body(chunk))
     }
 
-    func flush() { context?.flush() }
+    package func flush() { context?.flush() }
 
-    func sendEnd() {
+    package func sendEnd() {
         requestEnded = true
         deadline = .now() + .nanoseconds(timeout.nanoseconds)
         write(.end)
@@ -103,9 +103,9 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// The downstream cannot take more: stop reading the response until ``resumeReading()``.
-    func pauseReading() { paused = true }
+    package func pauseReading() { paused = true }
 
-    func resumeReading() {
+    package func resumeReading() {
         guard paused else { return }
         paused = false
         if readPending, let context {
@@ -116,7 +116,7 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Gives up on the exchange (the client went away or the request was refused midway): the
     /// connection is closed, since the peer may still be reading or writing a message.
-    func abandon() {
+    package func abandon() {
         sink = nil
         reusable = false
         channel?.close(promise: nil)
@@ -130,16 +130,16 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
 
     // MARK: Channel events
 
-    func handlerAdded(context: ChannelHandlerContext) {
+    package func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         channel = context.channel
     }
 
-    func handlerRemoved(context: ChannelHandlerContext) {
+    package func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
     }
 
-    func read(context: ChannelHandlerContext) {
+    package func read(context: ChannelHandlerContext) {
         if paused {
             readPending = true
         } else {
@@ -147,7 +147,7 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         codec.received(unwrapInboundIn(data))
         do {
             while let part = try codec.nextPart() { received(part) }
@@ -178,22 +178,22 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+    package func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case .handshakeCompleted = event as? TLSUserEvent { secured = true }
         context.fireUserInboundEventTriggered(event)
     }
 
-    func channelReadComplete(context: ChannelHandlerContext) {
+    package func channelReadComplete(context: ChannelHandlerContext) {
         sink?.upstreamReadComplete()
         context.fireChannelReadComplete()
     }
 
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
+    package func channelWritabilityChanged(context: ChannelHandlerContext) {
         sink?.upstreamWritabilityChanged(context.channel.isWritable)
         context.fireChannelWritabilityChanged()
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
+    package func channelInactive(context: ChannelHandlerContext) {
         // The close ends a body delimited by it.
         if let end = codec.endOfStream() { received(end) }
         timer?.cancel()
@@ -203,7 +203,7 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
         context.fireChannelInactive()
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+    package func errorCaught(context: ChannelHandlerContext, error: any Error) {
         let tls = error is NIOSSLError || error is NIOSSLExtraError || error is BoringSSLError
         fail(TransportError(tls ? .tls : .protocolViolation, "\(error)"))
         reusable = false
