@@ -63,14 +63,17 @@ final class KafkaRESTProducerProcess: SimProcess {
         sequence += 1
         let request = index % 2 == 0
             ? ProduceRequest(method: "POST", path: "/producers/\(config.topic)", contentType: "application/json", correlationId: name,
-                             body: Array("{\"keyFormat\":\"string\",\"valueFormat\":\"json\",\"records\":[{\"key\":\"k\(sequence % 8)\",\"value\":\"\(name)\"}]}".utf8))
+                             body: Array("{\"keyFormat\":\"json\",\"valueFormat\":\"json\",\"records\":[{\"key\":\"k\(sequence % 8)\",\"value\":\"\(name)\"}]}".utf8))
             : ProduceRequest(method: "POST", path: "/topics/\(config.topic)", contentType: "application/vnd.kafka.json.v2+json", correlationId: name,
                              body: Array("{\"records\":[{\"key\":\"k\(sequence % 8)\",\"value\":\"\(name)\",\"headers\":{\"Authorization\":\"Bearer x\"}}]}".utf8))
         guard case .send(let plan) = ProduceRoutes.decide(request, config: ProduceFrontConfig(), random: &random), let record = plan.records.first else {
             host.simulation.violation("kafka-sidecar.produce-front", "the REST front refused \(String(decoding: request.body, as: UTF8.self))")
             return
         }
-        // The light-mesh shape with valueFormat json keeps the value's JSON bytes; json.v2's string value too.
+        // Both shapes keep JSON keys and values as the bytes sent, so a key is the same key (`"k3"`)
+        // from either shape: it lands on one partition and is one lane for keyed ordering. (With a
+        // string key in one shape and a JSON one in the other, `k3` and `"k3"` would be two Kafka keys
+        // that an app reading the push cannot tell apart.)
         KafkaProducerProcess.send(record, as: String(decoding: record.value ?? [], as: UTF8.self), by: producer, on: host)
     }
 
