@@ -67,6 +67,18 @@ struct JSONWriter {
 public enum JSONText {
     /// `text` as a quoted, escaped JSON string.
     public static func quoted(_ text: String) -> String { JSONWriter.quoted(text) }
+
+    /// A light-mesh error body, `{"error":{"code","message"}}` and a newline: the one writer of that
+    /// shape (produce refusals and the listeners' own errors).
+    public static func lightMeshError(code: String, message: String) -> [UInt8] {
+        var w = JSONWriter()
+        w.raw("{\"error\":{\"code\":")
+        w.string(code)
+        w.raw(",\"message\":")
+        w.string(message)
+        w.raw("}}\n")
+        return w.bytes
+    }
 }
 
 /// Standard base64 (RFC 4648 section 4, with padding).

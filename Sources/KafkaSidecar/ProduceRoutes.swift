@@ -138,13 +138,8 @@ public enum ProduceRoutes {
         case .confluent:
             return ProduceAnswer(status: error.status, contentType: confluentType, body: ProduceFront.errorBody(error))
         case .lightMesh:
-            var w = JSONWriter()
-            w.raw("{\"error\":{\"code\":")
-            w.string(lightMeshCode(error))
-            w.raw(",\"message\":")
-            w.string(error.message)
-            w.raw("}}\n")
-            return ProduceAnswer(status: error.status, contentType: "application/json", body: w.bytes)
+            return ProduceAnswer(status: error.status, contentType: "application/json",
+                                 body: JSONText.lightMeshError(code: lightMeshCode(error), message: error.message))
         }
     }
 

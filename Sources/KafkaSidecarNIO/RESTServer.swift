@@ -33,12 +33,7 @@ public struct RESTResponse: Sendable {
 
     /// A JSON error in the light-mesh shape: `{"error":{"code","message"}}` with a stable code.
     public static func error(_ status: Int, _ code: String, _ message: String) -> RESTResponse {
-        var text = "{\"error\":{\"code\":\""
-        text += code
-        text += "\",\"message\":"
-        text += JSONText.quoted(message)
-        text += "}}\n"
-        return RESTResponse(status: status, body: Array(text.utf8))
+        RESTResponse(status: status, body: JSONText.lightMeshError(code: code, message: message))
     }
 
     /// A JSON error in the Confluent v2 / Strimzi shape: `{"error_code","message"}`.
