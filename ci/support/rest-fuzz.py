@@ -100,6 +100,31 @@ def alive(addr, pid, probe):
         return False
 
 
+def trickle(addr, start, piece, seconds=8):
+    """Sends `start`, then `piece` every 0.5 s until the server ends the connection (a close or a
+    reset both cut it off) or `seconds` pass; returns what came back and how long it took."""
+    s = socket.create_connection(addr, timeout=10)
+    s.sendall(start)
+    started, got = time.time(), b""
+    s.settimeout(0.5)
+    while time.time() - started < seconds:
+        try:
+            s.sendall(piece)
+        except OSError:
+            break
+        try:
+            chunk = s.recv(1000)
+            if not chunk:
+                break
+            got += chunk
+        except socket.timeout:
+            pass
+        except OSError:
+            break  # reset: the sidecar closed with bytes unread, which cuts off too
+    s.close()
+    return got, time.time() - started
+
+
 def regressions(listeners):
     kafka = listeners.get("kafka-rest")
     admin = listeners.get("kafka-admin")
@@ -134,48 +159,13 @@ def regressions(listeners):
         s.close()
         check("kafka REST: Expect: 100-continue is answered at once", first.startswith(b"HTTP/1.1 100"), first)
         # A slow upload is cut off by the whole-request deadline, however steadily it trickles.
-        s = socket.create_connection(a, timeout=10)
-        s.sendall(b"POST /topics/fuzz HTTP/1.1\r\nHost: x\r\nContent-Type: application/vnd.kafka.json.v2+json\r\nContent-Length: 1000\r\n\r\n")
-        started, got = time.time(), b""
-        s.settimeout(0.5)
-        while time.time() - started < 8:
-            try:
-                s.sendall(b" ")
-            except OSError:
-                break
-            try:
-                chunk = s.recv(1000)
-                if not chunk:
-                    break
-                got += chunk
-            except socket.timeout:
-                pass
-            except OSError:
-                break  # reset: the sidecar closed with bytes unread, which cuts off too
-        s.close()
+        got, took = trickle(a, b"POST /topics/fuzz HTTP/1.1\r\nHost: x\r\nContent-Type: application/vnd.kafka.json.v2+json\r\n"
+                               b"Content-Length: 1000\r\n\r\n", b" ")
         check("kafka REST: a body trickling a byte every 0.5 s is cut off with 408 by the request deadline",
-              got.startswith(b"HTTP/1.1 408") and time.time() - started < 6, got[:100])
+              got.startswith(b"HTTP/1.1 408") and took < 6, got[:100])
         # A head that never ends is cut off too.
-        s = socket.create_connection(a, timeout=10)
-        s.sendall(b"GET /openapi.json HTTP/1.1\r\nHost: x\r\n")
-        started, got = time.time(), b""
-        s.settimeout(0.5)
-        while time.time() - started < 8:
-            try:
-                s.sendall(b"X-A: b\r\n")
-            except OSError:
-                break
-            try:
-                chunk = s.recv(1000)
-                if not chunk:
-                    break
-                got += chunk
-            except socket.timeout:
-                pass
-            except OSError:
-                break  # reset: the sidecar closed with bytes unread, which cuts off too
-        s.close()
-        check("kafka REST: a head trickling a field every 0.5 s is cut off by the request deadline", time.time() - started < 6, got[:100])
+        got, took = trickle(a, b"GET /openapi.json HTTP/1.1\r\nHost: x\r\n", b"X-A: b\r\n")
+        check("kafka REST: a head trickling a field every 0.5 s is cut off by the request deadline", took < 6, got[:100])
         # Connections past the cap are closed on accept.
         cap = int(os.environ.get("REST_MAX_CONNECTIONS", "32"))
         held = [socket.create_connection(a, timeout=3) for _ in range(cap)]
