@@ -91,8 +91,10 @@ final class HTTPEgressAppConnection: EgressConnectionIO {
             let step = reader.read(input, method: .get)
             input = []
             switch step {
-            case .needMore, .head(done: false):
+            case .needMore:
                 return
+            case .head(done: false):
+                return client.answerBegan(slot)
             case .invalid(let v):
                 host.simulation.expect(false, "http.right-response", "\(host.name): the sidecar's answer is malformed: \(v)", host: host.id)
                 return appCloses()

@@ -27,35 +27,38 @@ final class HTTPEgressClient: SimProcess {
         var offList = false
         /// The exchange's last action was a retry (its backoff wait is not a wait for an endpoint).
         var retrying = false
+        /// When the answer's head reached the app (its body may still break off).
+        var answerBegan: MeshInstant?
     }
     /// An attempt the sidecar sent, on a connection to an upstream pod.
     private struct Attempt {
         var id: UInt64
         var endpoint: MeshAddress
         var stream: StreamID
-        var written = false
         /// Whether the reference model counted this attempt as a half-open probe.
         var modelProbe = false
     }
     private enum Purpose {
         /// An exchange timer, for the app connection (engine) that armed it: a later connection on the
         /// same slot has exchanges of its own, numbered from 1 again.
-        case think(Int), exchange(HTTPEgressAppConnection, EgressExchange.Timer, generation: UInt64, exchange: UInt64), connect(StreamID), discovery
+        case think(Int), exchange(HTTPEgressAppConnection, EgressExchange.Timer, generation: UInt64, exchange: UInt64), discovery
+        /// Connection `stream`'s link deadline, for the instant the timer was set for.
+        case link(StreamID, at: MeshInstant)
         case tokenTimeout(UInt64), appLeaves(Int, history: Int)
     }
     /// One HTTP/1.1 connection to an upstream pod: it carries one attempt at a time and goes back to
-    /// the idle list after a whole answer that keeps it open.
+    /// the idle list after a whole answer that keeps it open. Its ``UpstreamLink`` (the one
+    /// ``UpstreamConnection`` runs in NIO) frames the requests, reads the answers, keeps the connect
+    /// and response deadlines and says whether a request was sent and the connection may be reused.
     private struct Connection {
         var upstream: HostID
-        var open = false
+        var link: UpstreamLink
         /// The attempt it carries (its slot and id), and the bytes waiting for the connect.
         var attempt: (slot: Int, id: UInt64)?
-        var pending: [UInt8]?
-        /// Requests written and answers read as ``UpstreamConnection`` does (the same codec).
-        var codec = UpstreamCodec()
-        var keepAlive = false
-        /// The answer's head went to the engine; the rest of it is still to come.
-        var relaying = false
+        var pending: [UInt8] = []
+        /// The instant its deadline timer is set for (progress only moves the deadline later, so
+        /// the timer is re-armed lazily; a deadline that moves earlier, at the connect, gets a new one).
+        var timerAt: MeshInstant?
     }
 
     private let config: HTTPEgressConfig
@@ -228,15 +231,28 @@ final class HTTPEgressClient: SimProcess {
         finish(slot, r.outcome ?? (status < 300 ? .ok("\(status)") : .failed("\(status)")))
     }
 
-    /// The sidecar closed the app's connection on `slot`: a request with no answer yet failed.
-    func connectionClosed(_ slot: Int) {
-        if requests[slot] != nil { finish(slot, .failed("connection closed")) }
+    /// The head of the answer to the request on `slot` reached the app; its body is still coming.
+    func answerBegan(_ slot: Int) {
+        if requests[slot]?.answerBegan == nil { requests[slot]?.answerBegan = host.now }
     }
 
-    private func finish(_ slot: Int, _ outcome: History.Outcome) {
+    /// The sidecar closed the app's connection on `slot`: a request with no whole answer failed. One
+    /// whose answer broke off midway (an upstream that went quiet mid-answer) ended when its answer
+    /// began: the deadline promise is about the answer's start, and a relayed body may take longer.
+    func connectionClosed(_ slot: Int) {
+        guard let r = requests[slot] else { return }
+        if let began = r.answerBegan {
+            host.simulation.coverage.hit("http.answer-broken-off")
+            finish(slot, .failed("answer broken off"), at: began)
+        } else {
+            finish(slot, .failed("connection closed"))
+        }
+    }
+
+    private func finish(_ slot: Int, _ outcome: History.Outcome, at: MeshInstant? = nil) {
         guard let r = requests.removeValue(forKey: slot) else { return }
         // The deadline is the exchange's to keep (checked over the history at the end: `http.deadline`).
-        _ = host.simulation.history.complete(r.historyId, outcome, at: host.now)
+        _ = host.simulation.history.complete(r.historyId, outcome, at: at ?? host.now)
         if let leave = r.leave { host.cancelTimer(leave); timers[leave.rawValue] = nil }
         if case .ok = outcome { think(slot, host) } else { think(slot, host, afterFailure: true) }
     }
@@ -321,24 +337,38 @@ final class HTTPEgressClient: SimProcess {
             connection = connections[s]!
         } else {
             stream = host.connect(to: upstream, port: HTTPUpstream.port)
-            connection = Connection(upstream: upstream)
-            timers[host.setTimer(after: config.attemptTimeout).rawValue] = .connect(stream)
+            connection = Connection(upstream: upstream, link: UpstreamLink(tls: config.upstreamTLS, connectTimeout: config.connectTimeout, now: host.now))
         }
         // The head the product wrote from the app's request: routing and hop-by-hop fields gone,
-        // the sidecar hop's trace context, the token.
+        // the sidecar hop's trace context, the token. They wait in `pending` for the connect.
         var bytes: [UInt8] = []
-        let parts: [UpstreamRequestPart] = body.readableBytes > 0 ? [.head(head.bytes, head.kind), .body(body), .end] : [.head(head.bytes, head.kind), .end]
-        for part in parts { connection.codec.encode(part, allocator: ByteBufferAllocator()) { bytes += $0.readableBytesView } }
+        connection.link.start(head, timeout: config.attemptTimeout, now: host.now) { bytes += $0.readableBytesView }
+        if body.readableBytes > 0 { connection.link.send(.body(body), now: host.now) { bytes += $0.readableBytesView } }
+        connection.link.send(.end, now: host.now) { bytes += $0.readableBytesView }
         connection.attempt = (slot, id)
-        var written = false
-        if connection.open {
-            host.write(stream, bytes)
-            written = true
-        } else {
-            connection.pending = bytes
-        }
+        connection.pending += bytes
         connections[stream] = connection
-        attempts[slot] = Attempt(id: id, endpoint: pick.address, stream: stream, written: written, modelProbe: probe)
+        attempts[slot] = Attempt(id: id, endpoint: pick.address, stream: stream, modelProbe: probe)
+        flushPending(stream, host)
+        armLinkTimer(stream, host)
+    }
+
+    /// Writes what waits for connection `s` once it is open (on TLS the handshake is taken as done
+    /// with the connect: the simulated stream has none).
+    private func flushPending(_ s: StreamID, _ host: SimHost) {
+        guard var c = connections[s], c.link.open, !c.pending.isEmpty else { return }
+        host.write(s, c.pending)
+        c.pending = []
+        connections[s] = c
+    }
+
+    /// A timer for connection `s`'s link deadline, unless one is set for that instant or earlier.
+    private func armLinkTimer(_ s: StreamID, _ host: SimHost) {
+        guard var c = connections[s], let deadline = c.link.deadline else { return }
+        if let at = c.timerAt, at <= deadline { return }
+        c.timerAt = deadline
+        connections[s] = c
+        timers[host.setTimer(after: max(.zero, deadline - host.now)).rawValue] = .link(s, at: deadline)
     }
 
     /// The engine gave attempt `id` up: its connection is closed (as the NIO pool does), so a late
@@ -445,39 +475,35 @@ final class HTTPEgressClient: SimProcess {
         if tokenStream(event, host) { return }
         switch event {
         case .connected(let s):
-            guard var c = connections[s] else { return }
-            c.open = true
-            if let bytes = c.pending, let (slot, _) = owner(of: s) {
-                host.write(s, bytes)
-                attempts[slot]?.written = true
-            }
-            c.pending = nil
-            connections[s] = c
+            guard connections[s] != nil else { return }
+            connections[s]!.link.connected(now: host.now)
+            connections[s]!.link.handshakeCompleted()
+            flushPending(s, host)
+            armLinkTimer(s, host)
         case .connectFailed(let s, let kind):
             if case .connectRefused = kind { host.simulation.coverage.hit("http.connect-refused") }
-            lost(s, kind, host)
+            lost(s, connections[s]?.link.failed(TransportError(kind)), host)
         case .reset(let s):
-            lost(s, .reset, host)
+            lost(s, connections[s]?.link.failed(TransportError(.reset)), host)
         case .closed(let s):
-            lost(s, config.upstreamTLS ? .tls : .closed, host)
+            // On TLS a close without close_notify is a TLS error (as NIOSSL reports it).
+            guard connections[s] != nil else { return }
+            let event = connections[s]!.link.peerClosed(TransportError(config.upstreamTLS ? .tls : .closed))
+            if case .end? = event { return answerEnded(s, reuse: false, host) }
+            lost(s, event, host)
         case .data(let s, let bytes):
             guard connections[s] != nil else { return }
-            connections[s]!.codec.received(ByteBuffer(bytes: bytes))
-            while connections[s] != nil {
-                let part: UpstreamResponsePart?
-                do {
-                    part = try connections[s]!.codec.nextPart()
-                } catch {
-                    // A malformed answer (the scanner refused it) or bytes nobody asked for: the
-                    // connection is dropped, as on the NIO data path.
-                    host.simulation.coverage.hit(error is HTTP1Violation ? "http.malformed-answer" : "http.unsolicited-bytes")
-                    return lost(s, .protocolViolation, host)
-                }
-                guard let part else { break }
-                switch part {
+            connections[s]!.link.received(ByteBuffer(bytes: bytes))
+            while connections[s] != nil, let event = connections[s]!.link.next(now: host.now) {
+                switch event {
                 case .head(let head): answerHead(s, head, host)
                 case .body(let chunk): answerBody(s, chunk)
-                case .end: answerEnded(s, host)
+                case .end(let reuse): answerEnded(s, reuse: reuse, host)
+                case .failed(let error, _):
+                    // A malformed answer (the scanner refused it) or bytes nobody asked for: the
+                    // connection is dropped, as on the NIO data path.
+                    host.simulation.coverage.hit(error.detail.hasPrefix(UpstreamLink.unsolicited) ? "http.unsolicited-bytes" : "http.malformed-answer")
+                    lost(s, event, host)
                 }
             }
             if let (slot, a) = owner(of: s) { apps[slot]?.engine.attemptReadComplete(a.id) }
@@ -489,7 +515,6 @@ final class HTTPEgressClient: SimProcess {
     /// An answer's head on connection `s`: checked against what was sent, the model hears it, then
     /// the engine's exchange decides.
     private func answerHead(_ s: StreamID, _ head: ScannedResponseHead, _ host: SimHost) {
-        connections[s]?.keepAlive = head.scan.keepAlive
         guard let (slot, a) = owner(of: s), let r = requests[slot], let app = apps[slot] else { return }
         let key = head.first("x-request-key") ?? ""
         let wrong = HTTPEgressChecks.rightResponse(sent: r.key, answered: key)
@@ -498,7 +523,6 @@ final class HTTPEgressClient: SimProcess {
         let lost = HTTPEgressChecks.traceSurvives(sent: r.traceparent, seen: head.first("traceparent") ?? "")
         host.simulation.expect(lost == nil, "http.trace-survives", "\(r.key): \(lost ?? "")", host: host.id)
         if !listed.contains(a.endpoint) { host.simulation.coverage.hit("http.response-from-removed") }
-        connections[s]?.relaying = true
         model.ended(a.endpoint, head.status >= 500 ? .serverError : .success, now: host.now)
         app.engine.attemptHead(a.id, head)
     }
@@ -508,14 +532,13 @@ final class HTTPEgressClient: SimProcess {
         apps[slot]?.engine.attemptBody(a.id, chunk)
     }
 
-    /// The whole answer arrived: the connection takes the next attempt, unless it closes; the engine
-    /// finishes relaying it.
-    private func answerEnded(_ s: StreamID, _ host: SimHost) {
+    /// The whole answer arrived: the connection takes the next attempt if its link says it may,
+    /// else it closes; the engine finishes relaying the answer.
+    private func answerEnded(_ s: StreamID, reuse: Bool, _ host: SimHost) {
         guard var c = connections[s] else { return }
         let owner = owner(of: s)
-        if c.relaying && c.keepAlive {
+        if reuse {
             c.attempt = nil
-            c.relaying = false
             connections[s] = c
             idle[c.upstream, default: []].append(s)
         } else {
@@ -526,17 +549,18 @@ final class HTTPEgressClient: SimProcess {
         apps[slot]?.engine.attemptEnded(a.id)
     }
 
-    /// Connection `s` failed or closed: the attempt it carried failed (an answer already relaying
-    /// breaks off; one not begun goes to the exchange, which may retry).
-    private func lost(_ s: StreamID, _ kind: TransportError.Kind, _ host: SimHost) {
+    /// Connection `s` failed, closed or timed out (`event`, from its link): the attempt it carried
+    /// failed (an answer already relaying breaks off; one not begun goes to the exchange, which may
+    /// retry, if the link says the request was never sent).
+    private func lost(_ s: StreamID, _ event: UpstreamLinkEvent?, _ host: SimHost) {
         guard let c = connections[s] else { return }
         let owner = owner(of: s)
         drop(s, host)
-        guard let (slot, a) = owner else { return }
+        guard let (slot, a) = owner, case .failed(let error, let requestSent)? = event else { return }
         attempts[slot] = nil
-        if !c.relaying { model.ended(a.endpoint, .gatewayError, now: host.now) }
+        if !c.link.answering { model.ended(a.endpoint, .gatewayError, now: host.now) }
         guard let app = apps[slot] else { return }
-        app.engine.attemptFailed(a.id, TransportError(kind), requestSent: c.relaying || a.written)
+        app.engine.attemptFailed(a.id, error, requestSent: requestSent)
     }
 
     func timerFired(_ token: TimerToken, on host: SimHost) {
@@ -559,9 +583,13 @@ final class HTTPEgressClient: SimProcess {
             requests[slot]?.leave = nil
             app.appCloses()
             finish(slot, .failed("499 app left"))
-        case .connect(let s):
-            guard let c = connections[s], !c.open else { return }
-            lost(s, .connectTimeout, host)
+        case .link(let s, let at):
+            guard connections[s]?.timerAt == at else { return }  // a connection gone, or a timer replaced by an earlier one
+            connections[s]!.timerAt = nil
+            let answering = connections[s]!.link.answering
+            guard let event = connections[s]!.link.deadlinePassed(now: host.now) else { return armLinkTimer(s, host) }
+            if answering { host.simulation.coverage.hit("http.answer-stall-cut") }
+            lost(s, event, host)
         case .discovery:
             discoveryChanged(host)
         case .tokenTimeout(let wire):

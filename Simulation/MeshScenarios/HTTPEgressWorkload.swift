@@ -1,4 +1,5 @@
 import HTTPSidecar
+import HTTPSidecarEngines
 import MeshCore
 import MeshSimulator
 
@@ -8,6 +9,8 @@ public struct HTTPEgressConfig: Hashable, Sendable {
     public var concurrency = 4
     public var thinkTime: Duration = .milliseconds(5)
     public var attemptTimeout: Duration = .milliseconds(60)
+    /// The sidecar's connect timeout (production's default unless the scenario sets `connect_timeout`).
+    public var connectTimeout: Duration = EgressConfig().connectTimeout
     public var deadline: Duration = .milliseconds(600)
     /// Share of requests that are POSTs (never retried once they may have been sent).
     public var unsafeShare = 0.3
@@ -135,6 +138,9 @@ final class HTTPUpstream: SimProcess {
     /// a close without close_notify (NIOSSL's unclean shutdown), which says nothing about whether
     /// the request was read.
     static let uncleanClose = FaultSite("http.upstream.unclean-close")
+    /// The pod sends its answer but the last byte, then goes quiet with the connection open: only
+    /// the sidecar's response timeout (which bounds every pause in an answer) ends the exchange.
+    static let stall = FaultSite("http.upstream.stall")
     static let port = 8080
 
     private let config: HTTPEgressConfig
@@ -238,7 +244,8 @@ final class HTTPUpstream: SimProcess {
         if faults.fires(Self.slow) { service *= 40 }
         let t = host.setTimer(after: .nanoseconds(Int64(service)))
         guard faults.fires(Self.malformed) else {
-            pending[t.rawValue] = (s, SimHTTP1.response(status: status, fields: echo, body: "ok"))
+            let answer = SimHTTP1.response(status: status, fields: echo, body: "ok")
+            pending[t.rawValue] = (s, faults.fires(Self.stall) ? Array(answer.dropLast()) : answer)
             return
         }
         // Two framings at once, the chunked one ending early, and (a moment later) an answer hidden in

@@ -13,7 +13,9 @@ final class IngressSidecarPod: SimProcess {
     static let port = 9080
 
     enum TimerKind {
-        case wakeUp, appDeadline, verdict
+        case wakeUp, verdict
+        /// The app link's deadline, for the instant the timer was set for.
+        case appDeadline(MeshInstant)
     }
 
     private let ingress: IngressConfig
@@ -103,7 +105,8 @@ final class IngressSidecarPod: SimProcess {
 
     func connectApp(for owner: IngressSimConnection) -> SimAppConnection? {
         guard let host else { return nil }
-        let connection = SimAppConnection(stream: host.connect(to: app, port: IngressApp.port))
+        let link = UpstreamLink(tls: false, connectTimeout: ingress.connectTimeout, now: host.now)
+        let connection = SimAppConnection(stream: host.connect(to: app, port: IngressApp.port), link: link)
         appConnections[connection.stream] = (connection, owner)
         return connection
     }

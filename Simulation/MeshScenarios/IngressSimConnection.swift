@@ -6,20 +6,19 @@ import NIOCore
 import SidecarAuth
 
 /// One keep-alive connection from the simulated ingress sidecar to the app: its stream and the
-/// production ``UpstreamCodec`` framing its requests and reading its answers, as
-/// ``UpstreamConnection`` does for NIO.
+/// production ``UpstreamLink`` framing its requests, reading its answers and keeping its deadlines,
+/// as ``UpstreamConnection`` does for NIO.
 final class SimAppConnection {
     let stream: StreamID
-    var codec = UpstreamCodec()
-    var connected = false
-    /// Bytes written and not flushed yet.
+    var link: UpstreamLink
+    /// Bytes written and not flushed yet (they wait for the connect, too).
     var unflushed: [UInt8] = []
-    var requestEnded = false
-    /// False once something makes the connection unfit for another request (an answer that ends
-    /// with the close, or one that came before the whole request was sent).
-    var reusable = true
+    var connected = false
 
-    init(stream: StreamID) { self.stream = stream }
+    init(stream: StreamID, link: UpstreamLink) {
+        self.stream = stream
+        self.link = link
+    }
 }
 
 /// The simulator's driver of one ingress client connection: it runs the production
@@ -39,10 +38,9 @@ final class IngressSimConnection: IngressConnectionIO {
     private var clientUnflushed: [UInt8] = []
     private var clientReadsPaused = false
     private var clientHeld: [[UInt8]] = []
-    /// The app's answer must make progress within this long (see ``startApp(_:timeout:)``).
-    private var appTimeout: Duration = .seconds(30)
-    private var appDeadline: MeshInstant?
-    private var appTimerPending = false
+    /// The instant a timer for the app link's deadline is set for (progress only moves the deadline
+    /// later, so it is re-armed lazily; a deadline that moves earlier, at the connect, gets a new one).
+    private var appTimerAt: MeshInstant?
     private(set) var closed = false
     /// The token whose verdict is on its way (see ``verify(_:authorization:path:)``).
     private var verifying: (jwt: JWTAuthenticator, authorization: String?, path: String)?
@@ -74,48 +72,41 @@ final class IngressSimConnection: IngressConnectionIO {
     func appConnectedEvent(_ connection: SimAppConnection) {
         connection.connected = true
         guard app === connection else { return pod.closeApp(connection) }
+        connection.link.connected(now: host.now)
+        armAppTimer()
         if !engine.appConnected() { abandonApp() }
+        flushApp()
     }
 
     func appConnectFailed(_ connection: SimAppConnection) {
         guard app === connection else { return }
-        app = nil
-        engine.appFailed(TransportError(.connectRefused, "connection refused or unreachable"))
+        appEvent(connection.link.failed(TransportError(.connectRefused, "connection refused or unreachable")), connection)
     }
 
     func appData(_ bytes: [UInt8], on connection: SimAppConnection) {
         guard app === connection else { return }
-        connection.codec.received(ByteBuffer(bytes: bytes))
-        while app === connection {
-            let part: UpstreamResponsePart?
-            do {
-                part = try connection.codec.nextPart()
-            } catch {
-                return appBroke(TransportError(.protocolViolation, "the app's answer is malformed: \(error)"))
-            }
-            guard let part else { break }
-            appPart(part, connection)
-        }
+        connection.link.received(ByteBuffer(bytes: bytes))
+        while app === connection, let event = connection.link.next(now: host.now) { appEvent(event, connection) }
         if app === connection { engine.appReadComplete() }
     }
 
-    private func appPart(_ part: UpstreamResponsePart, _ connection: SimAppConnection) {
-        appDeadline = host.now + appTimeout
-        switch part {
+    /// What the link made of the app's bytes, its close or its silence, on to the engine; at the
+    /// answer's end the connection goes back to the pool or is closed, as the link says.
+    private func appEvent(_ event: UpstreamLinkEvent?, _ connection: SimAppConnection) {
+        guard let event, app === connection else { return }
+        switch event {
         case .head(let head):
-            if !head.scan.keepAlive { connection.reusable = false }
             engine.appHead(head)
         case .body(let chunk):
             engine.appBody(chunk)
-        case .end:
-            // An answer before the whole request was sent: the app's reading state is unknown.
-            if !connection.requestEnded { connection.reusable = false }
-            // Bytes after the answer must never become the next request's answer.
-            if !connection.codec.reusableAfterAnswer { connection.reusable = false }
+        case .end(let reuse):
             app = nil
-            appDeadline = nil
-            if connection.reusable { pod.release(connection) } else { pod.closeApp(connection) }
+            if reuse { pod.release(connection) } else { pod.closeApp(connection) }
             engine.appEnd()
+        case .failed(let error, _):
+            app = nil
+            pod.closeApp(connection)
+            engine.appFailed(error)
         }
     }
 
@@ -123,30 +114,23 @@ final class IngressSimConnection: IngressConnectionIO {
     /// unfinished failed.
     func appClosed(_ connection: SimAppConnection) {
         guard app === connection else { return }
-        connection.reusable = false
-        if let end = connection.codec.endOfStream() { return appPart(end, connection) }
-        appBroke(TransportError(.reset, "the app closed the connection before answering"))
-    }
-
-    private func appBroke(_ error: TransportError) {
-        guard let connection = app else { return }
-        app = nil
-        appDeadline = nil
-        pod.closeApp(connection)
-        engine.appFailed(error)
+        appEvent(connection.link.peerClosed(TransportError(.reset, "the app closed the connection before answering")), connection)
     }
 
     func timerFired(_ kind: IngressSidecarPod.TimerKind) {
         switch kind {
         case .wakeUp:
             engine.wakeUp()
-        case .appDeadline:
-            appTimerPending = false
-            guard let deadline = appDeadline, app != nil else { return }
-            if deadline <= host.now {
-                appBroke(TransportError(.responseTimeout, "no answer (or a pause in it) for \(appTimeout)"))
+        case .appDeadline(let at):
+            guard appTimerAt == at else { return }  // replaced by an earlier one
+            appTimerAt = nil
+            guard let connection = app else { return }
+            let answering = connection.link.answering
+            if let event = connection.link.deadlinePassed(now: host.now) {
+                if answering { host.simulation.coverage.hit("ingress.app-stall-cut") }
+                appEvent(event, connection)
             } else {
-                armAppTimer(deadline)
+                armAppTimer()
             }
         case .verdict:
             guard let (jwt, authorization, path) = verifying else { return }
@@ -200,42 +184,36 @@ final class IngressSimConnection: IngressConnectionIO {
 
     func connectToApp() -> Bool {
         if let idle = pod.takeIdleApp(for: self) {
-            idle.requestEnded = false
             app = idle
             return true
         }
         app = pod.connectApp(for: self)
+        armAppTimer()
         return false
     }
 
     func startApp(_ head: EncodedRequestHead, timeout: Duration) {
         guard let connection = app else { return }
-        appTimeout = timeout
-        appDeadline = host.now + timeout
-        armAppTimer(host.now + timeout)
-        write(.head(head.bytes, head.kind), to: connection)
+        connection.link.start(head, timeout: timeout, now: host.now) { connection.unflushed += $0.readableBytesView }
+        armAppTimer()
     }
 
     func sendToApp(_ part: UpstreamRequestPart) {
         guard let connection = app else { return }
-        appDeadline = host.now + appTimeout  // an upload that keeps moving keeps the exchange alive
-        if case .end = part { connection.requestEnded = true }
-        write(part, to: connection)
+        connection.link.send(part, now: host.now) { connection.unflushed += $0.readableBytesView }
     }
 
-    /// One timer per connection for the app's deadline, re-armed lazily: progress only moves the deadline.
-    private func armAppTimer(_ deadline: MeshInstant) {
-        guard !appTimerPending else { return }
-        appTimerPending = true
-        pod.setTimer(after: deadline - host.now, .appDeadline, for: self)
-    }
-
-    private func write(_ part: UpstreamRequestPart, to connection: SimAppConnection) {
-        connection.codec.encode(part, allocator: pod.allocator) { connection.unflushed += $0.readableBytesView }
+    /// One timer per connection for the app link's deadline, re-armed lazily: progress only moves
+    /// the deadline.
+    private func armAppTimer() {
+        guard let deadline = app?.link.deadline else { return }
+        if let at = appTimerAt, at <= deadline { return }
+        appTimerAt = deadline
+        pod.setTimer(after: deadline - host.now, .appDeadline(deadline), for: self)
     }
 
     func flushApp() {
-        guard let connection = app, !connection.unflushed.isEmpty else { return }
+        guard let connection = app, connection.connected, !connection.unflushed.isEmpty else { return }
         host.write(connection.stream, connection.unflushed)
         connection.unflushed = []
     }
@@ -243,7 +221,7 @@ final class IngressSimConnection: IngressConnectionIO {
     func abandonApp() {
         guard let connection = app else { return }
         app = nil
-        appDeadline = nil
+        connection.link.abandon()
         pod.closeApp(connection)
     }
 

@@ -353,6 +353,7 @@ public struct Scenario: Sendable {
         c.concurrency = try h.int("concurrency") ?? c.concurrency
         c.thinkTime = try h.duration("think_time") ?? c.thinkTime
         c.attemptTimeout = try h.duration("attempt_timeout") ?? c.attemptTimeout
+        c.connectTimeout = try h.duration("connect_timeout") ?? c.connectTimeout
         c.deadline = try h.duration("deadline") ?? c.deadline
         c.unsafeShare = try h.probability("unsafe_share") ?? c.unsafeShare
         c.appDisconnect = try h.probability("app_disconnect") ?? c.appDisconnect

@@ -26,16 +26,16 @@ extension UpstreamResponseSink {
     package func upstreamWritabilityChanged(_ writable: Bool) {}
 }
 
-/// One keep-alive HTTP/1.1 connection to an upstream, driving one exchange at a time: the request
-/// is written part by part as it arrives, the response handed on part by part as it is read. The
-/// connection's one pipeline stage (after TLS): it frames the bytes itself (``HTTP1RequestEncoder``
-/// out, ``HTTP1ResponseDecoder`` in), so no part crosses a handler boundary.
-/// Backpressure both ways: ``pauseReading()`` stops reading the response while the downstream
-/// cannot take more, and the sink hears when the request side stops being writable.
+/// One keep-alive HTTP/1.1 connection to an upstream, driving one exchange at a time: the NIO driver
+/// of the sans-IO ``UpstreamLink``, which decides the response timeout, reuse and whether the request
+/// was sent (the simulator's drivers run the same link). The request is written part by part as it
+/// arrives, the response handed on part by part as it is read. The connection's one pipeline stage
+/// (after TLS), so no part crosses a handler boundary. Backpressure both ways: ``pauseReading()``
+/// stops reading the response while the downstream cannot take more, and the sink hears when the
+/// request side stops being writable.
 ///
-/// The response timeout bounds the wait for the head and then every gap between reads (a long
-/// download that keeps moving is never cut). It uses one timer per connection, re-armed lazily:
-/// progress only moves a deadline, so a busy connection does not schedule and cancel a task per request.
+/// One timer per connection for the link's deadline, re-armed lazily: progress only moves the
+/// deadline, so a busy connection does not schedule and cancel a task per request.
 package final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     package typealias InboundIn = ByteBuffer
     package typealias OutboundIn = ByteBuffer
@@ -45,27 +45,20 @@ package final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHa
     private var context: ChannelHandlerContext?
     private weak var pool: UpstreamConnectionPool?
     private var sink: (any UpstreamResponseSink)?
-    private var codec = UpstreamCodec()
-    private var requestWritten = false
-    /// Whether bytes written now can leave for the peer: at once on plain TCP, only after the
-    /// handshake on TLS (NIOSSL holds them until then).
-    private var secured: Bool
-    private var requestEnded = false
-    private var responseEnded = false
-    private var reusable = true
+    private var link: UpstreamLink
     private var paused = false
     private var readPending = false
-    private var deadline: NIODeadline?
     private var timer: Scheduled<Void>?
-    private var timeout: Duration = .seconds(30)
     /// When it went back to the pool (for the idle timeout).
     package var idleSince = NIODeadline.now()
 
     /// - Parameter tls: whether a TLS handler sits before this one.
     package init(pool: UpstreamConnectionPool, tls: Bool) {
         self.pool = pool
-        secured = !tls
+        link = UpstreamLink(tls: tls, connectTimeout: pool.settings.connectTimeout, now: Self.now)
     }
+
+    private static var now: MeshInstant { MeshInstant(nanoseconds: Int64(NIODeadline.now().uptimeNanoseconds)) }
 
     package var isActive: Bool { channel?.isActive ?? false }
     package var isWritable: Bool { channel?.isWritable ?? false }
@@ -75,31 +68,23 @@ package final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHa
     /// Starts an exchange: writes the head (flushed with the first body part or the end).
     package func start(_ head: EncodedRequestHead, sink: any UpstreamResponseSink, timeout: Duration) {
         self.sink = sink
-        requestWritten = false
-        requestEnded = false
-        responseEnded = false
-        self.timeout = timeout
-        deadline = .now() + .nanoseconds(timeout.nanoseconds)
+        let context = self.context
+        link.start(head, timeout: timeout, now: Self.now) { context?.write(NIOAny($0), promise: nil) }
         armTimer()
-        write(.head(head.bytes, head.kind))
     }
 
-    /// Writes a body part; it leaves with the next ``flush()`` or ``sendEnd()``. An upload that
-    /// keeps moving keeps the exchange alive: the response timeout counts from the last progress in
-    /// either direction, so a slow but steady upload is not cut.
+    /// Writes a body part; it leaves with the next ``flush()`` or ``sendEnd()``.
     package func sendBody(_ chunk: ByteBuffer) {
-        deadline = .now() + .nanoseconds(timeout.nanoseconds)
-        write(.body(chunk))
+        let context = self.context
+        link.send(.body(chunk), now: Self.now) { context?.write(NIOAny($0), promise: nil) }
     }
 
     package func flush() { context?.flush() }
 
     package func sendEnd() {
-        requestEnded = true
-        deadline = .now() + .nanoseconds(timeout.nanoseconds)
-        write(.end)
+        let context = self.context
+        link.send(.end, now: Self.now) { context?.write(NIOAny($0), promise: nil) }
         context?.flush()
-        if responseEnded { complete() }
     }
 
     /// The downstream cannot take more: stop reading the response until ``resumeReading()``.
@@ -118,14 +103,8 @@ package final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHa
     /// connection is closed, since the peer may still be reading or writing a message.
     package func abandon() {
         sink = nil
-        reusable = false
+        link.abandon()
         channel?.close(promise: nil)
-    }
-
-    private func write(_ part: UpstreamRequestPart) {
-        guard let context else { return }
-        requestWritten = true
-        codec.encode(part, allocator: context.channel.allocator) { context.write(NIOAny($0), promise: nil) }
     }
 
     // MARK: Channel events
@@ -133,10 +112,16 @@ package final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHa
     package func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         channel = context.channel
+        if context.channel.isActive { link.connected(now: Self.now) }
     }
 
     package func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
+    }
+
+    package func channelActive(context: ChannelHandlerContext) {
+        link.connected(now: Self.now)
+        context.fireChannelActive()
     }
 
     package func read(context: ChannelHandlerContext) {
@@ -148,38 +133,37 @@ package final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHa
     }
 
     package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        codec.received(unwrapInboundIn(data))
-        do {
-            while let part = try codec.nextPart() { received(part) }
-        } catch {
-            errorCaught(context: context, error: error)
-        }
+        link.received(unwrapInboundIn(data))
+        let now = Self.now
+        while let event = link.next(now: now) { handle(event) }
     }
 
-    /// One part of the answer: handed to the sink (bytes of an exchange already given up are dropped).
-    private func received(_ part: UpstreamResponsePart) {
+    /// One event of the exchange: handed to the sink (bytes of an exchange already given up are
+    /// never read); at its end the connection goes back to the pool or is closed.
+    private func handle(_ event: UpstreamLinkEvent) {
         guard let sink else { return }
-        switch part {
+        switch event {
         case .head(let head):
-            if !head.scan.keepAlive { reusable = false }
-            deadline = .now() + .nanoseconds(timeout.nanoseconds)
             sink.upstreamHead(head)
         case .body(let chunk):
-            deadline = .now() + .nanoseconds(timeout.nanoseconds)
             sink.upstreamBody(chunk)
-        case .end:
-            responseEnded = true
-            // An answer before the whole request was sent (an early 413, say): the peer's reading
-            // state is unknown, so the connection is not reused.
-            if !requestEnded { reusable = false }
-            // Bytes after the answer must never become the next request's answer.
-            if !codec.reusableAfterAnswer { reusable = false }
-            complete()
+        case .end(let reuse):
+            self.sink = nil
+            if reuse, let pool {
+                pool.release(self)
+            } else {
+                channel?.close(promise: nil)
+            }
+            sink.upstreamEnd()
+        case .failed(let error, let requestSent):
+            self.sink = nil
+            channel?.close(promise: nil)
+            sink.upstreamFailed(error, requestSent: requestSent)
         }
     }
 
     package func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if case .handshakeCompleted = event as? TLSUserEvent { secured = true }
+        if case .handshakeCompleted = event as? TLSUserEvent { link.handshakeCompleted() }
         context.fireUserInboundEventTriggered(event)
     }
 
@@ -194,59 +178,33 @@ package final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHa
     }
 
     package func channelInactive(context: ChannelHandlerContext) {
-        // The close ends a body delimited by it.
-        if let end = codec.endOfStream() { received(end) }
         timer?.cancel()
         timer = nil
         pool?.forget(self)
-        fail(TransportError(.reset, "the upstream closed the connection"))
+        // The close ends a body delimited by it; anything else unfinished failed.
+        if let event = link.peerClosed() { handle(event) }
         context.fireChannelInactive()
     }
 
     package func errorCaught(context: ChannelHandlerContext, error: any Error) {
         let tls = error is NIOSSLError || error is NIOSSLExtraError || error is BoringSSLError
-        fail(TransportError(tls ? .tls : .protocolViolation, "\(error)"))
-        reusable = false
+        if let event = link.failed(TransportError(tls ? .tls : .protocolViolation, "\(error)")) { handle(event) }
         context.close(promise: nil)
     }
 
-    private func complete() {
-        guard let sink, responseEnded, requestEnded || !reusable else { return }
-        self.sink = nil
-        deadline = nil
-        if reusable, let pool {
-            pool.release(self)
-        } else {
-            channel?.close(promise: nil)
-        }
-        sink.upstreamEnd()
-    }
-
-    private func fail(_ error: TransportError) {
-        guard let sink else { return }
-        self.sink = nil
-        deadline = nil
-        reusable = false
-        // Whether any request byte may have left, whatever the error's kind: a TLS error after the
-        // handshake (a peer that read the request and closed without close_notify) is no proof
-        // that the request went unread, so it counts as sent.
-        sink.upstreamFailed(error, requestSent: requestWritten && secured)
-    }
-
-    // MARK: Response timeout
+    // MARK: The link's deadline
 
     private func armTimer() {
-        guard timer == nil, let deadline, let context else { return }
+        guard timer == nil, let deadline = link.deadline, let context else { return }
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        timer = context.eventLoop.scheduleTask(deadline: deadline) { loopBound.value.timerFired() }
+        timer = context.eventLoop.scheduleTask(deadline: .uptimeNanoseconds(UInt64(max(0, deadline.nanoseconds)))) { loopBound.value.timerFired() }
     }
 
     private func timerFired() {
         timer = nil
-        guard let deadline, sink != nil else { return }
-        if deadline <= .now() {
-            fail(TransportError(.responseTimeout, "no answer (or a pause in it) for \(timeout)"))
-            channel?.close(promise: nil)
+        guard sink != nil else { return }
+        if let event = link.deadlinePassed(now: Self.now) {
+            handle(event)
         } else {
             armTimer()
         }
