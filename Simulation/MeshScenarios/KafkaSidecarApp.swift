@@ -1,30 +1,16 @@
 import Foundation
+import HTTPSidecarEngines
 import KafkaSidecar
 import MeshCore
 import MeshSimulator
 
-/// The datagram protocol between a simulated sidecar and its app (on ``port``): the push bodies and
-/// answers are the real JSON of ``PushCodec``; the frame adds a kind byte and an id.
-enum SidecarAppWire {
+/// Where the simulated app listens for the sidecar's pushes and readiness probes: plain HTTP/1.1,
+/// the bytes production sends (``PushRequest``, ``FetchURL/requestHead(method:target:fields:bodyLength:)``).
+enum SidecarAppHTTP {
     static let port = 8080
-    static let push: UInt8 = 0x50, answer: UInt8 = 0x41, probe: UInt8 = 0x52, ready: UInt8 = 0x59
-
-    static func frame(_ kind: UInt8, _ id: UInt64, status: UInt16? = nil, _ body: [UInt8] = []) -> [UInt8] {
-        var out: [UInt8] = [kind]
-        out.reserveCapacity(11 + body.count)
-        for shift in stride(from: 56, through: 0, by: -8) { out.append(UInt8(truncatingIfNeeded: id >> UInt64(shift))) }
-        if let status { out.append(UInt8(status >> 8)); out.append(UInt8(status & 0xFF)) }
-        out += body
-        return out
-    }
-
-    static func parse(_ bytes: [UInt8], hasStatus: Bool) -> (kind: UInt8, id: UInt64, status: Int, body: ArraySlice<UInt8>)? {
-        guard bytes.count >= 9 + (hasStatus ? 2 : 0) else { return nil }
-        var id: UInt64 = 0
-        for i in 1...8 { id = id << 8 | UInt64(bytes[i]) }
-        let status = hasStatus ? Int(bytes[9]) << 8 | Int(bytes[10]) : 0
-        return (bytes[0], id, status, bytes[(hasStatus ? 11 : 9)...])
-    }
+    /// The subscription's app URL and ready path, as a user would configure them.
+    static let url = FetchURL("http://app:8080/records")!
+    static let readyPath = "/ready"
 }
 
 /// What the simulated apps saw and decided: the independent history the sidecar checker judges by.
@@ -68,9 +54,10 @@ enum SidecarAppFate: Equatable {
     }
 }
 
-/// The app behind a simulated sidecar: answers pushes with each record's fate after a service time,
-/// and readiness probes while it is up. Buggify makes it slow, answer 500, answer garbage, or
-/// leave statuses out.
+/// The app behind a simulated sidecar, an HTTP/1.1 server: reads each request with the product's
+/// framing scanner, answers `POST /records` (a push) with each record's fate after a service time,
+/// and `GET /ready` with 200 while it is ready (503 when not). Buggify makes it slow, answer 500,
+/// answer garbage, leave statuses out, or turn unready for a while.
 final class KafkaSidecarApp: SimProcess {
     static let slow = FaultSite("kafka.app.slow")
     static let error = FaultSite("kafka.app.error")
@@ -81,7 +68,9 @@ final class KafkaSidecarApp: SimProcess {
     private let ledger: SidecarAppLedger
     private let faults: any FaultInjector
     private let ordering: RecordOrdering
-    private var pending: [UInt64: (to: HostID, frame: [UInt8])] = [:]
+    /// Per open connection: its requests, read with the product's scanner.
+    private var open: [StreamID: SimHTTP1.RequestReader] = [:]
+    private var pending: [UInt64: (stream: StreamID, answer: [UInt8])] = [:]
     private var unreadyUntil = MeshInstant.zero
 
     init(ledger: SidecarAppLedger, faults: any FaultInjector, ordering: RecordOrdering) {
@@ -90,27 +79,59 @@ final class KafkaSidecarApp: SimProcess {
         self.ordering = ordering
     }
 
-    func start(on host: SimHost) { host.listen(port: SidecarAppWire.port) }
+    func start(on host: SimHost) { host.listen(port: SidecarAppHTTP.port) }
 
     func receive(_ event: NetEvent, on host: SimHost) {
-        guard case .datagram(let from, _, let payload) = event, let first = payload.first else { return }
-        if first == SidecarAppWire.probe, let f = SidecarAppWire.parse(payload, hasStatus: false) {
-            if faults.fires(Self.unready) { unreadyUntil = host.now + .milliseconds(300) }
-            let ready: UInt16 = host.now >= unreadyUntil ? 1 : 0
-            host.send(to: from, port: SidecarAppWire.port, SidecarAppWire.frame(SidecarAppWire.ready, f.id, status: ready))
-            return
+        switch event {
+        case .accepted(let s, _, _):
+            open[s] = SimHTTP1.RequestReader()
+        case .closed(let s), .reset(let s):
+            open[s] = nil
+            host.close(s)
+        case .data(let s, let bytes):
+            guard var reader = open[s] else { return }
+            reader.append(bytes)
+            while true {
+                switch reader.next() {
+                case .needMore:
+                    open[s] = reader
+                    return
+                case .invalid(let v):
+                    host.simulation.violation("kafka-sidecar.push-wellformed", "the app could not read the sidecar's request: \(v)", host: host.id)
+                    open[s] = nil
+                    return host.close(s)
+                case .request:
+                    request(reader, on: s, host)
+                }
+            }
+        default:
+            break
         }
-        guard first == SidecarAppWire.push, let f = SidecarAppWire.parse(payload, hasStatus: false) else { return }
-        let answer = handle(Array(f.body), host)
+    }
+
+    private func request(_ reader: SimHTTP1.RequestReader, on s: StreamID, _ host: SimHost) {
+        let json = [("content-type", "application/json")]
+        if reader.target == SidecarAppHTTP.readyPath {
+            if faults.fires(Self.unready) { unreadyUntil = host.now + .milliseconds(300) }
+            return host.write(s, SimHTTP1.response(status: host.now >= unreadyUntil ? 200 : 503, fields: []))
+        }
+        guard "\(reader.head.method.name)" == "POST", reader.target == SidecarAppHTTP.url.target,
+              reader.field("content-type") == "application/json", reader.field("traceparent") != nil else {
+            host.simulation.violation("kafka-sidecar.push-wellformed",
+                                      "the app got \(reader.head.method.name) \(reader.target) without the push's fields: \(String(decoding: reader.headBytes, as: UTF8.self).debugDescription)",
+                                      host: host.id)
+            return host.write(s, SimHTTP1.response(status: 400, fields: []))
+        }
+        let answer = handle(reader.body, host)
         var service = 500_000.0 + host.random.nextExponential(mean: 2_000_000)
         if faults.fires(Self.slow) { service *= 100 }
         let token = host.setTimer(after: .nanoseconds(Int64(service)))
-        pending[token.rawValue] = (from, SidecarAppWire.frame(SidecarAppWire.answer, f.id, status: answer.status, answer.body))
+        pending[token.rawValue] = (s, SimHTTP1.response(status: Int(answer.status), fields: json, body: String(decoding: answer.body, as: UTF8.self)))
     }
 
     func timerFired(_ token: TimerToken, on host: SimHost) {
-        guard let reply = pending.removeValue(forKey: token.rawValue) else { return }
-        host.send(to: reply.to, port: SidecarAppWire.port, reply.frame)
+        guard let reply = pending.removeValue(forKey: token.rawValue), open[reply.stream] != nil else { return }
+        host.write(reply.stream, reply.answer)
     }
 
     /// A record as a push carried it.

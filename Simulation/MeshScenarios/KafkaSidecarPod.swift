@@ -1,10 +1,12 @@
+import HTTPSidecarEngines
 import KafkaSidecar
 import MeshCore
 import MeshSimulator
 import SimKafka
 
 /// The Kafka sidecar in the simulator: the production ``ReactiveConsumer`` engine driven by a
-/// `SimKafka` group consumer and producer, pushing to its app over the simulated network. Like the
+/// `SimKafka` group consumer and producer, pushing to its app over simulated HTTP/1.1 connections
+/// (``SimFetcher``: the production link and request head, the production ``PushRequest``). Like the
 /// NIO driver it only moves events and actions; every decision is the engine's.
 final class KafkaSidecarPod: SimProcess {
     static let group = "sidecar"
@@ -19,9 +21,11 @@ final class KafkaSidecarPod: SimProcess {
     private var timers: [UInt64: ReactiveConsumer.Timer] = [:]
     private var releases: [UInt64: @Sendable ([PartitionOffset]) -> Void] = [:]
     private var nextRevocation: UInt64 = 1
-    private var nextProbe: UInt64 = 1
-    /// Set while polling waits for room in the buffer.
-    private var pollTimer: TimerToken?
+    /// The pod's HTTP client to its app; the link's timeout is the push timeout and a second, as
+    /// the NIO driver's fetcher has it.
+    private let fetcher: SimFetcher
+    /// Set while the next poll waits (the buffer is full), with how many records it may take.
+    private var pollTimer: (token: TimerToken, maxRecords: Int)?
     private weak var host: SimHost?
 
     init(kafka: SimKafkaCluster, config: KafkaWorkloadConfig, engineConfig: ReactiveConsumerConfig, app: @escaping () -> HostID?) {
@@ -29,10 +33,13 @@ final class KafkaSidecarPod: SimProcess {
         self.config = config
         self.engineConfig = engineConfig
         self.app = app
+        fetcher = SimFetcher(url: SidecarAppHTTP.url, port: SidecarAppHTTP.port, timeout: engineConfig.pushTimeout + .seconds(1),
+                             maxIdle: engineConfig.maxConcurrentPushes)
     }
 
     func start(on host: SimHost) {
         self.host = host
+        fetcher.reset()
         engine = ReactiveConsumer(config: engineConfig, random: SeededRandom(seed: host.random.next()),
                                   epochMillis: { 1_700_000_000_000 + $0.nanoseconds / 1_000_000 }, faults: host.simulation.faults)
         var cc = KafkaConsumerConfig(groupId: Self.group)
@@ -56,7 +63,6 @@ final class KafkaSidecarPod: SimProcess {
         }
         try? consumer?.subscribe([config.topic])
         apply(.started)
-        poll(host)
     }
 
     /// Feeds one event to the engine and carries out its actions.
@@ -78,12 +84,25 @@ final class KafkaSidecarPod: SimProcess {
         case .push(let batch):
             guard let app = app() else { return }
             var random = host.random
-            let trace = PushCodec.traceparent(for: batch, random: &random)
+            let push = PushRequest(batch, jsonValues: engineConfig.jsonValues, random: &random)
             host.random = random
-            host.log("sidecar.push", Int64(batch.id), Int64(batch.entries.count), "\(batch.topicPartition) \(batch.entries.first!.record.offset)... \(trace)")
-            host.send(to: app, port: SidecarAppWire.port, SidecarAppWire.frame(SidecarAppWire.push, batch.id, PushCodec.encode(batch, jsonValues: engineConfig.jsonValues)))
+            host.log("sidecar.push", Int64(batch.id), Int64(batch.entries.count),
+                     "\(batch.topicPartition) \(batch.entries.first!.record.offset)... \(push.fields.last?.1 ?? "")")
+            let id = batch.id
+            fetcher.send(.POST, fetcher.url.target, fields: push.fields, body: push.body, to: app, on: host) { result in
+                switch result {
+                case .success(let answer):
+                    let decoded = PushCodec.decode(status: answer.status, body: answer.body)
+                    if case .failed = decoded { host.simulation.coverage.hit("kafka-sidecar.push-failed") }
+                    deliver(.pushAnswered(batch: id, decoded))
+                case .failure(let error):
+                    host.simulation.coverage.hit("kafka-sidecar.push-failed")
+                    deliver(.pushAnswered(batch: id, .failed(reason: "push failed: \(error)")))
+                }
+            }
         case .abandonPush:
-            break  // datagrams cannot be cancelled; a late answer is ignored by the engine
+            // As in NIO: the engine ignores a late answer; the link's timeout closes a silent exchange.
+            break
         case .pause(let tps):
             host.simulation.coverage.hit("kafka-sidecar.pause")
             consumer?.pause(tps)
@@ -102,58 +121,42 @@ final class KafkaSidecarPod: SimProcess {
             releases.removeValue(forKey: id)?(offsets)
         case .armTimer(let timer, let delay):
             timers[host.setTimer(after: delay).rawValue] = timer
+        case .poll(let maxRecords, let after):
+            if after == .zero {
+                poll(maxRecords: maxRecords, host)
+            } else {
+                pollTimer = (host.setTimer(after: after), maxRecords)
+            }
         case .probeApp:
             guard let app = app() else { return }
-            host.send(to: app, port: SidecarAppWire.port, SidecarAppWire.frame(SidecarAppWire.probe, nextProbe))
-            nextProbe += 1
+            fetcher.send(.GET, SidecarAppHTTP.readyPath, fields: [], body: [], to: app, on: host) { result in
+                if case .success(let answer) = result { deliver(.appReadiness(ready: PushRequest.isReady(status: answer.status))) } else { deliver(.appReadiness(ready: false)) }
+            }
         }
     }
 
-    private func poll(_ host: SimHost) {
+    /// One poll, as the engine asked; what it returns goes back to the engine, which asks for the next.
+    private func poll(maxRecords: Int, _ host: SimHost) {
         guard let consumer else { return }
         let incarnation = host.incarnation
         let me = SimThreadBound((self, host))
-        consumer.poll(maxRecords: engine.nextPoll.maxRecords, timeout: .milliseconds(100)) { events in
+        consumer.poll(maxRecords: maxRecords, timeout: .milliseconds(100)) { events in
             let (pod, host) = me.value
             guard host.isUp, host.incarnation == incarnation else { return }
             host.log("sidecar.polled", Int64(events.count), pod.engine.appReady ? 1 : 0, "\(events.map { e -> String in if case .records(let r) = e { "records \(r.count)" } else { "\(e)" } })")
-            for event in events {
-                switch event {
-                case .assigned(let tps): pod.apply(.assigned(tps))
-                case .revoked(let tps): pod.apply(.revoked(tps))
-                case .lost(let tps): pod.apply(.lost(tps))
-                case .records(let records): pod.apply(.records(records))
-                case .error: break
-                }
-            }
-            let next = pod.engine.nextPoll
-            if next.after == .zero {
-                pod.poll(host)
-            } else {
-                pod.pollTimer = host.setTimer(after: next.after)
-            }
+            pod.apply(.polled(events))
         }
     }
 
     func receive(_ event: NetEvent, on host: SimHost) {
-        guard case .datagram(_, _, let payload) = event, let kind = payload.first,
-              let f = SidecarAppWire.parse(payload, hasStatus: true) else { return }
-        switch kind {
-        case SidecarAppWire.answer:
-            let answer = PushCodec.decode(status: f.status, body: Array(f.body))
-            if case .failed = answer { host.simulation.coverage.hit("kafka-sidecar.push-failed") }
-            apply(.pushAnswered(batch: f.id, answer))
-        case SidecarAppWire.ready:
-            apply(.appReadiness(ready: f.status == 1))
-        default:
-            break
-        }
+        _ = fetcher.receive(event, on: host)
     }
 
     func timerFired(_ token: TimerToken, on host: SimHost) {
-        if token == pollTimer {
+        if fetcher.timerFired(token, on: host) { return }
+        if let (t, maxRecords) = pollTimer, t == token {
             pollTimer = nil
-            return poll(host)
+            return poll(maxRecords: maxRecords, host)
         }
         guard let timer = timers.removeValue(forKey: token.rawValue) else { return }
         apply(.timerFired(timer))

@@ -28,10 +28,7 @@ public final class HTTPFetcher: Sendable {
     /// One request to `target` on the origin; the whole response, or a `TransportError`.
     package func fetch(method: HTTPMethod, target: String, headers: [(String, String)], body: ByteBuffer?, on loop: (any EventLoop)? = nil) -> EventLoopFuture<AppResponse> {
         let loop = loop ?? group.next()
-        var head = HTTPRequestHead(version: .http1_1, method: method, uri: target)
-        head.headers.add(name: "host", value: origin.port == (origin.secure ? 443 : 80) ? origin.host : "\(origin.host):\(origin.port)")
-        for (name, value) in headers { head.headers.add(name: name, value: value) }
-        head.headers.add(name: "content-length", value: String(body?.readableBytes ?? 0))
+        let head = origin.requestHead(method: method, target: target, fields: headers, bodyLength: body?.readableBytes ?? 0)
         let pools = self.pools, address = self.address, host = origin.host, request = head
         return loop.flatSubmit { pools.pool(for: loop, target: address, host: host).send(request, body: body) }
     }

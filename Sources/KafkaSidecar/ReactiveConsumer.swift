@@ -22,6 +22,9 @@ public final class ReactiveConsumer {
         case revoked([TopicPartition])
         case lost([TopicPartition])
         case records([ConsumerRecord])
+        /// What a poll asked for by ``Action/poll(maxRecords:after:)`` returned: each event is taken
+        /// in order (errors are the driver's to log), then the next poll is asked for.
+        case polled([ConsumerEvent])
         /// The app answered push `batch` (or the push failed).
         case pushAnswered(batch: UInt64, PushAnswer)
         case deadLetterWritten(ticket: UInt64, Result<RecordMetadata, KafkaError>)
@@ -49,6 +52,11 @@ public final class ReactiveConsumer {
         case armTimer(Timer, after: Duration)
         /// Probe the app's readiness; answer with ``Event/appReadiness(ready:)``.
         case probeApp
+        /// Poll the consumer for at most `maxRecords`, after waiting `after` (zero: at once); answer
+        /// with ``Event/polled(_:)``. The loop is the engine's: it asks for the first poll when
+        /// started and the next one with every answer, as many records as the buffer has room for
+        /// (one, slowly, when it is full: rebalances are served inside polls).
+        case poll(maxRecords: Int, after: Duration)
     }
 
     /// The engine's timers.
@@ -155,6 +163,18 @@ public final class ReactiveConsumer {
             probeOutstanding = true
             actions.append(.probeApp)
             actions.append(.armTimer(.readinessProbe, after: config.readinessInterval))
+            actions.append(.poll(maxRecords: nextPoll.maxRecords, after: nextPoll.after))
+        case .polled(let events):
+            for event in events {
+                switch event {
+                case .assigned(let tps): actions += handle(.assigned(tps), now: now)
+                case .revoked(let tps): actions += handle(.revoked(tps), now: now)
+                case .lost(let tps): actions += handle(.lost(tps), now: now)
+                case .records(let records): actions += handle(.records(records), now: now)
+                case .error: break
+                }
+            }
+            actions.append(.poll(maxRecords: nextPoll.maxRecords, after: nextPoll.after))
         case .assigned(let tps):
             for tp in tps where partitions[tp] == nil {
                 partitions[tp] = PartitionLedger(epoch: nextEpoch)

@@ -71,10 +71,7 @@ public final class ReactiveDriver: @unchecked Sendable {
             }
         }
         try consumer.subscribe(subscription.topics)
-        loop.execute { [self] in
-            apply(.started)
-            poll()
-        }
+        loop.execute { [self] in apply(.started) }
     }
 
     /// Stops polling and leaves the group: the before-revoke step lets answers in flight finish (up
@@ -92,29 +89,20 @@ public final class ReactiveDriver: @unchecked Sendable {
 
     // MARK: driving
 
-    private func poll() {
+    /// One poll, as the engine asked; what it returns goes back to the engine, which asks for the next.
+    private func poll(maxRecords: Int) {
         guard !stopping else { return }
-        consumer.poll(maxRecords: engine.nextPoll.maxRecords, timeout: .milliseconds(100)) { [self] events in
+        consumer.poll(maxRecords: maxRecords, timeout: .milliseconds(100)) { [self] events in
             loop.execute { [self] in
                 for event in events {
                     switch event {
-                    case .assigned(let tps):
-                        logger.info("assigned \(tps)")
-                        apply(.assigned(tps))
-                    case .revoked(let tps): apply(.revoked(tps))
-                    case .lost(let tps):
-                        logger.warning("lost \(tps) (session expired or fenced); their next owner starts from the last commit")
-                        apply(.lost(tps))
-                    case .records(let records): apply(.records(records))
+                    case .assigned(let tps): logger.info("assigned \(tps)")
+                    case .lost(let tps): logger.warning("lost \(tps) (session expired or fenced); their next owner starts from the last commit")
                     case .error(let e): logger.notice("consumer: \(e)")
+                    case .revoked, .records: break
                     }
                 }
-                let next = engine.nextPoll
-                if next.after == .zero {
-                    poll()
-                } else {
-                    loop.scheduleTask(in: .nanoseconds(next.after.nanoseconds)) { [self] in poll() }
-                }
+                apply(.polled(events))
             }
         }
     }
@@ -128,9 +116,8 @@ public final class ReactiveDriver: @unchecked Sendable {
     private func perform(_ action: ReactiveConsumer.Action) {
         switch action {
         case .push(let batch):
-            let body = PushCodec.encode(batch, jsonValues: subscription.engine.jsonValues)
-            let headers = [("content-type", "application/json"), ("traceparent", PushCodec.traceparent(for: batch, random: &random))]
-            fetcher.call(method: .POST, target: app.target, headers: headers, body: ByteBuffer(bytes: body), on: loop).whenComplete { [self] result in
+            let push = PushRequest(batch, jsonValues: subscription.engine.jsonValues, random: &random)
+            fetcher.call(method: .POST, target: app.target, headers: push.fields, body: ByteBuffer(bytes: push.body), on: loop).whenComplete { [self] result in
                 switch result {
                 case .success(let r): apply(.pushAnswered(batch: batch.id, PushCodec.decode(status: r.status, body: Array(buffer: r.body))))
                 case .failure(let e): apply(.pushAnswered(batch: batch.id, .failed(reason: "push failed: \(e)")))
@@ -159,6 +146,12 @@ public final class ReactiveDriver: @unchecked Sendable {
             loop.scheduleTask(in: .nanoseconds(delay.nanoseconds)) { [self] in apply(.timerFired(timer)) }
         case .probeApp:
             probe()
+        case .poll(let maxRecords, let after):
+            if after == .zero {
+                poll(maxRecords: maxRecords)
+            } else {
+                loop.scheduleTask(in: .nanoseconds(after.nanoseconds)) { [self] in poll(maxRecords: maxRecords) }
+            }
         }
     }
 
@@ -166,7 +159,7 @@ public final class ReactiveDriver: @unchecked Sendable {
     private func probe() {
         if let path = subscription.readyPath {
             fetcher.call(method: .GET, target: path, headers: [], body: nil, on: loop).whenComplete { [self] result in
-                if case .success(let r) = result { apply(.appReadiness(ready: r.status < 400)) } else { apply(.appReadiness(ready: false)) }
+                if case .success(let r) = result { apply(.appReadiness(ready: PushRequest.isReady(status: r.status))) } else { apply(.appReadiness(ready: false)) }
             }
             return
         }
