@@ -72,7 +72,7 @@ extension EgressConnection {
                 let seconds = exchange.map { (io.now - $0.started).seconds } ?? 0
                 endRequest()
                 io.finished(status: refusal.status, seconds: seconds, service: fwd.service, noEndpoint: refusal.code == "no_healthy_endpoint")
-                fail(HTTPResponseStatus(statusCode: refusal.status), refusal.code, refusal.message, close: !fwd.keepAlive)
+                refuse(ErrorResponse(status: HTTPResponseStatus(statusCode: refusal.status), code: refusal.code, message: refusal.message), close: !fwd.keepAlive)
             }
         }
     }

@@ -106,7 +106,7 @@ public final class EgressConnection<IO: EgressConnectionIO> {
         cancelRequest()
         state = .closing
         guard let refusal = ProtocolErrors.response(for: error), !started else { return io.closeClient(afterWrites: false) }
-        respond(refusal.status, [("content-type", "application/json")], refusal.body(allocator: allocator), close: true, method: .GET)
+        writeOwnAnswer(refusal.status, refusal.headers + [("content-type", "application/json")], refusal.body(allocator: allocator), close: true, method: .GET)
     }
 
     /// Bytes the app sent: each request part in them is handled in order (or queued).
@@ -170,32 +170,24 @@ public final class EgressConnection<IO: EgressConnectionIO> {
         switch (part, state) {
         case (.head(let head), .idle):
             limits = io.currentLimits()
-            if head.fieldCount > limits.maxHeaders {
-                return fail(.requestHeaderFieldsTooLarge, "too_many_headers", "more than \(limits.maxHeaders) header fields", close: true)
-            }
-            let framing: RequestFraming
-            switch RequestFraming.of(method: head.method.text, contentLength: head.values("content-length"),
-                                     transferEncoding: head.values("transfer-encoding")) {
-            case .success(let f): framing = f
-            case .failure(let problem): return fail(.badRequest, problem.code, "\(problem)", close: true)
-            }
-            let target: RequestTarget
-            switch RequestTarget.normalize(head.target, escaped: limits.escapedSeparators) {
-            case .success(let t): target = t
-            case .failure(let problem): return fail(.badRequest, "bad_path", "\(problem)", close: true)
+            // The same head checks as ingress (``RequestHeadCheck``).
+            let framing: RequestFraming, target: RequestTarget
+            switch RequestHeadCheck.check(head, maxHeaders: limits.maxHeaders, escaped: limits.escapedSeparators) {
+            case .success(let passed): (framing, target) = (passed.framing, passed.target)
+            case .failure(let refusal): return refuse(refusal, close: true)
             }
             let routing: EgressRouting
             switch io.route(head, path: target.path) {
             case .success(let r): routing = r
-            case .failure(let e): return fail(e.status, e.code, e.message, close: framing.hasBody || !head.scan.keepAlive)
+            case .failure(let e): return refuse(e, close: framing.hasBody || !head.scan.keepAlive)
             }
             if case .length(let length) = framing, length > limits.maxBodyBytes {
-                return fail(.payloadTooLarge, "body_too_large", "the request body exceeds \(limits.maxBodyBytes) bytes", close: true)
+                return refuse(ErrorResponse(status: .payloadTooLarge, code: "body_too_large", message: "the request body exceeds \(limits.maxBodyBytes) bytes"), close: true)
             }
             state = .reading(head, allocator.buffer(capacity: 0), routing, target: target)
         case (.body(var chunk), .reading(let head, var body, let routing, let target)):
             guard body.readableBytes + chunk.readableBytes <= limits.maxBodyBytes else {
-                return fail(.payloadTooLarge, "body_too_large", "the request body exceeds \(limits.maxBodyBytes) bytes", close: true)
+                return refuse(ErrorResponse(status: .payloadTooLarge, code: "body_too_large", message: "the request body exceeds \(limits.maxBodyBytes) bytes"), close: true)
             }
             state = .idle  // keeps `body` uniquely referenced while it grows
             body.writeBuffer(&chunk)
@@ -210,13 +202,15 @@ public final class EgressConnection<IO: EgressConnectionIO> {
 
     // MARK: Answers of the sidecar's own
 
-    func fail(_ status: HTTPResponseStatus, _ code: String, _ message: String, close: Bool) {
-        let body = ErrorResponse(status: status, code: code, message: message).body(allocator: allocator)
-        respond(status, [("content-type", "application/json")], body, close: close, method: .GET)
+    /// Refuses the request with an error of the sidecar's own (nothing reaches an upstream).
+    func refuse(_ error: ErrorResponse, close: Bool) {
+        writeOwnAnswer(error.status, error.headers + [("content-type", "application/json")], error.body(allocator: allocator), close: close, method: .GET)
         answered(close: close)
     }
 
-    func respond(_ status: HTTPResponseStatus, _ headers: [(String, String)], _ body: ByteBuffer, close: Bool, method: HTTPMethod) {
+    /// Writes one whole answer of the sidecar's own and flushes; closes after it when `close`.
+    /// (Ingress has the same writer, by the same name.)
+    func writeOwnAnswer(_ status: HTTPResponseStatus, _ headers: [(String, String)], _ body: ByteBuffer, close: Bool, method: HTTPMethod) {
         for part in ResponseWriter.parts(status: status, headers: headers, body: body, close: close, method: method) {
             codec.encode(part, allocator: allocator) { io.writeToClient($0) }
         }

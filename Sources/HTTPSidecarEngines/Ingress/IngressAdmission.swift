@@ -96,36 +96,16 @@ public enum IngressAdmission {
         // A correlation id is echoed in the answer: only a plain one is taken from the client.
         let correlation = head.first("x-correlation-id").flatMap { HeaderValue.isPlainId($0) ? $0 : nil } ?? newCorrelationId(&random)
         var responseHeaders = [("x-correlation-id", correlation)]
-        // The checks that decide whether the head can be relayed at all, before any work on it.
-        if head.fieldCount > config.maxHeaders {
-            return .refuse(ErrorResponse(status: .requestHeaderFieldsTooLarge, code: "too_many_headers",
-                                         message: "more than \(config.maxHeaders) header fields", headers: responseHeaders), close: true)
-        }
-        // The framing is decided again from the fields, not taken from the scanner: a scanner bug
-        // alone cannot send the app a body under other framing than the one it is relayed with.
-        let framing: RequestFraming
-        switch RequestFraming.of(method: head.method.text, contentLength: head.values("content-length"),
-                                 transferEncoding: head.values("transfer-encoding")) {
-        case .success(let f): framing = f
-        case .failure(let problem):
-            return .refuse(ErrorResponse(status: .badRequest, code: problem.code, message: "\(problem)", headers: responseHeaders), close: true)
+        // The checks that decide whether the head can be relayed at all, before any work on it
+        // (the same for egress: ``RequestHeadCheck``).
+        let framing: RequestFraming, target: RequestTarget
+        switch RequestHeadCheck.check(head, maxHeaders: config.maxHeaders, escaped: config.escapedSeparators, parameters: config.pathParameters) {
+        case .success(let passed): (framing, target) = (passed.framing, passed.target)
+        case .failure(var refusal):
+            refusal.headers += responseHeaders
+            return .refuse(refusal, close: true)
         }
         let closeAfter = framing.hasBody || !keepAlive
-        let target: RequestTarget
-        switch RequestTarget.normalize(head.target, escaped: config.escapedSeparators, parameters: config.pathParameters) {
-        case .success(let t) where t.path != "*" || head.method == .options: target = t
-        case .success:
-            return .refuse(ErrorResponse(status: .badRequest, code: "bad_path", message: "* is a target for OPTIONS only",
-                                         headers: responseHeaders), close: true)
-        case .failure(let problem):
-            return .refuse(ErrorResponse(status: .badRequest, code: "bad_path", message: "\(problem)", headers: responseHeaders), close: true)
-        }
-        // A protocol switch (WebSocket) is not relayed: a clear 501 rather than an answer the client
-        // cannot use. `h2c` alone is an offer a server may ignore, so that request goes on in HTTP/1.1.
-        if head.scan.asksUpgrade, let wanted = unsupportedUpgrade(head.values("upgrade")) {
-            return .refuse(ErrorResponse(status: .notImplemented, code: "upgrade_not_supported",
-                                         message: "the sidecar does not relay a switch to \(wanted)", headers: responseHeaders), close: true)
-        }
         // One credential: with two, the sidecar would verify one and the app might read the other.
         if head.values("authorization").count > 1 {
             return .refuse(ErrorResponse(status: .badRequest, code: "duplicate_authorization", message: "more than one Authorization field",
@@ -184,17 +164,6 @@ public enum IngressAdmission {
                                needsJWT: rest.first == .jwt && config.jwt != nil, keepAlive: keepAlive, framing: framing))
     }
 
-    /// The first protocol in `Upgrade` values other than `h2c` (which a server may ignore), if any.
-    static func unsupportedUpgrade(_ values: [String]) -> String? {
-        for value in values {
-            for token in value.split(separator: ",") {
-                let name = token.trimmingCharacters(in: .whitespaces)
-                if name.isEmpty || name.lowercased() == "h2c" { continue }
-                return String(name.prefix(40))
-            }
-        }
-        return nil
-    }
 
     /// The request as the app sees it: the normalized target, explicit framing matching the bytes
     /// that follow, hop-by-hop headers gone, forwarding, correlation and trace headers set, the

@@ -95,7 +95,7 @@ extension IngressConnection {
             io.closeClient(afterWrites: false)  // the answer broke off midway: the client must see it broken
             return
         }
-        answerWithoutApp(ex, IngressAdmission.appFailure(timedOut: error.kind == .responseTimeout, "\(error)", headers: ex.responseHeaders))
+        answerInsteadOfApp(ex, IngressAdmission.appFailure(timedOut: error.kind == .responseTimeout, "\(error)", headers: ex.responseHeaders))
     }
 
     /// The app connection stopped taking writes (or took them again): reading the client follows.
@@ -106,13 +106,13 @@ extension IngressConnection {
     // MARK: Answers
 
     /// Answers an admitted request without (or instead of) the app: 401/403/429 after JWT, 502/504.
-    func answerWithoutApp(_ ex: IngressExchange, _ error: ErrorResponse) {
+    func answerInsteadOfApp(_ ex: IngressExchange, _ error: ErrorResponse) {
         finished(ex, status: Int(error.status.code))
         let close = !ex.keepAlive || !ex.requestEnded
         // The state leaves `.held` before the write: a driver that reports the close at once must
         // not find the exchange still open (it would be counted a second time).
         if close { state = .closing }
-        write(status: error.status, headers: error.headers + [("content-type", "application/json")],
+        writeOwnAnswer(status: error.status, headers: error.headers + [("content-type", "application/json")],
               body: error.body(allocator: allocator), close: close, method: ex.head.method.nio)
         if !close { requestDone() }
     }
@@ -121,20 +121,20 @@ extension IngressConnection {
     /// nothing reaches the app.
     func refuse(_ head: ScannedRequestHead, status: HTTPResponseStatus, headers: [(String, String)], body: ByteBuffer?, close: Bool) {
         io.answeredAtHead(head, status: Int(status.code))
-        write(status: status, headers: headers, body: body, close: close, method: head.method.nio)
+        writeOwnAnswer(status: status, headers: headers, body: body, close: close, method: head.method.nio)
         // Kept open only for a request without a body: its end is still to come.
         state = close ? .closing : .draining
     }
 
     /// Answers with an error and closes (the request broke a limit or a deadline).
-    func reject(_ error: ErrorResponse) {
-        write(status: error.status, headers: error.headers + [("content-type", "application/json")],
+    func refuseAndClose(_ error: ErrorResponse) {
+        writeOwnAnswer(status: error.status, headers: error.headers + [("content-type", "application/json")],
               body: error.body(allocator: allocator), close: true, method: .GET)
         state = .closing
     }
 
     /// Writes one whole answer of the sidecar's own and flushes; closes after it when `close`.
-    func write(status: HTTPResponseStatus, headers: [(String, String)], body: ByteBuffer?, close: Bool, method: HTTPMethod) {
+    func writeOwnAnswer(status: HTTPResponseStatus, headers: [(String, String)], body: ByteBuffer?, close: Bool, method: HTTPMethod) {
         for part in ResponseWriter.parts(status: status, headers: headers, body: body, close: close, method: method) {
             codec.encode(part, allocator: allocator) { io.writeToClient($0) }
         }

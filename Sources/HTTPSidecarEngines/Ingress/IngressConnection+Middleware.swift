@@ -50,16 +50,16 @@ extension IngressConnection {
             for step in ex.afterJWT where step == .rateLimit {
                 if let refusal = IngressAdmission.rateLimit(policy, ex.route, head: ex.head, subject: token.subject ?? token.clientId,
                                                             client: client, now: io.now, &ex.responseHeaders) {
-                    return answerWithoutApp(ex, refusal)
+                    return answerInsteadOfApp(ex, refusal)
                 }
             }
             connect()
         case .success(.failure(let failure)):
-            answerWithoutApp(ex, ErrorResponse(
+            answerInsteadOfApp(ex, ErrorResponse(
                 status: HTTPResponseStatus(statusCode: failure.status), code: failure.code, message: failure.message,
                 headers: ex.responseHeaders + [("www-authenticate", failure.wwwAuthenticate)]))
         case .failure(let error):
-            answerWithoutApp(ex, ErrorResponse(status: .internalServerError, code: "auth_error", message: "\(error)", headers: ex.responseHeaders))
+            answerInsteadOfApp(ex, ErrorResponse(status: .internalServerError, code: "auth_error", message: "\(error)", headers: ex.responseHeaders))
         }
     }
 }

@@ -122,7 +122,7 @@ public final class IngressConnection<IO: IngressConnectionIO> {
         if refusal != nil { io.observe(.framingRefused) }
         abortExchange(answer: refusal.map { Int($0.status.code) } ?? 499)
         guard let refusal, !started else { return io.closeClient(afterWrites: false) }
-        write(status: refusal.status, headers: [("content-type", "application/json")],
+        writeOwnAnswer(status: refusal.status, headers: [("content-type", "application/json")],
               body: refusal.body(allocator: allocator), close: true, method: .GET)
     }
 
@@ -198,7 +198,7 @@ public final class IngressConnection<IO: IngressConnectionIO> {
                 if started {
                     io.closeClient(afterWrites: false)
                 } else {
-                    reject(ErrorResponse(status: .payloadTooLarge, code: "body_too_large",
+                    refuseAndClose(ErrorResponse(status: .payloadTooLarge, code: "body_too_large",
                                          message: "the request body exceeds \(config.maxBodyBytes) bytes", headers: ex.responseHeaders))
                 }
                 return false
@@ -340,7 +340,7 @@ public final class IngressConnection<IO: IngressConnectionIO> {
         let tooSlow = bodyRateDeadline.map { $0 <= io.now } ?? false
         abortExchange(answer: 408)
         if started { return io.closeClient(afterWrites: false) }
-        reject(ErrorResponse(status: .requestTimeout, code: "body_timeout",
+        refuseAndClose(ErrorResponse(status: .requestTimeout, code: "body_timeout",
                              message: tooSlow ? "the request body arrived slower than \(config.minBodyRate) bytes per second"
                                               : "the request body stalled for \(config.headerTimeout)", headers: ex.responseHeaders))
     }
