@@ -4,7 +4,7 @@ import Testing
 
 /// The framing scanner against llhttp (NIO's `HTTPRequestDecoder` and `HTTPResponseDecoder`): every
 /// input must be framed identically by both, or refused by ours. `HTTP1_DIFF_INPUTS` sets the
-/// generated request corpus size (CI runs a million: `ci/diff-http1`), `HTTP1_DIFF_RESPONSES` the
+/// generated request corpus size (CI runs half a million from a new seed every run: `ci/diff-http1`), `HTTP1_DIFF_RESPONSES` the
 /// response corpus size, `HTTP1_DIFF_SEED` their seed.
 @Suite struct HTTP1DifferentialTests {
     /// Known request-smuggling and desync payloads, each of which ours must refuse.
