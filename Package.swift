@@ -158,7 +158,7 @@ let package = Package(
         // Configuration files: YAML with every key validated and named in errors.
         .target(
             name: "MeshConfig",
-            dependencies: ["MeshCore", .product(name: "Yams", package: "Yams")],
+            dependencies: ["MeshCore", "HTTPSidecar", .product(name: "Yams", package: "Yams")],
             path: "Sources/MeshConfig"
         ),
         // Deterministic simulation kernel: virtual time, seeded randomness, network, hosts, faults, checkers.

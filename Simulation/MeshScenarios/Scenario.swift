@@ -367,23 +367,8 @@ public struct Scenario: Sendable {
         (c.serviceMin, c.serviceTailMean) = try serviceTime(&h, default: (c.serviceMin, c.serviceTailMean))
         var pool = UpstreamPool.Config()
         pool.policy = c.policy
-        var retry = try h.child("retry")
-        pool.retry.maxAttempts = try retry.int("max_attempts") ?? pool.retry.maxAttempts
-        pool.retry.budgetRatio = try retry.double("budget_ratio") ?? pool.retry.budgetRatio
-        pool.retry.budgetMinPerSecond = try retry.double("budget_min_per_second") ?? pool.retry.budgetMinPerSecond
-        pool.retry.budgetWindow = try retry.duration("budget_window") ?? pool.retry.budgetWindow
-        pool.retry.retryNonIdempotent = try retry.string("non_idempotent").map { $0 == "true" } ?? false
-        try retry.rejectUnknownKeys()
-        var breaker = try h.child("breaker")
-        pool.breaker.consecutiveFailures = try breaker.int("consecutive_failures") ?? pool.breaker.consecutiveFailures
-        pool.breaker.openDuration = try breaker.duration("open_duration") ?? pool.breaker.openDuration
-        try breaker.rejectUnknownKeys()
-        var outlier = try h.child("outlier")
-        pool.outlier.consecutiveServerErrors = try outlier.int("consecutive_5xx") ?? pool.outlier.consecutiveServerErrors
-        pool.outlier.consecutiveGatewayErrors = try outlier.int("consecutive_gateway_errors") ?? pool.outlier.consecutiveGatewayErrors
-        pool.outlier.baseEjectionTime = try outlier.duration("base_ejection_time") ?? pool.outlier.baseEjectionTime
-        pool.outlier.maxEjectedPercent = try outlier.int("max_ejected_percent") ?? pool.outlier.maxEjectedPercent
-        try outlier.rejectUnknownKeys()
+        // The same reader as the HTTP sidecar's configuration file (`egress.services.NAME`).
+        try PoolSections.read(&h, into: &pool)
         c.discoveryChurn = try h.durationRange("discovery_churn")
         var rate = try h.child("rate_limit")
         if let r = try rate.double("rate") {

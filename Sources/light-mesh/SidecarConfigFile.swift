@@ -232,29 +232,13 @@ enum SidecarConfigFile {
         config.timeouts.request = try timeouts.duration("request")
         config.timeouts.idle = try timeouts.duration("idle")
         try timeouts.done()
-        var retry = try service.child("retry")
-        config.pool.retry.maxAttempts = try retry.int("max_attempts", min: 1) ?? config.pool.retry.maxAttempts
-        config.pool.retry.retryNonIdempotent = try retry.bool("retry_non_idempotent") ?? false
-        config.pool.retry.budgetRatio = try retry.double("budget_ratio") ?? config.pool.retry.budgetRatio
-        config.pool.retry.budgetMinPerSecond = try retry.double("budget_min_per_second") ?? config.pool.retry.budgetMinPerSecond
-        try retry.done()
-        var breaker = try service.child("breaker")
-        config.pool.breaker.consecutiveFailures = try breaker.int("consecutive_failures", min: 1) ?? config.pool.breaker.consecutiveFailures
-        config.pool.breaker.openDuration = try breaker.duration("open_duration") ?? config.pool.breaker.openDuration
-        config.pool.breaker.halfOpenProbes = try breaker.int("half_open_probes", min: 1) ?? config.pool.breaker.halfOpenProbes
-        try breaker.done()
-        var outlier = try service.child("outlier")
-        config.pool.outlier.consecutiveServerErrors = try outlier.int("consecutive_5xx", min: 1) ?? config.pool.outlier.consecutiveServerErrors
-        config.pool.outlier.consecutiveGatewayErrors = try outlier.int("consecutive_gateway_errors", min: 1) ?? config.pool.outlier.consecutiveGatewayErrors
-        config.pool.outlier.baseEjectionTime = try outlier.duration("base_ejection_time") ?? config.pool.outlier.baseEjectionTime
-        config.pool.outlier.maxEjectedPercent = try outlier.int("max_ejected_percent", min: 0) ?? config.pool.outlier.maxEjectedPercent
-        if config.pool.outlier.maxEjectedPercent > 100 { throw ConfigError(key: outlier.name("max_ejected_percent"), "must be at most 100") }
-        try outlier.done()
+        // The same reader as the scenario files' `http` section.
+        try PoolSections.read(&service, into: &config.pool)
         return config
     }
 
     /// A YAML mapping whose every key can be overridden by `LIGHT_MESH_<PATH>`.
-    struct Section {
+    struct Section: ConfigSection {
         var fields: YAMLFields
         let environment: [String: String]
         let consulted: ConsultedVariables
