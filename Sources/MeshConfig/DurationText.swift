@@ -1,3 +1,6 @@
+import Foundation
+import MeshCore
+
 /// Parses durations written in scenarios and configuration: `250us`, `10ms`, `2s`, `1m`, `1500ns`.
 public enum DurationText {
     public static func parse(_ text: String) -> Duration? {
@@ -9,6 +12,14 @@ public enum DurationText {
         }
         return nil
     }
-}
 
-import Foundation
+    /// `d` as the files write it, in the largest unit that keeps it whole (`10s`, `250ms`, `1500ns`):
+    /// ``parse(_:)`` reads it back to the same value.
+    public static func format(_ d: Duration) -> String {
+        let ns = d.nanoseconds
+        if ns % 1_000_000_000 == 0 { return "\(ns / 1_000_000_000)s" }
+        if ns % 1_000_000 == 0 { return "\(ns / 1_000_000)ms" }
+        if ns % 1_000 == 0 { return "\(ns / 1_000)us" }
+        return "\(ns)ns"
+    }
+}

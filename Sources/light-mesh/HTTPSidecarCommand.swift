@@ -122,6 +122,7 @@ struct HTTPSidecarCommand: AsyncParsableCommand {
         s.accessLog = accessLog
         s.egress.listen = try address(egressListen, "--egress-listen")
         guard let policy = LoadBalancingPolicy(rawValue: lbPolicy) else { throw ValidationError("--lb-policy must be peak-ewma, least-request or round-robin") }
+        s.egressPolicy = policy
         s.egress.services = try services.map { spec in
             let parts = spec.split(separator: "=", maxSplits: 1).map(String.init)
             guard parts.count == 2, !parts[0].isEmpty else { throw ValidationError("--service expects NAME=HOST:PORT[,HOST:PORT], got '\(spec)'") }

@@ -117,6 +117,7 @@ enum SidecarConfigFile {
         s.egress.maxHeaders = try egress.int("max_headers", min: 1) ?? e.maxHeaders
         s.egress.maxConnections = try egress.int("max_connections", min: 1) ?? e.maxConnections
         let defaultPolicy = try egress.policy("lb_policy") ?? .peakEWMA
+        s.egressPolicy = defaultPolicy
         s.egress.serviceURLAllowList = try egress.strings("service_url_allow") ?? []
         for (n, origin) in s.egress.serviceURLAllowList.enumerated() {
             guard let url = FetchURL(origin), url.target == "/" else {
