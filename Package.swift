@@ -73,7 +73,8 @@ let package = Package(
             path: "Sources/SidecarAuth"
         ),
         // The HTTP sidecar's connection engines, sans-IO over NIO's byte types: the ingress and egress
-        // connection engines, codecs, admission, header relaying, and the settings values. No sockets,
+        // connection engines, the upstream link (deadlines, reuse, requestSent), codecs, the shared head
+        // check, admission, header relaying, and the settings values. No sockets,
         // clocks or TLS: the simulator runs these, and may import nothing below HTTPSidecarNIO.
         .target(
             name: "HTTPSidecarEngines",
@@ -86,8 +87,8 @@ let package = Package(
             path: "Sources/HTTPSidecarEngines",
             swiftSettings: optimizedDebug
         ),
-        // The HTTP client both sidecars' drivers use: upstream connections and their pools (framing by
-        // the engines' codecs, response timeouts, reuse rules, `requestSent`), TLS contexts, and the
+        // The HTTP client both sidecars' drivers use: upstream connections and their pools (NIO drivers of
+        // the engines' `UpstreamLink`), TLS contexts, and the
         // fetcher for the sidecars' own calls (pushes to the app, token endpoints, JWKS).
         .target(
             name: "HTTPClientNIO",
@@ -155,7 +156,8 @@ let package = Package(
             ],
             path: "Sources/KafkaRdKafka"
         ),
-        // Configuration files: YAML with every key validated and named in errors.
+        // Configuration files: YAML with every key validated and named in errors, and the section readers
+        // the sidecars' files and the scenario files share (retry, breaker, outlier).
         .target(
             name: "MeshConfig",
             dependencies: ["MeshCore", "HTTPSidecar", .product(name: "Yams", package: "Yams")],
