@@ -171,6 +171,7 @@ public final class SimKafkaCluster: @unchecked Sendable {
     private func elect(_ tp: TopicPartition) {
         guard let part = partition(tp) else { return }
         // Clean election only: a replica outside the ISR may lack acknowledged writes.
+        // ci/mutants: unclean-election (the next line)
         let candidates = part.replicas.filter { brokers[$0].isUp && part.isr.contains($0) }
         guard let next = candidates.first(where: { $0 != part.leader }) ?? candidates.first else {
             simulation.coverage.hit("kafka.partition-offline")

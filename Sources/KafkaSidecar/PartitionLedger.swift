@@ -103,6 +103,7 @@ final class PartitionLedger {
     ///
     /// This is the one place that decides how far a commit may go: never past an unfinished record.
     var watermark: Int64? {
+        // ci/mutants: commit-highest-seen, commit-before-dlq-ack (the next line)
         for i in head..<slots.count where !slots[i].isFinished { return slots[i].record.offset }
         return nextOffset
     }

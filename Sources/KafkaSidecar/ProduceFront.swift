@@ -99,6 +99,7 @@ public enum ProduceFront {
         guard legal else {
             return ProduceRequestError(status: 400, errorCode: 40003, message: "'\(topic)' is not a legal topic name ([a-zA-Z0-9._-], at most 249)")
         }
+        // ci/mutants: internal-topic-accepted (the next line)
         if topic.hasPrefix("__") && !config.allowInternalTopics {
             return ProduceRequestError(status: 403, errorCode: 40301, message: "'\(topic)' is one of Kafka's internal topics")
         }
@@ -252,10 +253,12 @@ public enum ProduceFront {
         var out: [KafkaHeader] = []
         var special: [String: Int] = [:]
         func add(_ name: String, _ value: [UInt8]?, _ at: String) throws {
+            // ci/mutants: header-controls-kept (the next line)
             guard !name.isEmpty, !name.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else {
                 throw ProduceRequestError.constraint("\(at): a header name must be non-empty and free of control characters")
             }
             let lower = name.lowercased()
+            // ci/mutants: credentials-copied (the next line)
             if config.deniedHeaders.contains(lower) || reservedHeaders.contains(lower) {
                 special[lower, default: 0] += 1
                 guard special[lower]! == 1 else { throw ProduceRequestError.constraint("\(at): the header '\(name)' is given more than once") }

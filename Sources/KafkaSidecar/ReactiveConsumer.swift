@@ -223,6 +223,7 @@ public final class ReactiveConsumer {
             }
         case .appReadiness(let ready):
             probeOutstanding = false
+            // ci/mutants: app-never-ready (the next line)
             appReady = ready
         }
         settleRevocations(&actions)
@@ -279,6 +280,7 @@ public final class ReactiveConsumer {
             switch config.ordering {
             case .partition:
                 // The first unsettled record heads the lane; it and the due records right behind it go.
+                // ci/mutants: push-out-of-order (the next line)
                 guard due && room else { break scan }
                 taken.append(i)
             case .key:
@@ -326,8 +328,10 @@ public final class ReactiveConsumer {
                 switch v.verdict {
                 case .success: finish(ledger, i, .succeeded)
                 case .drop: finish(ledger, i, .dropped)
+                // ci/mutants: retry-as-dead-letter (the next line)
                 case .retry: retry(tp, ledger, i, v.reason ?? "the app asked for a retry", now)
                 case .deadLetter:
+                    // ci/mutants: dead-letter-as-drop (the next line)
                     ledger[i].lastReason = v.reason ?? "the app dead-lettered it"
                     if ledger[i].firstFailure == nil { ledger[i].firstFailure = now }
                     queueDeadLetter(ledger, i, now)
@@ -380,6 +384,7 @@ public final class ReactiveConsumer {
         let r = slot.record
         var headers = r.headers
         func add(_ name: String, _ value: String) { headers.append(KafkaHeader("lightmesh.dlq.\(name)", Array(value.utf8))) }
+        // ci/mutants: dead-letter-no-reason (the next line)
         add("reason", slot.lastReason)
         add("attempts", String(slot.attempts))
         add("original.topic", r.topicPartition.topic)
@@ -434,6 +439,7 @@ public final class ReactiveConsumer {
             }
         case .failure:
             commitHeld = true
+            // ci/mutants: refused-commit-stops (the next line)
             actions.append(.armTimer(.commitRetry, after: config.commitRetryDelay))
         }
     }
@@ -467,6 +473,7 @@ public final class ReactiveConsumer {
         var offsets: [PartitionOffset] = []
         for tp in tps {
             guard let ledger = partitions[tp], ledger.revocation == id else { continue }
+            // ci/mutants: revoke-loses-retries, release-rewinds (the next line)
             if let mark = ledger.watermark { offsets.append(PartitionOffset(tp, mark)) }
             drop(tp)
         }

@@ -191,6 +191,7 @@ public final class JWTAuthenticator: Sendable {
         let scopes = (claims.scope?.split(separator: " ").map(String.init) ?? []) + (claims.scp ?? [])
         if let rule = policy.requiredScopes.filter({ Self.path(path, isUnder: $0.prefix) }).max(by: { $0.prefix.count < $1.prefix.count }) {
             let missing = rule.scopes.filter { !scopes.contains($0) }
+            // ci/mutants: jwt-scope-unchecked (the next line)
             if !missing.isEmpty {
                 return .failure(AuthFailure(status: 403, code: "insufficient_scope", message: "missing scope(s): \(missing.joined(separator: " "))",
                                             wwwAuthenticate: "Bearer error=\"insufficient_scope\", scope=\"\(Self.quotable(rule.scopes.joined(separator: " ")))\""))

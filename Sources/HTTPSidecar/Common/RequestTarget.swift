@@ -128,6 +128,7 @@ public struct RequestTarget: Sendable, Hashable {
         var i = p.startIndex
         for c in q {
             let b = p[i]
+            // ci/mutants: policy-case-sensitive (the next line)
             guard b == c || (!exactCase && asciiLower(b) == asciiLower(c)) else { return false }
             i = p.index(after: i)
         }
@@ -230,6 +231,7 @@ public struct RequestTarget: Sendable, Hashable {
                     return .failure(.malformed("a dot segment with path parameters"))
                 }
                 switch parameters {
+                // ci/mutants: path-parameters-kept (the next line)
                 case .strip: segment = name
                 case .reject: return .failure(.pathParameters)
                 case .keep: break

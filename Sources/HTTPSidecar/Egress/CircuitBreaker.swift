@@ -78,12 +78,14 @@ public struct CircuitBreaker: Hashable, Sendable {
         case .closed(let failures):
             if success {
                 state = .closed(failures: 0)
+            // ci/mutants: breaker-opens-late (the next line)
             } else if failures + 1 >= config.consecutiveFailures {
                 state = .open(until: now + config.openDuration)
             } else {
                 state = .closed(failures: failures + 1)
             }
         case .halfOpen:
+            // ci/mutants: failed-probe-closes, probe-success-reopens (the next line)
             state = success ? .closed(failures: 0) : .open(until: now + config.openDuration)
         case .open:
             break  // a request admitted before the breaker opened; it does not change the verdict

@@ -135,6 +135,7 @@ public struct EgressExchange: Sendable {
         self.faults = faults
         self.started = now
         request = EgressRequest(method: method, deadline: now + settings.deadline, usesToken: settings.usesToken)
+        // ci/mutants: trace-not-continued (the next line)
         let (hop, _) = TracePropagation.nextHop(traceparent: traceparent, tracestate: tracestate, random: &random)
         upstreamTraceparent = hop.traceparent
         upstreamTracestate = hop.traceStateHeaderValue
@@ -148,6 +149,7 @@ public struct EgressExchange: Sendable {
         request.begin(pool: &pool, now: now)
         var actions: [Action] = []
         actions.reserveCapacity(4)
+        // ci/mutants: deadline-not-armed (the next line)
         actions.append(arm(.deadline, at: request.deadline))
         advance(&actions, pool: &pool, now: now, random: &random)
         return actions
@@ -199,6 +201,7 @@ public struct EgressExchange: Sendable {
             armed[.attempt] = nil
             attemptFailed(kind, requestSent: requestSent, &actions, pool: &pool, now: now, random: &random)
         case .appLeft:
+            // ci/mutants: app-left-not-released (the next line)
             request.cancel(pool: &pool, now: now)
             if phase == .attempting { actions.append(.abandonAttempt(.appLeft)) }
             phase = .ended

@@ -75,6 +75,7 @@ public struct EgressRequest: Sendable {
             isOver = true
             return .giveUp(.noTimeLeft, .gatewayError(.responseTimeout))
         }
+        // ci/mutants: egress-always-503 (the next line)
         if usesToken && token == nil { return .needToken }
         guard let pick = pool.pick(now: now, exclude: tried, random: &random) else {
             // Like a balancer that is not ready (linkerd queues until one is): wait within the
@@ -109,6 +110,7 @@ public struct EgressRequest: Sendable {
     /// read the whole request.
     public mutating func attemptFailed(_ kind: TransportError.Kind?, requestSent: Bool, pool: inout UpstreamPool, now: MeshInstant,
                                        random: inout some RandomSource) -> Conclusion {
+        // ci/mutants: tls-close-as-unsent (the next line)
         conclude(.gatewayError(kind), requestNeverSent: !requestSent, pool: &pool, now: now, random: &random)
     }
 
@@ -132,6 +134,7 @@ public struct EgressRequest: Sendable {
         isOver = true
         guard let c = current else { return }
         current = nil
+        // ci/mutants: cancel-not-recorded (the next line)
         pool.release(c.pick)
     }
 

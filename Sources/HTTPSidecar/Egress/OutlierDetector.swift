@@ -66,6 +66,7 @@ public struct OutlierDetector: Hashable, Sendable {
     public mutating func eject(now: MeshInstant) -> MeshInstant {
         ejections += 1
         let base = config.baseEjectionTime.nanoseconds
+        // ci/mutants: ejection-no-backoff (the next line)
         let time = min(config.maxEjectionTime.nanoseconds, base &* Int64(ejections))
         let until = now + .nanoseconds(time)
         ejectedUntil = until

@@ -64,6 +64,7 @@ public struct TokenCache: Sendable {
             }
             return .use(token.value)
         }
+        // ci/mutants: token-fetch-not-shared (the next line)
         if fetching { return .wait }
         if let lastFailure, now - lastFailure.at < config.retryAfterFailure { return .fail(lastFailure.message) }
         fetching = true
@@ -73,6 +74,7 @@ public struct TokenCache: Sendable {
     /// The fetch succeeded; `expiresIn` is the endpoint's `expires_in` (nil: the default lifetime).
     public mutating func fetched(_ value: String, expiresIn: Duration?, now: MeshInstant) {
         let lifetime = expiresIn.map { max($0, .seconds(1)) } ?? config.defaultLifetime
+        // ci/mutants: token-margin-zero (the next line)
         let margin = min(config.expiryMargin, lifetime / 2)
         token = Token(value: value, refreshAt: now + (lifetime - margin) * config.refreshShare, usableUntil: now + lifetime - margin)
         fetching = false

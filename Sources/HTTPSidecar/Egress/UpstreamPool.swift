@@ -21,6 +21,7 @@ public struct UpstreamPool: Sendable {
         public var outlier: OutlierDetector
 
         public func available(now: MeshInstant) -> Bool {
+            // ci/mutants: ejection-ignored (the next line)
             !outlier.isEjected(now: now) && breaker.wouldAdmit(now: now)
         }
     }
@@ -149,6 +150,7 @@ public struct UpstreamPool: Sendable {
     public mutating func release(_ pick: Pick) {
         guard let i = index(of: pick.address) else { return }
         endpoints[i].inFlight = max(0, endpoints[i].inFlight - 1)
+        // ci/mutants: probe-slot-kept (the next line)
         if pick.isProbe { endpoints[i].breaker.releaseProbe() }
     }
 
@@ -173,6 +175,7 @@ public struct UpstreamPool: Sendable {
         guard policy.retries(failure) || requestNeverSent else { return .giveUp(.notRetriable) }
         let delay = policy.backoff.delay(forRetry: attempt - 1, using: &random)
         guard delay < timeLeft else { return .giveUp(.noTimeLeft) }
+        // ci/mutants: retry-budget-off (the next line)
         guard budget.tryRetry(now: now) else { return .giveUp(.budgetExhausted) }
         return .retry(after: delay)
     }
@@ -195,6 +198,7 @@ public struct RetryPolicy: Hashable, Sendable {
     /// RFC 9110 idempotent methods.
     public static let idempotentMethods: Set<String> = ["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]
 
+    // ci/mutants: idempotent-check-off (the next line)
     public func isSafe(method: String) -> Bool { retryNonIdempotent || Self.idempotentMethods.contains(method.uppercased()) }
 
     public func retries(_ failure: UpstreamOutcome) -> Bool {

@@ -31,6 +31,7 @@ public struct CORSPolicy: Hashable, Sendable {
         let anyOrigin = allowedOrigins.contains("*")
         guard anyOrigin || allowedOrigins.contains(origin) else { return .rejected(reason: "origin \(origin) is not allowed") }
         // With credentials the origin must be echoed, never `*`.
+        // ci/mutants: cors-wildcard-origin (the next line)
         let allowOrigin = anyOrigin && !allowCredentials ? "*" : origin
         var headers: [(String, String)] = [("access-control-allow-origin", allowOrigin)]
         if allowOrigin != "*" { headers.append(("vary", "Origin")) }

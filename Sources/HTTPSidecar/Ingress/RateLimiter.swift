@@ -49,6 +49,7 @@ public struct RateLimiter: Sendable {
     public init(_ config: Config) {
         self.config = config
         interval = Int64((1e9 / config.rate).rounded(.up))
+        // ci/mutants: rate-limit-extra-burst, ingress-rate-extra-burst (the next line)
         tolerance = interval * Int64(config.burst - 1)
     }
 

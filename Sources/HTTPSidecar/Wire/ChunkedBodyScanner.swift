@@ -78,6 +78,7 @@ public struct ChunkedBodyScanner: Sendable {
                 state = .size(digits: 1, value: v)
             case .size(let digits, let value):
                 if let v = HTTP1Byte.hexValue(b) {
+                    // ci/mutants: chunk-size-overflow (the next line)
                     guard digits < 15 else { return .invalid(.badChunkSize) }
                     state = .size(digits: digits + 1, value: value << 4 | v)
                 } else if b == UInt8(ascii: ";") {
@@ -89,6 +90,7 @@ public struct ChunkedBodyScanner: Sendable {
                 }
             case .chunkExtension(let size, let part):
                 extensionBytes += 1
+                // ci/mutants: chunk-extensions-unbounded (the next line)
                 guard extensionBytes <= limits.maxHeadBytes else { return .invalid(.badChunkSize) }
                 let afterToken = part == 1 || part == 3
                 if HTTP1Byte.isToken(b) {

@@ -45,6 +45,7 @@ enum HTTP1FieldLines {
         case .success(let classified): c = classified
         }
         if c.chunked {
+            // ci/mutants: answer-length-and-chunked, scanner-length-and-chunked (the next line)
             guard c.contentLength == nil else { return .failure(.lengthAndTransferEncoding) }
             guard version == .http11 else { return .failure(.badTransferEncoding) }
         }
@@ -63,6 +64,7 @@ enum HTTP1FieldLines {
             // Framing fields: the value exactly, with no whitespace after it (parsers disagree on
             // which trailing whitespace to ignore).
             case 14 where HTTP1Byte.equalsIgnoringCase(bytes, name, "content-length"):
+                // ci/mutants: scanner-duplicate-length, scanner-length-whitespace (the next line)
                 guard out.contentLength == nil, value.upperBound == fields[i].line.upperBound - 2, let n = digits(bytes, value) else {
                     return .failure(.badContentLength)
                 }
@@ -119,6 +121,7 @@ enum HTTP1FieldLines {
                 } else if HTTP1Byte.equalsIgnoringCase(bytes, token, "content-length")
                     || HTTP1Byte.equalsIgnoringCase(bytes, token, "transfer-encoding")
                     || HTTP1Byte.equalsIgnoringCase(bytes, token, "host") {
+                    // ci/mutants: scanner-connection-framing (the next line)
                     return .failure(.connectionNamesFraming)
                 } else {
                     named.insert(lowercased(bytes, token))

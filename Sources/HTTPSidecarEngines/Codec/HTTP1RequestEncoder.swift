@@ -25,6 +25,7 @@ struct HTTP1RequestEncoder {
             guard body.readableBytes > 0 else { return }
             emit(allocator.chunkSizeLine(body.readableBytes))
             emit(body)
+            // ci/mutants: request-chunk-unterminated (the next line)
             emit(allocator.buffer(staticString: "\r\n"))
         case .end:
             if chunked {
@@ -60,6 +61,7 @@ public struct UpstreamCodec {
     /// answer or unsolicited bytes are thrown once; afterwards the stream is dead.
     public mutating func nextPart() throws -> UpstreamResponsePart? { try unread.next(from: &decoder) }
 
+    // ci/mutants: trailing-bytes-reused (the declaration below)
     /// Whether the connection may carry another exchange after an answer ended: not when bytes came
     /// after the answer (a body on a HEAD, 204 or 304 answer, or past its Content-Length), since the
     /// next request's answer would be read from them. Both worlds' drivers ask this at an answer's end.

@@ -101,6 +101,7 @@ struct HTTP1ResponseDecoder {
             return .head(ScannedResponseHead(bytes: bytes, scan: head))
         case .length(let remaining):
             let n = min(remaining, buffer.readableBytes)
+            // ci/mutants: answer-cut-at-first-read (the next line)
             reading = n == remaining ? .end : .length(remaining: remaining - n)
             return .body(buffer.readSlice(length: n)!)
         case .untilClose:

@@ -69,6 +69,7 @@ public struct EncodedResponseHead: Sendable {
         if status < 200 || status == 204 || status == 304 { return .none }
         if hasLength { return .plain }
         if chunked { return .chunked }
+        // ci/mutants: answer-unframed (the next line)
         return version == .http1_1 ? .addChunked : .plain
     }
 
@@ -100,6 +101,7 @@ extension ProxyHeaders {
                                    requestVersion: HTTPVersion, keepAlive: Bool) -> (head: EncodedResponseHead, closeAfter: Bool) {
         response.bytes.withUnsafeReadableBytes { raw in
             var fields = RelayedFields(raw, fields: response.scan.fields, room: extra.count + 2)
+            // ci/mutants: answer-keeps-hop-by-hop (the next line)
             fields.removeHopByHop()
             fields.apply(rules)
             for (name, value) in extra {

@@ -109,6 +109,7 @@ extension EgressConnection {
 
     /// A timer armed for exchange `exchange` fired (the exchange drops a stale generation).
     public func timerFired(_ timer: EgressExchange.Timer, generation: UInt64, exchange: UInt64) {
+        // ci/mutants: stale-timer-accepted (the next line)
         guard exchange == serial else { return }  // an earlier request's (its generations start at 1 too)
         deliver(.timerFired(timer, generation: generation))
     }

@@ -37,9 +37,11 @@ public struct EgressRequestHead: Sendable {
             var fields = RelayedFields(raw, fields: app.scan.fields, room: 6)
             fields.removeHopByHop()
             // The sidecar hop continues the app's trace with a span of its own.
+            // ci/mutants: egress-trace-not-hopped (the next line)
             fields.replaceOrAdd("traceparent", traceparent)
             fields.remove("tracestate")
             if let tracestate { fields.add("tracestate", tracestate) }
+            // ci/mutants: egress-routing-field-kept (the next line)
             fields.remove("service_id")
             fields.remove("service_url")
             if let host { fields.replaceOrAdd("host", host) }
@@ -49,6 +51,7 @@ public struct EgressRequestHead: Sendable {
             fields.remove("transfer-encoding")
             let framing: RequestFraming = bodyLength > 0 ? .length(bodyLength) : .none
             if let field = framing.field(method: app.method.text) { fields.add(field.name, field.value) }
+            // ci/mutants: egress-token-not-sent (the next line)
             if let token { fields.replaceOrAdd("authorization", "Bearer " + token) }
             return fields.requestHead(method: app.method, target: target, chunked: false)
         }

@@ -44,6 +44,7 @@ public struct EgressRouter: Sendable {
     /// Where `head` goes (`path` is its normalized path, for path routes), or the refusal to answer.
     public func route(_ head: ScannedRequestHead, path: String) -> Result<Route, ErrorResponse> {
         if let url = head.first("service_url") {
+            // ci/mutants: service-url-not-checked (the next line)
             guard let parsed = FetchURL(url), allowedOrigins.contains(parsed.origin) else {
                 return .failure(ErrorResponse(status: .forbidden, code: "service_url_not_allowed", message: "service_url \(url) is not on the allow-list"))
             }

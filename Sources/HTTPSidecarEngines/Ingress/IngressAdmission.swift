@@ -112,6 +112,7 @@ public enum IngressAdmission {
                                          headers: responseHeaders), close: true)
         }
         // Policy is matched on the normalized path, and the app is sent that same path.
+        // ci/mutants: policy-on-raw-path (the next line)
         let route = config.routes.isEmpty ? nil : config.route(for: target.path)
         let chain = route?.middleware ?? policy.defaultChain
 
@@ -123,6 +124,7 @@ public enum IngressAdmission {
             case .ipFilter:
                 if !config.ipFilter.allow.isEmpty || !config.ipFilter.deny.isEmpty {
                     guard let client, config.ipFilter.permits(client) else {
+                        // ci/mutants: ip-denied-as-not-found (the next line)
                         return .refuse(ErrorResponse(status: .forbidden, code: "ip_denied", message: "this client address is not allowed",
                                                      headers: responseHeaders), close: true)
                     }
@@ -173,6 +175,7 @@ public enum IngressAdmission {
                                 _ rules: HeaderRules, client: String?, scheme: String, trusted: Bool, dropUnderscores: Bool = true,
                                 defaultHost: String = "localhost", random: inout SeededRandom) -> (EncodedRequestHead, String) {
         let (trace, _) = TracePropagation.nextHop(traceparent: head.first("traceparent"), tracestate: head.first("tracestate"), random: &random)
+        // ci/mutants: app-gets-raw-target (the next line)
         let origin = target.originForm
         return head.bytes.withUnsafeReadableBytes { raw in
             var fields = RelayedFields(raw, fields: head.scan.fields)
@@ -193,6 +196,7 @@ public enum IngressAdmission {
             // Framing last: no rule and no Connection token can take it away or add a second one.
             fields.remove("content-length")
             fields.remove("transfer-encoding")
+            // ci/mutants: body-without-framing (the next line)
             if let field = framing.field(method: head.method.text) { fields.add(field.name, field.value) }
 
             return (fields.requestHead(method: head.method, target: origin, chunked: framing == .chunked), trace.traceIDHex)

@@ -34,6 +34,7 @@ extension IngressConnection {
         guard case .held(let ex, let parts) = state else { return io.abandonApp() }
         state = .streaming(ex)
         io.startApp(ex.upstreamHead, timeout: config.upstreamTimeout)
+        // ci/mutants: held-part-dropped (the next line)
         for part in parts { forward(part) }
         if !ex.requestEnded {
             // The head goes out now if the body may be slow to come (or at the end of this read burst).
@@ -89,6 +90,7 @@ extension IngressConnection {
         default: return
         }
         io.observe(.appFailed(timedOut: error.kind == .responseTimeout))
+        // ci/mutants: broken-answer-patched (the next line)
         if ex.responseStarted {
             finished(ex, status: ex.status)
             state = .closing
@@ -154,6 +156,7 @@ extension IngressConnection {
 
     /// Feeds queued parts while the state takes them and the client reads our answers.
     func drainQueued() {
+        // ci/mutants: pipelined-request-lost (the next line)
         while !clientBlocked, queued.first != nil, takesPartNow, let part = queued.popFirst() {
             handle(part)
         }

@@ -26,6 +26,7 @@ extension IngressConnection {
         io.exchangeBegan()
         state = .held(ex, parts: [])
         if admitted.framing.hasBody { expectBody() }
+        // ci/mutants: jwt-skipped (the next line)
         if admitted.needsJWT, let jwt = config.jwt {
             authenticate(jwt, ex)
         } else {

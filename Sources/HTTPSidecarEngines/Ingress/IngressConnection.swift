@@ -139,6 +139,7 @@ public final class IngressConnection<IO: IngressConnectionIO> {
     /// Reads request parts out of the bytes received until the codec needs more or the queue is
     /// full (the rest stay unread in the codec, and reading the client pauses, until the queue drains).
     func readParts() {
+        // ci/mutants: ingress-reentered (the next line)
         guard !readingParts else { return }
         readingParts = true
         defer { readingParts = false }
@@ -192,6 +193,7 @@ public final class IngressConnection<IO: IngressConnectionIO> {
         switch part {
         case .body(let chunk):
             ex.bodyBytes += chunk.readableBytes
+            // ci/mutants: body-limit-off (the next line)
             if ex.bodyBytes > config.maxBodyBytes {
                 let started = ex.responseStarted
                 abortExchange(answer: 413)  // the app connection is given up; the request counted once
@@ -222,6 +224,7 @@ public final class IngressConnection<IO: IngressConnectionIO> {
         if case .body(let chunk) = part, let rateDeadline = bodyRateDeadline, config.minBodyRate > 0 {
             bodyRateDeadline = rateDeadline + .nanoseconds(Int64(chunk.readableBytes) * 1_000_000_000 / Int64(config.minBodyRate))
         }
+        // ci/mutants: body-deadline-off (the next line)
         armHeaderDeadline()  // the next part, too, must come in time
     }
 
@@ -300,6 +303,7 @@ public final class IngressConnection<IO: IngressConnectionIO> {
     /// rate deadline when that comes first.
     func armHeaderDeadline() {
         var deadline = io.now + config.headerTimeout
+        // ci/mutants: body-rate-off (the next line)
         if let rateDeadline = bodyRateDeadline, config.minBodyRate > 0 { deadline = min(deadline, rateDeadline) }
         headerDeadline = deadline
         if !wakeUpPending {

@@ -68,6 +68,7 @@ public struct UpstreamLink {
         deadline = now + connectTimeout
     }
 
+    // ci/mutants: post-unsent-after-first-byte (the declaration below)
     /// Whether a request byte may have reached the peer in the exchange under way (or the last one).
     public var requestSent: Bool { requestWritten && secured }
 
@@ -189,6 +190,7 @@ public struct UpstreamLink {
             return fail(TransportError(.connectTimeout, "the connection was not open within the connect timeout"))
         case .exchanging where !open:
             return fail(TransportError(.connectTimeout, "the connection was not open within the connect timeout"))
+        // ci/mutants: stall-never-timed-out (the next line)
         case .exchanging:
             return fail(TransportError(.responseTimeout, answering ? "the answer paused for longer than \(timeout)" : "no answer within \(timeout)"))
         default:
