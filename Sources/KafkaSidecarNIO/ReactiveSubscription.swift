@@ -17,6 +17,8 @@ public struct ReactiveSubscription: Hashable, Sendable {
     /// Largest answer body the app may give to a push; a larger one fails the push (its records are
     /// retried) and its connection is closed.
     public var maxAnswerBytes = 4 * 1024 * 1024
+    /// The push endpoint when none is configured.
+    public static let defaultApp = "http://127.0.0.1:8080/kafka/records"
 
     public init(group: String, topics: [String], app: String, readyPath: String? = nil) {
         self.group = group

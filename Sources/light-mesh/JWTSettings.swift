@@ -74,20 +74,17 @@ struct JWTOptions: ParsableArguments {
     @Option(help: "Required JWT audience (aud).") var jwtAudience: String?
     @Option(name: .customLong("jwt-scope"), help: "Scopes a path prefix requires: PREFIX=SCOPE[ SCOPE...] (repeatable).") var jwtScopes: [String] = []
 
-    /// The settings the flags give; nil when no keys are named.
-    func settings(section: String) throws -> JWTSettings? {
-        if jwksFile != nil && jwksURL != nil { throw ValidationError("--jwks-file and --jwks-url exclude each other") }
-        guard jwksFile != nil || jwksURL != nil else {
-            if jwtIssuer != nil || jwtAudience != nil || !jwtScopes.isEmpty { throw ValidationError("--jwt-* options need --jwks-file or --jwks-url") }
-            return nil
-        }
-        var jwt = JWTSettings(jwksFile: jwksFile, jwksURL: jwksURL, issuer: jwtIssuer, audience: jwtAudience)
-        jwt.section = section
+    /// Writes the flags given as the `jwt` section's keys at `path` (the reader checks the rules:
+    /// a JWKS file or URL, not both; issuer, audience and scopes only with one).
+    func write(into d: inout FlagDocument, at path: [String]) throws {
+        d.name(path, flags: "--jwks-file/--jwks-url/--jwt-*")
+        d.set(path + ["jwks_file"], jwksFile, flag: "--jwks-file")
+        d.set(path + ["jwks_url"], jwksURL, flag: "--jwks-url")
+        d.set(path + ["issuer"], jwtIssuer, flag: "--jwt-issuer")
+        d.set(path + ["audience"], jwtAudience, flag: "--jwt-audience")
         for rule in jwtScopes {
-            let p = rule.split(separator: "=", maxSplits: 1).map(String.init)
-            guard p.count == 2 else { throw ValidationError("--jwt-scope expects PREFIX=SCOPE, got '\(rule)'") }
-            jwt.scopes[p[0]] = p[1].split(separator: " ").map(String.init)
+            let (prefix, scopes) = try FlagDocument.pair(rule, flag: "--jwt-scope", shape: "PREFIX=SCOPE[ SCOPE...]")
+            d.set(path + ["scopes", prefix], scopes.split(separator: " ").map(String.init), flag: "--jwt-scope")
         }
-        return jwt
     }
 }

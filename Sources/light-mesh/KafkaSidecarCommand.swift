@@ -43,64 +43,76 @@ struct KafkaSidecarCommand: AsyncParsableCommand {
             """
     )
 
+    // Each flag writes the configuration key it stands for (``FlagDocument``), read by the file's
+    // reader; a flag not given leaves the key, and its default, to the settings.
     @Option(help: "YAML configuration; LIGHT_MESH_<KEY_PATH> variables override it. With it, the file and the variables configure everything.") var config: String?
     @Option(help: "Kafka bootstrap servers, HOST:PORT[,HOST:PORT...].") var bootstrap: String?
     @Option(help: "Consumer group of the reactive subscription.") var group: String?
     @Option(name: .customLong("subscribe"), help: "Topic the reactive consumer reads (repeatable).") var topics: [String] = []
-    @Option(help: "The app's push endpoint.") var app = "http://127.0.0.1:8080/kafka/records"
+    @Option(help: "The app's push endpoint (default \(ReactiveSubscription.defaultApp)).") var app: String?
     @Option(help: "The app's readiness path on the push endpoint's origin (without it: ready while its port accepts connections).") var appReadyPath: String?
-    @Option(help: "Dead-letter topic; {topic} is the record's topic.") var deadLetterTopic = "{topic}.dlq"
-    @Option(help: "Pushes of one record before it is dead-lettered.") var maxAttempts = 5
-    @Option(help: "Record order towards the app: partition, key or none.") var ordering = "partition"
-    @Option(help: "Seconds the app may take to answer a push.") var pushTimeout = 10.0
-    @Option(help: "Records in one push.") var maxBatch = 100
-    @Option(help: "Records fetched and not finished before partitions pause.") var maxBuffered = 1000
-    @Option(help: "Pushes in flight at once.") var maxConcurrentPushes = 8
-    @Option(help: "REST listen address, HOST:PORT (loopback by default).") var listen = "127.0.0.1:9082"
-    @Option(help: "Admin listen address, HOST:PORT.") var adminListen = "127.0.0.1:9902"
-    @Option(help: "Largest REST body in bytes (larger: 413).") var maxBodyBytes = 4 * 1024 * 1024
-    @Option(help: "REST connections open at once (more are closed on accept).") var maxConnections = 256
-    @Option(help: "Seconds a whole REST request (head and body) may take to arrive (else 408).") var requestTimeout = 30.0
-    @Option(help: "Event-loop threads.") var threads = 1
+    @Option(help: "Dead-letter topic; {topic} is the record's topic (default \(ReactiveConsumerConfig().deadLetterTopic)).") var deadLetterTopic: String?
+    @Option(help: "Pushes of one record before it is dead-lettered (default \(ReactiveConsumerConfig().maxAttempts)).") var maxAttempts: Int?
+    @Option(help: "Record order towards the app: partition (default), key or none.") var ordering: String?
+    @Option(help: "Seconds the app may take to answer a push (default \(ReactiveConsumerConfig().pushTimeout.seconds)).") var pushTimeout: Double?
+    @Option(help: "Records in one push (default \(ReactiveConsumerConfig().maxBatchRecords)).") var maxBatch: Int?
+    @Option(help: "Records fetched and not finished before partitions pause (default \(ReactiveConsumerConfig().maxBufferedRecords)).") var maxBuffered: Int?
+    @Option(help: "Pushes in flight at once (default \(ReactiveConsumerConfig().maxConcurrentPushes)).") var maxConcurrentPushes: Int?
+    @Option(help: "REST listen address, HOST:PORT (default \(KafkaSidecarSettings().listen): loopback).") var listen: String?
+    @Option(help: "Admin listen address, HOST:PORT (default \(KafkaSidecarSettings().admin)).") var adminListen: String?
+    @Option(help: "Largest REST body in bytes, larger: 413 (default \(KafkaSidecarSettings().maxBodyBytes)).") var maxBodyBytes: Int?
+    @Option(help: "REST connections open at once, more are closed on accept (default \(RESTLimits().maxConnections)).") var maxConnections: Int?
+    @Option(help: "Seconds a whole REST request (head and body) may take to arrive, else 408 (default \(RESTLimits().requestTimeout.seconds)).") var requestTimeout: Double?
+    @Option(help: "Event-loop threads (default \(KafkaSidecarSettings().threads)).") var threads: Int?
     @OptionGroup(title: "JWT verification on the REST port") var jwt: JWTOptions
 
     func validate() throws { _ = try settings() }
 
-    /// The bootstrap servers and sidecar settings, from the configuration file or the flags.
+    /// The bootstrap servers and sidecar settings: from the configuration file when given, else from
+    /// the flags, read by the same reader.
     func settings() throws -> (bootstrap: String, settings: KafkaSidecarSettings, jwt: JWTSettings?) {
         if let config {
             do { return try KafkaSidecarConfigFile.load(config) } catch let error as ConfigError { throw ValidationError("\(config): \(error)") }
         }
-        guard let bootstrap, !bootstrap.isEmpty else { throw ValidationError("--bootstrap HOST:PORT is required (or --config FILE)") }
-        var s = KafkaSidecarSettings()
-        guard let l = MeshAddress(parsing: listen) else { throw ValidationError("--listen must be HOST:PORT") }
-        guard let a = MeshAddress(parsing: adminListen) else { throw ValidationError("--admin-listen must be HOST:PORT") }
-        s.listen = l
-        s.admin = a
-        guard maxBodyBytes >= 1 else { throw ValidationError("--max-body-bytes must be positive") }
-        s.maxBodyBytes = maxBodyBytes
-        guard maxConnections >= 1 else { throw ValidationError("--max-connections must be positive") }
-        s.restLimits.maxConnections = maxConnections
-        guard requestTimeout > 0 else { throw ValidationError("--request-timeout must be positive") }
-        s.restLimits.requestTimeout = .milliseconds(Int64(requestTimeout * 1000))
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
-        s.threads = threads
-        if !topics.isEmpty || group != nil {
-            guard let group, !group.isEmpty else { throw ValidationError("--group is required with --subscribe") }
-            guard !topics.isEmpty else { throw ValidationError("--subscribe TOPIC is required with --group") }
-            var sub = ReactiveSubscription(group: group, topics: topics, app: app, readyPath: appReadyPath)
-            guard let o = RecordOrdering(rawValue: ordering) else { throw ValidationError("--ordering must be partition, key or none") }
-            sub.engine.ordering = o
-            sub.engine.deadLetterTopic = deadLetterTopic
-            sub.engine.maxAttempts = maxAttempts
-            sub.engine.pushTimeout = .milliseconds(Int64(pushTimeout * 1000))
-            sub.engine.maxBatchRecords = maxBatch
-            sub.engine.maxBufferedRecords = maxBuffered
-            sub.engine.maxConcurrentPushes = maxConcurrentPushes
-            try KafkaSidecarConfigFile.check(sub, at: "flags")
-            s.subscriptions = [sub]
+        let flags = try flagDocument()
+        do {
+            return try KafkaSidecarConfigFile.read(try flags.document(), environment: [:])
+        } catch let error as ConfigError {
+            throw flags.explain(error)
         }
-        return (bootstrap, s, try jwt.settings(section: "rest.jwt"))
+    }
+
+    /// The flags given, as the configuration keys they stand for.
+    func flagDocument() throws -> FlagDocument {
+        var d = FlagDocument()
+        d.name(["kafka", "bootstrap"], flags: "--bootstrap")
+        d.set(["kafka", "bootstrap"], bootstrap, flag: "--bootstrap")
+        d.set(["rest", "listen"], listen, flag: "--listen")
+        d.set(["rest", "max_body_bytes"], maxBodyBytes, flag: "--max-body-bytes")
+        d.set(["rest", "max_connections"], maxConnections, flag: "--max-connections")
+        d.set(["rest", "request_timeout"], FlagDocument.seconds(requestTimeout), flag: "--request-timeout")
+        try jwt.write(into: &d, at: ["rest", "jwt"])
+        d.set(["admin", "listen"], adminListen, flag: "--admin-listen")
+        d.set(["threads"], threads, flag: "--threads")
+        // One subscription from the flags (several only in a file).
+        var sub: [String: Any] = [:]
+        let fields: [(String, Any?, String)] = [
+            ("group", group, "--group"), ("topics", topics.isEmpty ? nil : topics, "--subscribe"), ("app", app, "--app"),
+            ("ready_path", appReadyPath, "--app-ready-path"), ("dead_letter_topic", deadLetterTopic, "--dead-letter-topic"),
+            ("max_attempts", maxAttempts, "--max-attempts"), ("ordering", ordering, "--ordering"),
+            ("push_timeout", FlagDocument.seconds(pushTimeout), "--push-timeout"), ("max_batch", maxBatch, "--max-batch"),
+            ("max_buffered", maxBuffered, "--max-buffered"), ("max_concurrent_pushes", maxConcurrentPushes, "--max-concurrent-pushes"),
+        ]
+        for (key, value, flag) in fields {
+            d.name(["subscriptions[0]", key], flags: flag)
+            if let value { sub[key] = value }
+        }
+        if !sub.isEmpty {
+            guard group != nil else { throw ValidationError("--group is required with the subscription's flags") }
+            guard !topics.isEmpty else { throw ValidationError("--subscribe TOPIC is required with --group") }
+            d.set(["subscriptions"], [sub], flag: "--group")
+        }
+        return d
     }
 
     func run() async throws {
@@ -140,6 +152,11 @@ enum KafkaSidecarConfigFile {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw ConfigError(key: "", "cannot read \(path)") }
         let document = try YAMLFields.document(text, source: path)
         guard !document.keys.isEmpty else { throw ConfigError(key: "", "\(path) is empty; write at least the kafka section") }
+        return try read(document, environment: environment)
+    }
+
+    /// Reads a configuration document: a file's, or the flags' (``FlagDocument``, with no environment).
+    static func read(_ document: YAMLFields, environment: [String: String]) throws -> (bootstrap: String, settings: KafkaSidecarSettings, jwt: JWTSettings?) {
         var top = SidecarConfigFile.Section(document, environment, SidecarConfigFile.ConsultedVariables())
         var s = KafkaSidecarSettings()
         var kafka = try top.child("kafka")
@@ -164,7 +181,7 @@ enum KafkaSidecarConfigFile {
         for var sub in try top.children("subscriptions") {
             guard let group = try sub.string("group"), !group.isEmpty else { throw ConfigError(key: sub.name("group"), "is required") }
             guard let topics = try sub.strings("topics"), !topics.isEmpty else { throw ConfigError(key: sub.name("topics"), "needs at least one topic") }
-            var r = ReactiveSubscription(group: group, topics: topics, app: try sub.string("app") ?? "http://127.0.0.1:8080/kafka/records",
+            var r = ReactiveSubscription(group: group, topics: topics, app: try sub.string("app") ?? ReactiveSubscription.defaultApp,
                                          readyPath: try sub.string("ready_path"))
             if let text = try sub.string("ordering") {
                 guard let o = RecordOrdering(rawValue: text) else { throw ConfigError(key: sub.name("ordering"), "must be partition, key or none") }

@@ -18,6 +18,11 @@ enum SidecarConfigFile {
         // An empty (or truncated-to-nothing) file is never "all defaults": a half-written file
         // during a reload must not turn every policy off.
         guard !document.keys.isEmpty else { throw ConfigError(key: "", "\(path) is empty; write at least one section (ingress, egress or admin)") }
+        return try read(document, environment: environment)
+    }
+
+    /// Reads a configuration document: a file's, or the flags' (``FlagDocument``, with no environment).
+    static func read(_ document: YAMLFields, environment: [String: String]) throws -> SidecarSettings {
         let consulted = ConsultedVariables()
         var top = Section(document, environment, consulted)
         var s = SidecarSettings()
@@ -28,8 +33,10 @@ enum SidecarConfigFile {
         s.ingress.app = try ingress.address("app") ?? i.app
         s.ingress.maxBodyBytes = try ingress.int("max_body_bytes", min: 0) ?? i.maxBodyBytes
         s.ingress.headerTimeout = try ingress.duration("header_timeout") ?? i.headerTimeout
+        guard s.ingress.headerTimeout > .zero else { throw ConfigError(key: ingress.name("header_timeout"), "must be positive") }
         s.ingress.minBodyRate = try ingress.int("min_body_rate", min: 0) ?? i.minBodyRate
         s.ingress.upstreamTimeout = try ingress.duration("upstream_timeout") ?? i.upstreamTimeout
+        guard s.ingress.upstreamTimeout > .zero else { throw ConfigError(key: ingress.name("upstream_timeout"), "must be positive") }
         s.ingress.connectTimeout = try ingress.duration("connect_timeout") ?? i.connectTimeout
         s.ingress.maxHeaders = try ingress.int("max_headers", min: 1) ?? i.maxHeaders
         s.ingress.maxConnections = try ingress.int("max_connections", min: 1) ?? i.maxConnections

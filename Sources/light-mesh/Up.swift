@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KafkaRdKafka
+import KafkaSidecarNIO
 import Logging
 
 struct Up: AsyncParsableCommand {
@@ -22,7 +23,7 @@ struct Up: AsyncParsableCommand {
     @Option(name: .customLong("topic"), help: "Create a topic on the embedded broker: NAME:PARTITIONS (repeatable).") var topics: [String] = []
     @Option(name: .customLong("kafka-subscribe"), help: "Topic the Kafka sidecar pushes to the app (repeatable).") var kafkaTopics: [String] = []
     @Option(help: "Consumer group of the Kafka sidecar's subscription.") var kafkaGroup = "light-mesh"
-    @Option(help: "The app's push endpoint for the Kafka sidecar.") var kafkaApp = "http://127.0.0.1:8080/kafka/records"
+    @Option(help: "The app's push endpoint for the Kafka sidecar.") var kafkaApp = ReactiveSubscription.defaultApp
     @Option(help: "Kafka sidecar REST listen address.") var kafkaListen = "127.0.0.1:9082"
     @Option(help: "Kafka sidecar admin listen address.") var kafkaAdminListen = "127.0.0.1:9902"
     @Argument(parsing: .postTerminator, help: "Options for the HTTP sidecar (see light-mesh http-sidecar --help).") var sidecarOptions: [String] = []
