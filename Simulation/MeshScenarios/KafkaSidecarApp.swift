@@ -25,6 +25,11 @@ final class SidecarAppLedger {
     /// Per partition (per key when ordering is by key), the offset of each first delivery in arrival order.
     var lastFirstDelivery: [String: Int64] = [:]
     var deliveredOffsets: [TopicPartition: Set<Int64>] = [:]
+    /// Pushes (by their `traceparent`) the sidecar gave up on before an answer: a network that held
+    /// one may still deliver it later, after newer records of its lane. The order promise is about
+    /// pushes the sidecar still waits for; a stale one is delivered (and counted) but not judged for
+    /// order. Written by the pod when its engine abandons a push.
+    var abandonedPushes: Set<String> = []
 }
 
 /// The fate the simulated app gives a record, from its value alone, so a checker can recompute it:
@@ -122,7 +127,9 @@ final class KafkaSidecarApp: SimProcess {
                                       host: host.id)
             return host.write(s, SimHTTP1.response(status: 400, fields: []))
         }
-        let answer = handle(reader.body, host)
+        let stale = reader.field("traceparent").map { ledger.abandonedPushes.contains($0) } ?? false
+        if stale { host.simulation.coverage.hit("kafka-sidecar.stale-push-delivered") }
+        let answer = handle(reader.body, judgeOrder: !stale, host)
         var service = 500_000.0 + host.random.nextExponential(mean: 2_000_000)
         if faults.fires(Self.slow) { service *= 100 }
         let token = host.setTimer(after: .nanoseconds(Int64(service)))
@@ -168,7 +175,7 @@ final class KafkaSidecarApp: SimProcess {
 
     /// Reads the push, records what arrived, decides, and records the decision (it is made now,
     /// whether or not the answer reaches the sidecar).
-    private func handle(_ body: [UInt8], _ host: SimHost) -> (status: UInt16, body: [UInt8]) {
+    private func handle(_ body: [UInt8], judgeOrder: Bool, _ host: SimHost) -> (status: UInt16, body: [UInt8]) {
         let records: [PushedRecord]
         switch Self.readPush(body) {
         case .success(let read): records = read
@@ -181,7 +188,7 @@ final class KafkaSidecarApp: SimProcess {
         for r in records {
             let tp = r.topicPartition
             ledger.delivered.insert(r.value)
-            if ledger.deliveredOffsets[tp, default: []].insert(r.offset).inserted {
+            if judgeOrder, ledger.deliveredOffsets[tp, default: []].insert(r.offset).inserted {
                 let lane = ordering == .key ? "\(tp)/\(r.key ?? "")" : "\(tp)"
                 if ordering != .none,
                    let (invariant, message) = KafkaSidecarChecks.orderViolation(lane: lane, lastFirstDelivery: ledger.lastFirstDelivery[lane], offset: r.offset) {

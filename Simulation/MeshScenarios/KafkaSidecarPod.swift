@@ -24,11 +24,17 @@ final class KafkaSidecarPod: SimProcess {
     /// The pod's HTTP client to its app; the link's timeout is the push timeout and a second, as
     /// the NIO driver's fetcher has it.
     private let fetcher: SimFetcher
+    /// The apps' ledger, told which pushes the engine gave up on (see ``SidecarAppLedger/abandonedPushes``).
+    private let ledger: SidecarAppLedger
+    /// Each push under way's `traceparent`, by batch.
+    private var pushTraces: [UInt64: String] = [:]
     /// Set while the next poll waits (the buffer is full), with how many records it may take.
     private var pollTimer: (token: TimerToken, maxRecords: Int)?
     private weak var host: SimHost?
 
-    init(kafka: SimKafkaCluster, config: KafkaWorkloadConfig, engineConfig: ReactiveConsumerConfig, app: @escaping () -> HostID?) {
+    init(kafka: SimKafkaCluster, config: KafkaWorkloadConfig, engineConfig: ReactiveConsumerConfig, ledger: SidecarAppLedger,
+         app: @escaping () -> HostID?) {
+        self.ledger = ledger
         self.kafka = kafka
         self.config = config
         self.engineConfig = engineConfig
@@ -89,7 +95,9 @@ final class KafkaSidecarPod: SimProcess {
             host.log("sidecar.push", Int64(batch.id), Int64(batch.entries.count),
                      "\(batch.topicPartition) \(batch.entries.first!.record.offset)... \(push.fields.last?.1 ?? "")")
             let id = batch.id
+            pushTraces[id] = push.fields.last?.1
             fetcher.send(.POST, fetcher.url.target, fields: push.fields, body: push.body, to: app, on: host) { result in
+                me.value.0.pushTraces[id] = nil
                 switch result {
                 case .success(let answer):
                     let decoded = PushCodec.decode(status: answer.status, body: answer.body)
@@ -100,9 +108,10 @@ final class KafkaSidecarPod: SimProcess {
                     deliver(.pushAnswered(batch: id, .failed(reason: "push failed: \(error)")))
                 }
             }
-        case .abandonPush:
+        case .abandonPush(let batch):
             // As in NIO: the engine ignores a late answer; the link's timeout closes a silent exchange.
-            break
+            // The request may still reach the app later (held by the network).
+            if let trace = pushTraces.removeValue(forKey: batch) { ledger.abandonedPushes.insert(trace) }
         case .pause(let tps):
             host.simulation.coverage.hit("kafka-sidecar.pause")
             consumer?.pause(tps)

@@ -133,7 +133,7 @@ public enum ScenarioRunner {
                     for i in 0..<group.count {
                         let app = apps[podIndex]
                         podIndex += 1
-                        sim.addHost(named: "\(group.name)-\(i)") { _ in KafkaSidecarPod(kafka: kafka, config: config, engineConfig: engine, app: { app }) }
+                        sim.addHost(named: "\(group.name)-\(i)") { _ in KafkaSidecarPod(kafka: kafka, config: config, engineConfig: engine, ledger: appLedger, app: { app }) }
                     }
                 }
                 let checker = KafkaSidecarChecker(sim: sim, kafka: kafka, config: config, maxAttempts: engine.maxAttempts, ledger: appLedger)
