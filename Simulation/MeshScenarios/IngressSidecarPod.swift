@@ -19,6 +19,8 @@ final class IngressSidecarPod: SimProcess {
     }
 
     private let ingress: IngressConfig
+
+    private let services: IngressServices
     private let app: HostID
     private let addressOf: (HostID) -> String
     private(set) var policy: IngressPolicy!
@@ -36,8 +38,9 @@ final class IngressSidecarPod: SimProcess {
     /// only): the output the rate-limit bound is checked on, not the limiter's own state.
     private var limitedSent: [String: [MeshInstant]] = [:]
 
-    init(ingress: IngressConfig, app: HostID, addressOf: @escaping (HostID) -> String) {
+    init(ingress: IngressConfig, services: IngressServices, app: HostID, addressOf: @escaping (HostID) -> String) {
         self.ingress = ingress
+        self.services = services
         self.app = app
         self.addressOf = addressOf
     }
@@ -46,7 +49,7 @@ final class IngressSidecarPod: SimProcess {
         self.host = host
         host.listen(port: Self.port)
         random = SeededRandom(seed: host.random.next())
-        policy = try? IngressPolicy(config: ingress, hashSeed: random.next())
+        policy = try? IngressPolicy(config: ingress, services: services, hashSeed: random.next())
     }
 
     func receive(_ event: NetEvent, on host: SimHost) {

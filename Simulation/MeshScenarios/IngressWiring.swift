@@ -19,9 +19,11 @@ enum IngressWiring {
                     IngressRoute(prefix: "/limited", middleware: [.rateLimit], rateLimit: IngressSpellings.limit),
                     IngressRoute(prefix: "/cors", middleware: [.cors]), IngressRoute(prefix: "/secure", middleware: [.jwt])]
         c.cors = CORSPolicy(allowedOrigins: [IngressSpellings.goodOrigin])
-        c.jwt = SimJWT.authenticator()
         return c
     }
+
+    /// The sidecar's live objects: the JWT verifier with the test key (``SimJWT``).
+    static func sidecarServices() -> IngressServices { IngressServices(jwt: SimJWT.authenticator()) }
 
     /// A client host's address: `internal…` groups are inside 10.0.0.0/8, the rest outside it.
     static func address(of name: String) -> String {
@@ -35,9 +37,9 @@ enum IngressWiring {
         guard let appGroup = scenario.hosts.first(where: { $0.role == .ingressApp }),
               let sidecarGroup = scenario.hosts.first(where: { $0.role == .ingressSidecar }) else { return }
         let app = sim.addHost(named: "\(appGroup.name)-0") { _ in IngressApp(config: config, ledger: ledger, faults: faults) }.id
-        let ingress = sidecarConfig(config)
+        let ingress = sidecarConfig(config), services = sidecarServices()
         let sidecar = sim.addHost(named: "\(sidecarGroup.name)-0") { [unowned sim] _ in
-            IngressSidecarPod(ingress: ingress, app: app, addressOf: { address(of: sim.hosts[$0].name) })
+            IngressSidecarPod(ingress: ingress, services: services, app: app, addressOf: { address(of: sim.hosts[$0].name) })
         }.id
         for group in scenario.hosts where group.role == .ingressClient {
             for i in 0..<group.count {

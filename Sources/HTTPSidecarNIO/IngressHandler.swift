@@ -213,7 +213,7 @@ final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
 
     func answeredAtHead(_ head: ScannedRequestHead, status: Int) {
         shared.metrics.finished("ingress", status: status, seconds: 0)
-        guard let log = shared.config.accessLog else { return }
+        guard let log = shared.policy.services.accessLog else { return }
         // Refused before the path was judged: the path is logged as sent (up to its query).
         let target = head.target
         let path = target.firstIndex(of: "?").map { String(target[..<$0]) } ?? target
@@ -231,7 +231,7 @@ final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
         let elapsed = shared.clock.now - ex.started
         shared.metrics.finished("ingress", status: status, seconds: elapsed.seconds)
         if let route = ex.route { shared.metrics.routeFinished(route.prefix, status: status) }
-        if let log = shared.config.accessLog {
+        if let log = shared.policy.services.accessLog {
             log.record([
                 ("time", .string(Date().formatted(.iso8601))), ("client", .string(clientAddress ?? "")),
                 ("method", .string(ex.head.method.text)), ("path", .string(log.loggedTarget(path: ex.path, uri: ex.head.target))), ("status", .int(status)),

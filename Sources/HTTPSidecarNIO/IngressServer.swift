@@ -26,14 +26,14 @@ final class IngressShared: Sendable {
     /// Requests handed to the app and not yet answered (graceful drain waits for zero); shared by all generations.
     let inFlight: InFlightCounter
 
-    init(config: IngressConfig, clock: any MeshClock, logger: Logger, metrics: SidecarMetrics, previous: IngressShared?) throws {
+    init(config: IngressConfig, services: IngressServices, clock: any MeshClock, logger: Logger, metrics: SidecarMetrics, previous: IngressShared?) throws {
         self.config = config
         self.clock = clock
         self.logger = logger
         self.metrics = metrics
         self.inFlight = previous?.inFlight ?? InFlightCounter()
         let old = previous?.config
-        policy = try IngressPolicy(config: config, previous: previous?.policy)
+        policy = try IngressPolicy(config: config, services: services, previous: previous?.policy)
         let settings = ConnectionPoolSettings(connectTimeout: config.connectTimeout, responseTimeout: config.upstreamTimeout,
                                               maxIdle: config.maxIdleAppConnections)
         if let previous, old?.app == config.app, previous.appPools.settings == settings {
@@ -69,10 +69,11 @@ public final class IngressServer: Sendable {
     private let openConnections = InFlightCounter()
     private let boundAddresses = NIOLockedValueBox<(plain: MeshAddress?, tls: MeshAddress?)>((nil, nil))
 
-    public init(config: IngressConfig, group: any EventLoopGroup, clock: any MeshClock = SystemClock(),
+    /// - Parameter services: the live objects beside the configuration (JWT verifier, access log).
+    public init(config: IngressConfig, services: IngressServices = IngressServices(), group: any EventLoopGroup, clock: any MeshClock = SystemClock(),
                 logger: Logger = Logger(label: "light-mesh.ingress"), metrics: SidecarMetrics = .none) throws {
         self.group = group
-        self.generation = Generation(try IngressShared(config: config, clock: clock, logger: logger, metrics: metrics, previous: nil))
+        self.generation = Generation(try IngressShared(config: config, services: services, clock: clock, logger: logger, metrics: metrics, previous: nil))
     }
 
     /// The configuration in effect.
@@ -142,14 +143,15 @@ public final class IngressServer: Sendable {
     /// it. Fails (keeping the old configuration) when it cannot be built. Listener addresses and
     /// turning the TLS listener on or off need a restart; those differences come back as warnings.
     @discardableResult
-    public func reload(_ config: IngressConfig) throws -> [String] {
-        let prepared = try prepareReload(config)
+    public func reload(_ config: IngressConfig, services: IngressServices? = nil) throws -> [String] {
+        let prepared = try prepareReload(config, services: services)
         prepared.commit()
         return prepared.warnings
     }
 
-    /// Builds the generation for `config` without applying it; see ``PreparedReload``.
-    public func prepareReload(_ config: IngressConfig) throws -> PreparedReload {
+    /// Builds the generation for `config` without applying it; see ``PreparedReload``. Without
+    /// `services`, the running ones stay.
+    public func prepareReload(_ config: IngressConfig, services: IngressServices? = nil) throws -> PreparedReload {
         let old = generation.current
         var warnings: [String] = []
         var next = config
@@ -165,7 +167,7 @@ public final class IngressServer: Sendable {
         if (next.tls?.required ?? false) != (old.config.tls?.required ?? false) {
             warnings.append("ingress.tls.required changed: takes effect after a restart")
         }
-        let built = try IngressShared(config: next, clock: old.clock, logger: old.logger, metrics: old.metrics, previous: old)
+        let built = try IngressShared(config: next, services: services ?? old.policy.services, clock: old.clock, logger: old.logger, metrics: old.metrics, previous: old)
         let generation = self.generation
         return PreparedReload(warnings: warnings) { generation.replace(built) }
     }

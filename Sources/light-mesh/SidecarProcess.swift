@@ -43,11 +43,12 @@ final class SidecarProcess: Sendable {
         signal(SIGPIPE, SIG_IGN)
         for name in settings.unknownVariables { say("warning: \(name) matches no configuration key (misspelt, or for a key this file does not use); it has no effect") }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: settings.threads)
-        let ingressConfig = try await settings.ingressConfig(group: group)
-        let jwt = settings.jwt.flatMap { s in ingressConfig.jwt.map { (s, $0) } }
+        let ingressConfig = settings.ingress
+        let services = try await settings.ingressServices(group: group)
+        let jwt = settings.jwt.flatMap { s in services.jwt.map { (s, $0) } }
         let registry = PrometheusCollectorRegistry()
         let metrics = SidecarMetrics(factory: PrometheusMetricsFactory(registry: registry))
-        let ingress = try IngressServer(config: ingressConfig, group: group, logger: logger, metrics: metrics)
+        let ingress = try IngressServer(config: ingressConfig, services: services, group: group, logger: logger, metrics: metrics)
         let bound = try await ingress.start()
         if let plain = ingress.plainAddress {
             say("ingress on \(plain)\(ingress.tlsAddress.map { " and TLS on \($0)" } ?? ""), app at \(ingressConfig.app)")
@@ -130,20 +131,20 @@ final class SidecarProcess: Sendable {
                 Self.say("reload: egress services added; starting the egress listener needs a restart")
             }
             try SidecarConfigFile.refuseSilentWeakening(from: previous.settings, to: next)
-            let ingressConfig = try await next.ingressConfig(group: group, reuse: previous.jwt)
+            let services = try await next.ingressServices(group: group, reuse: previous.jwt)
             // The same JWT settings keep their authenticator; its keys are read again (revocation).
-            if let reused = previous.jwt, ingressConfig.jwt === reused.1 {
+            if let reused = previous.jwt, services.jwt === reused.1 {
                 do { try await reused.1.reloadKeys() } catch { throw ConfigError(key: "ingress.jwt", "the JWKS could not be read again: \(error)") }
             }
             // Build both before applying either, so a failure leaves both as they were.
-            let ingressNext = try ingress.prepareReload(ingressConfig)
+            let ingressNext = try ingress.prepareReload(next.ingress, services: services)
             let egressNext = try egress?.prepareReload(next.egress)
             ingressNext.commit()
             egressNext?.commit()
             let warnings = ingressNext.warnings + (egressNext?.warnings ?? [])
             for w in warnings { Self.say("reload: \(w)") }
             if next.threads != previous.settings.threads { Self.say("reload: threads changed: takes effect after a restart") }
-            let jwt = next.jwt.flatMap { s in ingressConfig.jwt.map { (s, $0) } }
+            let jwt = next.jwt.flatMap { s in services.jwt.map { (s, $0) } }
             state.withLockedValue { $0 = (next, jwt) }
             Self.say("reloaded \(configFile)")
         } catch {

@@ -25,14 +25,15 @@ struct SidecarSettings: Sendable {
     /// `LIGHT_MESH_*` variables the file reader never looked up, so they have no effect (reported at start and reload).
     var unknownVariables: [String] = []
 
-    /// The listener configurations, with the JWT authenticator (`reuse` when the JWT settings did not change).
-    func ingressConfig(group: any EventLoopGroup, reuse: (JWTSettings, JWTAuthenticator)? = nil) async throws -> IngressConfig {
-        var config = ingress
+    /// The ingress's live objects built from these settings: the JWT authenticator (`reuse`'s when
+    /// the JWT settings did not change) and the access log.
+    func ingressServices(group: any EventLoopGroup, reuse: (JWTSettings, JWTAuthenticator)? = nil) async throws -> IngressServices {
+        var services = IngressServices()
         if let jwt {
-            if let reuse, reuse.0 == jwt { config.jwt = reuse.1 } else { config.jwt = try await jwt.makeAuthenticator(group: group) }
+            if let reuse, reuse.0 == jwt { services.jwt = reuse.1 } else { services.jwt = try await jwt.makeAuthenticator(group: group) }
         }
-        if accessLog { config.accessLog = AccessLog() }
-        return config
+        if accessLog { services.accessLog = AccessLog() }
+        return services
     }
 
     /// A URL with any `user:password@` and query values redacted (`https://u:p@h/x?k=v` →

@@ -21,8 +21,9 @@ import Testing
     static let loops = MultiThreadedEventLoopGroup(numberOfThreads: 2)
     var group: MultiThreadedEventLoopGroup { Self.loops }
 
-    private func ingress(app port: Int, _ configure: (inout IngressConfig) -> Void = { _ in }) async throws -> (IngressServer, Int) {
-        try await startIngress(app: port, group: group) { config in
+    private func ingress(app port: Int, services: IngressServices = IngressServices(),
+                         _ configure: (inout IngressConfig) -> Void = { _ in }) async throws -> (IngressServer, Int) {
+        try await startIngress(app: port, group: group, services: services) { config in
             config.upstreamTimeout = .seconds(5)
             configure(&config)
         }
@@ -71,7 +72,7 @@ import Testing
     @Test func anUnknownKidIsNeverReflectedIntoHeaders() async throws {
         let backend = try await TestBackend(group: group)
         let jwt = try await JWTAuthenticator(policy: JWTPolicy(), jwksFile: JWTLiveTests.fixtures + "jwks.json")
-        let (server, port) = try await ingress(app: backend.port) { $0.jwt = jwt }
+        let (server, port) = try await ingress(app: backend.port, services: IngressServices(jwt: jwt))
         func b64(_ s: String) -> String {
             Data(s.utf8).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
         }
@@ -94,8 +95,7 @@ import Testing
     @Test func everySpellingOfAProtectedPathMeetsItsPolicy() async throws {
         let backend = try await TestBackend(group: group)
         let jwt = try await JWTAuthenticator(policy: JWTPolicy(), jwksFile: JWTLiveTests.fixtures + "jwks.json")
-        let (server, port) = try await ingress(app: backend.port) { config in
-            config.jwt = jwt
+        let (server, port) = try await ingress(app: backend.port, services: IngressServices(jwt: jwt)) { config in
             // /public needs nothing; everything else (the default chain) needs a token.
             config.routes = [IngressRoute(prefix: "/public", middleware: [])]
         }

@@ -36,10 +36,10 @@ import Testing
         var duringFlush: (() -> Void)?
         var engine: IngressConnection<Recorder>!
 
-        init(_ configure: (inout IngressConfig) -> Void = { _ in }) throws {
+        init(services: IngressServices = IngressServices(), _ configure: (inout IngressConfig) -> Void = { _ in }) throws {
             var config = IngressConfig()
             configure(&config)
-            policy = try IngressPolicy(config: config, hashSeed: 1)
+            policy = try IngressPolicy(config: config, services: services, hashSeed: 1)
             engine = IngressConnection(io: self, scheme: "http", client: "192.0.2.1", seed: 1)
             engine.opened()
         }
@@ -250,7 +250,7 @@ import Testing
         let jwt = try await JWTAuthenticator(policy: JWTPolicy(), jwksFile: Self.jwks)
         let head = "POST /a HTTP/1.1\r\nhost: x\r\nexpect: 100-continue\r\ncontent-length: 3\r\nauthorization: Bearer a.b.c\r\n\r\n"
 
-        let refused = try Recorder { $0.jwt = jwt }
+        let refused = try Recorder(services: IngressServices(jwt: jwt))
         refused.closeReportsAtOnce = true
         refused.send(head)
         #expect(refused.client.isEmpty, "no 100 Continue before the verdict")
@@ -259,7 +259,7 @@ import Testing
         #expect(!refused.client.contains("100 Continue"))
         #expect(refused.began == 1 && refused.finished == [401], "counted once")
 
-        let admitted = try Recorder { $0.jwt = jwt }
+        let admitted = try Recorder(services: IngressServices(jwt: jwt))
         admitted.send(head)
         admitted.engine.verified(.success(.success(VerifiedToken(subject: "alice", clientId: nil, scopes: []))))
         #expect(admitted.client == "HTTP/1.1 100 Continue\r\n\r\n")

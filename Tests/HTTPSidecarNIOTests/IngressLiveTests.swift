@@ -14,13 +14,14 @@ import Testing
     static let loops = MultiThreadedEventLoopGroup(numberOfThreads: 2)
     var group: MultiThreadedEventLoopGroup { Self.loops }
 
-    private func withIngress(_ tweak: (inout IngressConfig) -> Void = { _ in }, _ body: (Int, TestBackend) async throws -> Void) async throws {
+    private func withIngress(services: IngressServices = IngressServices(), _ tweak: (inout IngressConfig) -> Void = { _ in },
+                             _ body: (Int, TestBackend) async throws -> Void) async throws {
         let backend = try await TestBackend(group: group)
         var config = IngressConfig()
         config.listen = MeshAddress(host: "127.0.0.1", port: 0)
         config.app = MeshAddress(host: "127.0.0.1", port: backend.port)
         tweak(&config)
-        let ingress = try IngressServer(config: config, group: group)
+        let ingress = try IngressServer(config: config, services: services, group: group)
         let bound = try await ingress.start()
         try await body(bound.port, backend)
         try await ingress.stop()
@@ -51,7 +52,7 @@ import Testing
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("access-\(UInt64.random(in: 0...UInt64.max)).log").path
         #expect(FileManager.default.createFile(atPath: path, contents: nil))
         let log = AccessLog(to: FileHandle(forWritingAtPath: path)!)
-        try await withIngress({ $0.accessLog = log }) { port, _ in
+        try await withIngress(services: IngressServices(accessLog: log)) { port, _ in
             _ = try await rawExchange(port: port, "GET /x?q=1 HTTP/1.1\r\nHost: x\r\nUser-Agent: t\"ua\r\nConnection: close\r\n\r\n", group: group)
             // Issue 22: a request refused at its head is logged too (it was missing).
             _ = try await rawExchange(port: port, "GET /a%00b?secret=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", group: group)

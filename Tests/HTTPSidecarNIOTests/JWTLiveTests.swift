@@ -60,8 +60,8 @@ import Testing
         var config = IngressConfig()
         config.listen = MeshAddress(host: "127.0.0.1", port: 0)
         config.app = MeshAddress(host: "127.0.0.1", port: backend.port)
-        config.jwt = try await JWTAuthenticator(policy: policy, jwksFile: Self.fixtures + "jwks.json")
-        let ingress = try IngressServer(config: config, group: group)
+        let services = IngressServices(jwt: try await JWTAuthenticator(policy: policy, jwksFile: Self.fixtures + "jwks.json"))
+        let ingress = try IngressServer(config: config, services: services, group: group)
         let port = try await ingress.start().port
         func call(_ path: String = "/pets", token: String?) async throws -> String {
             let auth = token.map { "Authorization: Bearer \($0)\r\n" } ?? ""
@@ -182,13 +182,13 @@ import Testing
         var config = IngressConfig()
         config.listen = MeshAddress(host: "127.0.0.1", port: 0)
         config.app = MeshAddress(host: "127.0.0.1", port: backend.port)
-        config.jwt = try await JWTAuthenticator(policy: JWTPolicy(), jwksFile: Self.fixtures + "jwks.json")
+        let services = IngressServices(jwt: try await JWTAuthenticator(policy: JWTPolicy(), jwksFile: Self.fixtures + "jwks.json"))
         config.routes = [
             IngressRoute(prefix: "/public", middleware: []),
             IngressRoute(prefix: "/api", middleware: [.jwt, .rateLimit], rateLimit: RateLimiter.Config(rate: 0.01, burst: 1),
                          headers: HeaderRewrite(request: HeaderRules(add: ["x-route": "api"]))),
         ]
-        let ingress = try IngressServer(config: config, group: group)
+        let ingress = try IngressServer(config: config, services: services, group: group)
         let port = try await ingress.start().port
         func call(_ path: String, token: String? = nil) async throws -> String {
             let auth = token.map { "Authorization: Bearer \($0)\r\n" } ?? ""
@@ -208,11 +208,9 @@ import Testing
         var wrongOrder = config
         wrongOrder.cors = CORSPolicy(allowedOrigins: ["*"])
         wrongOrder.routes = [IngressRoute(prefix: "/x", middleware: [.jwt, .cors])]
-        #expect(throws: ConfigError.self) { try IngressServer(config: wrongOrder, group: group) }
-        var noJWT = config
-        noJWT.jwt = nil
+        #expect(throws: ConfigError.self) { try IngressServer(config: wrongOrder, services: services, group: group) }
         do {
-            _ = try IngressServer(config: noJWT, group: group)
+            _ = try IngressServer(config: config, services: IngressServices(), group: group)
             Issue.record("a route listing jwt started without JWT settings")
         } catch {
             #expect("\(error)".contains("ingress.routes[1].middleware"), "\(error)")

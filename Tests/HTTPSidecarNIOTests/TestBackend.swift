@@ -190,12 +190,13 @@ final class TestListener: Sendable {
 }
 
 /// An ingress on a free loopback port in front of the app on `port`; `configure` adjusts the rest.
-func startIngress(app port: Int, group: any EventLoopGroup, _ configure: (inout IngressConfig) -> Void = { _ in }) async throws -> (IngressServer, Int) {
+func startIngress(app port: Int, group: any EventLoopGroup, services: IngressServices = IngressServices(),
+                  _ configure: (inout IngressConfig) -> Void = { _ in }) async throws -> (IngressServer, Int) {
     var config = IngressConfig()
     config.listen = MeshAddress(host: "127.0.0.1", port: 0)
     config.app = MeshAddress(host: "127.0.0.1", port: port)
     configure(&config)
-    let server = try IngressServer(config: config, group: group)
+    let server = try IngressServer(config: config, services: services, group: group)
     return (server, try await server.start().port)
 }
 

@@ -9,6 +9,8 @@ import NIOHTTP1
 /// route matches. No I/O: the NIO listener and the simulator's ingress driver each hold one.
 public final class IngressPolicy: Sendable {
     public let config: IngressConfig
+    /// The live objects beside the configuration (the JWT verifier, the access log).
+    public let services: IngressServices
     let limiter: NIOLockedValueBox<RateLimiter>?
     /// Limiters of routes with a rate of their own, by prefix.
     let routeLimiters: [String: NIOLockedValueBox<RateLimiter>]
@@ -18,9 +20,11 @@ public final class IngressPolicy: Sendable {
     /// Builds the policy of `config`, keeping `previous`'s limiters whose settings are unchanged;
     /// throws when the routes cannot work. New limiters hash keys with a seed from the system (so
     /// clients cannot aim at collisions), or with `hashSeed` when given (the simulator's, for replay).
-    public init(config: IngressConfig, previous: IngressPolicy? = nil, hashSeed: UInt64? = nil) throws(ConfigError) {
-        if let problem = config.routeProblem() { throw problem }
+    public init(config: IngressConfig, services: IngressServices = IngressServices(), previous: IngressPolicy? = nil,
+                hashSeed: UInt64? = nil) throws(ConfigError) {
+        if let problem = config.routeProblem(jwtConfigured: services.jwt != nil) { throw problem }
         self.config = config
+        self.services = services
         let old = previous?.config
         if let previous, let same = previous.limiter, old?.rateLimit == config.rateLimit, old?.rateLimitKey == config.rateLimitKey {
             limiter = same
@@ -38,7 +42,7 @@ public final class IngressPolicy: Sendable {
             }
         }
         self.routeLimiters = routeLimiters
-        defaultChain = config.defaultMiddleware.filter { $0 != .jwt || config.jwt != nil }
+        defaultChain = config.defaultMiddleware.filter { $0 != .jwt || services.jwt != nil }
     }
 
     static func limiter(_ config: RateLimiter.Config, _ hashSeed: UInt64?) -> RateLimiter {
@@ -163,7 +167,7 @@ public enum IngressAdmission {
                                                       defaultHost: config.app.description, random: &random)
         return .admit(Admitted(upstreamHead: upstreamHead, traceId: traceId, correlationId: correlation, responseHeaders: responseHeaders,
                                route: route, path: target.path, responseRules: rules.response, afterJWT: Array(rest.dropFirst()),
-                               needsJWT: rest.first == .jwt && config.jwt != nil, keepAlive: keepAlive, framing: framing))
+                               needsJWT: rest.first == .jwt && policy.services.jwt != nil, keepAlive: keepAlive, framing: framing))
     }
 
 

@@ -32,10 +32,6 @@ public struct IngressConfig: Sendable {
     /// Middleware chosen and ordered per path prefix (see ``IngressRoute``); other paths get
     /// ``defaultMiddleware``.
     public var routes: [IngressRoute] = []
-    /// One JSON line per request, when set.
-    public var accessLog: AccessLog?
-    /// Bearer-token verification; requests without a valid token get 401 (403 for missing scopes).
-    public var jwt: JWTAuthenticator?
     /// Idle keep-alive connections kept to the app per event loop (below the concurrency clients
     /// drive, connections churn).
     public var maxIdleAppConnections = 256
@@ -64,5 +60,20 @@ extension IngressConfig {
     func trusts(_ client: String?) -> Bool {
         guard !trustedProxies.isEmpty, let client, let address = CIDR.parse(client) else { return false }
         return trustedProxies.contains { $0.contains(address) }
+    }
+}
+
+/// The live objects the ingress runs with beside its configuration (which is plain data): built
+/// from settings in the composition root (`light-mesh`), or by a test or the simulator, and handed
+/// to the policy with the configuration.
+public struct IngressServices: Sendable {
+    /// Bearer-token verification; requests without a valid token get 401 (403 for missing scopes).
+    public var jwt: JWTAuthenticator?
+    /// One JSON line per request, when set (written by the NIO driver).
+    public var accessLog: AccessLog?
+
+    public init(jwt: JWTAuthenticator? = nil, accessLog: AccessLog? = nil) {
+        self.jwt = jwt
+        self.accessLog = accessLog
     }
 }

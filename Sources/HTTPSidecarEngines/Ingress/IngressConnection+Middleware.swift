@@ -27,7 +27,7 @@ extension IngressConnection {
         state = .held(ex, parts: [])
         if admitted.framing.hasBody { expectBody() }
         // ci/mutants: jwt-skipped (the next line)
-        if admitted.needsJWT, let jwt = config.jwt {
+        if admitted.needsJWT, let jwt = policy.services.jwt {
             authenticate(jwt, ex)
         } else {
             connect()

@@ -38,7 +38,7 @@ extension IngressConfig {
     }
 
     /// Why this configuration's routes cannot work, or nil. Checked when a configuration is built.
-    public func routeProblem() -> ConfigError? {
+    public func routeProblem(jwtConfigured: Bool) -> ConfigError? {
         for (i, route) in routes.enumerated() {
             let key = "ingress.routes[\(i)]"
             guard route.prefix.hasPrefix("/") else { return ConfigError(key: key + ".prefix", "must start with /") }
@@ -47,7 +47,7 @@ extension IngressConfig {
                 return ConfigError(key: key + ".prefix", "must be a normalized path (no //, ., .., %-escapes of unreserved characters or query)")
             }
             if Set(route.middleware).count != route.middleware.count { return ConfigError(key: key + ".middleware", "lists a middleware twice") }
-            if route.middleware.contains(.jwt) && jwt == nil { return ConfigError(key: key + ".middleware", "jwt needs ingress.jwt (jwks_file or jwks_url)") }
+            if route.middleware.contains(.jwt) && !jwtConfigured { return ConfigError(key: key + ".middleware", "jwt needs ingress.jwt (jwks_file or jwks_url)") }
             if route.middleware.contains(.rateLimit) && route.rateLimit == nil && rateLimit == nil {
                 return ConfigError(key: key + ".middleware", "rate_limit needs a rate (the route's or ingress.rate_limit)")
             }
