@@ -107,11 +107,8 @@ struct KafkaSidecarCommand: AsyncParsableCommand {
             d.name(["subscriptions[0]", key], flags: flag)
             if let value { sub[key] = value }
         }
-        if !sub.isEmpty {
-            guard group != nil else { throw ValidationError("--group is required with the subscription's flags") }
-            guard !topics.isEmpty else { throw ValidationError("--subscribe TOPIC is required with --group") }
-            d.set(["subscriptions"], [sub], flag: "--group")
-        }
+        // The reader decides what a subscription needs (a group and a topic), after the bootstrap.
+        if !sub.isEmpty { d.set(["subscriptions"], [sub], flag: "--group") }
         return d
     }
 
