@@ -85,7 +85,9 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             path: "Sources/HTTPSidecarEngines",
-            swiftSettings: optimizedDebug
+            // The engines run confined to one connection's event loop (or the simulator's one thread),
+            // as they did inside HTTPSidecarNIO: the same release setting as the drivers.
+            swiftSettings: eventLoopConfinedSpeed
         ),
         // The HTTP client both sidecars' drivers use: upstream connections and their pools (NIO drivers of
         // the engines' `UpstreamLink`), TLS contexts, and the

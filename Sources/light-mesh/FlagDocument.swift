@@ -35,10 +35,52 @@ struct FlagDocument {
         self.flags.append((path.joined(separator: "."), flags))
     }
 
-    /// The document the reader takes (JSON is YAML).
+    /// The document the reader takes: written as JSON (which is YAML) by hand, since Foundation's
+    /// JSON writer costs the process megabytes of resident memory it would otherwise never touch.
     func document() throws -> YAMLFields {
-        let data = try JSONSerialization.data(withJSONObject: root, options: [.sortedKeys])
-        return try YAMLFields.document(String(decoding: data, as: UTF8.self), source: "flags")
+        var text = ""
+        Self.write(root, into: &text)
+        return try YAMLFields.document(text, source: "flags")
+    }
+
+    private static func write(_ value: Any, into out: inout String) {
+        switch value {
+        case let map as [String: Any]:
+            out += "{"
+            for (i, key) in map.keys.sorted().enumerated() {
+                if i > 0 { out += "," }
+                quote(key, into: &out)
+                out += ":"
+                write(map[key]!, into: &out)
+            }
+            out += "}"
+        case let list as [Any]:
+            out += "["
+            for (i, item) in list.enumerated() {
+                if i > 0 { out += "," }
+                write(item, into: &out)
+            }
+            out += "]"
+        case let text as String: quote(text, into: &out)
+        case let flag as Bool: out += flag ? "true" : "false"
+        case let number as Int: out += String(number)
+        case let number as Double: out += number.isFinite ? String(number) : "null"
+        default: quote("\(value)", into: &out)
+        }
+    }
+
+    /// A JSON string: quotes, backslashes and control characters escaped.
+    private static func quote(_ text: String, into out: inout String) {
+        out += "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case _ where scalar.value < 0x20: out += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count) + String(scalar.value, radix: 16)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        out += "\""
     }
 
     /// `error` (from the reader) as the user typed it: naming the flag behind its key.
