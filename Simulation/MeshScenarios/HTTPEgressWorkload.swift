@@ -193,25 +193,16 @@ final class HTTPUpstream: SimProcess {
             open[s] = nil
             host.close(s)
         case .data(let s, let bytes):
-            guard var reader = open[s] else { return }
-            reader.append(bytes)
-            while true {
-                switch reader.next() {
-                case .needMore:
-                    open[s] = reader
-                    return
-                case .invalid:
-                    open[s] = nil
-                    return host.close(s)
-                case .request:
-                    let hosts = reader.head.fields.filter { String(decoding: reader.headBytes[$0.name], as: UTF8.self).lowercased() == "host" }.count
-                    let why = HTTPEgressChecks.exactRequest(field: reader.field, hostCount: hosts)
-                    host.simulation.expect(why == nil, "http.exact-request", "\(reader.field("x-request-key") ?? "?"): \(why ?? "")", host: host.id)
-                    let token = reader.field("authorization").map { String($0.dropFirst("Bearer ".count)) } ?? ""
-                    answer(s, method: "\(reader.head.method.name)", key: reader.field("x-request-key") ?? "", trace: reader.field("traceparent") ?? "",
-                           token: token, host)
-                }
+            let (requests, invalid) = SimHTTP1.serve(bytes, on: s, &open)
+            for reader in requests {
+                let hosts = reader.head.fields.filter { String(decoding: reader.headBytes[$0.name], as: UTF8.self).lowercased() == "host" }.count
+                let why = HTTPEgressChecks.exactRequest(field: reader.field, hostCount: hosts)
+                host.simulation.expect(why == nil, "http.exact-request", "\(reader.field("x-request-key") ?? "?"): \(why ?? "")", host: host.id)
+                let token = reader.field("authorization").map { String($0.dropFirst("Bearer ".count)) } ?? ""
+                answer(s, method: "\(reader.head.method.name)", key: reader.field("x-request-key") ?? "", trace: reader.field("traceparent") ?? "",
+                       token: token, host)
             }
+            if invalid != nil { host.close(s) }
         default:
             break
         }

@@ -40,20 +40,11 @@ final class IngressApp: SimProcess {
             open[s] = nil
             host.close(s)
         case .data(let s, let bytes):
-            guard var reader = open[s] else { return }
-            reader.append(bytes)
-            while true {
-                switch reader.next() {
-                case .needMore:
-                    open[s] = reader
-                    return
-                case .invalid(let v):
-                    host.simulation.violation("ingress.exact-request", "the app could not read what the sidecar sent: \(v)", host: host.id)
-                    open[s] = nil
-                    return host.close(s)
-                case .request:
-                    arrived(reader, on: s, host)
-                }
+            let (requests, invalid) = SimHTTP1.serve(bytes, on: s, &open)
+            for reader in requests { arrived(reader, on: s, host) }
+            if let v = invalid {
+                host.simulation.violation("ingress.exact-request", "the app could not read what the sidecar sent: \(v)", host: host.id)
+                host.close(s)
             }
         default:
             break

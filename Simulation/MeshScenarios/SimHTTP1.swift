@@ -1,9 +1,34 @@
+import MeshSimulator
 import HTTPSidecar
 
 /// Real HTTP/1.1 bytes between the simulated sidecar and upstream pods: heads written as text, and
 /// read back by the product's own framing scanner (so the scanner runs under every fault the nemesis
 /// injects, and a malformed answer is refused exactly as in production).
 enum SimHTTP1 {
+    /// A simulated server's read loop: `bytes` arrived on stream `s`, whose reader is in `readers`.
+    /// Returns the whole requests they complete, in order (each a snapshot of the reader), and the
+    /// violation when the bytes are not a request the product's scanner accepts (the stream's reader
+    /// is then dropped; the caller closes it). The reader is stored back before the caller acts on
+    /// the requests, so an answer that drops the stream is not undone.
+    static func serve(_ bytes: [UInt8], on s: StreamID, _ readers: inout [StreamID: RequestReader])
+        -> (requests: [RequestReader], invalid: HTTP1Violation?) {
+        guard var reader = readers[s] else { return ([], nil) }
+        reader.append(bytes)
+        var requests: [RequestReader] = []
+        while true {
+            switch reader.next() {
+            case .needMore:
+                readers[s] = reader
+                return (requests, nil)
+            case .invalid(let v):
+                readers[s] = nil
+                return (requests, v)
+            case .request:
+                requests.append(reader)
+            }
+        }
+    }
+
     /// A request head (and its empty body's framing).
     static func request(method: String, target: String, fields: [(String, String)], host: String = "upstream") -> [UInt8] {
         var text = "\(method) \(target) HTTP/1.1\r\nhost: \(host)\r\n"
