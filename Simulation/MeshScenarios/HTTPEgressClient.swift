@@ -233,7 +233,9 @@ final class HTTPEgressClient: SimProcess {
 
     /// The head of the answer to the request on `slot` reached the app; its body is still coming.
     func answerBegan(_ slot: Int) {
-        if requests[slot]?.answerBegan == nil { requests[slot]?.answerBegan = host.now }
+        guard let r = requests[slot], r.answerBegan == nil else { return }
+        requests[slot]?.answerBegan = host.now
+        host.simulation.history.answerBegan(r.historyId, at: host.now)
     }
 
     /// The sidecar closed the app's connection on `slot`: a request with no whole answer failed. One

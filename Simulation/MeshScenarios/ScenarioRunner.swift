@@ -210,8 +210,10 @@ public enum ScenarioRunner {
             case .ok(let body) where op.name == "echo" && body != op.argument:
                 sim.violation("echo.right-response", "\(op.argument) received the response meant for \(body) at \(op.completed.map { "\($0)" } ?? "?")")
             case .ok, .failed, .unknown:
-                if op.name == "http", let deadline = op.deadline, let completed = op.completed, completed > deadline {
-                    sim.violation("http.deadline", "\(op.argument) invoked at \(op.invoked) was answered at \(completed), after its deadline \(deadline)")
+                // Judged at the answer's start: a body cut off later (a stalled upstream, or the
+                // app's own pod crashing mid-body) does not make its start late.
+                if op.name == "http", let deadline = op.deadline, let answered = op.answerBegan ?? op.completed, answered > deadline {
+                    sim.violation("http.deadline", "\(op.argument) invoked at \(op.invoked) was answered at \(answered), after its deadline \(deadline)")
                 }
             }
             if sim.isStopped { return }

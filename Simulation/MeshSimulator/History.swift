@@ -19,6 +19,10 @@ public final class History {
         public var deadline: MeshInstant?
         public var completed: MeshInstant?
         public var outcome: Outcome
+        /// When the answer began to reach the client (its head), for operations whose answer
+        /// streams: a deadline promise about the answer's start is judged by this, not by when a
+        /// long body ended or was cut off (by a fault, or by the client's own crash).
+        public var answerBegan: MeshInstant? = nil
     }
 
     public private(set) var operations: [Operation] = []
@@ -38,6 +42,12 @@ public final class History {
         operations[id].outcome = outcome
         operations[id].completed = time
         return true
+    }
+
+    /// Records that operation `id`'s answer began to arrive (only the first time, while it is pending).
+    public func answerBegan(_ id: Int, at time: MeshInstant) {
+        guard operations[id].outcome == .pending, operations[id].answerBegan == nil else { return }
+        operations[id].answerBegan = time
     }
 
     /// Marks every pending operation of `process` as unknown (its client crashed).
