@@ -34,7 +34,7 @@ final class HTTPEgressAppConnection: EgressConnectionIO {
     private unowned let client: HTTPEgressClient
     private unowned let host: SimHost
     let slot: Int
-    private(set) var engine: EgressConnection<HTTPEgressAppConnection>!
+    private(set) var engine: EgressConnection!
     /// The app's side: the answer being read, and whether the sidecar closed the connection.
     private var reader = SimHTTP1.ResponseReader()
     private var unflushed: [UInt8] = []

@@ -32,7 +32,7 @@ final class IngressSimConnection: IngressConnectionIO {
     let stream: StreamID
     /// The client's address.
     let client: String
-    private(set) var engine: IngressConnection<IngressSimConnection>!
+    private(set) var engine: IngressConnection!
     /// The app connection of the exchange under way.
     private(set) var app: SimAppConnection?
     private var clientUnflushed: [UInt8] = []

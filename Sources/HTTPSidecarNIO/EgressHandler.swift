@@ -18,7 +18,7 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler, Egress
 
     private let generation: Generation<EgressShared>
     private var shared: EgressShared
-    private var engine: EgressConnection<EgressHandler>?
+    private var engine: EgressConnection?
     private var context: ChannelHandlerContext?
     /// The attempt whose answer is awaited or streaming, and its connection once it has one.
     private var attempt: EgressAttempt?
@@ -133,7 +133,7 @@ final class EgressHandler: ChannelDuplexHandler, RemovableChannelHandler, Egress
     }
 
     /// The current attempt's connection reported `event`.
-    fileprivate func attemptEvent(_ from: EgressAttempt, _ event: (EgressConnection<EgressHandler>) -> Void) {
+    fileprivate func attemptEvent(_ from: EgressAttempt, _ event: (EgressConnection) -> Void) {
         guard attempt === from, let engine else { return }
         event(engine)
     }

@@ -25,7 +25,7 @@ final class IngressHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
     var poolGeneration: ObjectIdentifier?
     /// `http` or `https`: the listener's scheme, for `X-Forwarded-Proto`.
     let scheme: String
-    var engine: IngressConnection<IngressHandler>?
+    var engine: IngressConnection?
     var context: ChannelHandlerContext?
     /// The client's connection: writes, closes, and reads held back while the engine pauses them.
     let client = ClientChannel()

@@ -33,7 +33,7 @@ import Testing
         var abandoned: [UInt64] = []
         var armed: [(timer: EgressExchange.Timer, generation: UInt64, exchange: UInt64)] = []
         var finished: [Int] = []
-        var engine: EgressConnection<Recorder>!
+        var engine: EgressConnection!
 
         init() { engine = EgressConnection(io: self, seed: 1) }
 

@@ -34,7 +34,7 @@ import Testing
         var closeReportsAtOnce = false
         /// Runs inside the next flush of the client (a driver whose write triggers a synchronous read).
         var duringFlush: (() -> Void)?
-        var engine: IngressConnection<Recorder>!
+        var engine: IngressConnection!
 
         init(services: IngressServices = IngressServices(), _ configure: (inout IngressConfig) -> Void = { _ in }) throws {
             var config = IngressConfig()
