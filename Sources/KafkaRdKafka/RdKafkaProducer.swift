@@ -4,12 +4,6 @@ import Foundation
 import MeshCore
 import Synchronization
 
-/// The completion of one produced record, carried through librdkafka as the message opaque.
-private final class DeliveryBox {
-    let completion: @Sendable (Result<RecordMetadata, KafkaError>) -> Void
-    init(_ completion: @escaping @Sendable (Result<RecordMetadata, KafkaError>) -> Void) { self.completion = completion }
-}
-
 /// ``KafkaProducer`` on librdkafka: idempotent by default, delivery reports resume callers with the
 /// partition and offset (or a typed error), and transactions when a `transactionalId` is set.
 ///
@@ -53,19 +47,36 @@ public final class RdKafkaProducer: KafkaProducer, @unchecked Sendable {
     }
 
     public func send(_ record: ProducerRecord, _ completion: @escaping @Sendable (Result<RecordMetadata, KafkaError>) -> Void) {
+        sendBatch([record]) { completion($0[0]) }
+    }
+
+    /// One pass for the whole batch: the client is held open once, topic handles are looked up once
+    /// per run of one topic, and one ``DeliveryBatch`` keeps every record's result (each record's
+    /// opaque points at its slot), so a record costs no allocation of its own beyond librdkafka's copy.
+    public func sendBatch(_ records: [ProducerRecord], _ completion: @escaping @Sendable ([Result<RecordMetadata, KafkaError>]) -> Void) {
+        guard !records.isEmpty else { return completion([]) }
+        let batch = DeliveryBatch(count: records.count, completion)
         do throws(KafkaError) {
-            try client.use("produce to \(record.topic)") { (rk: OpaquePointer) throws(KafkaError) in
-                try RdKafkaProducer.enqueue(rk, topics.handle(rk, record.topic), record, completion)
+            try client.use("produce") { (rk: OpaquePointer) throws(KafkaError) in
+                var handle: (topic: String, rkt: OpaquePointer?)?
+                for (i, record) in records.enumerated() {
+                    if handle?.topic != record.topic { handle = (record.topic, topics.handle(rk, record.topic)) }
+                    do throws(KafkaError) {
+                        try RdKafkaProducer.enqueue(rk, handle?.rkt, record, batch.opaque(i))
+                    } catch {
+                        batch.deliver(i, .failure(error))
+                    }
+                }
             }
         } catch {
-            completion(.failure(error.code == "client_closed" ? KafkaError(code: "producer_closed", message: "the producer is closed") : error))
+            let closed = error.code == "client_closed" ? KafkaError(code: "producer_closed", message: "the producer is closed") : error
+            for i in records.indices { batch.deliver(i, .failure(closed)) }
         }
     }
 
     /// Enqueues one record, to the cached topic handle `rkt` when there is one (skipping
-    /// librdkafka's lookup by name).
-    private static func enqueue(_ rk: OpaquePointer, _ rkt: OpaquePointer?, _ record: ProducerRecord, _ completion: @escaping @Sendable (Result<RecordMetadata, KafkaError>) -> Void) throws(KafkaError) {
-        let box = Unmanaged.passRetained(DeliveryBox(completion))
+    /// librdkafka's lookup by name), with `opaque` (its delivery slot) as the message's opaque.
+    private static func enqueue(_ rk: OpaquePointer, _ rkt: OpaquePointer?, _ record: ProducerRecord, _ opaque: UnsafeMutableRawPointer) throws(KafkaError) {
         var headers: OpaquePointer?
         if !record.headers.isEmpty {
             headers = rd_kafka_headers_new(record.headers.count)
@@ -95,7 +106,7 @@ public final class RdKafkaProducer: KafkaProducer, @unchecked Sendable {
                         if let key { add(RD_KAFKA_VTYPE_KEY) { $0.u.mem.ptr = UnsafeMutableRawPointer(mutating: key.baseAddress); $0.u.mem.size = key.count } }
                         if let value { add(RD_KAFKA_VTYPE_VALUE) { $0.u.mem.ptr = UnsafeMutableRawPointer(mutating: value.baseAddress); $0.u.mem.size = value.count } }
                         add(RD_KAFKA_VTYPE_MSGFLAGS) { $0.u.i = RD_KAFKA_MSG_F_COPY }
-                        add(RD_KAFKA_VTYPE_OPAQUE) { $0.u.ptr = box.toOpaque() }
+                        add(RD_KAFKA_VTYPE_OPAQUE) { $0.u.ptr = opaque }
                         if let ts = record.timestamp { add(RD_KAFKA_VTYPE_TIMESTAMP) { $0.u.i64 = ts } }
                         if let headers { add(RD_KAFKA_VTYPE_HEADERS) { $0.u.headers = headers } }
                         return rd_kafka_produceva(rk, vus.baseAddress, n)
@@ -104,9 +115,8 @@ public final class RdKafkaProducer: KafkaProducer, @unchecked Sendable {
             }
         }
         if let error {
-            // Not enqueued: we still own the headers and the completion.
+            // Not enqueued: we still own the headers, and the caller delivers the failure.
             if let headers { rd_kafka_headers_destroy(headers) }
-            box.release()
             throw KafkaError(consuming: error, context: "produce to \(record.topic)")
         }
     }
@@ -245,8 +255,7 @@ final class RdKafkaDeliveryPoller: @unchecked Sendable {
         case Int32(RD_KAFKA_EVENT_DR):
             while let message = rd_kafka_event_message_next(event) {
                 guard let opaque = message.pointee._private else { continue }
-                let box = Unmanaged<DeliveryBox>.fromOpaque(opaque).takeRetainedValue()
-                box.completion(result(of: message, topicNames: &topicNames))
+                DeliveryBatch.deliver(opaque, result(of: message, topicNames: &topicNames))
             }
         case Int32(RD_KAFKA_EVENT_STATS):
             if let json = rd_kafka_event_stats(event) { context.statistics(String(cString: json)) }

@@ -199,9 +199,14 @@ public enum ProduceFront {
         var traceability: String?
         guard try reader.nextKind() == .object else { throw JSONReader.Malformed(offset: reader.index, message: "records[\(n)] is not an object") }
         try reader.beginObject()
-        var seen: Set<String> = []
-        while let name = try reader.nextMember(first: seen.isEmpty) {
-            guard seen.insert(name).inserted else { throw ProduceRequestError.constraint("records[\(n)].\(name) is given twice") }
+        // The known fields seen so far, a bit each (unknown ones are refused below anyway): no set
+        // of strings to hash per record.
+        var seen: UInt8 = 0, first = true
+        while let name = try reader.nextMember(first: first) {
+            first = false
+            let bit = Self.recordFieldBit(name)
+            guard seen & bit == 0 else { throw ProduceRequestError.constraint("records[\(n)].\(name) is given twice") }
+            seen |= bit
             switch name {
             case "key":
                 do throws(FieldError) { record.key = try formats.key.bytes(&reader) } catch {
@@ -242,6 +247,19 @@ public enum ProduceFront {
             record.headers.append(KafkaHeader("tracestate", Array(state.utf8)))
         }
         return record
+    }
+
+    private static func recordFieldBit(_ name: String) -> UInt8 {
+        switch name {
+        case "key": 1
+        case "value": 2
+        case "partition": 4
+        case "timestamp": 8
+        case "headers": 16
+        case "correlationId": 32
+        case "traceabilityId": 64
+        default: 0
+        }
     }
 
     /// Record headers from the body: an object of strings (light-mesh) or Strimzi's list of

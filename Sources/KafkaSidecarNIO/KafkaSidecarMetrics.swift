@@ -30,12 +30,12 @@ public final class KafkaSidecarMetrics: Sendable {
         produceDuration = Timer(label: "lightmesh_kafka_produce_duration_seconds", preferredDisplayUnit: .seconds, factory: factory)
     }
 
-    /// One record's produce result, timed from the REST request's arrival.
-    func produced(_ result: Result<RecordMetadata, KafkaError>, since start: NIODeadline) {
-        switch result {
-        case .success: producedOK.increment()
-        case .failure: producedFailed.increment()
-        }
+    /// One produce request's results: each record counted by its result, and the request timed once,
+    /// from its arrival to its last record's acknowledgement.
+    func produced(_ results: [Result<RecordMetadata, KafkaError>], since start: NIODeadline) {
+        let failed = results.reduce(0) { n, r in if case .failure = r { n + 1 } else { n } }
+        if failed < results.count { producedOK.increment(by: results.count - failed) }
+        if failed > 0 { producedFailed.increment(by: failed) }
         produceDuration.recordNanoseconds((NIODeadline.now() - start).nanoseconds)
     }
 }

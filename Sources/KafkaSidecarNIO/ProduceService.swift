@@ -1,6 +1,5 @@
 import KafkaSidecar
 import MeshCore
-import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 
@@ -37,44 +36,18 @@ public final class ProduceService: Sendable {
         let started = NIODeadline.now()
         let metrics = self.metrics
         if plan.async {
-            for record in plan.records {
-                producer.send(record) { result in metrics.produced(result, since: started) }
-            }
+            producer.sendBatch(plan.records) { results in metrics.produced(results, since: started) }
             return loop.makeSucceededFuture(Self.response(ProducePlan.accepted))
         }
         let promise = loop.makePromise(of: RESTResponse.self)
-        let gather = ResultGather(count: plan.records.count) { results in promise.succeed(Self.response(plan.answer(results))) }
-        for (i, record) in plan.records.enumerated() {
-            producer.send(record) { result in
-                metrics.produced(result, since: started)
-                gather.set(i, result)
-            }
+        producer.sendBatch(plan.records) { results in
+            metrics.produced(results, since: started)
+            promise.succeed(Self.response(plan.answer(results)))
         }
         return promise.futureResult
     }
 
     static func response(_ answer: ProduceAnswer) -> RESTResponse {
         RESTResponse(status: answer.status, contentType: answer.contentType, body: answer.body)
-    }
-}
-
-/// Collects per-record results from any thread and calls `done` once, with all of them in order.
-final class ResultGather: Sendable {
-    private let state: NIOLockedValueBox<(results: [Result<RecordMetadata, KafkaError>?], left: Int)>
-    private let done: @Sendable ([Result<RecordMetadata, KafkaError>]) -> Void
-
-    init(count: Int, done: @escaping @Sendable ([Result<RecordMetadata, KafkaError>]) -> Void) {
-        state = NIOLockedValueBox((Array(repeating: nil, count: count), count))
-        self.done = done
-    }
-
-    func set(_ i: Int, _ result: Result<RecordMetadata, KafkaError>) {
-        let finished: [Result<RecordMetadata, KafkaError>]? = state.withLockedValue { s in
-            guard s.results[i] == nil else { return nil }
-            s.results[i] = result
-            s.left -= 1
-            return s.left == 0 ? s.results.map { $0! } : nil
-        }
-        if let finished { done(finished) }
     }
 }

@@ -10,6 +10,10 @@
 ///   become visible to `read_committed` consumers together on commit, and never on abort.
 public protocol KafkaProducer: AnyObject, Sendable {
     func send(_ record: ProducerRecord, _ completion: @escaping @Sendable (Result<RecordMetadata, KafkaError>) -> Void)
+    /// Sends `records` in order, as `send` would one by one, and calls `completion` once, when every
+    /// record has its result (in the order of `records`). An adapter may do it for less per record
+    /// (one completion, one bookkeeping object); the default sends them one by one.
+    func sendBatch(_ records: [ProducerRecord], _ completion: @escaping @Sendable ([Result<RecordMetadata, KafkaError>]) -> Void)
     /// Completes when every record sent before the call has completed, or `timeout` passed.
     func flush(timeout: Duration, _ completion: @escaping @Sendable (Result<Void, KafkaError>) -> Void)
     /// Registers the transactional id and fences older producers that used it.
