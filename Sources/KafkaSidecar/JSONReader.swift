@@ -188,10 +188,22 @@ struct JSONReader {
         try skipString()
         let raw = bytes[start..<(index - 1)]
         if !raw.contains(UInt8(ascii: "\\")) { return String(decoding: raw, as: UTF8.self) }  // validated UTF-8
+        return String(decoding: try unescape(raw, at: start), as: UTF8.self)
+    }
+
+    /// A string's UTF-8 bytes, unescaped: what ``string()`` reads, without making a `String` of it
+    /// (a record's key or value goes to Kafka as bytes).
+    mutating func stringBytes() throws(Malformed) -> [UInt8] {
+        skipSpace()
+        guard peek == UInt8(ascii: "\"") else { throw fail("expected a string") }
+        let start = index + 1
+        try skipString()
+        let raw = bytes[start..<(index - 1)]
+        if !raw.contains(UInt8(ascii: "\\")) { return Array(raw) }  // validated UTF-8
         return try unescape(raw, at: start)
     }
 
-    private func unescape(_ raw: ArraySlice<UInt8>, at offset: Int) throws(Malformed) -> String {
+    private func unescape(_ raw: ArraySlice<UInt8>, at offset: Int) throws(Malformed) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(raw.count)
         var i = raw.startIndex
@@ -237,7 +249,7 @@ struct JSONReader {
             default: out.append(e)  // " \ /
             }
         }
-        return String(decoding: out, as: UTF8.self)
+        return out
     }
 
     // MARK: Scanning

@@ -354,8 +354,8 @@ public enum ProduceFront {
             if reader.null() { return nil }
             switch self {
             case .string:
-                guard (try? reader.nextKind()) == .string, let s = try? reader.string() else { throw FieldError(message: "must be a string") }
-                return Array(s.utf8)
+                guard (try? reader.nextKind()) == .string, let bytes = try? reader.stringBytes() else { throw FieldError(message: "must be a string") }
+                return bytes
             case .binary:
                 guard (try? reader.nextKind()) == .string, let s = try? reader.string(), let bytes = Base64.decode(s) else {
                     throw FieldError(message: "must be base64")
