@@ -25,13 +25,6 @@ public struct ProduceRequest: Sendable {
     }
 }
 
-/// An answer of the produce front: status, content type, body.
-public struct ProduceAnswer: Hashable, Sendable {
-    public var status: Int
-    public var contentType: String
-    public var body: [UInt8]
-}
-
 /// Which error and answer shapes a request gets: Confluent v2 / Strimzi (`/topics/...`) or light-mesh
 /// (`/producers/...`).
 public enum ProduceFlavour: Hashable, Sendable {
@@ -44,7 +37,7 @@ public enum ProduceDecision: Sendable {
     /// Not a produce path: another route may take it.
     case notProduce
     /// Answered at once (refused), nothing produced.
-    case answer(ProduceAnswer)
+    case answer(RESTAnswer)
     /// Send these records; answer with ``ProducePlan/answer(_:)`` once every result is in, or at
     /// once with ``ProducePlan/accepted`` when ``ProducePlan/async``.
     case send(ProducePlan)
@@ -59,19 +52,19 @@ public struct ProducePlan: Sendable {
     public var async: Bool
 
     /// The answer of an `async` request.
-    public static let accepted = ProduceAnswer(status: 204, contentType: "application/json", body: [])
+    public static let accepted = RESTAnswer(status: 204, contentType: "application/json", body: [])
 
     /// The answer once every record's result is in (in request order).
-    public func answer(_ results: [Result<RecordMetadata, KafkaError>]) -> ProduceAnswer {
+    public func answer(_ results: [Result<RecordMetadata, KafkaError>]) -> RESTAnswer {
         let status = ProduceFront.status(results)
         switch flavour {
         case .confluent:
             if status == 404 {
                 return ProduceRoutes.refusal(ProduceRequestError(status: 404, errorCode: 40401, message: "topic '\(topic)' not found"), .confluent)
             }
-            return ProduceAnswer(status: 200, contentType: ProduceRoutes.confluentType, body: ProduceFront.confluentAnswer(results))
+            return RESTAnswer(status: 200, contentType: ProduceRoutes.confluentType, body: ProduceFront.confluentAnswer(results))
         case .lightMesh:
-            return ProduceAnswer(status: status, contentType: "application/json", body: ProduceFront.lightMeshAnswer(results))
+            return RESTAnswer(status: status, contentType: "application/json", body: ProduceFront.lightMeshAnswer(results))
         }
     }
 }
@@ -133,12 +126,12 @@ public enum ProduceRoutes {
 
     /// A refusal in the request's flavour: Confluent's `{"error_code","message"}`, or light-mesh's
     /// `{"error":{"code","message"}}` with a stable code.
-    public static func refusal(_ error: ProduceRequestError, _ flavour: ProduceFlavour) -> ProduceAnswer {
+    public static func refusal(_ error: ProduceRequestError, _ flavour: ProduceFlavour) -> RESTAnswer {
         switch flavour {
         case .confluent:
-            return ProduceAnswer(status: error.status, contentType: confluentType, body: ProduceFront.errorBody(error))
+            return RESTAnswer(status: error.status, contentType: confluentType, body: ProduceFront.errorBody(error))
         case .lightMesh:
-            return ProduceAnswer(status: error.status, contentType: "application/json",
+            return RESTAnswer(status: error.status, contentType: "application/json",
                                  body: JSONText.lightMeshError(code: lightMeshCode(error), message: error.message))
         }
     }

@@ -47,7 +47,7 @@ public final class ProduceService: Sendable {
         return promise.futureResult
     }
 
-    static func response(_ answer: ProduceAnswer) -> RESTResponse {
+    static func response(_ answer: RESTAnswer) -> RESTResponse {
         RESTResponse(status: answer.status, contentType: answer.contentType, body: answer.body)
     }
 }
