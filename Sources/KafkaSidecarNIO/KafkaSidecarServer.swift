@@ -21,6 +21,10 @@ public struct KafkaSidecarSettings: Sendable {
     }
     public var produce = ProduceFrontConfig()
     public var subscriptions: [ReactiveSubscription] = []
+    /// Limits of the pull consumers apps create over REST (`/consumers/...`).
+    public var pull = PullConsumerLimits()
+    /// How pull consumers read commits and write errors, unless an instance asks otherwise.
+    public var apiFlavour: APIFlavour = .confluent
     public var threads = 1
     public init() {}
 }
@@ -30,6 +34,7 @@ public final class KafkaSidecarServer: Sendable {
     public let rest: RESTServer
     public let adminServer: RESTServer
     public let drivers: [ReactiveDriver]
+    public let pull: PullDriver
     private let producer: any KafkaProducer
     private let admin: any KafkaAdmin
     private let ownsGroup: MultiThreadedEventLoopGroup?
@@ -55,8 +60,11 @@ public final class KafkaSidecarServer: Sendable {
         let drivers = try settings.subscriptions.map { try ReactiveDriver(subscription: $0, cluster: cluster, deadLetters: producer, group: group, logger: logger) }
         self.drivers = drivers
         let produce = ProduceService(producer: producer, config: settings.produce, metrics: metrics)
+        let pull = PullDriver(cluster: cluster, limits: settings.pull, flavour: settings.apiFlavour, group: group, logger: logger)
+        self.pull = pull
         rest = RESTServer(listen: settings.listen, group: group, limits: settings.restLimits, authenticator: authenticator) { request, loop in
             if let answer = produce.handle(request, on: loop) { return answer }
+            if let answer = pull.handle(request) { return answer.hop(to: loop) }
             if request.path == "/openapi.json" {
                 guard request.method == .GET || request.method == .HEAD else {
                     return loop.makeSucceededFuture(.kafkaError(405, 405, "/openapi.json takes GET"))
@@ -76,7 +84,8 @@ public final class KafkaSidecarServer: Sendable {
                 return Self.readiness(admin: admin, drivers: drivers, loop: loop)
             case (.GET, "/metrics"):
                 return Self.lag(admin: admin, drivers: drivers, loop: loop).map { lag in
-                    let text = registry.emitToString() + drivers.map { $0.prometheusText() }.joined() + lag
+                    let text = registry.emitToString() + drivers.map { $0.prometheusText() }.joined()
+                        + "lightmesh_kafka_pull_instances \(pull.instances)\n" + lag
                     return RESTResponse(status: 200, contentType: "text/plain; version=0.0.4", body: Array(text.utf8))
                 }
             default:
@@ -96,6 +105,7 @@ public final class KafkaSidecarServer: Sendable {
     /// Leaves the groups (committing what is finished), flushes produced records, closes listeners.
     public func stop() async throws {
         try await rest.stop()
+        await pull.stop()
         for d in drivers { await d.stop() }
         await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
             producer.flush(timeout: .seconds(10)) { _ in done.resume() }

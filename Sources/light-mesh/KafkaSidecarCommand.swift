@@ -64,6 +64,7 @@ struct KafkaSidecarCommand: AsyncParsableCommand {
     @Option(help: "REST connections open at once, more are closed on accept (default \(RESTLimits().maxConnections)).") var maxConnections: Int?
     @Option(help: "Seconds a whole REST request (head and body) may take to arrive, else 408 (default \(RESTLimits().requestTimeout.seconds)).") var requestTimeout: Double?
     @Option(help: "Event-loop threads (default \(KafkaSidecarSettings().threads)).") var threads: Int?
+    @Option(help: "Pull consumers' API: confluent (commits store offset+1, answer 200; five-digit error codes) or strimzi (offsets stored as given, 204; HTTP codes) (default \(KafkaSidecarSettings().apiFlavour.rawValue)).") var apiFlavour: String?
     @OptionGroup(title: "JWT verification on the REST port") var jwt: JWTOptions
 
     func validate() throws { _ = try settings() }
@@ -94,6 +95,7 @@ struct KafkaSidecarCommand: AsyncParsableCommand {
         try jwt.write(into: &d, at: ["rest", "jwt"])
         d.set(["admin", "listen"], adminListen, flag: "--admin-listen")
         d.set(["threads"], threads, flag: "--threads")
+        d.set(["consumers", "api_flavour"], apiFlavour, flag: "--api-flavour")
         // One subscription from the flags (several only in a file).
         var sub: [String: Any] = [:]
         let fields: [(String, Any?, String)] = [
@@ -175,6 +177,18 @@ enum KafkaSidecarConfigFile {
         s.admin = try admin.address("listen") ?? s.admin
         try admin.done()
         s.threads = try top.int("threads", min: 1) ?? s.threads
+        var consumers = try top.child("consumers")
+        if let text = try consumers.string("api_flavour") {
+            guard let f = APIFlavour(rawValue: text) else { throw ConfigError(key: consumers.name("api_flavour"), "must be confluent or strimzi") }
+            s.apiFlavour = f
+        }
+        s.pull.maxInstances = try consumers.int("max_instances", min: 1) ?? s.pull.maxInstances
+        s.pull.idleTimeout = try consumers.duration("idle_timeout") ?? s.pull.idleTimeout
+        s.pull.maxBufferedRecords = try consumers.int("max_buffered", min: 1) ?? s.pull.maxBufferedRecords
+        s.pull.maxFetchBytes = try consumers.int("max_fetch_bytes", min: 1) ?? s.pull.maxFetchBytes
+        s.pull.maxFetchTimeout = try consumers.duration("max_fetch_timeout") ?? s.pull.maxFetchTimeout
+        guard s.pull.idleTimeout > .zero else { throw ConfigError(key: consumers.name("idle_timeout"), "must be positive") }
+        try consumers.done()
         for var sub in try top.children("subscriptions") {
             guard let group = try sub.string("group"), !group.isEmpty else { throw ConfigError(key: sub.name("group"), "is required") }
             guard let topics = try sub.strings("topics"), !topics.isEmpty else { throw ConfigError(key: sub.name("topics"), "needs at least one topic") }

@@ -217,6 +217,9 @@ final class PullHarness {
         #expect(h.call({ .subscribe(call: $0, topics: ["t"]) }).answer == .done)
         guard case .refused(let e)? = h.call({ .assign(call: $0, [PullHarness.tp0]) }).answer else { Issue.record("not refused"); return }
         #expect(e.code == 40903)
+        #expect(h.call({ .subscribe(call: $0, topics: ["t"]) }).answer == .done)  // the same again: nothing changes
+        guard case .refused(let other)? = h.call({ .subscribe(call: $0, topics: ["u"]) }).answer else { Issue.record("not refused"); return }
+        #expect(other.code == 40901)
         #expect(h.call({ .subscription(call: $0) }).answer == .subscription(topics: ["t"]))
         #expect(h.call({ .unsubscribe(call: $0) }).answer == .done)
         #expect(h.call({ .assign(call: $0, [PullHarness.tp1]) }).answer == .done)

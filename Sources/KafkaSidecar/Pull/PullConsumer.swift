@@ -48,6 +48,8 @@ public final class PullConsumer {
 
     public enum Action: Hashable, Sendable {
         case subscribe([String])
+        /// Give up the subscription: the driver closes the group consumer (its before-revoke step
+        /// runs first) and makes a fresh one for whatever the app asks next.
         case unsubscribe
         case assign([TopicPartition])
         /// Poll the group consumer for at most `maxRecords`, after waiting `after`; answer with
@@ -138,9 +140,17 @@ public final class PullConsumer {
             actions.append(.armTimer(.idle, after: limits.idleTimeout))
         case .subscribe(let call, let topics):
             lastUsed = now
-            if case .assigned = mode {
+            switch mode {
+            case .assigned:
                 actions.append(.answer(call: call, .refused(.illegalState("subscription to topics and manual assignment are mutually exclusive"))))
-            } else {
+            case .subscribed(let current) where current != topics:
+                // Kafka's consumer would resubscribe; Confluent's proxy refuses, and so does this one:
+                // delete the subscription first.
+                actions.append(.answer(call: call, .refused(PullError(status: 409, code: 40901,
+                    message: "Consumer cannot subscribe to the specified target because it has already subscribed to other topics (\(current.joined(separator: ", "))); delete the subscription first"))))
+            case .subscribed:
+                actions.append(.answer(call: call, .done))
+            case .none:
                 mode = .subscribed(topics)
                 actions.append(.subscribe(topics))
                 actions.append(.answer(call: call, .done))
