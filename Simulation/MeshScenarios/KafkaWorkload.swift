@@ -18,7 +18,18 @@ public struct KafkaWorkloadConfig: Hashable, Sendable {
     public var sidecar: ReactiveConsumerConfig?
     /// The rebalance protocol of the kafka-sidecar pods' group.
     public var sidecarRebalance: KafkaConsumerConfig.RebalanceProtocol = .cooperative
+    /// The pull consumer limits of the scenario's kafka-pull-sidecar pods.
+    public var pull: PullConsumerLimits?
     public init() {}
+
+    /// Pull consumer limits scaled to the simulator's seconds-long runs.
+    public static var simulatedPull: PullConsumerLimits {
+        var l = PullConsumerLimits()
+        l.idleTimeout = .seconds(1)
+        l.maxBufferedRecords = 200
+        l.idlePollInterval = .milliseconds(50)
+        return l
+    }
 
     /// Engine settings scaled to the simulator's seconds-long runs.
     public static var simulatedSidecar: ReactiveConsumerConfig {

@@ -18,6 +18,9 @@ public struct Scenario: Sendable {
             case kafkaProducer = "kafka-producer", kafkaConsumer = "kafka-consumer"
             /// A Kafka sidecar pod (the production reactive consumer engine) and the app it pushes to.
             case kafkaSidecar = "kafka-sidecar", kafkaApp = "kafka-app"
+            /// A Kafka sidecar pod serving pull consumers over REST (the production engine and
+            /// routes) and the app that polls it.
+            case kafkaPullSidecar = "kafka-pull-sidecar", kafkaPullApp = "kafka-pull-app"
             case httpUpstream = "http-upstream", httpClient = "http-client", httpTokenServer = "http-token-server"
             /// The ingress workload: a sidecar pod running the production ingress decisions, its app,
             /// and clients (a group named `internal…` calls from 10.0.0.0/8, others from 192.0.2.0/24).
@@ -104,7 +107,8 @@ public struct Scenario: Sendable {
         }
         let roles = Set(s.hosts.map(\.role))
         let echo = roles.contains(.echoServer) || roles.contains(.echoClient)
-        let kafka = roles.contains(.kafkaProducer) || roles.contains(.kafkaConsumer) || roles.contains(.kafkaSidecar)
+        let pull = roles.contains(.kafkaPullSidecar) || roles.contains(.kafkaPullApp)
+        let kafka = roles.contains(.kafkaProducer) || roles.contains(.kafkaConsumer) || roles.contains(.kafkaSidecar) || pull
         let sidecar = roles.contains(.kafkaSidecar)
         let http = roles.contains(.httpUpstream) || roles.contains(.httpClient)
         let ingress = roles.contains(.ingressSidecar) || roles.contains(.ingressApp) || roles.contains(.ingressClient)
@@ -131,8 +135,13 @@ public struct Scenario: Sendable {
         if echo && !(roles.contains(.echoServer) && roles.contains(.echoClient)) {
             throw ConfigError(key: "hosts", "the echo workload needs an echo-server and an echo-client group")
         }
-        if kafka && !(roles.contains(.kafkaProducer) && (roles.contains(.kafkaConsumer) || sidecar)) {
-            throw ConfigError(key: "hosts", "the kafka workload needs a kafka-producer group and a kafka-consumer or kafka-sidecar group")
+        if kafka && !(roles.contains(.kafkaProducer) && (roles.contains(.kafkaConsumer) || sidecar || pull)) {
+            throw ConfigError(key: "hosts", "the kafka workload needs a kafka-producer group and a kafka-consumer, kafka-sidecar or kafka-pull-sidecar group")
+        }
+        let pullSidecars = s.hosts.filter { $0.role == .kafkaPullSidecar }.map(\.count).reduce(0, +)
+        let pullApps = s.hosts.filter { $0.role == .kafkaPullApp }.map(\.count).reduce(0, +)
+        if pullSidecars != pullApps {
+            throw ConfigError(key: "hosts", "each kafka-pull-sidecar needs its kafka-pull-app: \(pullSidecars) sidecars, \(pullApps) apps")
         }
         let sidecars = s.hosts.filter { $0.role == .kafkaSidecar }.map(\.count).reduce(0, +)
         let apps = s.hosts.filter { $0.role == .kafkaApp }.map(\.count).reduce(0, +)
@@ -176,10 +185,24 @@ public struct Scenario: Sendable {
             } else if sidecar {
                 config.sidecar = KafkaWorkloadConfig.simulatedSidecar
             }
+            if k.has("pull") {
+                var pc = try k.child("pull")
+                var limits = KafkaWorkloadConfig.simulatedPull
+                limits.idleTimeout = try pc.duration("idle_timeout") ?? limits.idleTimeout
+                limits.maxBufferedRecords = try pc.int("max_buffered") ?? limits.maxBufferedRecords
+                guard limits.idleTimeout > .zero, limits.maxBufferedRecords >= 1 else {
+                    throw ConfigError(key: "kafka.pull", "idle_timeout must be positive, max_buffered at least 1")
+                }
+                try pc.rejectUnknownKeys()
+                config.pull = limits
+            } else if pull {
+                config.pull = KafkaWorkloadConfig.simulatedPull
+            }
             try k.rejectUnknownKeys()
             s.kafka = config
             s.invariants = (echo ? Scenario.echoInvariants : []) + (http ? HTTPEgressChecks.invariants : [])
                 + (roles.contains(.kafkaConsumer) ? KafkaChecker.invariants : []) + (sidecar ? KafkaSidecarChecker.invariants : [])
+                + (pull ? KafkaPullChecker.invariants : [])
         } else if top.has("kafka") {
             throw ConfigError(key: "kafka", "given, but no kafka-producer / kafka-consumer hosts")
         }

@@ -100,6 +100,7 @@ public enum ScenarioRunner {
         }
         var kafkaRun: (SimKafkaCluster, KafkaWorkloadConfig, KafkaLedger)?
         var sidecarChecker: KafkaSidecarChecker?
+        var pullChecker: KafkaPullChecker?
         if let config = scenario.kafka {
             var kc = SimKafkaConfig()
             kc.requestTimeout = .milliseconds(500)
@@ -140,6 +141,28 @@ public enum ScenarioRunner {
                 checker.startSampling()
                 sidecarChecker = checker
             }
+            if let limits = config.pull, scenario.hosts.contains(where: { $0.role == .kafkaPullSidecar }) {
+                let pullLedger = PullAppLedger()
+                var pods: [HostID] = []
+                for group in scenario.hosts where group.role == .kafkaPullSidecar {
+                    for i in 0..<group.count {
+                        pods.append(sim.addHost(named: "\(group.name)-\(i)") { _ in KafkaPullPod(kafka: kafka, config: config, limits: limits) }.id)
+                    }
+                }
+                var appIndex = 0
+                for group in scenario.hosts where group.role == .kafkaPullApp {
+                    for i in 0..<group.count {
+                        let (index, pod, faults) = (appIndex, pods[appIndex], sim.faults!)
+                        appIndex += 1
+                        sim.addHost(named: "\(group.name)-\(i)") { _ in
+                            KafkaPullApp(index: index, topic: config.topic, ledger: pullLedger, faults: faults, idleTimeout: limits.idleTimeout, sidecar: { pod })
+                        }
+                    }
+                }
+                let checker = KafkaPullChecker(sim: sim, kafka: kafka, config: config, ledger: pullLedger)
+                checker.startSampling()
+                pullChecker = checker
+            }
             for group in scenario.hosts where group.role == .kafkaConsumer {
                 for i in 0..<group.count {
                     sim.addHost(named: "\(group.name)-\(i)") { _ in KafkaConsumerProcess(kafka: kafka, config: config, ledger: ledger) }
@@ -164,6 +187,7 @@ public enum ScenarioRunner {
             KafkaChecker.check(sim, kafka, config, ledger)
         }
         if !sim.isStopped, let sidecarChecker { sidecarChecker.checkEnd() }
+        if !sim.isStopped, let pullChecker { pullChecker.checkEnd() }
         for (host, client) in httpClients where !sim.isStopped && host.isUp { client()?.checkQuiescent(host) }
 
         var ok = 0, failed = 0, unknown = 0

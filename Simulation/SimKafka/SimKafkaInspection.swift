@@ -36,4 +36,13 @@ extension SimKafkaCluster {
     public func committedOffsets(_ group: String) -> [TopicPartition: Int64] {
         groups[group]?.committed ?? [:]
     }
+
+    /// The group's members and what each holds (revoking in brackets), for a checker's message.
+    public func groupDescription(_ group: String) -> String {
+        guard let g = groups[group] else { return "no group \(group)" }
+        let members = g.members.map { m in
+            "\(m.id) \(m.assignment.map(\.description).joined(separator: ","))" + (m.revoking.isEmpty ? "" : " [\(m.revoking.map(\.description).joined(separator: ","))]")
+        }
+        return "generation \(g.generation), members: " + (members.isEmpty ? "none" : members.joined(separator: "; "))
+    }
 }

@@ -212,6 +212,7 @@ public final class PullConsumer {
                 guard var p = partitions[tp] else { continue }
                 stats.buffered -= p.buffered.count
                 p.clearBuffer()
+                // ci/mutants: pull-revoke-releases-unprocessed (the next line)
                 if settings.autoCommit && !revocation.lost, let handed = p.handedUpTo, handed != p.committedUpTo {
                     release.append(PartitionOffset(tp, handed))
                     p.committedUpTo = handed
@@ -374,7 +375,9 @@ public final class PullConsumer {
                     actions.append(.answer(call: call, .refused(.notAssigned(o.topicPartition, flavour: settings.flavour))))
                     return
                 }
+                // ci/mutants: pull-flavour-ignored (the next line)
                 let stored = settings.flavour == .confluent ? o.offset + 1 : o.offset
+                // ci/mutants: pull-commit-past-handed (the next line)
                 guard stored >= 0, let handed = p.handedUpTo, stored <= handed else {
                     actions.append(.answer(call: call, .refused(.illegalState(
                         "offset \(o.offset) of \(o.topicPartition) is past the records this consumer returned"))))
@@ -383,6 +386,7 @@ public final class PullConsumer {
                 offsets.append(PartitionOffset(o.topicPartition, stored))
             }
         } else {
+            // ci/mutants: pull-empty-commit-unhanded (the next line)
             for tp in order { if let handed = partitions[tp]?.handedUpTo { offsets.append(PartitionOffset(tp, handed)) } }
         }
         guard !offsets.isEmpty else { return actions.append(.answer(call: call, .done)) }
