@@ -7,7 +7,7 @@ enum KafkaSidecarOpenAPI {
   "info": {
     "title": "Light Mesh Kafka sidecar",
     "version": "1.0.0",
-    "description": "Kafka over REST on localhost. Produce in three request shapes (light-mesh, Confluent REST v2, Strimzi bridge extras) on one idempotent producer. The reactive consumer pushes records to the app (see the PushRequest and PushAnswer schemas) and commits per partition only up to the lowest record not yet finished (SUCCESS, DROP, or its dead-letter copy acknowledged). Inbound traceparent is continued into a new span in each record's headers and X-Correlation-Id is carried; Authorization, Cookie and Set-Cookie are never copied into records. Bounds: a whole request (head and body) must arrive within the request timeout (30 s; else 408), at most max_connections (256) are open at once, bodies above max_body_bytes get 413; Expect: 100-continue is answered. Produce bodies are read strictly: unknown or repeated fields, an empty records list, a partition in both path and body, header names with control characters and a reserved header given twice are 422; internal topics (__*) are 403; an unsupported Content-Type is 415 (error_code 415). JSON keys and values are stored as the bytes sent. Authentication: none by default (the port is meant for loopback); with rest.jwt (or --jwks-file) every request needs a valid Authorization: Bearer token (401 error_code 40101, refused before the body is read; a missing scope 403 error_code 40301)."
+    "description": "Kafka over REST on localhost. Produce in three request shapes (light-mesh, Confluent REST v2, Strimzi bridge extras) on one idempotent producer. The reactive consumer pushes records to the app (see the PushRequest and PushAnswer schemas) and commits per partition only up to the lowest record not yet finished (SUCCESS, DROP, or its dead-letter copy acknowledged). Inbound traceparent is continued into a new span in each record's headers and X-Correlation-Id is carried; Authorization, Cookie and Set-Cookie are never copied into records. Bounds: a whole request (head and body) must arrive within the request timeout (30 s; else 408), at most max_connections (256) are open at once, bodies above max_body_bytes get 413; Expect: 100-continue is answered. Produce bodies are read strictly: unknown or repeated fields, an empty records list, a partition in both path and body, header names with control characters and a reserved header given twice are 422; internal topics (__*) are 403; an unsupported Content-Type is 415 (error_code 415). JSON keys and values are stored as the bytes sent. Authentication: none by default (the port is meant for loopback); with rest.jwt (or --jwks-file) every request needs a valid Authorization: Bearer token (401 error_code 40101, refused before the body is read; a missing scope 403 error_code 40301). Pull consumers (Confluent REST v2 paths, Strimzi bridge differences by api_flavour): an instance lives in the sidecar process that made it (the app talks to its own pod's sidecar); a commit never passes a record the instance returned (409 error_code 40903); Confluent stores offset+1 and answers 200 [], Strimzi stores the offset as given and answers 204; an empty commit body commits everything returned so far; error_code is five-digit for Confluent instances and the HTTP status for Strimzi ones."
   },
   "servers": [
     {
@@ -245,6 +245,503 @@ enum KafkaSidecarOpenAPI {
           }
         }
       }
+    },
+    "/consumers/{group}": {
+      "post": {
+        "summary": "Create a pull consumer instance in the group",
+        "parameters": [
+          {
+            "$ref": "#/components/parameters/group"
+          }
+        ],
+        "requestBody": {
+          "required": false,
+          "content": {
+            "application/vnd.kafka.v2+json": {
+              "schema": {
+                "$ref": "#/components/schemas/ConsumerCreate"
+              }
+            }
+          }
+        },
+        "responses": {
+          "200": {
+            "description": "The instance and its base URI",
+            "content": {
+              "application/vnd.kafka.v2+json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ConsumerCreated"
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/ConfluentError"
+          },
+          "409": {
+            "$ref": "#/components/responses/ConfluentError"
+          },
+          "422": {
+            "$ref": "#/components/responses/ConfluentError"
+          },
+          "429": {
+            "$ref": "#/components/responses/ConfluentError"
+          },
+          "500": {
+            "$ref": "#/components/responses/ConfluentError"
+          }
+        }
+      }
+    },
+    "/consumers/{group}/instances/{name}": {
+      "delete": {
+        "summary": "Close the instance (it commits what auto commit counts and leaves the group)",
+        "parameters": [
+          {
+            "$ref": "#/components/parameters/group"
+          },
+          {
+            "$ref": "#/components/parameters/instance"
+          }
+        ],
+        "responses": {
+          "204": {
+            "description": "Closed"
+          },
+          "404": {
+            "$ref": "#/components/responses/ConfluentError"
+          }
+        }
+      }
+    },
+    "/consumers/{group}/instances/{name}/subscription": {
+      "post": {
+        "summary": "Subscribe to topics",
+        "parameters": [
+          {
+            "$ref": "#/components/parameters/group"
+          },
+          {
+            "$ref": "#/components/parameters/instance"
+          }
+        ],
+        "requestBody": {
+          "required": true,
+          "content": {
+            "application/vnd.kafka.v2+json": {
+              "schema": {
+                "$ref": "#/components/schemas/Subscription"
+              }
+            }
+          }
+        },
+        "responses": {
+          "204": {
+            "description": "Subscribed"
+          },
+          "400": {
+            "$ref": "#/components/responses/ConfluentError"
+          },
+          "404": {
+            "$ref": "#/components/responses/ConfluentError"
+          },
+          "409": {
+            "$ref": "#/components/responses/ConfluentError"
+          },
+          "422": {
+            "$ref": "#/components/responses/ConfluentError"
+          }
+        }
+      },
+      "get": {
+        "summary": "The topics subscribed to (Strimzi adds the assigned partitions)",
+        "parameters": [
+          {
+            "$ref": "#/components/parameters/group"
+          },
+          {
+            "$ref": "#/components/parameters/instance"
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "Topics",
+            "content": {
+              "application/vnd.kafka.v2+json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Subscription"
+                }
+              }
+            }
+          },
+          "404": {
+            "$ref": "#/components/responses/ConfluentError"
+          }
+        }
+      },
+      "delete": {
+        "summary": "Give up the subscription",
+        "parameters": [
+          {
+            "$ref": "#/components/parameters/group"
+          },
+          {
+            "$ref": "#/components/parameters/instance"
+          }
+        ],
+        "responses": {
+          "204": {
+            "description": "Unsubscribed"
+          },
+          "404": {
+            "$ref": "#/components/responses/ConfluentError"
+          }
+        }
+      }
+    },
+    "/consumers/{group}/instances/{name}/assignments": {
+      "post": {
+        "summary": "Assign partitions by hand (exclusive with a subscription)",
+        "parameters": [
+          {
+            "$ref": "#/components/parameters/group"
+          },
+          {
+            "$ref": "#/components/parameters/instance"
+          }
+        ],
+        "requestBody": {
+          "required": true,
+          "content": {
+            "application/vnd.kafka.v2+json": {
+              "schema": {
+                "$ref": "#/components/schemas/Partitions"
+              }
+            }
+          }
+        },
+        "responses": {
+          "204": {
+            "description": "Assigned"
+          },
+          "400": {
+            "$ref": "#/components/responses/ConfluentError"
+          },
+          "404": {
+            "$ref": "#/components/responses/ConfluentError"
+          },
+          "409": {
+            "$ref": "#/components/responses/ConfluentError"
+          },
+          "422": {
+            "$ref": "#/components/responses/ConfluentError"
+          }
+        }
+      },
+      "get": {
+        "summary": "The partitions assigned",
+        "parameters": [
+          {
+            "$ref": "#/components/parameters/group"
+          },
+          {
+            "$ref": "#/components/parameters/instance"
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "Partitions",
+            "content": {
+              "application/vnd.kafka.v2+json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Partitions"
+                }
+              }
+            }
+          },
+          "404": {
+            "$ref": "#/components/responses/ConfluentError"
+          }
+        }
+      }
+    },
+    "/consumers/{group}/instances/{name}/records": {
+      "get": {
+        "summary": "Fetch records, waiting up to timeout for some",
+        "parameters": [
+          {
+            "$ref": "#/components/parameters/group"
+          },
+          {
+            "$ref": "#/components/parameters/instance"
+          },
+          {
+            "name": "timeout",
+            "in": "query",
+            "schema": {
+              "type": "integer",
+              "minimum": -1
+            },
+            "description": "Milliseconds to wait (-1 or none: consumer.request.timeout.ms, 1 s; at most consumers.max_fetch_timeout)"
+          },
+          {
+            "name": "max_bytes",
+            "in": "query",
+            "schema": {
+              "type": "integer",
+              "minimum": -1
+            },
+            "description": "Truncates the answer (keys and values); a single larger record still goes alone"
+          },
+          {
+            "name": "Accept",
+            "in": "header",
+            "schema": {
+              "type": "string",
+              "enum": [
+                "application/vnd.kafka.binary.v2+json",
+                "application/vnd.kafka.json.v2+json",
+                "application/vnd.kafka.text.v2+json"
+              ]
+            },
+            "description": "Must match the instance's format (Confluent: none, */* and vnd.kafka.v2+json mean binary)"
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "Records in offset order per partition (possibly none)",
+            "content": {
+              "application/vnd.kafka.binary.v2+json": {
+                "schema": {
+                  "type": "array",
+                  "items": {
+                    "$ref": "#/components/schemas/ConsumedRecord"
+                  }
+                }
+              },
+              "application/vnd.kafka.json.v2+json": {
+                "schema": {
+                  "type": "array",
+                  "items": {
+                    "$ref": "#/components/schemas/ConsumedRecord"
+                  }
+                }
+              },
+              "application/vnd.kafka.text.v2+json": {
+                "schema": {
+                  "type": "array",
+                  "items": {
+                    "$ref": "#/components/schemas/ConsumedRecord"
+                  }
+                }
+              }
+            }
+          },
+          "404": {
+            "$ref": "#/components/responses/ConfluentError"
+          },
+          "406": {
+            "$ref": "#/components/responses/ConfluentError"
+          },
+          "409": {
+            "$ref": "#/components/responses/ConfluentError"
+          },
+          "422": {
+            "$ref": "#/components/responses/ConfluentError"
+          }
+        }
+      }
+    },
+    "/consumers/{group}/instances/{name}/offsets": {
+      "post": {
+        "summary": "Commit offsets (an empty body: everything returned so far)",
+        "parameters": [
+          {
+            "$ref": "#/components/parameters/group"
+          },
+          {
+            "$ref": "#/components/parameters/instance"
+          }
+        ],
+        "requestBody": {
+          "required": false,
+          "content": {
+            "application/vnd.kafka.v2+json": {
+              "schema": {
+                "$ref": "#/components/schemas/Offsets"
+              }
+            }
+          }
+        },
+        "responses": {
+          "200": {
+            "description": "Committed (Confluent: offset+1 stored); body []",
+            "content": {
+              "application/vnd.kafka.v2+json": {
+                "schema": {
+                  "type": "array",
+                  "maxItems": 0
+                }
+              }
+            }
+          },
+          "204": {
+            "description": "Committed (Strimzi: stored as given)"
+          },
+          "404": {
+            "$ref": "#/components/responses/ConfluentError"
+          },
+          "409": {
+            "$ref": "#/components/responses/ConfluentError"
+          },
+          "422": {
+            "$ref": "#/components/responses/ConfluentError"
+          },
+          "500": {
+            "$ref": "#/components/responses/ConfluentError"
+          }
+        }
+      },
+      "get": {
+        "summary": "Committed offsets (of the partitions named in a body, or every assigned one)",
+        "parameters": [
+          {
+            "$ref": "#/components/parameters/group"
+          },
+          {
+            "$ref": "#/components/parameters/instance"
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "Committed offsets (the next offset to read)",
+            "content": {
+              "application/vnd.kafka.v2+json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Offsets"
+                }
+              }
+            }
+          },
+          "404": {
+            "$ref": "#/components/responses/ConfluentError"
+          },
+          "500": {
+            "$ref": "#/components/responses/ConfluentError"
+          }
+        }
+      }
+    },
+    "/consumers/{group}/instances/{name}/positions": {
+      "post": {
+        "summary": "Seek to offsets (all or nothing)",
+        "parameters": [
+          {
+            "$ref": "#/components/parameters/group"
+          },
+          {
+            "$ref": "#/components/parameters/instance"
+          }
+        ],
+        "requestBody": {
+          "required": true,
+          "content": {
+            "application/vnd.kafka.v2+json": {
+              "schema": {
+                "$ref": "#/components/schemas/Offsets"
+              }
+            }
+          }
+        },
+        "responses": {
+          "204": {
+            "description": "Moved"
+          },
+          "404": {
+            "$ref": "#/components/responses/ConfluentError"
+          },
+          "409": {
+            "$ref": "#/components/responses/ConfluentError"
+          },
+          "422": {
+            "$ref": "#/components/responses/ConfluentError"
+          }
+        }
+      }
+    },
+    "/consumers/{group}/instances/{name}/positions/beginning": {
+      "post": {
+        "summary": "Seek to the beginning (all or nothing)",
+        "parameters": [
+          {
+            "$ref": "#/components/parameters/group"
+          },
+          {
+            "$ref": "#/components/parameters/instance"
+          }
+        ],
+        "requestBody": {
+          "required": true,
+          "content": {
+            "application/vnd.kafka.v2+json": {
+              "schema": {
+                "$ref": "#/components/schemas/Partitions"
+              }
+            }
+          }
+        },
+        "responses": {
+          "204": {
+            "description": "Moved"
+          },
+          "404": {
+            "$ref": "#/components/responses/ConfluentError"
+          },
+          "409": {
+            "$ref": "#/components/responses/ConfluentError"
+          },
+          "422": {
+            "$ref": "#/components/responses/ConfluentError"
+          }
+        }
+      }
+    },
+    "/consumers/{group}/instances/{name}/positions/end": {
+      "post": {
+        "summary": "Seek to the end (all or nothing)",
+        "parameters": [
+          {
+            "$ref": "#/components/parameters/group"
+          },
+          {
+            "$ref": "#/components/parameters/instance"
+          }
+        ],
+        "requestBody": {
+          "required": true,
+          "content": {
+            "application/vnd.kafka.v2+json": {
+              "schema": {
+                "$ref": "#/components/schemas/Partitions"
+              }
+            }
+          }
+        },
+        "responses": {
+          "204": {
+            "description": "Moved"
+          },
+          "404": {
+            "$ref": "#/components/responses/ConfluentError"
+          },
+          "409": {
+            "$ref": "#/components/responses/ConfluentError"
+          },
+          "422": {
+            "$ref": "#/components/responses/ConfluentError"
+          }
+        }
+      }
     }
   },
   "components": {
@@ -283,6 +780,24 @@ enum KafkaSidecarOpenAPI {
         "description": "Copied into each record's x-correlation-id header",
         "schema": {
           "type": "string"
+        }
+      },
+      "group": {
+        "name": "group",
+        "in": "path",
+        "required": true,
+        "schema": {
+          "type": "string",
+          "pattern": "^[A-Za-z0-9._-]{1,249}$"
+        }
+      },
+      "instance": {
+        "name": "name",
+        "in": "path",
+        "required": true,
+        "schema": {
+          "type": "string",
+          "pattern": "^[A-Za-z0-9._-]{1,249}$"
         }
       }
     },
@@ -768,6 +1283,216 @@ enum KafkaSidecarOpenAPI {
             "additionalProperties": false
           }
         ]
+      },
+      "ConsumerCreate": {
+        "type": "object",
+        "properties": {
+          "name": {
+            "type": "string"
+          },
+          "id": {
+            "type": "string",
+            "description": "Legacy name; overrides name"
+          },
+          "format": {
+            "type": "string",
+            "enum": [
+              "binary",
+              "json",
+              "text"
+            ],
+            "default": "binary"
+          },
+          "auto.offset.reset": {
+            "type": "string",
+            "enum": [
+              "earliest",
+              "latest"
+            ],
+            "default": "latest"
+          },
+          "auto.commit.enable": {
+            "type": "string",
+            "enum": [
+              "true",
+              "false"
+            ],
+            "default": "true"
+          },
+          "enable.auto.commit": {
+            "type": [
+              "boolean",
+              "string"
+            ],
+            "description": "Strimzi's spelling"
+          },
+          "fetch.min.bytes": {
+            "type": [
+              "integer",
+              "string"
+            ]
+          },
+          "consumer.request.timeout.ms": {
+            "type": [
+              "integer",
+              "string"
+            ]
+          },
+          "api_flavour": {
+            "type": "string",
+            "enum": [
+              "confluent",
+              "strimzi"
+            ]
+          }
+        }
+      },
+      "ConsumerCreated": {
+        "type": "object",
+        "required": [
+          "instance_id",
+          "base_uri"
+        ],
+        "properties": {
+          "instance_id": {
+            "type": "string"
+          },
+          "base_uri": {
+            "type": "string"
+          }
+        }
+      },
+      "Subscription": {
+        "type": "object",
+        "properties": {
+          "topics": {
+            "type": "array",
+            "items": {
+              "type": "string"
+            }
+          },
+          "partitions": {
+            "type": "array",
+            "items": {
+              "type": "object",
+              "additionalProperties": {
+                "type": "array",
+                "items": {
+                  "type": "integer"
+                }
+              }
+            }
+          }
+        }
+      },
+      "Partitions": {
+        "type": "object",
+        "required": [
+          "partitions"
+        ],
+        "properties": {
+          "partitions": {
+            "type": "array",
+            "items": {
+              "type": "object",
+              "required": [
+                "topic",
+                "partition"
+              ],
+              "properties": {
+                "topic": {
+                  "type": "string"
+                },
+                "partition": {
+                  "type": "integer",
+                  "minimum": 0
+                }
+              }
+            }
+          }
+        }
+      },
+      "Offsets": {
+        "type": "object",
+        "properties": {
+          "offsets": {
+            "type": "array",
+            "items": {
+              "type": "object",
+              "required": [
+                "topic",
+                "partition",
+                "offset"
+              ],
+              "properties": {
+                "topic": {
+                  "type": "string"
+                },
+                "partition": {
+                  "type": "integer",
+                  "minimum": 0
+                },
+                "offset": {
+                  "type": "integer",
+                  "minimum": 0
+                },
+                "metadata": {
+                  "type": "string"
+                }
+              }
+            }
+          }
+        }
+      },
+      "ConsumedRecord": {
+        "type": "object",
+        "required": [
+          "topic",
+          "key",
+          "value",
+          "partition",
+          "offset",
+          "timestamp"
+        ],
+        "properties": {
+          "topic": {
+            "type": "string"
+          },
+          "key": {
+            "description": "base64 (binary), the JSON value (json), or a string (text); null when absent"
+          },
+          "value": {
+            "description": "as key"
+          },
+          "partition": {
+            "type": "integer"
+          },
+          "offset": {
+            "type": "integer"
+          },
+          "timestamp": {
+            "type": "integer",
+            "description": "milliseconds since the epoch"
+          },
+          "headers": {
+            "type": "array",
+            "items": {
+              "type": "object",
+              "properties": {
+                "key": {
+                  "type": "string"
+                },
+                "value": {
+                  "type": [
+                    "string",
+                    "null"
+                  ],
+                  "description": "base64"
+                }
+              }
+            }
+          }
+        }
       }
     },
     "securitySchemes": {

@@ -30,6 +30,13 @@ struct KafkaSidecarCommand: AsyncParsableCommand {
             its dead-letter copy acknowledged), on a rebalance or shutdown either. Nothing is pushed while \
             the app is not ready (--app-ready-path, else: its port accepts connections).
 
+            Pull consumers (REST): POST /consumers/{group} makes an instance (Confluent v2 and Strimzi \
+            properties), then .../subscription, GET .../records?timeout=&max_bytes= (waits for records), \
+            POST .../offsets (Confluent: offset+1 stored, 200; Strimzi with --api-flavour strimzi or \
+            "api_flavour": stored as given, 204; an empty body commits what was returned), .../positions, \
+            DELETE. A commit never passes a record the instance did not return. An instance lives in this \
+            process and closes after consumers.idle_timeout (5 min) unused.
+
             JWT (--jwks-file or --jwks-url, or rest.jwt in the file): every REST request needs a valid \
             Authorization: Bearer token (401 error_code 40101, a missing scope 403 40301); without it the \
             REST port takes requests unauthenticated, which start-up warns about when it listens beyond loopback.

@@ -11,7 +11,32 @@ import Testing
         #expect(KafkaSidecarOpenAPI.document + "\n" == fixture || KafkaSidecarOpenAPI.document == fixture)
         let object = try JSONSerialization.jsonObject(with: Data(KafkaSidecarOpenAPI.document.utf8)) as? [String: Any]
         let paths = try #require(object?["paths"] as? [String: Any])
-        #expect(Set(paths.keys) == ["/producers/{topic}", "/topics/{topic}", "/topics/{topic}/partitions/{partition}", "/openapi.json"])
+        let consumer = ["", "/subscription", "/assignments", "/records", "/offsets", "/positions", "/positions/beginning", "/positions/end"]
+            .map { "/consumers/{group}/instances/{name}" + $0 }
+        #expect(Set(paths.keys) == Set(["/producers/{topic}", "/topics/{topic}", "/topics/{topic}/partitions/{partition}", "/openapi.json",
+                                        "/consumers/{group}"] + consumer))
+    }
+}
+
+extension OpenAPITests {
+    /// Every consumer path and method the document lists is one the routes take (a refusal of an
+    /// empty body is fine; "no such path" or "method not allowed" is not).
+    @Test func everyDocumentedConsumerRouteIsRouted() throws {
+        let object = try JSONSerialization.jsonObject(with: Data(KafkaSidecarOpenAPI.document.utf8)) as? [String: Any]
+        let paths = try #require(object?["paths"] as? [String: [String: Any]])
+        var checked = 0
+        for (path, methods) in paths where path.hasPrefix("/consumers") {
+            let concrete = path.replacingOccurrences(of: "{group}", with: "g").replacingOccurrences(of: "{name}", with: "c1")
+            for method in methods.keys {
+                let decision = PullRoutes.decide(PullRequest(method: method.uppercased(), path: concrete), flavour: .confluent)
+                switch decision {
+                case .notPull: Issue.record("\(method) \(path) is not routed")
+                case .refuse(let e) where e.status == 404 || e.status == 405: Issue.record("\(method) \(path): \(e.status) \(e.message)")
+                default: checked += 1
+                }
+            }
+        }
+        #expect(checked == 13)
     }
 }
 

@@ -87,6 +87,15 @@ final class PullHarness {
         #expect(PullHarness.answer(empty.call, in: h.send(.timerFired(.fetchDeadline(call: empty.call)))) == .records([]))
     }
 
+    @Test func waitingFetchesAreBounded() throws {
+        let h = PullHarness { _, l in l.maxWaitingFetches = 2 }
+        h.subscribed()
+        #expect(h.call({ .fetch(call: $0, timeout: .seconds(30), maxBytes: nil) }).answer == nil)
+        #expect(h.call({ .fetch(call: $0, timeout: .seconds(30), maxBytes: nil) }).answer == nil)
+        guard case .refused(let e)? = h.call({ .fetch(call: $0, timeout: .seconds(30), maxBytes: nil) }).answer else { Issue.record("not refused"); return }
+        #expect(e.status == 429)
+    }
+
     @Test func aFetchBeforeAnySubscriptionIsRefused() throws {
         let h = PullHarness()
         guard case .refused(let e)? = h.call({ .fetch(call: $0, timeout: nil, maxBytes: nil) }).answer else { Issue.record("not refused"); return }

@@ -190,16 +190,25 @@ def regressions(listeners):
 METHODS = ["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "GETT", "", "G\x00T", "POST" * 20]
 PATHS = ["/", "/openapi.json", "/topics/fuzz", "/topics/fuzz/partitions/0", "/topics/fuzz/partitions/-1", "/topics/fuzz/partitions/x",
          "/producers/fuzz", "/topics/__consumer_offsets", "/metrics", "/health/live", "/health/ready", "/config", "/endpoints",
-         "/topics/" + "a" * 300, "//", "/%", "/%zz", "/topics/f%00z", "*", "http://x/topics/fuzz", "/consumers/g", "/topics"]
+         "/topics/" + "a" * 300, "//", "/%", "/%zz", "/topics/f%00z", "*", "http://x/topics/fuzz", "/consumers/g", "/topics",
+         "/consumers/fz", "/consumers/fz/", "/consumers/fz/instances/i1", "/consumers/fz/instances/i1/subscription",
+         "/consumers/fz/instances/i1/records", "/consumers/fz/instances/i1/offsets", "/consumers/fz/instances/i1/positions",
+         "/consumers/fz/instances/i1/positions/end", "/consumers/fz/instances/i1/assignments", "/consumers/fz/instances/" + "i" * 300,
+         "/consumers/" + "g" * 300, "/consumers/f%00z/instances/i1/records", "/consumers//instances//records"]
 QUERIES = ["", "?", "?=", "?&", "?&=", "?==", "?=&=", "?async=true", "?async=true&=", "?async", "?%", "?%zz=1", "?a=%", "?" + "&" * 50,
-           "?async=%74rue", "?+=+", "?" + "a=" * 100]
+           "?async=%74rue", "?+=+", "?" + "a=" * 100, "?timeout=2000", "?timeout=-5", "?timeout=99999999999999999999",
+           "?max_bytes=0", "?max_bytes=-1&timeout=-1"]
 CONTENT_TYPES = ["application/vnd.kafka.json.v2+json", "application/vnd.kafka.binary.v2+json", "application/vnd.kafka.text.v2+json",
                  "application/json", "text/plain", "", "application/vnd.kafka.v2+json; charset=utf-8", "\x01"]
 BODIES = [b"", b"{}", b'{"records":[]}', b'{"records":[{"value":1}]}', b'{"records":[{"key":{"b":1,"a":2},"value":[1,2]}]}',
           b'{"records":[{"value":"AA==","partition":99999999999}]}', b'{"records":[{"value":"x","headers":{"a\\u0000b":"c"}}]}',
           b'{"records":[{"value":"x","headers":[{"key":"k","value":"!!"}]}]}', b'{"records":' + b"[" * 200, b"\xff\xfe",
           b'{"records":[' + b"{}," * 2000 + b"{}]}", b'{"keyFormat":"json","valueFormat":"binary","records":[{"value":"QQ=="}]}',
-          b'{"records":[{"value":"\\ud800"}]}', b'{"records":[{"value":1e999999}]}']
+          b'{"records":[{"value":"\\ud800"}]}', b'{"records":[{"value":1e999999}]}',
+          b'{"name":"i1","format":"binary","auto.offset.reset":"earliest"}', b'{"name":"i1","format":"avro"}', b'{"id":"../x"}',
+          b'{"topics":["fuzz"]}', b'{"topics":["fuzz"],"topic_pattern":"f.*"}', b'{"offsets":[{"topic":"fuzz","partition":0,"offset":99999999}]}',
+          b'{"offsets":[{"topic":"fuzz","partition":-1,"offset":1}]}', b'{"partitions":[{"topic":"fuzz","partition":0}]}',
+          b'{"partitions":' + b"[" * 300, b'{"enable.auto.commit":"maybe","fetch.min.bytes":"-7"}']
 
 
 def random_request(rng):

@@ -257,6 +257,11 @@ public final class PullConsumer {
             actions.append(.answer(call: call, .refused(.illegalState("the consumer is not subscribed to any topic and has no partition assigned"))))
             return
         }
+        guard fetches.count < limits.maxWaitingFetches else {
+            actions.append(.answer(call: call, .refused(PullError(status: 429, code: 42901,
+                message: "\(limits.maxWaitingFetches) fetches already wait on this consumer instance"))))
+            return
+        }
         // Kafka's auto commit: a poll commits what the previous polls handed out.
         if settings.autoCommit { autoCommit(&actions) }
         let wait = min(max(timeout ?? settings.requestTimeout, .zero), limits.maxFetchTimeout)

@@ -54,5 +54,8 @@ public struct PullConsumerLimits: Hashable, Sendable {
     public var maxInstances = 64
     /// How long a driver waits before polling again when the buffer is full.
     public var idlePollInterval: Duration = .milliseconds(100)
+    /// Fetches one instance keeps waiting at once; one more is refused (429), so clients that
+    /// leave long polls behind cannot pile them up.
+    public var maxWaitingFetches = 16
     public init() {}
 }
