@@ -742,6 +742,64 @@ enum KafkaSidecarOpenAPI {
           }
         }
       }
+    },
+    "/": {
+      "get": {
+        "summary": "The sidecar's version (Strimzi's shape)",
+        "responses": {
+          "200": {
+            "description": "Version",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "type": "object",
+                  "properties": {
+                    "bridge_version": {
+                      "type": "string"
+                    }
+                  }
+                }
+              }
+            }
+          }
+        }
+      }
+    },
+    "/healthy": {
+      "get": {
+        "summary": "Liveness on the REST port (Strimzi's probe)",
+        "responses": {
+          "200": {
+            "description": "Alive (empty body)"
+          }
+        }
+      }
+    },
+    "/ready": {
+      "get": {
+        "summary": "Readiness on the REST port (Strimzi's probe): brokers answer and every subscription's app is ready",
+        "responses": {
+          "200": {
+            "description": "Ready (empty body)"
+          },
+          "500": {
+            "description": "Not ready (empty body)"
+          }
+        }
+      }
+    },
+    "/openapi": {
+      "get": {
+        "summary": "This document (as /openapi.json)",
+        "responses": {
+          "200": {
+            "description": "The OpenAPI document",
+            "content": {
+              "application/json": {}
+            }
+          }
+        }
+      }
     }
   },
   "components": {

@@ -31,6 +31,8 @@ public struct KafkaSidecarSettings: Sendable {
 
 /// The running Kafka sidecar: REST produce, the reactive subscriptions and the admin listener.
 public final class KafkaSidecarServer: Sendable {
+    /// The version `GET /` reports (as Strimzi's bridge_version).
+    public static let version = "0.1.0"
     public let rest: RESTServer
     public let adminServer: RESTServer
     public let drivers: [ReactiveDriver]
@@ -65,11 +67,22 @@ public final class KafkaSidecarServer: Sendable {
         rest = RESTServer(listen: settings.listen, group: group, limits: settings.restLimits, authenticator: authenticator) { request, loop in
             if let answer = produce.handle(request, on: loop) { return answer }
             if let answer = pull.handle(request) { return answer.hop(to: loop) }
-            if request.path == "/openapi.json" {
+            if request.path == "/openapi.json" || request.path == "/openapi" {
                 guard request.method == .GET || request.method == .HEAD else {
-                    return loop.makeSucceededFuture(.kafkaError(405, 405, "/openapi.json takes GET"))
+                    return loop.makeSucceededFuture(.kafkaError(405, 405, "\(request.path) takes GET"))
                 }
                 return loop.makeSucceededFuture(RESTResponse(status: 200, body: Array(KafkaSidecarOpenAPI.document.utf8)))
+            }
+            // Strimzi bridge's probes and version, on the REST port too (its clients and charts use them).
+            switch (request.method, request.path) {
+            case (.GET, "/"):
+                return loop.makeSucceededFuture(RESTResponse(status: 200, body: Array("{\"bridge_version\":\"\(Self.version)\"}".utf8)))
+            case (.GET, "/healthy"):
+                return loop.makeSucceededFuture(RESTResponse(status: 200, body: []))
+            case (.GET, "/ready"):
+                return Self.readiness(admin: admin, drivers: drivers, loop: loop).map { RESTResponse(status: $0.status == 200 ? 200 : 500, body: []) }
+            default:
+                break
             }
             return loop.makeSucceededFuture(.kafkaError(404, 404, "no route for \(request.method) \(request.path); see /openapi.json"))
         }

@@ -14,7 +14,7 @@ import Testing
         let consumer = ["", "/subscription", "/assignments", "/records", "/offsets", "/positions", "/positions/beginning", "/positions/end"]
             .map { "/consumers/{group}/instances/{name}" + $0 }
         #expect(Set(paths.keys) == Set(["/producers/{topic}", "/topics/{topic}", "/topics/{topic}/partitions/{partition}", "/openapi.json",
-                                        "/consumers/{group}"] + consumer))
+                                        "/consumers/{group}", "/", "/healthy", "/ready", "/openapi"] + consumer))
     }
 }
 

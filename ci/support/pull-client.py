@@ -85,7 +85,8 @@ def flows(topic):
     check("records carry topic, partition, offset, timestamp", all({"topic", "key", "value", "partition", "offset", "timestamp"} <= set(r) for r in records), records[:1])
     # json.v2 stores a value as its JSON text: "v7" with its quotes.
     values = sorted(int(json.loads(base64.b64decode(r["value"]))[1:]) for r in records)
-    check("records decode (binary = base64 of the stored bytes)", len(set(values)) == len(values) and len(values) >= 20, values[:10])
+    # At least once: a rebalance while the group forms may hand a record out twice.
+    check("records decode (binary = base64 of the stored bytes)", len(set(values)) >= 20, values[:10])
     check("headers carried as base64 pairs", all(isinstance(h["key"], str) and base64.b64decode(h["value"]) for r in records for h in r.get("headers", [])), records[:1])
     last = {}
     for r in records:
