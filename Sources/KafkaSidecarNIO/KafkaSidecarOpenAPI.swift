@@ -161,6 +161,52 @@ enum KafkaSidecarOpenAPI {
             "$ref": "#/components/responses/ConfluentError"
           }
         }
+      },
+      "get": {
+        "summary": "One topic and its partitions",
+        "parameters": [
+          {
+            "$ref": "#/components/parameters/topic"
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "The topic",
+            "content": {
+              "application/vnd.kafka.v2+json": {
+                "schema": {
+                  "type": "object",
+                  "properties": {
+                    "name": {
+                      "type": "string"
+                    },
+                    "configs": {
+                      "type": "object"
+                    },
+                    "partitions": {
+                      "type": "array",
+                      "items": {
+                        "type": "object",
+                        "properties": {
+                          "partition": {
+                            "type": "integer"
+                          }
+                        },
+                        "description": "Leaders and replicas are not reported"
+                      }
+                    }
+                  }
+                }
+              }
+            }
+          },
+          "404": {
+            "$ref": "#/components/responses/ConfluentError"
+          },
+          "504": {
+            "$ref": "#/components/responses/ConfluentError"
+          }
+        }
       }
     },
     "/topics/{topic}/partitions/{partition}": {
@@ -225,6 +271,47 @@ enum KafkaSidecarOpenAPI {
             "$ref": "#/components/responses/ConfluentError"
           },
           "403": {
+            "$ref": "#/components/responses/ConfluentError"
+          }
+        }
+      },
+      "get": {
+        "summary": "One partition",
+        "parameters": [
+          {
+            "$ref": "#/components/parameters/topic"
+          },
+          {
+            "name": "partition",
+            "in": "path",
+            "required": true,
+            "schema": {
+              "type": "integer",
+              "minimum": 0
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "The partition",
+            "content": {
+              "application/vnd.kafka.v2+json": {
+                "schema": {
+                  "type": "object",
+                  "properties": {
+                    "partition": {
+                      "type": "integer"
+                    }
+                  },
+                  "description": "Leaders and replicas are not reported"
+                }
+              }
+            }
+          },
+          "404": {
+            "$ref": "#/components/responses/ConfluentError"
+          },
+          "504": {
             "$ref": "#/components/responses/ConfluentError"
           }
         }
@@ -797,6 +884,167 @@ enum KafkaSidecarOpenAPI {
             "content": {
               "application/json": {}
             }
+          }
+        }
+      }
+    },
+    "/topics": {
+      "get": {
+        "summary": "Topic names (internal __* topics left out)",
+        "responses": {
+          "200": {
+            "description": "Names",
+            "content": {
+              "application/vnd.kafka.v2+json": {
+                "schema": {
+                  "type": "array",
+                  "items": {
+                    "type": "string"
+                  }
+                }
+              }
+            }
+          },
+          "504": {
+            "$ref": "#/components/responses/ConfluentError"
+          }
+        }
+      }
+    },
+    "/topics/{topic}/partitions": {
+      "get": {
+        "summary": "A topic's partitions",
+        "parameters": [
+          {
+            "$ref": "#/components/parameters/topic"
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "Partitions",
+            "content": {
+              "application/vnd.kafka.v2+json": {
+                "schema": {
+                  "type": "array",
+                  "items": {
+                    "type": "object",
+                    "properties": {
+                      "partition": {
+                        "type": "integer"
+                      }
+                    },
+                    "description": "Leaders and replicas are not reported"
+                  }
+                }
+              }
+            }
+          },
+          "404": {
+            "$ref": "#/components/responses/ConfluentError"
+          },
+          "504": {
+            "$ref": "#/components/responses/ConfluentError"
+          }
+        }
+      }
+    },
+    "/topics/{topic}/partitions/{partition}/offsets": {
+      "get": {
+        "summary": "A partition's first and next offsets",
+        "parameters": [
+          {
+            "$ref": "#/components/parameters/topic"
+          },
+          {
+            "name": "partition",
+            "in": "path",
+            "required": true,
+            "schema": {
+              "type": "integer",
+              "minimum": 0
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "Offsets",
+            "content": {
+              "application/vnd.kafka.v2+json": {
+                "schema": {
+                  "type": "object",
+                  "properties": {
+                    "beginning_offset": {
+                      "type": "integer"
+                    },
+                    "end_offset": {
+                      "type": "integer"
+                    }
+                  }
+                }
+              }
+            }
+          },
+          "404": {
+            "$ref": "#/components/responses/ConfluentError"
+          },
+          "504": {
+            "$ref": "#/components/responses/ConfluentError"
+          }
+        }
+      }
+    },
+    "/consumers/{group}/lag": {
+      "get": {
+        "summary": "A group's lag: per partition it committed, the end offset minus the committed one",
+        "parameters": [
+          {
+            "$ref": "#/components/parameters/group"
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "Lag",
+            "content": {
+              "application/vnd.kafka.v2+json": {
+                "schema": {
+                  "type": "object",
+                  "properties": {
+                    "group": {
+                      "type": "string"
+                    },
+                    "partitions": {
+                      "type": "array",
+                      "items": {
+                        "type": "object",
+                        "properties": {
+                          "topic": {
+                            "type": "string"
+                          },
+                          "partition": {
+                            "type": "integer"
+                          },
+                          "committed": {
+                            "type": "integer"
+                          },
+                          "end": {
+                            "type": "integer"
+                          },
+                          "lag": {
+                            "type": "integer"
+                          }
+                        }
+                      }
+                    }
+                  }
+                }
+              }
+            }
+          },
+          "422": {
+            "$ref": "#/components/responses/ConfluentError"
+          },
+          "504": {
+            "$ref": "#/components/responses/ConfluentError"
           }
         }
       }

@@ -64,7 +64,10 @@ public final class KafkaSidecarServer: Sendable {
         let produce = ProduceService(producer: producer, config: settings.produce, metrics: metrics)
         let pull = PullDriver(cluster: cluster, limits: settings.pull, flavour: settings.apiFlavour, group: group, logger: logger)
         self.pull = pull
+        let metadata = MetadataService(admin: admin)
         rest = RESTServer(listen: settings.listen, group: group, limits: settings.restLimits, authenticator: authenticator) { request, loop in
+            // Read-only questions first: GET /topics/{t} is metadata, POST /topics/{t} is produce.
+            if let answer = metadata.handle(request, on: loop) { return answer }
             if let answer = produce.handle(request, on: loop) { return answer }
             if let answer = pull.handle(request) { return answer.hop(to: loop) }
             if request.path == "/openapi.json" || request.path == "/openapi" {

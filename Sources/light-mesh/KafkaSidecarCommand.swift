@@ -37,6 +37,9 @@ struct KafkaSidecarCommand: AsyncParsableCommand {
             DELETE. A commit never passes a record the instance did not return. An instance lives in this \
             process and closes after consumers.idle_timeout (5 min) unused.
 
+            Metadata (REST, read only): GET /topics, /topics/{t}, /topics/{t}/partitions[/{p}[/offsets]], \
+            /consumers/{group}/lag; Strimzi's /healthy, /ready and / (bridge_version).
+
             JWT (--jwks-file or --jwks-url, or rest.jwt in the file): every REST request needs a valid \
             Authorization: Bearer token (401 error_code 40101, a missing scope 403 40301); without it the \
             REST port takes requests unauthenticated, which start-up warns about when it listens beyond loopback.

@@ -14,7 +14,8 @@ import Testing
         let consumer = ["", "/subscription", "/assignments", "/records", "/offsets", "/positions", "/positions/beginning", "/positions/end"]
             .map { "/consumers/{group}/instances/{name}" + $0 }
         #expect(Set(paths.keys) == Set(["/producers/{topic}", "/topics/{topic}", "/topics/{topic}/partitions/{partition}", "/openapi.json",
-                                        "/consumers/{group}", "/", "/healthy", "/ready", "/openapi"] + consumer))
+                                        "/consumers/{group}", "/", "/healthy", "/ready", "/openapi", "/topics", "/topics/{topic}/partitions",
+                                        "/topics/{topic}/partitions/{partition}/offsets", "/consumers/{group}/lag"] + consumer))
     }
 }
 
@@ -25,7 +26,7 @@ extension OpenAPITests {
         let object = try JSONSerialization.jsonObject(with: Data(KafkaSidecarOpenAPI.document.utf8)) as? [String: Any]
         let paths = try #require(object?["paths"] as? [String: [String: Any]])
         var checked = 0
-        for (path, methods) in paths where path.hasPrefix("/consumers") {
+        for (path, methods) in paths where path.hasPrefix("/consumers") && !path.hasSuffix("/lag") {
             let concrete = path.replacingOccurrences(of: "{group}", with: "g").replacingOccurrences(of: "{name}", with: "c1")
             for method in methods.keys {
                 let decision = PullRoutes.decide(PullRequest(method: method.uppercased(), path: concrete), flavour: .confluent)
@@ -37,6 +38,14 @@ extension OpenAPITests {
             }
         }
         #expect(checked == 13)
+        // And every documented metadata question is one the metadata routes take.
+        var questions = 0
+        for (path, methods) in paths where methods["get"] != nil && (path.hasPrefix("/topics") || path.hasSuffix("/lag")) {
+            let concrete = path.replacingOccurrences(of: "{topic}", with: "t").replacingOccurrences(of: "{partition}", with: "0")
+                .replacingOccurrences(of: "{group}", with: "g")
+            if case .query = MetadataRoutes.decide(method: "GET", path: concrete) { questions += 1 } else { Issue.record("GET \(path) is not routed") }
+        }
+        #expect(questions == 6)
     }
 }
 

@@ -6,6 +6,7 @@ exits 1.
 usage: pull-client.py PORT STEP
   produce N TOPIC   produce N records (values "v0".."vN-1", keys "k0"..) through POST /topics/TOPIC
   flows TOPIC       the Confluent and Strimzi flows, the error cases, long polls, expiry
+  metadata TOPIC    GET /topics, /topics/TOPIC, partition offsets, /consumers/cg/lag (after flows)
   resume-1 TOPIC    create a Confluent instance in group "resume", read 100 records, commit the first 60
   resume-2 TOPIC    after the sidecar was killed: the instance is gone (404); a new one resumes at 60
 """
@@ -155,6 +156,22 @@ def flows(topic):
     check("an unsupported format 422", s == 422 and body["message"] == "Error: 422 : Invalid format type.", f"{s} {body}")
 
 
+def metadata(topic):
+    s, body, _ = call("GET", "/topics")
+    check("GET /topics lists the topic, not internal ones", s == 200 and topic in body and not any(t.startswith("__") for t in body), f"{s} {body}")
+    s, body, _ = call("GET", f"/topics/{topic}")
+    check("GET /topics/{t}: its partitions", s == 200 and body["name"] == topic and len(body["partitions"]) == 3, f"{s} {body}")
+    s, body, _ = call("GET", "/topics/no-such-topic")
+    check("an unknown topic 404 40401", s == 404 and body["error_code"] == 40401, f"{s} {body}")
+    s, body, _ = call("GET", f"/topics/{topic}/partitions/0/offsets")
+    check("partition offsets", s == 200 and body["beginning_offset"] == 0 and body["end_offset"] > 0, f"{s} {body}")
+    s, body, _ = call("GET", f"/topics/{topic}/partitions/7")
+    check("a partition past the topic's 404 40402", s == 404 and body["error_code"] == 40402, f"{s} {body}")
+    s, body, _ = call("GET", "/consumers/cg/lag")
+    parts = body.get("partitions", []) if isinstance(body, dict) else []
+    check("lag per committed partition: end - committed", s == 200 and parts and all(p["lag"] == max(0, p["end"] - p["committed"]) for p in parts), f"{s} {body}")
+
+
 def resume_1(topic):
     s, body, _ = call("POST", "/consumers/resume", {"name": "r1", "auto.offset.reset": "earliest", "auto.commit.enable": "false"})
     check("resume: create", s == 200, f"{s} {body}")
@@ -184,6 +201,8 @@ if step == "produce":
     produce(int(sys.argv[3]), sys.argv[4])
 elif step == "flows":
     flows(sys.argv[3])
+elif step == "metadata":
+    metadata(sys.argv[3])
 elif step == "resume-1":
     resume_1(sys.argv[3])
 elif step == "resume-2":
