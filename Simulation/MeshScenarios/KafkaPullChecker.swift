@@ -37,11 +37,7 @@ final class KafkaPullChecker {
 
     /// Samples the group's committed offsets every 20 ms of virtual time.
     func startSampling() {
-        sim.schedule(after: .milliseconds(20), label: "pull-checker") { [weak self] in
-            guard let self, !self.sim.isStopped else { return }
-            self.sample()
-            self.startSampling()
-        }
+        sim.every(.milliseconds(20), label: "pull-checker") { [weak self] in self?.sample() }
     }
 
     /// Nothing below a committed offset is unprocessed (checked once per offset).

@@ -130,11 +130,7 @@ final class KafkaSidecarChecker {
 
     /// Samples the group's committed offsets every 20 ms of virtual time.
     func startSampling() {
-        sim.schedule(after: .milliseconds(20), label: "sidecar-checker") { [weak self] in
-            guard let self, !self.sim.isStopped else { return }
-            self.sample()
-            self.startSampling()
-        }
+        sim.every(.milliseconds(20), label: "sidecar-checker") { [weak self] in self?.sample() }
     }
 
     /// A finished record: an app answered SUCCESS or DROP for it, or the dead-letter topic holds its copy.

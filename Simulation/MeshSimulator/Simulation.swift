@@ -69,6 +69,16 @@ public final class Simulation {
         enqueue(at: now.nanoseconds &+ max(0, delay.nanoseconds), .closure(host: nil, incarnation: 0, label: label, body: body))
     }
 
+    /// Runs `body` every `interval` of virtual time on the kernel, until the run stops (a checker's
+    /// sampling).
+    public func every(_ interval: Duration, label: StaticString, _ body: @escaping () -> Void) {
+        schedule(after: interval, label: label) { [weak self] in
+            guard let self, !self.isStopped else { return }
+            body()
+            self.every(interval, label: label, body)
+        }
+    }
+
     @inline(__always)
     func enqueue(at time: Int64, _ event: SimEvent) {
         queue.push(time: max(time, now.nanoseconds), event)
