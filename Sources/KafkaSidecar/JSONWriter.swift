@@ -79,6 +79,18 @@ public enum JSONText {
         w.raw("}}\n")
         return w.bytes
     }
+
+    /// A Confluent v2 / Strimzi error body, `{"error_code","message"}`: the one writer of that shape
+    /// (produce refusals, pull consumer and metadata refusals).
+    public static func kafkaError(code: Int, message: String) -> [UInt8] {
+        var w = JSONWriter()
+        w.raw("{\"error_code\":")
+        w.int(code)
+        w.raw(",\"message\":")
+        w.string(message)
+        w.raw("}")
+        return w.bytes
+    }
 }
 
 /// Standard base64 (RFC 4648 section 4, with padding).

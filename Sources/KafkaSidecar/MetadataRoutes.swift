@@ -27,27 +27,26 @@ public enum MetadataDecision: Sendable {
 /// routing, and the answers once the driver has asked the cluster. The brokers' leaders and
 /// replicas are not reported (the sidecar's admin seam does not carry them).
 public enum MetadataRoutes {
-    static let v2Type = "application/vnd.kafka.v2+json"
-
     public static func decide(method: String, path: String) -> MetadataDecision {
+        // Produce (POST) is the hot path: it is not split here.
+        guard method == "GET" || method == "HEAD" else { return .notMetadata }
         var p = Substring(path)
         if p.count > 1 && p.hasSuffix("/") { p = p.dropLast() }
         let parts = p.split(separator: "/", omittingEmptySubsequences: false).dropFirst().map(String.init)
-        guard method == "GET" || method == "HEAD" else { return .notMetadata }
         switch parts.count {
         case 1 where parts[0] == "topics":
             return .query(.topics)
         case 2 where parts[0] == "topics":
-            return topicName(parts[1]).map { .query(.topic($0)) } ?? badTopic(parts[1])
+            return topicName(parts[1]).map { .query(.topic($0)) } ?? topicNotFound
         case 3 where parts[0] == "topics" && parts[2] == "partitions":
-            return topicName(parts[1]).map { .query(.partitions($0)) } ?? badTopic(parts[1])
+            return topicName(parts[1]).map { .query(.partitions($0)) } ?? topicNotFound
         case 4 where parts[0] == "topics" && parts[2] == "partitions":
-            guard let t = topicName(parts[1]) else { return badTopic(parts[1]) }
-            guard let n = Int32(parts[3]), n >= 0 else { return .refuse(partitionNotFound(parts[3])) }
+            guard let t = topicName(parts[1]) else { return topicNotFound }
+            guard let n = Int32(parts[3]), n >= 0 else { return .refuse(partitionNotFound) }
             return .query(.partition(t, n))
         case 5 where parts[0] == "topics" && parts[2] == "partitions" && parts[4] == "offsets":
-            guard let t = topicName(parts[1]) else { return badTopic(parts[1]) }
-            guard let n = Int32(parts[3]), n >= 0 else { return .refuse(partitionNotFound(parts[3])) }
+            guard let t = topicName(parts[1]) else { return topicNotFound }
+            guard let n = Int32(parts[3]), n >= 0 else { return .refuse(partitionNotFound) }
             return .query(.partitionOffsets(t, n))
         case 3 where parts[0] == "consumers" && parts[2] == "lag":
             guard PullRoutes.isName(parts[1]) else { return .refuse(.constraint("the group id '\(parts[1])' must be 1 to 249 of A-Z a-z 0-9 . _ -")) }
@@ -68,12 +67,12 @@ public enum MetadataRoutes {
             w.string(t)
         }
         w.raw("]")
-        return RESTAnswer(status: 200, contentType: v2Type, body: w.bytes)
+        return RESTAnswer(status: 200, contentType: RESTAnswer.kafkaV2Type, body: w.bytes)
     }
 
     /// The answer to a topic question, given what the cluster lists (`nil`: the topic is unknown).
     public static func topic(_ query: MetadataQuery, _ found: TopicDescription?) -> RESTAnswer {
-        guard let found else { return PullAnswers.refusal(PullError(status: 404, code: 40401, message: "Topic not found."), .confluent) }
+        guard let found else { return PullAnswers.refusal(.topicNotFound, .confluent) }
         var w = JSONWriter()
         func partition(_ n: Int32) { w.raw("{\"partition\":"); w.int(n); w.raw("}") }
         func list() {
@@ -94,17 +93,17 @@ public enum MetadataRoutes {
         case .partitions:
             list()
         case .partition(_, let n):
-            guard n < found.partitions else { return PullAnswers.refusal(partitionNotFound(String(n)), .confluent) }
+            guard n < found.partitions else { return PullAnswers.refusal(partitionNotFound, .confluent) }
             partition(n)
         default:
             preconditionFailure("not a topic question: \(query)")
         }
-        return RESTAnswer(status: 200, contentType: v2Type, body: w.bytes)
+        return RESTAnswer(status: 200, contentType: RESTAnswer.kafkaV2Type, body: w.bytes)
     }
 
     /// `{"beginning_offset","end_offset"}`.
     public static func offsets(_ w: Watermarks) -> RESTAnswer {
-        RESTAnswer(status: 200, contentType: v2Type, body: Array("{\"beginning_offset\":\(w.low),\"end_offset\":\(w.high)}".utf8))
+        RESTAnswer(status: 200, contentType: RESTAnswer.kafkaV2Type, body: Array("{\"beginning_offset\":\(w.low),\"end_offset\":\(w.high)}".utf8))
     }
 
     /// `{"group","partitions":[{"topic","partition","committed","end","lag"}]}`: per partition the
@@ -133,16 +132,11 @@ public enum MetadataRoutes {
             w.raw("}")
         }
         w.raw("]}")
-        return RESTAnswer(status: 200, contentType: v2Type, body: w.bytes)
+        return RESTAnswer(status: 200, contentType: RESTAnswer.kafkaV2Type, body: w.bytes)
     }
 
     private static func topicName(_ s: String) -> String? { PullRoutes.isTopic(s) ? s : nil }
 
-    private static func badTopic(_ s: String) -> MetadataDecision {
-        .refuse(PullError(status: 404, code: 40401, message: "Topic not found."))
-    }
-
-    private static func partitionNotFound(_ s: String) -> PullError {
-        PullError(status: 404, code: 40402, message: "Partition not found.")
-    }
+    private static let topicNotFound = MetadataDecision.refuse(.topicNotFound)
+    private static let partitionNotFound = PullError(status: 404, code: 40402, message: "Partition not found.")
 }

@@ -446,12 +446,6 @@ public enum ProduceFront {
 
     /// A Confluent-style error body.
     public static func errorBody(_ error: ProduceRequestError) -> [UInt8] {
-        var w = JSONWriter()
-        w.raw("{\"error_code\":")
-        w.int(error.errorCode)
-        w.raw(",\"message\":")
-        w.string(error.message)
-        w.raw("}")
-        return w.bytes
+        JSONText.kafkaError(code: error.errorCode, message: error.message)
     }
 }

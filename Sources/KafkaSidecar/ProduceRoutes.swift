@@ -62,7 +62,7 @@ public struct ProducePlan: Sendable {
             if status == 404 {
                 return ProduceRoutes.refusal(ProduceRequestError(status: 404, errorCode: 40401, message: "topic '\(topic)' not found"), .confluent)
             }
-            return RESTAnswer(status: 200, contentType: ProduceRoutes.confluentType, body: ProduceFront.confluentAnswer(results))
+            return RESTAnswer(status: 200, contentType: RESTAnswer.kafkaV2Type, body: ProduceFront.confluentAnswer(results))
         case .lightMesh:
             return RESTAnswer(status: status, contentType: "application/json", body: ProduceFront.lightMeshAnswer(results))
         }
@@ -74,8 +74,6 @@ public struct ProducePlan: Sendable {
 /// check (method 405, topic names 40003 and internal topics 403, partitions 40402, Content-Type 415,
 /// the body's rules through ``ProduceFront``); the NIO driver and the simulator's producers run it.
 public enum ProduceRoutes {
-    static let confluentType = "application/vnd.kafka.v2+json"
-
     /// Decides `request`; `random` seeds the span ids of the records' trace hops.
     public static func decide(_ request: ProduceRequest, config: ProduceFrontConfig, random: inout SeededRandom) -> ProduceDecision {
         let parts = request.path.split(separator: "/", omittingEmptySubsequences: false)
@@ -129,7 +127,7 @@ public enum ProduceRoutes {
     public static func refusal(_ error: ProduceRequestError, _ flavour: ProduceFlavour) -> RESTAnswer {
         switch flavour {
         case .confluent:
-            return RESTAnswer(status: error.status, contentType: confluentType, body: ProduceFront.errorBody(error))
+            return RESTAnswer(status: error.status, contentType: RESTAnswer.kafkaV2Type, body: ProduceFront.errorBody(error))
         case .lightMesh:
             return RESTAnswer(status: error.status, contentType: "application/json",
                                  body: JSONText.lightMeshError(code: lightMeshCode(error), message: error.message))

@@ -13,4 +13,7 @@ public struct RESTAnswer: Hashable, Sendable {
 
     /// 204 No Content.
     public static let noContent = RESTAnswer(status: 204, contentType: "", body: [])
+
+    /// The Confluent v2 content type of every answer that carries no records.
+    public static let kafkaV2Type = "application/vnd.kafka.v2+json"
 }

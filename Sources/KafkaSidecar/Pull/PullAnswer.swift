@@ -14,6 +14,7 @@ public struct PullError: Error, Hashable, Sendable {
     }
 
     public static let instanceNotFound = PullError(status: 404, code: 40403, message: "Consumer instance not found.")
+    public static let topicNotFound = PullError(status: 404, code: 40401, message: "Topic not found.")
     public static func instanceExists(_ name: String) -> PullError {
         PullError(status: 409, code: 40902, message: "Consumer with specified consumer ID '\(name)' already exists in the specified consumer group.")
     }

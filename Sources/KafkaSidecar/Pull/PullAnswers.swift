@@ -2,8 +2,6 @@ import MeshCore
 
 /// How a pull consumer's answers are written, per flavour: Confluent v2 or the Strimzi bridge.
 public enum PullAnswers {
-    static let v2Type = "application/vnd.kafka.v2+json"
-
     /// The answer to `call` on an instance with `settings` (its assigned partitions for Strimzi's
     /// subscription answer).
     public static func encode(_ answer: PullAnswer, call: PullCall, settings: PullConsumerSettings, assigned: [TopicPartition]) -> RESTAnswer {
@@ -13,7 +11,7 @@ public enum PullAnswers {
         case .records(let records):
             return recordsAnswer(records, settings)
         case .done:
-            if case .commit = call, settings.flavour == .confluent { return RESTAnswer(status: 200, contentType: v2Type, body: Array("[]".utf8)) }
+            if case .commit = call, settings.flavour == .confluent { return RESTAnswer(status: 200, contentType: RESTAnswer.kafkaV2Type, body: Array("[]".utf8)) }
             return .noContent
         case .subscription(let topics):
             var w = JSONWriter()
@@ -41,7 +39,7 @@ public enum PullAnswers {
                 w.raw("]")
             }
             w.raw("}")
-            return RESTAnswer(status: 200, contentType: v2Type, body: w.bytes)
+            return RESTAnswer(status: 200, contentType: RESTAnswer.kafkaV2Type, body: w.bytes)
         case .assignment(let tps):
             var w = JSONWriter()
             w.raw("{\"partitions\":[")
@@ -54,7 +52,7 @@ public enum PullAnswers {
                 w.raw("}")
             }
             w.raw("]}")
-            return RESTAnswer(status: 200, contentType: v2Type, body: w.bytes)
+            return RESTAnswer(status: 200, contentType: RESTAnswer.kafkaV2Type, body: w.bytes)
         case .committed(let offsets):
             var w = JSONWriter()
             w.raw("{\"offsets\":[")
@@ -69,7 +67,7 @@ public enum PullAnswers {
                 w.raw(",\"metadata\":\"\"}")
             }
             w.raw("]}")
-            return RESTAnswer(status: 200, contentType: v2Type, body: w.bytes)
+            return RESTAnswer(status: 200, contentType: RESTAnswer.kafkaV2Type, body: w.bytes)
         }
     }
 
@@ -82,19 +80,14 @@ public enum PullAnswers {
         w.raw(",\"base_uri\":")
         w.string(origin + "/consumers/" + group + "/instances/" + name)
         w.raw("}")
-        return RESTAnswer(status: 200, contentType: v2Type, body: w.bytes)
+        return RESTAnswer(status: 200, contentType: RESTAnswer.kafkaV2Type, body: w.bytes)
     }
 
     /// A refusal: `{"error_code","message"}` with Confluent's five-digit code, or the HTTP status
     /// for Strimzi.
     public static func refusal(_ e: PullError, _ flavour: APIFlavour) -> RESTAnswer {
-        var w = JSONWriter()
-        w.raw("{\"error_code\":")
-        w.int(flavour == .confluent ? e.code : e.status)
-        w.raw(",\"message\":")
-        w.string(e.message)
-        w.raw("}")
-        return RESTAnswer(status: e.status, contentType: v2Type, body: w.bytes)
+        RESTAnswer(status: e.status, contentType: RESTAnswer.kafkaV2Type,
+                   body: JSONText.kafkaError(code: flavour == .confluent ? e.code : e.status, message: e.message))
     }
 
     /// `[{"topic","key","value","partition","offset","timestamp"[,"headers"]}]` in the instance's

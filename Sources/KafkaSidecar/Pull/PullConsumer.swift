@@ -295,18 +295,19 @@ public final class PullConsumer {
         outer: for k in 0..<order.count {
             let tp = order[(start + k) % order.count]
             guard var p = partitions[tp], !p.buffered.isEmpty else { continue }
-            var taken = 0, full = false
+            var taken = 0, takenBytes = 0, full = false
             for r in p.buffered {
                 let size = PullPartition.size(r)
                 if !out.isEmpty && bytes + size > maxBytes { full = true; break }
                 out.append(r)
                 bytes += size
+                takenBytes += size
                 taken += 1
             }
             if taken > 0 {
                 let last = p.buffered[taken - 1]
                 p.buffered.removeFirst(taken)
-                p.bufferedBytes = p.buffered.reduce(0) { $0 + PullPartition.size($1) }
+                p.bufferedBytes -= takenBytes
                 p.handedUpTo = last.offset + 1
                 partitions[tp] = p
                 stats.buffered -= taken
@@ -483,9 +484,7 @@ public final class PullConsumer {
             return [.answer(call: call, .refused(.instanceNotFound))]
         case .revoking(let id, _):
             return [.release(revocation: id, [])]
-        case .started, .polled, .timerFired:
-            return phase == .closed ? [] : nil
-        case .commitDone, .committedFetched:
+        case .started, .polled, .timerFired, .commitDone, .committedFetched:
             return phase == .closed ? [] : nil
         }
     }

@@ -116,11 +116,13 @@ public enum PullRoutes {
     /// Whether `accept` asks for records in `format`. Confluent negotiates (no Accept, `*/*` and
     /// `application/vnd.kafka.v2+json` mean binary); Strimzi wants the exact type.
     public static func acceptProblem(_ accept: String?, format: PullFormat, flavour: APIFlavour) -> PullError? {
+        // Each listed type without its parameters (`; q=1`) and the blanks around it (one word, or no match).
         let types = (accept ?? "").split(separator: ",").map { item in
-            String(item.split(separator: ";", omittingEmptySubsequences: false)[0].drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed()).lowercased()
+            let words = item.prefix { $0 != ";" }.split { $0 == " " || $0 == "\t" }
+            return words.count == 1 ? words[0].lowercased() : ""
         }
         if types.contains(format.mediaType) { return nil }
-        if flavour == .confluent && format == .binary && (accept == nil || types.contains("*/*") || types.contains("application/vnd.kafka.v2+json")) {
+        if flavour == .confluent && format == .binary && (accept == nil || types.contains("*/*") || types.contains(RESTAnswer.kafkaV2Type)) {
             return nil
         }
         return PullError(status: 406, code: 40601,
