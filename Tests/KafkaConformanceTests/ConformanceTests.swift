@@ -41,6 +41,40 @@ extension KafkaLiveSuites {
             #expect(got.map(\.offset) == Array(0..<10))
         }
 
+        /// `sendBatch` (what a REST produce request uses): one completion, every record's result in
+        /// the order sent, a failed record failing alone, and offsets that are where the records are.
+        @Test(arguments: worlds)
+        func aBatchReportsEveryRecordInOrderAndAFailureAlone(_ kind: WorldKind) throws {
+            let w = try kind.make()
+            w.createTopic("batch", partitions: 2)
+            let producer = try w.cluster(client: 0).makeProducer(KafkaProducerConfig())
+            var records = (0..<20).map { ProducerRecord(topic: "batch", partition: Int32($0 % 2), key: nil, value: bytes("b\($0)")) }
+            records[7].partition = 9  // no such partition: this one alone fails
+            let results = try w.value(.seconds(60)) { (done: @escaping @Sendable (Result<[Result<RecordMetadata, KafkaError>], KafkaError>) -> Void) in
+                producer.sendBatch(records) { done(.success($0)) }
+            }
+            #expect(results.count == 20)
+            for (i, result) in results.enumerated() {
+                if i == 7 {
+                    #expect(throws: KafkaError.self) { try result.get() }
+                } else {
+                    #expect(try result.get().topicPartition == TopicPartition("batch", Int32(i % 2)))
+                }
+            }
+            // Per partition, in send order: offsets 0, 1, 2, ... of what was acknowledged.
+            let p0 = results.enumerated().filter { $0.offset % 2 == 0 }.compactMap { try? $0.element.get().offset }
+            #expect(p0 == Array(0..<10))
+            var config = KafkaConsumerConfig(groupId: "batch-group")
+            config.resetPolicy = .earliest
+            let consumer = try w.cluster(client: 1).makeConsumer(config)
+            try consumer.subscribe(["batch"])
+            let got = try w.consume(consumer, count: 19).records
+            for r in got {
+                let i = Int(String(decoding: r.value ?? [], as: UTF8.self).dropFirst())!
+                #expect(try results[i].get().offset == r.offset)
+            }
+        }
+
         @Test(arguments: worlds)
         func sameKeyAlwaysLandsInTheSamePartition(_ kind: WorldKind) throws {
             let w = try kind.make()
