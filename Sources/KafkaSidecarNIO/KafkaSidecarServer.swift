@@ -25,6 +25,8 @@ public struct KafkaSidecarSettings: Sendable {
     public var pull = PullConsumerLimits()
     /// How pull consumers read commits and write errors, unless an instance asks otherwise.
     public var apiFlavour: APIFlavour = .confluent
+    /// The dead-letter endpoints (`/deadletters/{topic}`): templates, limits, the replay timeout.
+    public var deadLetters = DeadLetterSettings()
     public var threads = 1
     public init() {}
 }
@@ -37,6 +39,7 @@ public final class KafkaSidecarServer: Sendable {
     public let adminServer: RESTServer
     public let drivers: [ReactiveDriver]
     public let pull: PullDriver
+    public let deadLetters: DeadLetterService
     private let producer: any KafkaProducer
     private let admin: any KafkaAdmin
     private let ownsGroup: MultiThreadedEventLoopGroup?
@@ -65,11 +68,18 @@ public final class KafkaSidecarServer: Sendable {
         let pull = PullDriver(cluster: cluster, limits: settings.pull, flavour: settings.apiFlavour, group: group, logger: logger)
         self.pull = pull
         let metadata = MetadataService(admin: admin)
+        var deadLetterSettings = settings.deadLetters
+        for sub in settings.subscriptions {
+            for t in sub.topics { deadLetterSettings.subscribedTemplates[t] = sub.engine.deadLetterTopic }
+        }
+        let deadLetters = DeadLetterService(cluster: cluster, admin: admin, producer: producer, settings: deadLetterSettings, group: group, logger: logger)
+        self.deadLetters = deadLetters
         rest = RESTServer(listen: settings.listen, group: group, limits: settings.restLimits, authenticator: authenticator) { request, loop in
             // Read-only questions first: GET /topics/{t} is metadata, POST /topics/{t} is produce.
             if let answer = metadata.handle(request, on: loop) { return answer }
             if let answer = produce.handle(request, on: loop) { return answer }
             if let answer = pull.handle(request) { return answer.hop(to: loop) }
+            if let answer = deadLetters.handle(request) { return answer.hop(to: loop) }
             if request.path == "/openapi.json" || request.path == "/openapi" {
                 guard request.method == .GET || request.method == .HEAD else {
                     return loop.makeSucceededFuture(.kafkaError(405, 405, "\(request.path) takes GET"))
@@ -101,7 +111,7 @@ public final class KafkaSidecarServer: Sendable {
             case (.GET, "/metrics"):
                 return Self.lag(admin: admin, drivers: drivers, loop: loop).map { lag in
                     let text = registry.emitToString() + drivers.map { $0.prometheusText() }.joined()
-                        + "lightmesh_kafka_pull_instances \(pull.instances)\n" + lag
+                        + "lightmesh_kafka_pull_instances \(pull.instances)\n" + deadLetters.prometheusText() + lag
                     return RESTResponse(status: 200, contentType: "text/plain; version=0.0.4", body: Array(text.utf8))
                 }
             default:

@@ -37,6 +37,12 @@ struct KafkaSidecarCommand: AsyncParsableCommand {
             DELETE. A commit never passes a record the instance did not return. An instance lives in this \
             process and closes after consumers.idle_timeout (5 min) unused.
 
+            Dead letters (REST): GET /deadletters/{topic}?limit= shows the records of {topic}'s dead-letter \
+            topic not yet replayed, with why they are there; POST /deadletters/{topic}/replay \
+            {"max","until_offset","group"} copies them back to {topic} (lightmesh.dlq.* headers kept, \
+            lightmesh.dlq.replayed.from added), committing the replay group only past acknowledged copies: \
+            at-least-once, and a replay cut short copies a record at most once more when run again.
+
             Metadata (REST, read only): GET /topics, /topics/{t}, /topics/{t}/partitions[/{p}[/offsets]], \
             /consumers/{group}/lag; Strimzi's /healthy, /ready and / (bridge_version).
 
@@ -199,6 +205,13 @@ enum KafkaSidecarConfigFile {
         s.pull.maxFetchTimeout = try consumers.duration("max_fetch_timeout") ?? s.pull.maxFetchTimeout
         guard s.pull.idleTimeout > .zero else { throw ConfigError(key: consumers.name("idle_timeout"), "must be positive") }
         try consumers.done()
+        var deadLetters = try top.child("deadletters")
+        s.deadLetters.topicTemplate = try deadLetters.string("topic") ?? s.deadLetters.topicTemplate
+        s.deadLetters.groupTemplate = try deadLetters.string("group") ?? s.deadLetters.groupTemplate
+        s.deadLetters.timeout = try deadLetters.duration("replay_timeout") ?? s.deadLetters.timeout
+        s.deadLetters.batchSize = try deadLetters.int("batch_size", min: 1) ?? s.deadLetters.batchSize
+        guard s.deadLetters.timeout > .zero else { throw ConfigError(key: deadLetters.name("replay_timeout"), "must be positive") }
+        try deadLetters.done()
         for var sub in try top.children("subscriptions") {
             guard let group = try sub.string("group"), !group.isEmpty else { throw ConfigError(key: sub.name("group"), "is required") }
             guard let topics = try sub.strings("topics"), !topics.isEmpty else { throw ConfigError(key: sub.name("topics"), "needs at least one topic") }
