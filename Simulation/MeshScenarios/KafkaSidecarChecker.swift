@@ -178,7 +178,10 @@ final class KafkaSidecarChecker {
             let dead = deadLetteredOffsets[tp] ?? []
             for entry in kafka.readableLog(tp) where dead.contains(entry.offset) { handled.insert(String(decoding: entry.value ?? [], as: UTF8.self)) }
         }
-        if let (invariant, message) = KafkaChecker.violation(acknowledged: acknowledged, stored: kafka.committedValues(config.topic),
+        // Replayed dead letters are copies on purpose (judged by the replay checker), not producer duplicates.
+        let stored = partitions.flatMap { kafka.readableLog($0) }.filter { DeadLetterReplayChecker.source($0) == nil }
+            .map { String(decoding: $0.value ?? [], as: UTF8.self) }
+        if let (invariant, message) = KafkaChecker.violation(acknowledged: acknowledged, stored: stored,
                                                              consumed: handled, idempotent: true) {
             sim.violation(invariant == "kafka.all-consumed" ? "kafka-sidecar.all-finished" : invariant, message)
             return

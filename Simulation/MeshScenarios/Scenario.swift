@@ -21,6 +21,9 @@ public struct Scenario: Sendable {
             /// A Kafka sidecar pod serving pull consumers over REST (the production engine and
             /// routes) and the app that polls it.
             case kafkaPullSidecar = "kafka-pull-sidecar", kafkaPullApp = "kafka-pull-app"
+            /// A Kafka sidecar pod serving the dead-letter endpoints over REST (the production job and
+            /// routes), and the operator's script that replays through it (with a kafka-sidecar).
+            case kafkaDeadLetterSidecar = "kafka-deadletter-sidecar", kafkaReplayClient = "kafka-replay-client"
             case httpUpstream = "http-upstream", httpClient = "http-client", httpTokenServer = "http-token-server"
             /// The ingress workload: a sidecar pod running the production ingress decisions, its app,
             /// and clients (a group named `internal…` calls from 10.0.0.0/8, others from 192.0.2.0/24).
@@ -110,6 +113,11 @@ public struct Scenario: Sendable {
         let pull = roles.contains(.kafkaPullSidecar) || roles.contains(.kafkaPullApp)
         let kafka = roles.contains(.kafkaProducer) || roles.contains(.kafkaConsumer) || roles.contains(.kafkaSidecar) || pull
         let sidecar = roles.contains(.kafkaSidecar)
+        let replay = roles.contains(.kafkaDeadLetterSidecar) || roles.contains(.kafkaReplayClient)
+        if replay && !(sidecar && s.hosts.filter({ $0.role == .kafkaDeadLetterSidecar }).map(\.count) == [1]
+                       && s.hosts.filter({ $0.role == .kafkaReplayClient }).map(\.count) == [1]) {
+            throw ConfigError(key: "hosts", "replays need a kafka-sidecar group (to dead-letter), one kafka-deadletter-sidecar host and one kafka-replay-client host")
+        }
         let http = roles.contains(.httpUpstream) || roles.contains(.httpClient)
         let ingress = roles.contains(.ingressSidecar) || roles.contains(.ingressApp) || roles.contains(.ingressClient)
         guard echo || kafka || http || ingress else { throw ConfigError(key: "hosts", "needs an echo, kafka, http or ingress workload") }
@@ -200,9 +208,13 @@ public struct Scenario: Sendable {
             }
             try k.rejectUnknownKeys()
             s.kafka = config
-            s.invariants = (echo ? Scenario.echoInvariants : []) + (http ? HTTPEgressChecks.invariants : [])
-                + (roles.contains(.kafkaConsumer) ? KafkaChecker.invariants : []) + (sidecar ? KafkaSidecarChecker.invariants : [])
-                + (pull ? KafkaPullChecker.invariants : [])
+            var invariants: [String] = echo ? Scenario.echoInvariants : []
+            if http { invariants += HTTPEgressChecks.invariants }
+            if roles.contains(.kafkaConsumer) { invariants += KafkaChecker.invariants }
+            if sidecar { invariants += KafkaSidecarChecker.invariants }
+            if pull { invariants += KafkaPullChecker.invariants }
+            if replay { invariants += DeadLetterReplayChecker.invariants }
+            s.invariants = invariants
         } else if top.has("kafka") {
             throw ConfigError(key: "kafka", "given, but no kafka-producer / kafka-consumer hosts")
         }

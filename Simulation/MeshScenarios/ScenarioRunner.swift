@@ -1,6 +1,7 @@
 import Foundation
 import MeshCore
 import HTTPSidecar
+import KafkaSidecar
 import MeshSimulator
 import SimKafka
 
@@ -101,6 +102,7 @@ public enum ScenarioRunner {
         var kafkaRun: (SimKafkaCluster, KafkaWorkloadConfig, KafkaLedger)?
         var sidecarChecker: KafkaSidecarChecker?
         var pullChecker: KafkaPullChecker?
+        var replayChecker: DeadLetterReplayChecker?
         if let config = scenario.kafka {
             var kc = SimKafkaConfig()
             kc.requestTimeout = .milliseconds(500)
@@ -140,6 +142,17 @@ public enum ScenarioRunner {
                 let checker = KafkaSidecarChecker(sim: sim, kafka: kafka, config: config, maxAttempts: engine.maxAttempts, ledger: appLedger)
                 checker.startSampling()
                 sidecarChecker = checker
+                if scenario.hosts.contains(where: { $0.role == .kafkaDeadLetterSidecar }) {
+                    let replayLedger = ReplayLedger()
+                    var pod: HostID?
+                    for group in scenario.hosts where group.role == .kafkaDeadLetterSidecar {
+                        pod = sim.addHost(named: "\(group.name)-0") { _ in DeadLetterPod(kafka: kafka, settings: DeadLetterSettings()) }.id
+                    }
+                    for group in scenario.hosts where group.role == .kafkaReplayClient {
+                        sim.addHost(named: "\(group.name)-0") { _ in ReplayClient(topic: config.topic, ledger: replayLedger, stopAt: quietAt, sidecar: { pod }) }
+                    }
+                    replayChecker = DeadLetterReplayChecker(sim: sim, kafka: kafka, config: config, ledger: replayLedger)
+                }
             }
             if let limits = config.pull, scenario.hosts.contains(where: { $0.role == .kafkaPullSidecar }) {
                 let pullLedger = PullAppLedger()
@@ -186,6 +199,8 @@ public enum ScenarioRunner {
         if !sim.isStopped, let (kafka, config, ledger) = kafkaRun, scenario.hosts.contains(where: { $0.role == .kafkaConsumer }) {
             KafkaChecker.check(sim, kafka, config, ledger)
         }
+        // Replays first: a replayed copy that lost its source header would look like a producer duplicate.
+        if !sim.isStopped, let replayChecker { replayChecker.checkEnd() }
         if !sim.isStopped, let sidecarChecker { sidecarChecker.checkEnd() }
         if !sim.isStopped, let pullChecker { pullChecker.checkEnd() }
         for (host, client) in httpClients where !sim.isStopped && host.isUp { client()?.checkQuiescent(host) }

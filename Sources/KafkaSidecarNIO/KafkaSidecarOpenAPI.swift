@@ -7,7 +7,7 @@ enum KafkaSidecarOpenAPI {
   "info": {
     "title": "Light Mesh Kafka sidecar",
     "version": "1.0.0",
-    "description": "Kafka over REST on localhost. Produce in three request shapes (light-mesh, Confluent REST v2, Strimzi bridge extras) on one idempotent producer. The reactive consumer pushes records to the app (see the PushRequest and PushAnswer schemas) and commits per partition only up to the lowest record not yet finished (SUCCESS, DROP, or its dead-letter copy acknowledged). Inbound traceparent is continued into a new span in each record's headers and X-Correlation-Id is carried; Authorization, Cookie and Set-Cookie are never copied into records. Bounds: a whole request (head and body) must arrive within the request timeout (30 s; else 408), at most max_connections (256) are open at once, bodies above max_body_bytes get 413; Expect: 100-continue is answered. Produce bodies are read strictly: unknown or repeated fields, an empty records list, a partition in both path and body, header names with control characters and a reserved header given twice are 422; internal topics (__*) are 403; an unsupported Content-Type is 415 (error_code 415). JSON keys and values are stored as the bytes sent. Authentication: none by default (the port is meant for loopback); with rest.jwt (or --jwks-file) every request needs a valid Authorization: Bearer token (401 error_code 40101, refused before the body is read; a missing scope 403 error_code 40301). Pull consumers (Confluent REST v2 paths, Strimzi bridge differences by api_flavour): an instance lives in the sidecar process that made it (the app talks to its own pod's sidecar); a commit never passes a record the instance returned (409 error_code 40903); Confluent stores offset+1 and answers 200 [], Strimzi stores the offset as given and answers 204; an empty commit body commits everything returned so far; error_code is five-digit for Confluent instances and the HTTP status for Strimzi ones."
+    "description": "Kafka over REST on localhost. Produce in three request shapes (light-mesh, Confluent REST v2, Strimzi bridge extras) on one idempotent producer. The reactive consumer pushes records to the app (see the PushRequest and PushAnswer schemas) and commits per partition only up to the lowest record not yet finished (SUCCESS, DROP, or its dead-letter copy acknowledged). Inbound traceparent is continued into a new span in each record's headers and X-Correlation-Id is carried; Authorization, Cookie and Set-Cookie are never copied into records. Bounds: a whole request (head and body) must arrive within the request timeout (30 s; else 408), at most max_connections (256) are open at once, bodies above max_body_bytes get 413; Expect: 100-continue is answered. Produce bodies are read strictly: unknown or repeated fields, an empty records list, a partition in both path and body, header names with control characters and a reserved header given twice are 422; internal topics (__*) are 403; an unsupported Content-Type is 415 (error_code 415). JSON keys and values are stored as the bytes sent. Authentication: none by default (the port is meant for loopback); with rest.jwt (or --jwks-file) every request needs a valid Authorization: Bearer token (401 error_code 40101, refused before the body is read; a missing scope 403 error_code 40301). Pull consumers (Confluent REST v2 paths, Strimzi bridge differences by api_flavour): an instance lives in the sidecar process that made it (the app talks to its own pod's sidecar); a commit never passes a record the instance returned (409 error_code 40903); Confluent stores offset+1 and answers 200 [], Strimzi stores the offset as given and answers 204; an empty commit body commits everything returned so far; error_code is five-digit for Confluent instances and the HTTP status for Strimzi ones. Dead letters: GET /deadletters/{topic} shows those not yet replayed; POST /deadletters/{topic}/replay copies them back at-least-once (see the path)."
   },
   "servers": [
     {
@@ -1048,6 +1048,239 @@ enum KafkaSidecarOpenAPI {
           }
         }
       }
+    },
+    "/deadletters/{topic}": {
+      "get": {
+        "summary": "The dead letters of a topic not yet replayed (from the replay group's committed offsets on), oldest first, with why each is there. Commits nothing.",
+        "parameters": [
+          {
+            "name": "topic",
+            "in": "path",
+            "required": true,
+            "description": "The original topic; its dead-letter topic is deadletters.topic ('{topic}.dlq'), or the dead_letter_topic of a subscription that reads it",
+            "schema": {
+              "type": "string"
+            }
+          },
+          {
+            "name": "limit",
+            "in": "query",
+            "schema": {
+              "type": "integer",
+              "minimum": 1,
+              "maximum": 1000,
+              "default": 100
+            }
+          },
+          {
+            "name": "group",
+            "in": "query",
+            "description": "Replay group (default lightmesh-replay.{topic})",
+            "schema": {
+              "type": "string"
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "Pending dead letters",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "type": "object",
+                  "properties": {
+                    "topic": {
+                      "type": "string"
+                    },
+                    "dead_letter_topic": {
+                      "type": "string"
+                    },
+                    "group": {
+                      "type": "string"
+                    },
+                    "pending": {
+                      "type": "integer",
+                      "description": "Records between the group's committed offsets and the ends"
+                    },
+                    "partitions": {
+                      "type": "array",
+                      "items": {
+                        "type": "object",
+                        "properties": {
+                          "partition": {
+                            "type": "integer"
+                          },
+                          "from": {
+                            "type": "integer",
+                            "description": "Where the job started: the replay group's committed offset, or the first offset kept"
+                          },
+                          "to": {
+                            "type": "integer",
+                            "description": "Replay only: what the replay group has committed now"
+                          },
+                          "end": {
+                            "type": "integer",
+                            "description": "Where it was to stop: the partition's end when the job started, or until_offset"
+                          }
+                        }
+                      }
+                    },
+                    "records": {
+                      "type": "array",
+                      "items": {
+                        "$ref": "#/components/schemas/DeadLetterRecord"
+                      }
+                    }
+                  }
+                }
+              }
+            }
+          },
+          "403": {
+            "$ref": "#/components/responses/ConfluentError"
+          },
+          "404": {
+            "$ref": "#/components/responses/ConfluentError"
+          },
+          "405": {
+            "$ref": "#/components/responses/ConfluentError"
+          },
+          "422": {
+            "$ref": "#/components/responses/ConfluentError"
+          },
+          "500": {
+            "$ref": "#/components/responses/ConfluentError"
+          }
+        }
+      }
+    },
+    "/deadletters/{topic}/replay": {
+      "post": {
+        "summary": "Copy dead letters back to the topic: key, value and headers (the lightmesh.dlq.* ones kept as history), plus lightmesh.dlq.replayed.from = {dead-letter topic}/{partition}/{offset}. At-least-once: the replay group is committed past a batch only once every copy in it is acknowledged, so a replay cut short (a crash, a failure, the timeout) copies a record at most once more when run again, and never skips one. The stopping point is fixed at the start (each partition's end, or until_offset). One replay per topic at a time on a sidecar.",
+        "parameters": [
+          {
+            "name": "topic",
+            "in": "path",
+            "required": true,
+            "description": "The original topic; its dead-letter topic is deadletters.topic ('{topic}.dlq'), or the dead_letter_topic of a subscription that reads it",
+            "schema": {
+              "type": "string"
+            }
+          }
+        ],
+        "requestBody": {
+          "required": false,
+          "content": {
+            "application/json": {
+              "schema": {
+                "type": "object",
+                "additionalProperties": false,
+                "properties": {
+                  "group": {
+                    "type": "string",
+                    "description": "Replay group (default lightmesh-replay.{topic})"
+                  },
+                  "max": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": 100000,
+                    "default": 1000
+                  },
+                  "until_offset": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "Only records below this offset of each dead-letter partition"
+                  }
+                }
+              }
+            }
+          }
+        },
+        "responses": {
+          "200": {
+            "description": "What the replay did; complete is false when the timeout (deadletters.replay_timeout, 30 s) cut it short",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "type": "object",
+                  "properties": {
+                    "topic": {
+                      "type": "string"
+                    },
+                    "dead_letter_topic": {
+                      "type": "string"
+                    },
+                    "group": {
+                      "type": "string"
+                    },
+                    "replayed": {
+                      "type": "integer"
+                    },
+                    "skipped": {
+                      "type": "integer",
+                      "description": "Records of other topics in a shared dead-letter topic, passed over"
+                    },
+                    "complete": {
+                      "type": "boolean"
+                    },
+                    "partitions": {
+                      "type": "array",
+                      "items": {
+                        "type": "object",
+                        "properties": {
+                          "partition": {
+                            "type": "integer"
+                          },
+                          "from": {
+                            "type": "integer",
+                            "description": "Where the job started: the replay group's committed offset, or the first offset kept"
+                          },
+                          "to": {
+                            "type": "integer",
+                            "description": "Replay only: what the replay group has committed now"
+                          },
+                          "end": {
+                            "type": "integer",
+                            "description": "Where it was to stop: the partition's end when the job started, or until_offset"
+                          }
+                        }
+                      }
+                    }
+                  }
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/ConfluentError"
+          },
+          "403": {
+            "$ref": "#/components/responses/ConfluentError"
+          },
+          "404": {
+            "$ref": "#/components/responses/ConfluentError"
+          },
+          "405": {
+            "$ref": "#/components/responses/ConfluentError"
+          },
+          "409": {
+            "$ref": "#/components/responses/ConfluentError"
+          },
+          "422": {
+            "$ref": "#/components/responses/ConfluentError"
+          },
+          "500": {
+            "description": "A Kafka error: error_code 50002 or 50003 with message, and the same fields as a 200 for what was done before it",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "type": "object"
+                }
+              }
+            }
+          }
+        }
+      }
     }
   },
   "components": {
@@ -1779,6 +2012,89 @@ enum KafkaSidecarOpenAPI {
           "timestamp": {
             "type": "integer",
             "description": "milliseconds since the epoch"
+          },
+          "headers": {
+            "type": "array",
+            "items": {
+              "type": "object",
+              "properties": {
+                "key": {
+                  "type": "string"
+                },
+                "value": {
+                  "type": [
+                    "string",
+                    "null"
+                  ],
+                  "description": "base64"
+                }
+              }
+            }
+          }
+        }
+      },
+      "DeadLetterRecord": {
+        "type": "object",
+        "description": "A dead-lettered record; reason and the rest come from its newest lightmesh.dlq.* headers",
+        "properties": {
+          "partition": {
+            "type": "integer"
+          },
+          "offset": {
+            "type": "integer"
+          },
+          "timestamp": {
+            "type": "integer"
+          },
+          "reason": {
+            "type": [
+              "string",
+              "null"
+            ]
+          },
+          "attempts": {
+            "type": [
+              "integer",
+              "null"
+            ]
+          },
+          "original_topic": {
+            "type": [
+              "string",
+              "null"
+            ]
+          },
+          "original_partition": {
+            "type": [
+              "integer",
+              "null"
+            ]
+          },
+          "original_offset": {
+            "type": [
+              "integer",
+              "null"
+            ]
+          },
+          "first_failure_ms": {
+            "type": [
+              "integer",
+              "null"
+            ]
+          },
+          "key": {
+            "type": [
+              "string",
+              "null"
+            ],
+            "description": "base64"
+          },
+          "value": {
+            "type": [
+              "string",
+              "null"
+            ],
+            "description": "base64"
           },
           "headers": {
             "type": "array",

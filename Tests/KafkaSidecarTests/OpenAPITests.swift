@@ -1,5 +1,6 @@
 import Foundation
 import KafkaSidecar
+import MeshCore
 import Testing
 @testable import KafkaSidecarNIO
 
@@ -15,7 +16,8 @@ import Testing
             .map { "/consumers/{group}/instances/{name}" + $0 }
         #expect(Set(paths.keys) == Set(["/producers/{topic}", "/topics/{topic}", "/topics/{topic}/partitions/{partition}", "/openapi.json",
                                         "/consumers/{group}", "/", "/healthy", "/ready", "/openapi", "/topics", "/topics/{topic}/partitions",
-                                        "/topics/{topic}/partitions/{partition}/offsets", "/consumers/{group}/lag"] + consumer))
+                                        "/topics/{topic}/partitions/{partition}/offsets", "/consumers/{group}/lag",
+                                        "/deadletters/{topic}", "/deadletters/{topic}/replay"] + consumer))
     }
 }
 
@@ -46,6 +48,16 @@ extension OpenAPITests {
             if case .query = MetadataRoutes.decide(method: "GET", path: concrete) { questions += 1 } else { Issue.record("GET \(path) is not routed") }
         }
         #expect(questions == 6)
+        // And the dead-letter paths, with an empty body and query.
+        var jobs = 0
+        for (path, methods) in paths where path.hasPrefix("/deadletters") {
+            for method in methods.keys {
+                let concrete = path.replacingOccurrences(of: "{topic}", with: "t")
+                let decision = DeadLetterRoutes.decide(method: method.uppercased(), path: concrete, query: QueryString(pairs: []), body: [], settings: DeadLetterSettings())
+                if case .run = decision { jobs += 1 } else { Issue.record("\(method) \(path) is not routed: \(decision)") }
+            }
+        }
+        #expect(jobs == 2)
     }
 }
 

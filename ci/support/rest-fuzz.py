@@ -194,10 +194,12 @@ PATHS = ["/", "/openapi.json", "/topics/fuzz", "/topics/fuzz/partitions/0", "/to
          "/consumers/fz", "/consumers/fz/", "/consumers/fz/instances/i1", "/consumers/fz/instances/i1/subscription",
          "/consumers/fz/instances/i1/records", "/consumers/fz/instances/i1/offsets", "/consumers/fz/instances/i1/positions",
          "/consumers/fz/instances/i1/positions/end", "/consumers/fz/instances/i1/assignments", "/consumers/fz/instances/" + "i" * 300,
-         "/consumers/" + "g" * 300, "/consumers/f%00z/instances/i1/records", "/consumers//instances//records"]
+         "/consumers/" + "g" * 300, "/consumers/f%00z/instances/i1/records", "/consumers//instances//records",
+         "/deadletters/fuzz", "/deadletters/fuzz/replay", "/deadletters/__consumer_offsets/replay", "/deadletters/", "/deadletters",
+         "/deadletters/fuzz/replay/x", "/deadletters/" + "d" * 300 + "/replay"]
 QUERIES = ["", "?", "?=", "?&", "?&=", "?==", "?=&=", "?async=true", "?async=true&=", "?async", "?%", "?%zz=1", "?a=%", "?" + "&" * 50,
            "?async=%74rue", "?+=+", "?" + "a=" * 100, "?timeout=2000", "?timeout=-5", "?timeout=99999999999999999999",
-           "?max_bytes=0", "?max_bytes=-1&timeout=-1"]
+           "?max_bytes=0", "?max_bytes=-1&timeout=-1", "?limit=0", "?limit=99999999999999999999", "?group=", "?group=a%2Fb"]
 CONTENT_TYPES = ["application/vnd.kafka.json.v2+json", "application/vnd.kafka.binary.v2+json", "application/vnd.kafka.text.v2+json",
                  "application/json", "text/plain", "", "application/vnd.kafka.v2+json; charset=utf-8", "\x01"]
 BODIES = [b"", b"{}", b'{"records":[]}', b'{"records":[{"value":1}]}', b'{"records":[{"key":{"b":1,"a":2},"value":[1,2]}]}',
@@ -208,7 +210,8 @@ BODIES = [b"", b"{}", b'{"records":[]}', b'{"records":[{"value":1}]}', b'{"recor
           b'{"name":"i1","format":"binary","auto.offset.reset":"earliest"}', b'{"name":"i1","format":"avro"}', b'{"id":"../x"}',
           b'{"topics":["fuzz"]}', b'{"topics":["fuzz"],"topic_pattern":"f.*"}', b'{"offsets":[{"topic":"fuzz","partition":0,"offset":99999999}]}',
           b'{"offsets":[{"topic":"fuzz","partition":-1,"offset":1}]}', b'{"partitions":[{"topic":"fuzz","partition":0}]}',
-          b'{"partitions":' + b"[" * 300, b'{"enable.auto.commit":"maybe","fetch.min.bytes":"-7"}']
+          b'{"partitions":' + b"[" * 300, b'{"enable.auto.commit":"maybe","fetch.min.bytes":"-7"}',
+          b'{"max":-1}', b'{"max":1e9,"until_offset":-3}', b'{"group":"../x","max":1}', b'{"max":1,"max":2}']
 
 
 def random_request(rng):

@@ -222,6 +222,7 @@ public final class DeadLetterJob {
             failure = failure ?? KafkaError(code: "lost", message: "the producer reported \(results.count) of \(inFlight.count) copies")
             for (tp, offset) in inFlight[results.count...] where firstFailure[tp] == nil { firstFailure[tp] = offset }
         }
+        // ci/mutants: replay-commit-unacknowledged (the next line)
         if !firstFailure.isEmpty {
             for (tp, offset) in firstFailure { pendingCommit.offsets[tp] = offset }
             let kept = inFlight.enumerated().filter { i, e in firstFailure[e.0].map { e.1 < $0 } ?? true && i < results.count }
@@ -239,11 +240,11 @@ public final class DeadLetterJob {
             return
         }
         phase = .committing(ticket)
-        // ci/mutants: replay-commit-unacknowledged (the commit below names the whole batch)
         actions.append(.commit(ticket: ticket, commitList(pendingCommit.offsets)))
     }
 
     private func commitList(_ offsets: [TopicPartition: Int64]) -> [PartitionOffset] {
+        // ci/mutants: replay-commit-stays (the next line)
         offsets.keys.sorted().map { PartitionOffset($0, offsets[$0]!) }
     }
 

@@ -402,5 +402,5 @@ public enum PullRoutes {
 }
 
 extension PullError {
-    static func notFound(_ path: String) -> PullError { PullError(status: 404, code: 404, message: "HTTP 404 Not Found: \(path)") }
+    public static func notFound(_ path: String) -> PullError { PullError(status: 404, code: 404, message: "HTTP 404 Not Found: \(path)") }
 }
