@@ -103,7 +103,7 @@ final class KafkaSidecarChecker {
         "kafka-sidecar.no-commit-past-unfinished", "kafka-sidecar.commit-monotonic", "kafka-sidecar.all-finished",
         "kafka-sidecar.committed-to-end", "kafka-sidecar.dead-letter-copies", "kafka-sidecar.as-decided", "kafka-sidecar.order",
         "kafka-sidecar.push-wellformed", "kafka-sidecar.produce-front", "kafka-sidecar.no-credentials",
-        "kafka.no-lost-ack", "kafka.no-duplicate",
+        "kafka.no-lost-ack", "kafka.no-duplicate", "kafka-sidecar.audit-truthful",
     ]
 
     private let sim: Simulation
@@ -116,6 +116,9 @@ final class KafkaSidecarChecker {
     /// (partition, offset) of every record the dead-letter topic holds, as its headers name it.
     private var deadLetteredOffsets: [TopicPartition: Set<Int64>] = [:]
     private var deadLetterScanned: Int64 = 0
+
+    /// The audit topic of the pods, when they write one.
+    var auditTopic: String?
 
     init(sim: Simulation, kafka: SimKafkaCluster, config: KafkaWorkloadConfig, maxAttempts: Int, ledger: SidecarAppLedger) {
         self.sim = sim
@@ -193,6 +196,9 @@ final class KafkaSidecarChecker {
             committed: kafka.committedOffsets(KafkaSidecarPod.group),
             deadLetters: kafka.readableLog(TopicPartition(deadLetterTopic, 0)),
             finishedByApp: ledger.finishedByApp, verdicts: ledger.verdicts, maxAttempts: maxAttempts)
-        if let (invariant, message) = KafkaSidecarChecks.endViolation(state) { sim.violation(invariant, message) }
+        if let (invariant, message) = KafkaSidecarChecks.endViolation(state) { return sim.violation(invariant, message) }
+        if let audit = auditTopic, let (invariant, message) = KafkaSidecarChecks.auditViolation(kafka.readableLog(TopicPartition(audit, 0)), state) {
+            sim.violation(invariant, message)
+        }
     }
 }

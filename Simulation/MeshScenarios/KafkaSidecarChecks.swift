@@ -1,3 +1,4 @@
+import Foundation
 import KafkaSidecar
 import MeshCore
 import SimKafka
@@ -117,6 +118,43 @@ enum KafkaSidecarChecks {
             let value = String(decoding: entry.value ?? [], as: UTF8.self)
             guard s.verdicts[value]?.contains(.deadLetter) == true || attempts >= s.maxAttempts else {
                 return ("kafka-sidecar.as-decided", "\(tp)@\(o) (\(value)) was dead-lettered after \(attempts) attempts, but no app asked for it (\(reason))")
+            }
+        }
+        return nil
+    }
+
+    /// Every audit entry tells the truth about a record of the topic (`kafka-sidecar.audit-truthful`):
+    /// keyed by its id, naming it, with the status the app decided (SUCCESS or DROP answered by an
+    /// app, DEADLETTER with its copy in the dead-letter topic), at least one push unless dead-lettered
+    /// without one, and a trace id when the record carries a `traceparent`.
+    static func auditViolation(_ entries: [SimLogEntry], _ s: EndState) -> Violation? {
+        let deadLettered = deadLettered(s.deadLetters, topic: s.topic)
+        for entry in entries {
+            guard let object = try? JSONSerialization.jsonObject(with: Data(entry.value ?? [])) as? [String: Any],
+                  object["topic"] as? String == s.topic, let p = object["partition"] as? Int, let o = (object["offset"] as? NSNumber)?.int64Value,
+                  let status = object["status"] as? String, let attempts = object["attempts"] as? Int, (object["latency_ms"] as? Int).map({ $0 >= 0 }) == true
+            else {
+                return ("kafka-sidecar.audit-truthful", "audit entry \(entry.offset) is not a whole entry: \(String(decoding: entry.value ?? [], as: UTF8.self))")
+            }
+            let tp = TopicPartition(s.topic, Int32(p))
+            guard entry.key == Array(PushBatch.recordID(tp, o).utf8), let record = s.logs[tp]?.first(where: { $0.offset == o }) else {
+                return ("kafka-sidecar.audit-truthful", "audit entry \(entry.offset) names \(tp)@\(o), which is not a record of the topic (or its key does not name it)")
+            }
+            let value = String(decoding: record.value ?? [], as: UTF8.self)
+            let verdicts = s.verdicts[value] ?? []
+            let truthful: Bool
+            switch status {
+            case "SUCCESS": truthful = verdicts.contains(.success) && attempts >= 1
+            case "DROP": truthful = verdicts.contains(.drop) && attempts >= 1
+            case "DEADLETTER": truthful = deadLettered[tp]?.contains(o) == true
+            default: truthful = false
+            }
+            guard truthful else {
+                return ("kafka-sidecar.audit-truthful", "audit says \(tp)@\(o) (\(value)) ended \(status) after \(attempts) pushes; the apps answered \(verdicts.map(\.rawValue).sorted())")
+            }
+            let traced = record.headers.contains { $0.key == "traceparent" }
+            if traced && !(object["trace_id"] is String) {
+                return ("kafka-sidecar.audit-truthful", "audit entry of \(tp)@\(o) has no trace id, but the record carries a traceparent")
             }
         }
         return nil

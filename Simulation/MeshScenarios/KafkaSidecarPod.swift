@@ -121,6 +121,12 @@ final class KafkaSidecarPod: SimProcess {
             host.log("sidecar.dead-letter", Int64(ticket))
             host.simulation.coverage.hit("kafka-sidecar.dead-letter")
             producer?.send(record) { result in deliver(.deadLetterWritten(ticket: ticket, result)) }
+        case .writeAudit(let ticket, let records):
+            host.log("sidecar.audit", Int64(ticket), Int64(records.count))
+            producer?.sendBatch(records) { results in
+                if results.contains(where: { if case .success = $0 { true } else { false } }) { me.value.1.simulation.coverage.hit("kafka-sidecar.audit-written") }
+                deliver(.auditWritten(ticket: ticket, results))
+            }
         case .commit(let ticket, let offsets):
             host.log("sidecar.commit", Int64(ticket), offsets.first?.offset ?? -1, "\(offsets.map { "\($0.topicPartition)@\($0.offset)" })")
             consumer?.commit(offsets) { result in deliver(.commitDone(ticket: ticket, result)) }

@@ -181,6 +181,12 @@ public struct Scenario: Sendable {
                 engine.maxBufferedRecords = try sc.int("max_buffered") ?? engine.maxBufferedRecords
                 engine.pushTimeout = try sc.duration("push_timeout") ?? engine.pushTimeout
                 engine.revocationGrace = try sc.duration("revocation_grace") ?? engine.revocationGrace
+                if try sc.bool("audit") == true {
+                    engine.auditTopic = config.topic + ".audit"
+                    engine.auditBatchRecords = 20
+                    engine.auditInterval = .milliseconds(200)
+                    engine.auditBufferLimit = 100_000
+                }
                 if let text = try sc.string("rebalance") {
                     guard let r = KafkaConsumerConfig.RebalanceProtocol(rawValue: text) else { throw ConfigError(key: "kafka.sidecar.rebalance", "must be cooperative or eager") }
                     config.sidecarRebalance = r

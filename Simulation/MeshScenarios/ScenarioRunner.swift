@@ -123,6 +123,7 @@ public enum ScenarioRunner {
             }
             if let engine = sidecar {
                 kafka.createTopic(config.topic + ".dlq", partitions: 1)
+                if let audit = engine.auditTopic { kafka.createTopic(audit, partitions: 1) }
                 let appLedger = SidecarAppLedger()
                 var apps: [HostID] = []
                 for group in scenario.hosts where group.role == .kafkaApp {
@@ -140,6 +141,7 @@ public enum ScenarioRunner {
                     }
                 }
                 let checker = KafkaSidecarChecker(sim: sim, kafka: kafka, config: config, maxAttempts: engine.maxAttempts, ledger: appLedger)
+                checker.auditTopic = engine.auditTopic
                 checker.startSampling()
                 sidecarChecker = checker
                 if scenario.hosts.contains(where: { $0.role == .kafkaDeadLetterSidecar }) {

@@ -24,9 +24,12 @@ struct RecordSlot {
     var deadLetterFailures = 0
     var firstFailure: MeshInstant?
     var lastReason = ""
+    /// When it was fetched (an audit entry's latency runs from here to its finish).
+    let fetchedAt: MeshInstant
 
-    init(_ record: ConsumerRecord) {
+    init(_ record: ConsumerRecord, fetchedAt: MeshInstant) {
         self.record = record
+        self.fetchedAt = fetchedAt
         state = .waiting(due: .zero)
     }
 
@@ -80,9 +83,9 @@ final class PartitionLedger {
     }
 
     /// Appends a fetched record; ignores one at or below an offset already fetched (a re-fetch).
-    func append(_ record: ConsumerRecord) -> Bool {
+    func append(_ record: ConsumerRecord, at now: MeshInstant) -> Bool {
         if let next = nextOffset, record.offset < next { return false }
-        slots.append(RecordSlot(record))
+        slots.append(RecordSlot(record, fetchedAt: now))
         if firstOffset == nil { firstOffset = record.offset }
         nextOffset = record.offset + 1
         return true

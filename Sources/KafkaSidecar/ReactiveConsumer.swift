@@ -28,6 +28,8 @@ public final class ReactiveConsumer {
         /// The app answered push `batch` (or the push failed).
         case pushAnswered(batch: UInt64, PushAnswer)
         case deadLetterWritten(ticket: UInt64, Result<RecordMetadata, KafkaError>)
+        /// The audit write `ticket` ended: one result per entry, in order.
+        case auditWritten(ticket: UInt64, [Result<RecordMetadata, KafkaError>])
         case commitDone(ticket: UInt64, Result<Void, KafkaError>)
         case timerFired(Timer)
         /// The app's readiness probe answered (a probe still unanswered when the next one is due
@@ -45,6 +47,8 @@ public final class ReactiveConsumer {
         case resume([TopicPartition])
         /// Produce the dead-letter copy; answer with ``Event/deadLetterWritten(ticket:_:)``.
         case produceDeadLetter(ticket: UInt64, ProducerRecord)
+        /// Write these audit entries; answer with ``Event/auditWritten(ticket:_:)``. Nothing waits for it.
+        case writeAudit(ticket: UInt64, [ProducerRecord])
         /// Commit these offsets; answer with ``Event/commitDone(ticket:_:)``.
         case commit(ticket: UInt64, [PartitionOffset])
         /// Answer the before-revoke step with these offsets (the consumer commits them).
@@ -67,6 +71,8 @@ public final class ReactiveConsumer {
         case revocationDeadline(UInt64)
         case readinessProbe
         case commitRetry
+        /// A partial audit batch is old enough to write.
+        case auditFlush
     }
 
     /// Counters for metrics, cumulative since start.
@@ -82,6 +88,10 @@ public final class ReactiveConsumer {
         public var commits = 0
         public var buffered = 0
         public var inFlightRecords = 0
+        /// Audit entries written, refused by the broker (and kept to try again), dropped (the buffer was full).
+        public var audited = 0
+        public var auditFailed = 0
+        public var auditDropped = 0
         public init() {}
     }
 
@@ -113,6 +123,8 @@ public final class ReactiveConsumer {
     private var probeOutstanding = false
     /// Where the next pump starts, so partitions take turns.
     private var cursor = 0
+    /// Audit entries not yet written, oldest first, and the write in flight.
+    private var audit = AuditBuffer()
 
     /// - Parameters:
     ///   - random: jitter for retry backoff.
@@ -191,7 +203,7 @@ public final class ReactiveConsumer {
         case .records(let records):
             for r in records {
                 guard let ledger = partitions[r.topicPartition], ledger.revocation == nil else { continue }
-                if ledger.append(r) {
+                if ledger.append(r, at: now) {
                     stats.fetched += 1
                     stats.buffered += 1
                 }
@@ -200,6 +212,8 @@ public final class ReactiveConsumer {
             answered(batch, answer, now)
         case .deadLetterWritten(let ticket, let result):
             deadLetterWritten(ticket, result, now)
+        case .auditWritten(let ticket, let results):
+            audit.written(ticket, results, &stats)
         case .commitDone(let ticket, let result):
             commitDone(ticket, result, &actions)
         case .timerFired(let timer):
@@ -220,6 +234,8 @@ public final class ReactiveConsumer {
                 actions.append(.armTimer(.readinessProbe, after: config.readinessInterval))
             case .commitRetry:
                 commitHeld = false
+            case .auditFlush:
+                audit.flushArmed = false
             }
         case .appReadiness(let ready):
             probeOutstanding = false
@@ -264,6 +280,7 @@ public final class ReactiveConsumer {
         }
         updatePauses(&actions)
         commitIfAhead(&actions)
+        if config.auditTopic != nil { audit.writeIfDue(now, config, &nextTicket, &actions) }
     }
 
     /// The next batch of `tp` that its ordering allows, marked in flight.
@@ -326,8 +343,8 @@ public final class ReactiveConsumer {
                     continue
                 }
                 switch v.verdict {
-                case .success: finish(ledger, i, .succeeded)
-                case .drop: finish(ledger, i, .dropped)
+                case .success: finish(ledger, i, .succeeded, now)
+                case .drop: finish(ledger, i, .dropped, now)
                 // ci/mutants: retry-as-dead-letter (the next line)
                 case .retry: retry(tp, ledger, i, v.reason ?? "the app asked for a retry", now)
                 case .deadLetter:
@@ -355,8 +372,11 @@ public final class ReactiveConsumer {
         wakeups.insert(due)
     }
 
-    private func finish(_ ledger: PartitionLedger, _ i: Int, _ outcome: RecordOutcome) {
+    private func finish(_ ledger: PartitionLedger, _ i: Int, _ outcome: RecordOutcome, _ now: MeshInstant) {
         ledger.set(i, .finished(outcome))
+        if let topic = config.auditTopic {
+            audit.add(AuditBuffer.entry(ledger[i], outcome, topic: topic, now: now, epochMillis: epochMillis), limit: config.auditBufferLimit, &stats)
+        }
         stats.buffered -= 1
         switch outcome {
         case .succeeded: stats.succeeded += 1
@@ -400,7 +420,7 @@ public final class ReactiveConsumer {
               let i = ledger.index(of: offset), ledger[i].state == .deadLettering(ticket: ticket) else { return }
         switch result {
         case .success:
-            finish(ledger, i, .deadLettered)
+            finish(ledger, i, .deadLettered, now)
             ledger.compact()
         case .failure:
             ledger[i].deadLetterFailures += 1

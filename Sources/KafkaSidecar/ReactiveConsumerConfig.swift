@@ -40,6 +40,15 @@ public struct ReactiveConsumerConfig: Hashable, Sendable {
     public var commitRetryDelay: Duration = .milliseconds(200)
     /// Record encoding towards the app: values that parse as JSON are sent as JSON when `true`.
     public var jsonValues = true
+    /// Where every finished record's audit entry goes (status, attempts, latency, trace id); `nil`:
+    /// no audit. Entries are written in batches beside the consumer, never holding it back.
+    public var auditTopic: String?
+    /// Entries in one audit write.
+    public var auditBatchRecords = 500
+    /// A batch smaller than ``auditBatchRecords`` is written once it is this old.
+    public var auditInterval: Duration = .seconds(1)
+    /// Entries kept while writes fail or lag; past it the oldest are dropped (and counted).
+    public var auditBufferLimit = 10_000
 
     public init() {}
 

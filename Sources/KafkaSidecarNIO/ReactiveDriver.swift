@@ -136,6 +136,10 @@ public final class ReactiveDriver: @unchecked Sendable {
                 if case .failure(let e) = result { logger.warning("dead-letter write to \(record.topic) failed: \(e); retrying") }
                 loop.execute { [self] in apply(.deadLetterWritten(ticket: ticket, result)) }
             }
+        case .writeAudit(let ticket, let records):
+            deadLetters.sendBatch(records) { [self] results in
+                loop.execute { [self] in apply(.auditWritten(ticket: ticket, results)) }
+            }
         case .commit(let ticket, let offsets):
             consumer.commit(offsets) { [self] result in
                 loop.execute { [self] in apply(.commitDone(ticket: ticket, result)) }
@@ -191,6 +195,11 @@ public final class ReactiveDriver: @unchecked Sendable {
         line("lightmesh_kafka_records_in_flight", g, s.stats.inFlightRecords)
         line("lightmesh_kafka_records_buffered", g, s.stats.buffered)
         line("lightmesh_kafka_app_ready", g, s.appReady ? 1 : 0)
+        if subscription.engine.auditTopic != nil {
+            line("lightmesh_kafka_audit_records_total", g + ",result=\"written\"", s.stats.audited)
+            line("lightmesh_kafka_audit_records_total", g + ",result=\"refused\"", s.stats.auditFailed)
+            line("lightmesh_kafka_audit_records_total", g + ",result=\"dropped\"", s.stats.auditDropped)
+        }
         for w in s.watermarks {
             line("lightmesh_kafka_commit_watermark", g + ",topic=\"\(prometheusLabel(w.topicPartition.topic))\",partition=\"\(w.topicPartition.partition)\"", Int(w.offset))
         }

@@ -230,6 +230,9 @@ enum KafkaSidecarConfigFile {
             r.engine.revocationGrace = try sub.duration("revocation_grace") ?? r.engine.revocationGrace
             r.engine.readinessInterval = try sub.duration("readiness_interval") ?? r.engine.readinessInterval
             if let v = try sub.bool("json_values") { r.engine.jsonValues = v }
+            r.engine.auditTopic = try sub.string("audit_topic")
+            r.engine.auditBatchRecords = try sub.int("audit_batch", min: 1) ?? r.engine.auditBatchRecords
+            r.engine.auditInterval = try sub.duration("audit_interval") ?? r.engine.auditInterval
             var backoff = try sub.child("retry_backoff")
             let initial = try backoff.duration("initial") ?? r.engine.retryBackoff.initial
             let maximum = try backoff.duration("max") ?? r.engine.retryBackoff.maximum

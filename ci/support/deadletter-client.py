@@ -110,6 +110,51 @@ def copies(topic, end, max_each):
     print(f"     {sum(counts.values())} copies of {len(counts)} dead letters")
 
 
+def read_all(topic):
+    """Every record of `topic` from its beginning, through a throwaway pull consumer."""
+    group = f"read-{time.time_ns()}"
+    s, made = call("POST", f"/consumers/{group}", {"format": "binary", "auto.offset.reset": "earliest"})
+    if s != 200:
+        check(f"reader of {topic} created", False, f"{s} {made}")
+    base = f"/consumers/{group}/instances/{made['instance_id']}"
+    call("POST", base + "/subscription", {"topics": [topic]})
+    out, quiet = [], 0
+    # Until three empty polls once records came (the group's first assignment takes a few seconds).
+    while quiet < (3 if out else 15):
+        s, records = call("GET", base + "/records?timeout=1000&max_bytes=4000000", accept=BINARY)
+        if s != 200:
+            check("records", False, f"{s} {records}")
+        quiet = quiet + 1 if not records else 0
+        out += records
+    call("DELETE", base)
+    return out
+
+
+def audit(topic, audit_topic, count):
+    """Every original record of `topic` has an audit entry with the status its value earned
+    (n%10==3 DEADLETTER, 5 DROP, else SUCCESS), its pushes and a trace id."""
+    numbers = {}
+    for r in read_all(topic):
+        numbers[(r["partition"], r["offset"])] = json.loads(base64.b64decode(r["value"]))["n"]
+    deadline = time.time() + 20
+    while True:
+        entries = [json.loads(base64.b64decode(r["value"])) for r in read_all(audit_topic)]
+        seen = {(e["partition"], e["offset"]): e for e in entries if e["topic"] == topic}
+        originals = [k for k, n in numbers.items() if k in seen]
+        if len(set(n for k, n in numbers.items() if k in seen)) >= int(count) or time.time() > deadline:
+            break
+    audited = set(numbers[k] for k in originals)
+    check(f"all {count} records audited", len(audited) >= int(count), f"{len(audited)} audited of {len(numbers)} records")
+    wrong = []
+    for k in originals:
+        e, n = seen[k], numbers[k]
+        want = "DEADLETTER" if n % 10 == 3 else "DROP" if n % 10 == 5 else "SUCCESS"
+        if e["status"] != want or e["attempts"] < 1 or e["latency_ms"] < 0 or not e.get("trace_id"):
+            wrong.append((n, e))
+    check("every audit entry has the status the app gave, its pushes, a latency and a trace id", not wrong, f"{wrong[:3]}")
+    print(f"     {len(entries)} audit entries")
+
+
 step = sys.argv[2]
 if step == "produce":
     produce(int(sys.argv[3]), sys.argv[4])
@@ -137,6 +182,8 @@ elif step == "inspect":
     inspect(sys.argv[3])
 elif step == "replay":
     replay(sys.argv[3], sys.argv[4], sys.argv[5] if len(sys.argv) > 5 and sys.argv[5] != "-" else None, sys.argv[6] if len(sys.argv) > 6 else None)
+elif step == "audit":
+    audit(sys.argv[3], sys.argv[4], sys.argv[5])
 elif step == "copies":
     copies(sys.argv[3], sys.argv[4], sys.argv[5])
 else:
