@@ -7,7 +7,7 @@ import MeshCore
 import Synchronization
 
 func usage() -> Never {
-    FileHandle.standardError.write(Data("usage: kafka-client-bench produce|consume BOOTSTRAP TOPIC COUNT [SIZE]\n".utf8))
+    FileHandle.standardError.write(Data("usage: kafka-client-bench produce|consume BOOTSTRAP TOPIC COUNT [SIZE]\n       kafka-client-bench latency BOOTSTRAP TOPIC COUNT RATE [REST_PORT]\n".utf8))
     exit(2)
 }
 
@@ -91,6 +91,13 @@ case "consume":
         FileHandle.standardError.write(Data("first record after \(firstAt ?? .zero), all after \(ContinuousClock.now - t0)\n".utf8))
     }
     print("consumed=\(counter.done.load(ordering: .relaxed))")
+case "latency":
+    // Single 100 B records at RATE per second: directly, or through the sidecar's REST port.
+    let rate = args.count > 5 ? Int(args[5]) ?? 1_000 : 1_000
+    let latencies = args.count > 6
+        ? try LatencyBench.rest(host: "127.0.0.1", port: Int(args[6])!, topic: topic, count: count, rate: rate)
+        : try LatencyBench.direct(settings, topic: topic, count: count, rate: rate)
+    print(LatencyBench.summary(latencies))
 default:
     usage()
 }
