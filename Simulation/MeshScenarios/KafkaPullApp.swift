@@ -119,7 +119,10 @@ final class KafkaPullApp: SimProcess {
     }
 
     private func subscribe() {
-        send(.POST, base + "/subscription", #"{"topics":["\#(topic)"]}"#, retry: { self.subscribe() }) { [self] status, _ in
+        // Strimzi clients subscribe by pattern (one that matches only the topic: the dead-letter and
+        // audit topics of other workloads share its prefix).
+        let body = flavour == .strimzi ? #"{"topic_pattern":"\#(topic)$"}"# : #"{"topics":["\#(topic)"]}"#
+        send(.POST, base + "/subscription", body, retry: { self.subscribe() }) { [self] status, _ in
             switch status {
             case 204: fetch()
             case 404: create()

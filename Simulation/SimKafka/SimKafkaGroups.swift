@@ -186,13 +186,27 @@ extension SimKafkaCluster {
     /// id) paired with their even share of the partitions (the first `count % n` get one more).
     private func topicShares(_ g: SimGroup) -> [(topic: String, count: Int32, shares: [(member: SimGroup.Member, share: Int)])] {
         let members = g.members.sorted { $0.id < $1.id }
-        return Set(members.flatMap(\.topics)).sorted().compactMap { topic in
+        return Set(members.flatMap { expand($0.topics) }).sorted().compactMap { topic in
             guard let count = partitionCount(topic) else { return nil }
-            let subscribers = members.filter { $0.topics.contains(topic) }
+            let subscribers = members.filter { m in m.topics.contains { Self.subscribes($0, topic) } }
             guard !subscribers.isEmpty else { return nil }
             let per = Int(count) / subscribers.count, extra = Int(count) % subscribers.count
             return (topic, count, subscribers.enumerated().map { ($1, per + ($0 < extra ? 1 : 0)) })
         }
+    }
+
+    /// The topics a member's subscription names: its topics, and, for an entry starting with `^`
+    /// (librdkafka's convention), every existing topic the regular expression matches.
+    private func expand(_ entries: [String]) -> [String] {
+        entries.flatMap { e in e.hasPrefix("^") ? topics.keys.filter { Self.subscribes(e, $0) } : [e] }
+    }
+
+    /// Whether a subscription entry names `topic`: equal, or a `^` pattern found in it (internal
+    /// `__` topics never match a pattern, as in Kafka's consumer).
+    static func subscribes(_ entry: String, _ topic: String) -> Bool {
+        guard entry.hasPrefix("^") else { return entry == topic }
+        guard !topic.hasPrefix("__"), let regex = try? Regex(entry) else { return false }
+        return (try? regex.firstMatch(in: topic)) != nil
     }
 
     /// Range assignment per topic over members sorted by id, as Kafka's range assignor does.

@@ -1921,6 +1921,10 @@ enum KafkaSidecarOpenAPI {
                 }
               }
             }
+          },
+          "topic_pattern": {
+            "type": "string",
+            "description": "Instead of topics: a regular expression over topic names (librdkafka's, anchored at the start; the common subset of Java and POSIX: literals . * + ? [] () | ^ $; no back-references or look-around; at most 1000 bytes). Topics created later that match join the subscription; Kafka's internal topics never match. GET answers with the topics it brought to this instance."
           }
         }
       },

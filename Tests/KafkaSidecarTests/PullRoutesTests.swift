@@ -121,3 +121,30 @@ import Testing
         #expect(String(decoding: created.body, as: UTF8.self) == #"{"instance_id":"c1","base_uri":"http://localhost:8082/consumers/g/instances/c1"}"#)
     }
 }
+
+@Suite struct TopicPatternTests {
+    @Test func patternsBecomeAnchoredEntriesAndHostileOnesAreRefused() throws {
+        #expect(try TopicPattern.subscription("orders-.*").get() == "^orders-.*")
+        #expect(try TopicPattern.subscription("^a|b$").get() == "^a|b$")
+        for bad in ["", "(", "a\\1", "(?=x)", "x\u{1}", String(repeating: "a", count: 1_001)] {
+            guard case .failure(let e) = TopicPattern.subscription(bad) else { Issue.record("\(bad) accepted"); continue }
+            #expect(e.status == 422)
+        }
+        #expect(TopicPattern.matches("^orders-.*", "orders-eu"))
+        #expect(!TopicPattern.matches("^orders-.*", "my-orders-eu"))
+        #expect(!TopicPattern.matches("^.*", "__consumer_offsets"))
+        #expect(TopicPattern.matches("orders", "orders") && !TopicPattern.matches("orders", "orders2"))
+    }
+
+    @Test func aSubscriptionTakesTopicsOrAPatternNotBoth() {
+        func decide(_ body: String) -> PullDecision {
+            PullRoutes.decide(PullRequest(method: "POST", path: "/consumers/g/instances/c/subscription", body: Array(body.utf8)), flavour: .confluent)
+        }
+        guard case .call(_, _, .subscribe(let entries)) = decide(#"{"topic_pattern":"ev.*"}"#) else { Issue.record("not a subscribe"); return }
+        #expect(entries == ["^ev.*"])
+        guard case .refuse(let both) = decide(#"{"topics":["a"],"topic_pattern":"a"}"#) else { Issue.record("both accepted"); return }
+        #expect(both.status == 409)
+        guard case .refuse(let bad) = decide(#"{"topic_pattern":"("}"#) else { Issue.record("a bad pattern accepted"); return }
+        #expect(bad.status == 422)
+    }
+}

@@ -119,11 +119,16 @@ def flows(topic):
                                                  "enable.auto.commit": False, "api_flavour": "strimzi"})
     check("strimzi create 200", s == 200, f"{s} {body}")
     base = "/consumers/sg/instances/s1"
-    s, _, _ = call("POST", base + "/subscription", {"topics": [topic]})
-    check("strimzi subscribe 204", s == 204, s)
+    s, body, _ = call("POST", base + "/subscription", {"topic_pattern": "("})
+    check("a topic_pattern that is no regular expression: 422", s == 422, f"{s} {body}")
+    s, _, _ = call("POST", base + "/subscription", {"topic_pattern": topic[:3] + ".*"})
+    check("strimzi subscribe by topic_pattern 204", s == 204, s)
     s, body, _ = call("GET", base + "/records?timeout=100")
     check("strimzi wants the exact Accept: none is 406", s == 406 and body["error_code"] == 406, f"{s} {body}")
     records = fetch_all(base, 5)
+    check("the pattern brought the topic's records", all(x["topic"] == topic for x in records) and records, records[:2])
+    s, body, _ = call("GET", base + "/subscription")
+    check("a pattern subscription names the topics it brought", s == 200 and body["topics"] == [topic], f"{s} {body}")
     r = records[0]
     s, body, _ = call("POST", base + "/offsets", {"offsets": [{"topic": topic, "partition": r["partition"], "offset": r["offset"] + 1}]})
     check("strimzi commit 204", s == 204, f"{s} {body}")

@@ -179,7 +179,9 @@ public final class PullConsumer {
         case .subscription(let call):
             lastUsed = now
             if case .subscribed(let topics) = mode {
-                actions.append(.answer(call: call, .subscription(topics: topics)))
+                // A pattern subscription answers with the topics it has brought so far (those assigned here).
+                let named = topics.contains(where: TopicPattern.isPattern) ? Array(Set(order.map(\.topic))).sorted() : topics
+                actions.append(.answer(call: call, .subscription(topics: named)))
             } else {
                 actions.append(.answer(call: call, .subscription(topics: [])))
             }

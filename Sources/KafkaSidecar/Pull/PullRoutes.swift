@@ -213,7 +213,7 @@ public enum PullRoutes {
             return .failure(malformed(error))
         }
         if topics != nil && pattern != nil { return .failure(PullError(status: 409, code: 40903, message: "Illegal state: give topics or topic_pattern, not both")) }
-        if pattern != nil { return .failure(.constraint("topic_pattern is not supported by this sidecar yet: name the topics")) }
+        if let pattern { return TopicPattern.subscription(pattern).map { .subscribe([$0]) } }
         guard let topics, !topics.isEmpty else { return .failure(.constraint("the body must name topics: {\"topics\":[\"t\"]}")) }
         for t in topics where !isTopic(t) { return .failure(.constraint("'\(t)' is not a topic name")) }
         return .success(.subscribe(Array(Set(topics)).sorted()))
