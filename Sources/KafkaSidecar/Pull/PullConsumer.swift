@@ -211,7 +211,7 @@ public final class PullConsumer {
         case .revoking(let id, let revocation):
             var release: [PartitionOffset] = []
             for tp in revocation.partitions {
-                guard var p = partitions[tp] else { continue }
+                guard let p = partitions[tp] else { continue }
                 stats.buffered -= p.buffered.count
                 p.clearBuffer()
                 // ci/mutants: pull-revoke-releases-unprocessed (the next line)
@@ -219,7 +219,6 @@ public final class PullConsumer {
                     release.append(PartitionOffset(tp, handed))
                     p.committedUpTo = handed
                 }
-                partitions[tp] = p
             }
             actions.append(.release(revocation: id, release))
         case .commitDone(let ticket, let result):
@@ -296,7 +295,7 @@ public final class PullConsumer {
         cursor = (cursor + 1) % order.count
         outer: for k in 0..<order.count {
             let tp = order[(start + k) % order.count]
-            guard var p = partitions[tp], !p.buffered.isEmpty else { continue }
+            guard let p = partitions[tp], !p.buffered.isEmpty else { continue }
             var taken = 0, takenBytes = 0, full = false
             for r in p.buffered {
                 let size = PullPartition.size(r)
@@ -311,7 +310,6 @@ public final class PullConsumer {
                 p.buffered.removeFirst(taken)
                 p.bufferedBytes -= takenBytes
                 p.handedUpTo = last.offset + 1
-                partitions[tp] = p
                 stats.buffered -= taken
                 stats.handedOut += taken
             }
@@ -337,11 +335,10 @@ public final class PullConsumer {
             for tp in tps { remove(tp) }
         case .records(let records):
             for r in records {
-                guard var p = partitions[r.topicPartition], poll >= p.pollBarrier else { continue }
+                guard let p = partitions[r.topicPartition], poll >= p.pollBarrier else { continue }
                 // In offset order, and nothing already buffered or handed out again.
                 if let last = p.buffered.last?.offset ?? p.handedUpTo.map({ $0 - 1 }), r.offset <= last { continue }
                 p.take(r)
-                partitions[r.topicPartition] = p
                 stats.fetched += 1
                 stats.buffered += 1
             }
@@ -440,13 +437,12 @@ public final class PullConsumer {
             return actions.append(.answer(call: call, .refused(.notAssigned(s.topicPartition, flavour: settings.flavour))))
         }
         for s in seeks {
-            guard var p = partitions[s.topicPartition] else { continue }
+            guard let p = partitions[s.topicPartition] else { continue }
             stats.buffered -= p.buffered.count
             p.clearBuffer()
             // The poll now under way began before the seek: its records of this partition are stale.
             p.pollBarrier = nextPoll
             p.handedUpTo = nil
-            partitions[s.topicPartition] = p
             actions.append(.seek(s.topicPartition, s.target))
         }
         actions.append(.answer(call: call, .done))

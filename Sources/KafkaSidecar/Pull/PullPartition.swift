@@ -1,7 +1,9 @@
 import MeshCore
 
-/// What a pull consumer keeps for one assigned partition.
-struct PullPartition {
+/// What a pull consumer keeps for one assigned partition. A class: the engine changes it in place
+/// for every record it buffers (a value in the engine's dictionary was copied whole each time,
+/// buffer included, which made filling a large buffer quadratic).
+final class PullPartition {
     /// Fetched and not yet handed to the app, in offset order.
     var buffered: [ConsumerRecord] = []
     var bufferedBytes = 0
@@ -13,13 +15,13 @@ struct PullPartition {
     /// Polls numbered below this began before a seek of this partition: their records are stale.
     var pollBarrier: UInt64 = 0
 
-    mutating func take(_ record: ConsumerRecord) {
+    func take(_ record: ConsumerRecord) {
         buffered.append(record)
         bufferedBytes += PullPartition.size(record)
     }
 
     /// Drops what was fetched and not handed (a seek, a revocation).
-    mutating func clearBuffer() {
+    func clearBuffer() {
         buffered.removeAll()
         bufferedBytes = 0
     }
