@@ -201,6 +201,7 @@ enum KafkaSidecarConfigFile {
         s.pull.maxInstances = try consumers.int("max_instances", min: 1) ?? s.pull.maxInstances
         s.pull.idleTimeout = try consumers.duration("idle_timeout") ?? s.pull.idleTimeout
         s.pull.maxBufferedRecords = try consumers.int("max_buffered", min: 1) ?? s.pull.maxBufferedRecords
+        s.pull.maxBufferedBytes = try consumers.int("max_buffered_bytes", min: 1) ?? s.pull.maxBufferedBytes
         s.pull.maxFetchBytes = try consumers.int("max_fetch_bytes", min: 1) ?? s.pull.maxFetchBytes
         s.pull.maxFetchTimeout = try consumers.duration("max_fetch_timeout") ?? s.pull.maxFetchTimeout
         guard s.pull.idleTimeout > .zero else { throw ConfigError(key: consumers.name("idle_timeout"), "must be positive") }

@@ -221,6 +221,16 @@ final class PullHarness {
         #expect(fetched.actions.contains(.resume([PullHarness.tp0])))
     }
 
+    @Test func aBufferFullInBytesPausesToo() throws {
+        let h = PullHarness { _, l in l.maxBufferedBytes = 100 }
+        h.subscribed()
+        let out = h.poll([.records(PullHarness.records(0...9, size: 10))])
+        #expect(out.contains(.pause([PullHarness.tp0])))
+        #expect(out.contains { if case .poll(_, 1, let after) = $0 { after > .zero } else { false } })
+        let fetched = h.call { .fetch(call: $0, timeout: nil, maxBytes: nil) }
+        #expect(fetched.actions.contains(.resume([PullHarness.tp0])))
+    }
+
     @Test func subscribeAndAssignExcludeEachOther() throws {
         let h = PullHarness()
         #expect(h.call({ .subscribe(call: $0, topics: ["t"]) }).answer == .done)

@@ -275,9 +275,7 @@ public final class PullConsumer {
     /// of them), and fetches whose time is up.
     private func answerFetches(_ now: MeshInstant, _ actions: inout [Action]) {
         while let f = fetches.first {
-            let buffered = order.reduce(0) { $0 + (partitions[$1]?.bufferedBytes ?? 0) }
-            let count = stats.buffered
-            let enough = count > 0 && buffered >= settings.fetchMinBytes
+            let enough = stats.buffered > 0 && bufferedBytes >= settings.fetchMinBytes
             guard enough || f.deadline <= now else { return }
             fetches.removeFirst()
             actions.append(.answer(call: f.call, .records(takeRecords(f.maxBytes))))
@@ -351,7 +349,7 @@ public final class PullConsumer {
     private func askForPoll(_ actions: inout [Action]) {
         guard !pollOutstanding else { return }
         if case .none = mode { return }
-        let room = limits.maxBufferedRecords - stats.buffered
+        let room = bufferedBytes >= limits.maxBufferedBytes ? 0 : limits.maxBufferedRecords - stats.buffered
         pollOutstanding = true
         let id = nextPoll
         nextPoll += 1
@@ -359,12 +357,16 @@ public final class PullConsumer {
         actions.append(room > 0 ? .poll(id: id, maxRecords: room, after: .zero) : .poll(id: id, maxRecords: 1, after: limits.idlePollInterval))
     }
 
-    /// Pauses every partition when the buffer is full, resumes them at half.
+    /// Keys and values buffered, over every partition.
+    private var bufferedBytes: Int { order.reduce(0) { $0 + (partitions[$1]?.bufferedBytes ?? 0) } }
+
+    /// Pauses every partition when the buffer is full (in records or bytes), resumes them at half.
     private func updatePause(_ actions: inout [Action]) {
-        if !paused && stats.buffered >= limits.maxBufferedRecords && !order.isEmpty {
+        let bytes = bufferedBytes
+        if !paused && (stats.buffered >= limits.maxBufferedRecords || bytes >= limits.maxBufferedBytes) && !order.isEmpty {
             paused = true
             actions.append(.pause(order))
-        } else if paused && stats.buffered <= limits.maxBufferedRecords / 2 {
+        } else if paused && stats.buffered <= limits.maxBufferedRecords / 2 && bytes <= limits.maxBufferedBytes / 2 {
             paused = false
             if !order.isEmpty { actions.append(.resume(order)) }
         }
