@@ -17,9 +17,9 @@ enum LatencyBench {
         let start = ContinuousClock.now
         for i in 0..<count {
             let due = start + .nanoseconds(Int64(i) * 1_000_000_000 / Int64(rate))
-            if ContinuousClock.now < due { Thread.sleep(forTimeInterval: Double((due - ContinuousClock.now).components.attoseconds) / 1e18) }
+            if ContinuousClock.now < due { Thread.sleep(forTimeInterval: seconds(due - ContinuousClock.now)) }
             producer.send(ProducerRecord(topic: topic, value: value)) { _ in
-                let ms = Double((ContinuousClock.now - due).components.attoseconds) / 1e15 + Double((ContinuousClock.now - due).components.seconds) * 1000
+                let ms = seconds(ContinuousClock.now - due) * 1000
                 latencies.withLock { $0.append(ms) }
             }
         }
@@ -28,9 +28,51 @@ enum LatencyBench {
         return latencies.withLock { $0 }
     }
 
-    /// Through the sidecar's REST port: one keep-alive connection, one record per request (the
-    /// Confluent binary shape), the answer read whole before the next request.
-    static func rest(host: String, port: Int, topic: String, count: Int, rate: Int) throws -> [Double] {
+    /// Through the sidecar's REST port: `connections` keep-alive connections (an app at a fixed rate
+    /// has several requests open when one answer takes longer than the gap between two), record `i`
+    /// on connection `i % connections`, one record per request (the Confluent binary shape), each
+    /// answer read whole before that connection's next request.
+    static func rest(host: String, port: Int, topic: String, count: Int, rate: Int, connections: Int = 8) throws -> [Double] {
+        let body = #"{"records":[{"value":"\#(Data(repeating: UInt8(ascii: "x"), count: 100).base64EncodedString())"}]}"#
+        let request = Array("POST /topics/\(topic) HTTP/1.1\r\nhost: \(host)\r\ncontent-type: application/vnd.kafka.binary.v2+json\r\ncontent-length: \(body.utf8.count)\r\n\r\n\(body)".utf8)
+        let latencies = Mutex<[Double]>([])
+        let failure = Mutex<String?>(nil)
+        let start = ContinuousClock.now + .milliseconds(100)
+        let threads = (0..<connections).map { t in
+            Thread {
+                do {
+                    let fd = try connectTo(host, port)
+                    defer { close(fd) }
+                    var buffer = [UInt8](repeating: 0, count: 65_536)
+                    for i in stride(from: t, to: count, by: connections) {
+                        let due = start + .nanoseconds(Int64(i) * 1_000_000_000 / Int64(rate))
+                        if ContinuousClock.now < due { Thread.sleep(forTimeInterval: seconds(due - ContinuousClock.now)) }
+                        _ = request.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+                        var got: [UInt8] = []
+                        while true {
+                            let n = read(fd, &buffer, buffer.count)
+                            guard n > 0 else { throw NSError(domain: "read", code: Int(errno)) }
+                            got += buffer[0..<n]
+                            if let end = headEnd(got), got.count >= end + contentLength(got[0..<end]) { break }
+                        }
+                        guard got.starts(with: Array("HTTP/1.1 200".utf8)) else { throw NSError(domain: String(decoding: got.prefix(200), as: UTF8.self), code: 0) }
+                        let ms = seconds(ContinuousClock.now - due) * 1000
+                        latencies.withLock { $0.append(ms) }
+                    }
+                } catch {
+                    failure.withLock { $0 = "\(error)" }
+                }
+            }
+        }
+        for t in threads { t.start() }
+        while latencies.withLock({ $0.count }) < count && failure.withLock({ $0 }) == nil { usleep(1_000) }
+        if let f = failure.withLock({ $0 }) { throw NSError(domain: f, code: 1) }
+        return latencies.withLock { $0 }
+    }
+
+    private static func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
+
+    private static func connectTo(_ host: String, _ port: Int) throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -40,28 +82,7 @@ enum LatencyBench {
         guard connected == 0 else { throw NSError(domain: "connect", code: Int(errno)) }
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-        let body = #"{"records":[{"value":"\#(Data(repeating: UInt8(ascii: "x"), count: 100).base64EncodedString())"}]}"#
-        let request = Array("POST /topics/\(topic) HTTP/1.1\r\nhost: \(host)\r\ncontent-type: application/vnd.kafka.binary.v2+json\r\ncontent-length: \(body.utf8.count)\r\n\r\n\(body)".utf8)
-        var latencies: [Double] = []
-        var buffer = [UInt8](repeating: 0, count: 65_536)
-        let start = ContinuousClock.now
-        for i in 0..<count {
-            let due = start + .nanoseconds(Int64(i) * 1_000_000_000 / Int64(rate))
-            if ContinuousClock.now < due { Thread.sleep(forTimeInterval: Double((due - ContinuousClock.now).components.attoseconds) / 1e18) }
-            _ = request.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            var got: [UInt8] = []
-            while true {
-                let n = read(fd, &buffer, buffer.count)
-                guard n > 0 else { throw NSError(domain: "read", code: Int(errno)) }
-                got += buffer[0..<n]
-                if let end = headEnd(got), got.count >= end + contentLength(got[0..<end]) { break }
-            }
-            guard got.starts(with: Array("HTTP/1.1 200".utf8)) else { throw NSError(domain: String(decoding: got.prefix(200), as: UTF8.self), code: 0) }
-            let d = ContinuousClock.now - due
-            latencies.append(Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15)
-        }
-        close(fd)
-        return latencies
+        return fd
     }
 
     private static func headEnd(_ b: [UInt8]) -> Int? {
