@@ -31,10 +31,7 @@ final class DeadLetterPod: SimProcess {
     private let settings: DeadLetterSettings
     private var producer: (any KafkaProducer)?
     private var admin: (any KafkaAdmin)?
-    private var open: [StreamID: SimHTTP1.RequestReader] = [:]
-    /// Answers owed on each connection, in request order (see ``KafkaPullPod``).
-    private var owed: [StreamID: [(id: UInt64, answer: [UInt8]?)]] = [:]
-    private var nextSlot: UInt64 = 1
+    private var port = SimRESTPort()
     private var replaying: Set<String> = []
     private var deadlines: [UInt64: Running] = [:]
     private weak var host: SimHost?
@@ -46,8 +43,7 @@ final class DeadLetterPod: SimProcess {
 
     func start(on host: SimHost) {
         self.host = host
-        open = [:]
-        owed = [:]
+        port = SimRESTPort()
         replaying = []
         deadlines = [:]
         var pc = KafkaProducerConfig()
@@ -60,30 +56,10 @@ final class DeadLetterPod: SimProcess {
     }
 
     func receive(_ event: NetEvent, on host: SimHost) {
-        switch event {
-        case .accepted(let s, _, _):
-            open[s] = SimHTTP1.RequestReader()
-            owed[s] = []
-        case .closed(let s), .reset(let s):
-            open[s] = nil
-            owed[s] = nil
-            host.close(s)
-        case .data(let s, let bytes):
-            let (requests, invalid) = SimHTTP1.serve(bytes, on: s, &open)
-            for reader in requests { request(reader, on: s, host) }
-            if let v = invalid {
-                host.simulation.violation("kafka-deadletters.rest-wellformed", "the dead-letter sidecar could not read a request: \(v)", host: host.id)
-                host.close(s)
-            }
-        default:
-            break
-        }
+        for r in port.receive(event, on: host, invariant: "kafka-deadletters.rest-wellformed") { request(r.reader, on: r.stream, slot: r.slot, host) }
     }
 
-    private func request(_ reader: SimHTTP1.RequestReader, on s: StreamID, _ host: SimHost) {
-        let slot = nextSlot
-        nextSlot += 1
-        owed[s, default: []].append((slot, nil))
+    private func request(_ reader: SimHTTP1.RequestReader, on s: StreamID, slot: UInt64, _ host: SimHost) {
         let (path, query) = QueryString.split(target: reader.target)
         switch DeadLetterRoutes.decide(method: "\(reader.head.method.name)", path: String(path), query: query, body: reader.body, settings: settings) {
         case .notDeadLetter:
@@ -107,14 +83,8 @@ final class DeadLetterPod: SimProcess {
     }
 
     private func answer(_ s: StreamID, _ slot: UInt64, _ a: RESTAnswer) {
-        guard let host, var queue = owed[s], let i = queue.firstIndex(where: { $0.id == slot }) else { return }
-        host.log("deadletters.answer", Int64(slot), Int64(a.status), String(decoding: a.body.prefix(200), as: UTF8.self))
-        queue[i].answer = KafkaPullPod.bytes(a)
-        while let first = queue.first, let bytes = first.answer {
-            host.write(s, bytes)
-            queue.removeFirst()
-        }
-        owed[s] = queue
+        guard let host else { return }
+        port.answer(s, slot, a, on: host, log: "deadletters.answer")
     }
 
     // MARK: driving

@@ -36,11 +36,7 @@ final class KafkaPullPod: SimProcess {
     private let limits: PullConsumerLimits
     private var registry: PullConsumerRegistry!
     private var running: [ObjectIdentifier: Running] = [:]
-    private var open: [StreamID: SimHTTP1.RequestReader] = [:]
-    /// Answers owed on each connection, in request order (HTTP/1.1 answers in order): a slot is
-    /// filled when its call is answered, and filled slots leave from the front.
-    private var owed: [StreamID: [(id: UInt64, answer: [UInt8]?)]] = [:]
-    private var nextSlot: UInt64 = 1
+    private var port = SimRESTPort()
     private var timers: [UInt64: (Running, PullConsumer.Timer)] = [:]
     private var pollTimers: [UInt64: () -> Void] = [:]
     private weak var host: SimHost?
@@ -55,8 +51,7 @@ final class KafkaPullPod: SimProcess {
         self.host = host
         registry = PullConsumerRegistry(limits: limits, random: SeededRandom(seed: host.random.next()))
         running = [:]
-        open = [:]
-        owed = [:]
+        port = SimRESTPort()
         timers = [:]
         pollTimers = [:]
         host.listen(port: PullSidecarHTTP.port)
@@ -65,30 +60,10 @@ final class KafkaPullPod: SimProcess {
     // MARK: the REST port
 
     func receive(_ event: NetEvent, on host: SimHost) {
-        switch event {
-        case .accepted(let s, _, _):
-            open[s] = SimHTTP1.RequestReader()
-            owed[s] = []
-        case .closed(let s), .reset(let s):
-            open[s] = nil
-            owed[s] = nil
-            host.close(s)
-        case .data(let s, let bytes):
-            let (requests, invalid) = SimHTTP1.serve(bytes, on: s, &open)
-            for reader in requests { request(reader, on: s, host) }
-            if let v = invalid {
-                host.simulation.violation("kafka-pull.rest-wellformed", "the pull sidecar could not read the app's request: \(v)", host: host.id)
-                host.close(s)
-            }
-        default:
-            break
-        }
+        for r in port.receive(event, on: host, invariant: "kafka-pull.rest-wellformed") { request(r.reader, on: r.stream, slot: r.slot, host) }
     }
 
-    private func request(_ reader: SimHTTP1.RequestReader, on s: StreamID, _ host: SimHost) {
-        let slot = nextSlot
-        nextSlot += 1
-        owed[s, default: []].append((slot, nil))
+    private func request(_ reader: SimHTTP1.RequestReader, on s: StreamID, slot: UInt64, _ host: SimHost) {
         let (path, query) = QueryString.split(target: reader.target)
         let pull = PullRequest(method: "\(reader.head.method.name)", path: String(path), query: query, accept: reader.field("accept"), body: reader.body)
         let decision = PullRoutes.decide(pull, flavour: .confluent)
@@ -138,23 +113,9 @@ final class KafkaPullPod: SimProcess {
         return PullAnswers.created(group: group, name: instance.name, origin: "http://\(host.name):\(PullSidecarHTTP.port)")
     }
 
-    /// Writes answer `slot` on `s` once every answer before it is written.
     private func answer(_ s: StreamID, _ slot: UInt64, _ a: RESTAnswer) {
-        guard let host, var queue = owed[s], let i = queue.firstIndex(where: { $0.id == slot }) else { return }
-        host.log("pull.answer", Int64(slot), Int64(a.status), a.status >= 300 ? String(decoding: a.body.prefix(160), as: UTF8.self) : "")
-        queue[i].answer = Self.bytes(a)
-        while let first = queue.first, let bytes = first.answer {
-            host.write(s, bytes)
-            queue.removeFirst()
-        }
-        owed[s] = queue
-    }
-
-    /// The answer as production's REST server writes it: a 204 without body fields.
-    static func bytes(_ a: RESTAnswer) -> [UInt8] {
-        var text = "HTTP/1.1 \(a.status) \(a.status < 400 ? "OK" : "Error")\r\n"
-        if a.status != 204 { text += "content-type: \(a.contentType)\r\ncontent-length: \(a.body.count)\r\n" }
-        return Array((text + "\r\n").utf8) + (a.status == 204 ? [] : a.body)
+        guard let host else { return }
+        port.answer(s, slot, a, on: host, log: "pull.answer")
     }
 
     // MARK: driving
