@@ -42,6 +42,7 @@ public final class DeadLetterService: @unchecked Sendable {
 
     /// Answers `request` if it is a dead-letter path; `nil` otherwise.
     public func handle(_ request: RESTRequest) -> EventLoopFuture<RESTResponse>? {
+        guard request.path.hasPrefix("/deadletters") else { return nil }
         switch DeadLetterRoutes.decide(method: request.method.rawValue, path: request.path, query: request.query,
                                        body: Array(buffer: request.body), settings: settings) {
         case .notDeadLetter:

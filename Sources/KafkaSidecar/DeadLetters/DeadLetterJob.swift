@@ -171,7 +171,7 @@ public final class DeadLetterJob {
                 seen.append(DeadLetterEntry(r))
                 position[r.topicPartition] = r.offset + 1
             }
-            if budget == 0 || todo.isEmpty || deadlinePassed { return actions += finish() }
+            if budget == 0 || todo.isEmpty { return actions += finish() }
             actions.append(.poll(maxRecords: min(budget, plan.batchSize)))
         case .replay:
             guard !batch.isEmpty else { return actions.append(.poll(maxRecords: min(budget, plan.batchSize))) }

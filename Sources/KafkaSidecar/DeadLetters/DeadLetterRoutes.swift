@@ -65,7 +65,7 @@ public enum DeadLetterRoutes {
 
     /// `{"group"?, "max"?, "until_offset"?}`; an empty body asks for the defaults. Unknown fields are refused.
     private static func readReplayBody(_ body: [UInt8], _ plan: inout DeadLetterPlan, _ settings: DeadLetterSettings) throws {
-        guard !body.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D }) else { return }
+        guard !PullRoutes.isBlank(body) else { return }
         var reader = JSONReader(body)
         guard try reader.nextKind() == .object else { throw PullError.constraint("the body must be an object") }
         try reader.beginObject()

@@ -380,7 +380,7 @@ public enum PullRoutes {
         }
     }
 
-    private static func isBlank(_ body: [UInt8]) -> Bool { body.allSatisfy { $0 == 0x20 || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D } }
+    static func isBlank(_ body: [UInt8]) -> Bool { body.allSatisfy { $0 == 0x20 || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D } }
 
     /// Group ids and instance names: what can sit in a URL path unescaped.
     static func isName(_ s: String) -> Bool {

@@ -30,12 +30,4 @@ public enum TopicPattern {
 
     /// Whether a subscription entry is a pattern.
     public static func isPattern(_ entry: String) -> Bool { entry.hasPrefix("^") }
-
-    /// Whether `topic` is one a subscription entry names: the topic itself, or, for a pattern, a
-    /// match of it (searched, as librdkafka's `regexec` does; the entry's `^` anchors it).
-    public static func matches(_ entry: String, _ topic: String) -> Bool {
-        guard isPattern(entry) else { return entry == topic }
-        guard !topic.hasPrefix("__"), let regex = try? Regex(entry) else { return false }
-        return (try? regex.firstMatch(in: topic)) != nil
-    }
 }
