@@ -373,8 +373,8 @@ final class HTTPEgressClient: SimProcess {
         timers[host.setTimer(after: max(.zero, deadline - host.now)).rawValue] = .link(s, at: deadline)
     }
 
-    /// The engine gave attempt `id` up: its connection is closed (as the NIO pool does), so a late
-    /// answer cannot be mistaken. The model hears why, from the engine's reason.
+    /// The engine gave attempt `id` up: its connection is reset (as ``UpstreamConnection/abandon()``
+    /// does), so a late answer cannot be mistaken and request bytes still held never arrive. The model hears why, from the engine's reason.
     func abandonAttempt(_ slot: Int, _ id: UInt64, because reason: EgressExchange.AbandonReason) {
         guard let a = attempts[slot], a.id == id else { return }
         attempts[slot] = nil
@@ -383,7 +383,7 @@ final class HTTPEgressClient: SimProcess {
         case .attemptTimedOut, .deadlinePassed: model.ended(a.endpoint, .gatewayError, now: host.now)
         case .retryingAfterAnswer: break  // heard at the head
         }
-        drop(a.stream, host)
+        drop(a.stream, abortive: true, host)
     }
 
     func fetchToken(_ slot: Int, exchange: UInt64) {
@@ -460,11 +460,12 @@ final class HTTPEgressClient: SimProcess {
 
     // MARK: Upstream connections
 
-    /// Closes a connection and forgets it.
-    private func drop(_ stream: StreamID, _ host: SimHost) {
+    /// Closes a connection and forgets it; `abortive`: a failed exchange's connection is reset, as
+    /// ``UpstreamConnection`` resets it, so request bytes the network still holds never arrive.
+    private func drop(_ stream: StreamID, abortive: Bool = false, _ host: SimHost) {
         guard let c = connections.removeValue(forKey: stream) else { return }
         idle[c.upstream]?.removeAll { $0 == stream }
-        host.close(stream)
+        if abortive { host.abort(stream) } else { host.close(stream) }
     }
 
     /// The slot and attempt connection `s` carries, while that attempt is the slot's current one.
@@ -557,7 +558,7 @@ final class HTTPEgressClient: SimProcess {
     private func lost(_ s: StreamID, _ event: UpstreamLinkEvent?, _ host: SimHost) {
         guard let c = connections[s] else { return }
         let owner = owner(of: s)
-        drop(s, host)
+        drop(s, abortive: true, host)
         guard let (slot, a) = owner, case .failed(let error, let requestSent)? = event else { return }
         attempts[slot] = nil
         if !c.link.answering { model.ended(a.endpoint, .gatewayError, now: host.now) }

@@ -120,10 +120,12 @@ final class IngressSidecarPod: SimProcess {
         idleApp.append(connection)
     }
 
-    func closeApp(_ connection: SimAppConnection) {
+    /// Closes an app connection; `abortive`: its exchange failed or was given up, so it is reset (as
+    /// ``UpstreamConnection`` does) and request bytes the network still holds never reach the app.
+    func closeApp(_ connection: SimAppConnection, abortive: Bool = false) {
         guard appConnections.removeValue(forKey: connection.stream) != nil else { return }
         idleApp.removeAll { $0 === connection }
-        host?.close(connection.stream)
+        if abortive { host?.abort(connection.stream) } else { host?.close(connection.stream) }
     }
 
     /// The engine's decisions, as coverage; each `/limited` request sent on is checked against the bound.

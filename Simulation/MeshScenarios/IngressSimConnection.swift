@@ -105,7 +105,7 @@ final class IngressSimConnection: IngressConnectionIO {
             engine.appEnd()
         case .failed(let error, _):
             app = nil
-            pod.closeApp(connection)
+            pod.closeApp(connection, abortive: true)
             engine.appFailed(error)
         }
     }
@@ -222,7 +222,7 @@ final class IngressSimConnection: IngressConnectionIO {
         guard let connection = app else { return }
         app = nil
         connection.link.abandon()
-        pod.closeApp(connection)
+        pod.closeApp(connection, abortive: true)
     }
 
     /// The engine pauses the app's answer only while the client is not writable, which a simulated

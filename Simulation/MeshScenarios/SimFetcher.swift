@@ -131,7 +131,7 @@ final class SimFetcher {
             }
         case .failed(let error, _)?:
             answer = .failure(error)
-            drop(s, host)
+            drop(s, abortive: true, host)
         default:
             answer = nil
             drop(s, host)
@@ -139,10 +139,11 @@ final class SimFetcher {
         if let answer, let done = c.done { done(answer) }
     }
 
-    private func drop(_ s: StreamID, _ host: SimHost) {
+    /// Closes a connection and forgets it; `abortive` (a failed exchange): reset, as ``UpstreamConnection`` does.
+    private func drop(_ s: StreamID, abortive: Bool = false, _ host: SimHost) {
         guard connections.removeValue(forKey: s) != nil else { return }
         idle.removeAll { $0 == s }
-        host.close(s)
+        if abortive { host.abort(s) } else { host.close(s) }
     }
 
     private func flush(_ s: StreamID, _ host: SimHost) {

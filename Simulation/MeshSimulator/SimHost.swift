@@ -131,6 +131,12 @@ public final class SimHost {
         simulation.network.close(stream, from: id)
     }
 
+    /// Closes a stream abortively (`SO_LINGER` 0): bytes the network still holds are discarded and
+    /// the peer sees `.reset`. For connections whose exchange was given up.
+    public func abort(_ stream: StreamID) {
+        simulation.network.abort(stream, from: id)
+    }
+
     // MARK: Observability
 
     /// Logs an application-level event on this host: a static name and two numbers (hashed), plus a

@@ -230,6 +230,29 @@ public final class SimNetwork {
         if streams[id].closed.0 && streams[id].closed.1 { streams[id].dead = true }
     }
 
+    /// Closes a stream abortively, as `SO_LINGER` 0 does: what `from` wrote and the network still
+    /// holds (a partition, a clog) is discarded rather than retransmitted after the heal, and the peer
+    /// sees `.reset` instead of the rest of the stream. Segments already on the wire still arrive.
+    func abort(_ id: StreamID, from: HostID) {
+        guard id < streams.count, !streams[id].dead else { return }
+        let s = streams[id]
+        let side = s.hosts.0 == from && s.incarnations.0 == simulation.hosts[from].incarnation ? 0 : 1
+        guard !(side == 0 ? s.closed.0 : s.closed.1) else { return }
+        if side == 0 { streams[id].closed.0 = true } else { streams[id].closed.1 = true }
+        let before = held.count
+        held.removeAll {
+            guard case .segment(let seg) = $0 else { return false }
+            return seg.stream == id && seg.fromSide == side
+        }
+        if side == 0 { streams[id].heldCount.0 = 0 } else { streams[id].heldCount.1 = 0 }
+        log.record(now, from, .reset, Int64(id), Int64(before - held.count))
+        streams[id].dead = true
+        let peerClosed = side == 0 ? s.closed.1 : s.closed.0
+        if s.established && !peerClosed {
+            sendSegment(Segment(stream: id, kind: .rst, fromSide: side, payload: []))
+        }
+    }
+
     /// Resets every open stream of a crashed host: the peers see `.reset`.
     func hostCrashed(_ host: HostID) {
         for id in streams.indices where !streams[id].dead {

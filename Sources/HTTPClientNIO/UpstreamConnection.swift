@@ -99,12 +99,25 @@ package final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHa
         }
     }
 
-    /// Gives up on the exchange (the client went away or the request was refused midway): the
-    /// connection is closed, since the peer may still be reading or writing a message.
+    /// Gives up on the exchange (the client went away, the attempt timed out, or the request was
+    /// refused midway): the connection is reset, since the peer may still be reading or writing a
+    /// message.
     package func abandon() {
         sink = nil
         link.abandon()
-        channel?.close(promise: nil)
+        reset()
+    }
+
+    /// Closes the connection abortively (`SO_LINGER` 0, so the kernel sends RST): request bytes still
+    /// in the send queue, or waiting for a retransmission through a partition, are discarded rather
+    /// than reaching the peer after the exchange was given up (a request the client was already told
+    /// failed, or has retried elsewhere, must not run late). The simulator's drivers do the same.
+    private func reset() {
+        guard let channel else { return }
+        if let socket = channel as? SocketOptionProvider {
+            _ = socket.setSoLinger(linger(l_onoff: 1, l_linger: 0))
+        }
+        channel.close(promise: nil)
     }
 
     // MARK: Channel events
@@ -157,7 +170,7 @@ package final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHa
             sink.upstreamEnd()
         case .failed(let error, let requestSent):
             self.sink = nil
-            channel?.close(promise: nil)
+            reset()
             sink.upstreamFailed(error, requestSent: requestSent)
         }
     }

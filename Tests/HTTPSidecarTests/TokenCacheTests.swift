@@ -32,6 +32,16 @@ import Testing
         #expect(cache.request(now: t0 + .seconds(96)) == .wait, "within the expiry margin the old token is not sent")
     }
 
+    /// The endpoint's clock started somewhere between the fetch's start and its answer: a late
+    /// answer must not stretch the token's usable life.
+    @Test func aTokensLifeCountsFromItsFetchsStart() {
+        var cache = TokenCache()
+        #expect(cache.request(now: t0) == .fetchAndWait)
+        cache.fetched("a", expiresIn: .seconds(100), now: t0 + .seconds(30))  // the answer was held up
+        #expect(cache.request(now: t0 + .seconds(94)) == .useAndRefresh("a"))
+        #expect(cache.request(now: t0 + .seconds(96)) == .wait, "usable until 100 s - 5 s after the fetch began")
+    }
+
     @Test func failuresFailFastThenRetry() {
         var cache = TokenCache()
         _ = cache.request(now: t0)

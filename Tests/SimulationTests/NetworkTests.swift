@@ -137,6 +137,20 @@ import Testing
         sim.run(until: .zero + .seconds(2))
         #expect(rb()!.events == ["accepted \(s) from 0", "data \(s) [1]", "data \(s) [2]"])
     }
+
+    /// An abortive close (`SO_LINGER` 0) drops what a partition still holds: after the heal the peer
+    /// sees the reset, never the bytes written before it; a graceful close would have delivered them.
+    @Test func anAbortDropsHeldBytesAndResetsThePeer() {
+        let (sim, a, b, s, rb) = connectedStream()
+        sim.network.partition(a.id, b.id)
+        a.write(s, [1]); a.write(s, [2])
+        a.abort(s)
+        sim.run(until: .zero + .seconds(1))
+        sim.network.healAll()
+        sim.run(until: .zero + .seconds(2))
+        #expect(rb()!.events == ["accepted \(s) from 0", "reset \(s)"])
+        _ = b
+    }
 }
 
 

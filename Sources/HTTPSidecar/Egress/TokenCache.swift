@@ -4,6 +4,8 @@ import MeshCore
 /// it. Sans-IO: the caller performs the fetch it is told to and reports the result.
 ///
 /// - A token is used until shortly before it expires (`expiryMargin`), so it does not expire in flight.
+///   Its life counts from when the fetch started, not when the answer came: the endpoint's clock
+///   started somewhere in between, and an answer held up by the network must not stretch it.
 /// - After `refreshShare` of its usable life, one background refresh starts while requests keep
 ///   using the current token: nobody waits for a routine refresh.
 /// - The caller asks before every attempt, retries included, so a request retried late in a long
@@ -49,6 +51,8 @@ public struct TokenCache: Sendable {
     public let config: Config
     private var token: Token?
     private var fetching = false
+    /// When the fetch under way started: what the token's life counts from.
+    private var fetchStartedAt: MeshInstant?
     private var lastFailure: (at: MeshInstant, message: String)?
 
     public init(_ config: Config = Config()) { self.config = config }
@@ -60,6 +64,7 @@ public struct TokenCache: Sendable {
         if let token, now < token.usableUntil {
             if now >= token.refreshAt && !fetching {
                 fetching = true
+                fetchStartedAt = now
                 return .useAndRefresh(token.value)
             }
             return .use(token.value)
@@ -68,6 +73,7 @@ public struct TokenCache: Sendable {
         if fetching { return .wait }
         if let lastFailure, now - lastFailure.at < config.retryAfterFailure { return .fail(lastFailure.message) }
         fetching = true
+        fetchStartedAt = now
         return .fetchAndWait
     }
 
@@ -76,14 +82,17 @@ public struct TokenCache: Sendable {
         let lifetime = expiresIn.map { max($0, .seconds(1)) } ?? config.defaultLifetime
         // ci/mutants: token-margin-zero (the next line)
         let margin = min(config.expiryMargin, lifetime / 2)
-        token = Token(value: value, refreshAt: now + (lifetime - margin) * config.refreshShare, usableUntil: now + lifetime - margin)
+        let issued = min(fetchStartedAt ?? now, now)
+        token = Token(value: value, refreshAt: issued + (lifetime - margin) * config.refreshShare, usableUntil: issued + lifetime - margin)
         fetching = false
+        fetchStartedAt = nil
         lastFailure = nil
     }
 
     /// The fetch failed; requests waiting for it fail with `message` (a usable token stays in use).
     public mutating func fetchFailed(_ message: String, now: MeshInstant) {
         fetching = false
+        fetchStartedAt = nil
         lastFailure = (now, message)
     }
 
