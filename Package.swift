@@ -66,6 +66,14 @@ let package = Package(
             path: "Sources/KafkaSidecar",
             swiftSettings: optimizedDebug
         ),
+        // StreamQuery: the ksqlDB-style SQL subset (lexer, parser, and in later steps the planner and
+        // operators), sans-IO, so the simulator runs it as production does.
+        .target(
+            name: "StreamQuery",
+            dependencies: ["MeshCore"],
+            path: "Sources/StreamQuery",
+            swiftSettings: optimizedDebug
+        ),
         // JWT verification against a JWKS (jwt-kit), for the HTTP sidecar's ingress and the Kafka REST port.
         .target(
             name: "SidecarAuth",
@@ -245,6 +253,7 @@ let package = Package(
             ],
             path: "Tests/HTTPSidecarNIOTests"
         ),
+        .testTarget(name: "StreamQueryTests", dependencies: ["StreamQuery", "MeshCore"], path: "Tests/StreamQueryTests"),
         .testTarget(name: "HTTPSidecarTests", dependencies: ["HTTPSidecar", "MeshCore", .product(name: "W3CTraceContext", package: "swift-w3c-trace-context")], path: "Tests/HTTPSidecarTests"),
         // One Kafka conformance suite, run against the simulated cluster and against librdkafka + the embedded broker.
         .testTarget(

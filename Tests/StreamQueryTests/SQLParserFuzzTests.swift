@@ -1,0 +1,124 @@
+import MeshCore
+import StreamQuery
+import Testing
+
+/// The parser reads text from any client: it must answer every input with a statement or an error,
+/// never crash, and stay linear. Inputs come from a seeded generator (`SQL_FUZZ_SEED` picks another
+/// seed; the failing input is printed): random bytes, soups of the grammar's own tokens, valid
+/// statements cut and spliced, and deep nesting of every recursive construct.
+@Suite struct SQLParserFuzzTests {
+    static let seed = UInt64(Environment.value("SQL_FUZZ_SEED") ?? "") ?? 20_261_207
+
+    static let valid = [
+        "CREATE STREAM pageviews (id BIGINT KEY, userid VARCHAR, amount DECIMAL(10, 2), tags ARRAY<STRING>, m MAP<STRING, INT>, s STRUCT<a INT, `b` STRING>) WITH (kafka_topic='pv', value_format='JSON', partitions=4);",
+        "CREATE TABLE users (id STRING PRIMARY KEY, name STRING) WITH (kafka_topic='users', value_format='JSON');",
+        "CREATE TABLE per_user AS SELECT userid, COUNT(*) AS n, SUM(amount) FROM pageviews WINDOW TUMBLING (SIZE 1 MINUTE, GRACE PERIOD 10 SECONDS) WHERE amount > 0 GROUP BY userid HAVING COUNT(*) > 1 EMIT CHANGES;",
+        "CREATE STREAM enriched AS SELECT p.id, u.name, CASE WHEN p.amount > 100 THEN 'big' ELSE 'small' END AS size FROM pageviews p LEFT JOIN users u ON p.userid = u.id PARTITION BY p.id EMIT CHANGES;",
+        "SELECT CAST(amount AS DOUBLE) * 2 + 1, tags[1], m['k'], s->a FROM pageviews WHERE userid LIKE 'u%' AND id NOT IN (1, 2, 3) EMIT CHANGES LIMIT 5;",
+        "INSERT INTO pageviews (id, userid, amount) VALUES (1, 'it''s', -12.50);",
+        "SHOW STREAMS; DESCRIBE pageviews EXTENDED; DROP TABLE IF EXISTS per_user DELETE TOPIC; TERMINATE ALL; SET 'a' = 'b'; UNSET 'a';",
+    ]
+
+    static let vocabulary = [
+        "SELECT", "FROM", "WHERE", "GROUP", "BY", "HAVING", "WINDOW", "TUMBLING", "HOPPING", "SESSION", "SIZE", "ADVANCE", "GRACE",
+        "PERIOD", "EMIT", "CHANGES", "FINAL", "LIMIT", "PARTITION", "JOIN", "LEFT", "ON", "AS", "AND", "OR", "NOT", "IS", "NULL",
+        "CASE", "WHEN", "THEN", "ELSE", "END", "IN", "BETWEEN", "LIKE", "CAST", "CREATE", "STREAM", "TABLE", "WITH", "INSERT",
+        "INTO", "VALUES", "KEY", "PRIMARY", "ARRAY", "MAP", "STRUCT", "DECIMAL", "INT", "STRING", "SECONDS", "COUNT", "(", ")",
+        "(", ")", ",", ";", ".", "[", "]", "*", "+", "-", "/", "%", "=", "<>", "<", ">", ">=", "->", "||", "'s'", "''", "`q`",
+        "1", "0", "-1", "2.5", "1e3", "9223372036854775808", "a", "b", "x", "--", "/*", "*/", "'", "`", "\"", "\n",
+    ]
+
+    /// Parses `text` both ways (alone and as a script) and checks the answers are well-formed.
+    private func exercise(_ text: String) {
+        do {
+            _ = try SQLParser.parse(text)
+        } catch {
+            #expect(error.position.line >= 1 && error.position.column >= 1, "bad position for \(text.debugDescription)")
+            #expect(error.position.offset <= text.utf8.count, "offset past the end for \(text.debugDescription)")
+        }
+        for piece in SQLScript.statements(text) {
+            #expect(text.contains(piece.text) || piece.text.isEmpty, "a piece that is not in the text for \(text.debugDescription)")
+        }
+    }
+
+    @Test func randomBytesNeverCrash() {
+        var random = SeededRandom(seed: Self.seed)
+        for _ in 0..<3000 {
+            let count = Int(random.next() % 200)
+            let bytes = (0..<count).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+            exercise(String(decoding: bytes, as: UTF8.self))
+        }
+    }
+
+    @Test func tokenSoupsNeverCrash() {
+        var random = SeededRandom(seed: Self.seed &+ 1)
+        for _ in 0..<5000 {
+            let count = Int(random.next() % 40)
+            let words = (0..<count).map { _ in Self.vocabulary[Int(random.next() % UInt64(Self.vocabulary.count))] }
+            exercise(words.joined(separator: random.next() % 4 == 0 ? "" : " "))
+        }
+    }
+
+    @Test func cutAndSplicedStatementsNeverCrash() {
+        var random = SeededRandom(seed: Self.seed &+ 2)
+        for _ in 0..<5000 {
+            let a = Array(Self.valid[Int(random.next() % UInt64(Self.valid.count))].utf8)
+            let b = Array(Self.valid[Int(random.next() % UInt64(Self.valid.count))].utf8)
+            let cut = Int(random.next() % UInt64(a.count + 1))
+            let from = Int(random.next() % UInt64(b.count + 1))
+            var bytes = Array(a[..<cut]) + Array(b[from...])
+            if random.next() % 3 == 0, !bytes.isEmpty {  // and one byte changed
+                bytes[Int(random.next() % UInt64(bytes.count))] = UInt8(truncatingIfNeeded: random.next() % 128)
+            }
+            exercise(String(decoding: bytes, as: UTF8.self))
+        }
+    }
+
+    @Test func everyValidStatementParses() {
+        for text in Self.valid {
+            for piece in SQLScript.statements(text) {
+                if case .failure(let error) = piece.result { Issue.record("\(piece.text): \(error)") }
+            }
+        }
+    }
+
+    /// Each recursive construct nested far past the limit: an error, and in time linear in the text.
+    @Test func deepNestingOfEveryConstructIsRefused() {
+        let depth = 50_000
+        let inputs = [
+            "SELECT " + String(repeating: "(", count: depth) + "1" + String(repeating: ")", count: depth) + " FROM s",
+            "SELECT " + String(repeating: "CASE WHEN ", count: depth) + "1",
+            "SELECT " + String(repeating: "f(", count: depth) + "1",
+            "SELECT " + String(repeating: "CAST(", count: depth) + "1",
+            "SELECT a" + String(repeating: "->b", count: depth) + " FROM s",
+            "SELECT " + String(repeating: "NOT ", count: depth) + "a FROM s",
+            "SELECT " + String(repeating: "+", count: depth) + "1 FROM s",
+            "SELECT a FROM s WHERE x IN (" + String(repeating: "x IN (", count: depth),
+            "CREATE STREAM s (a " + String(repeating: "MAP<STRING, ", count: depth) + "INT",
+            "CREATE STREAM s (a " + String(repeating: "STRUCT<b ", count: depth) + "INT",
+        ]
+        for text in inputs {
+            #expect(throws: SQLSyntaxError.self) { try SQLParser.parse(text) }
+            exercise(text)
+        }
+    }
+
+    @Test func oversizedTextIsRefusedBeforeAnyWork() {
+        let text = "SELECT " + String(repeating: "a, ", count: SQLLexer.maxBytes / 3) + "b FROM s"
+        #expect(throws: SQLSyntaxError.self) { try SQLParser.parse(text) }
+        #expect(SQLScript.statements(text).count == 1)
+    }
+}
+
+private enum Environment {
+    static func value(_ name: String) -> String? {
+        guard let p = getenv(name) else { return nil }
+        return String(cString: p)
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
