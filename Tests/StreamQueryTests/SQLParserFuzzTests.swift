@@ -1,3 +1,4 @@
+import Foundation
 import MeshCore
 import StreamQuery
 import Testing
@@ -71,6 +72,40 @@ import Testing
                 bytes[Int(random.next() % UInt64(bytes.count))] = UInt8(truncatingIfNeeded: random.next() % 128)
             }
             exercise(String(decoding: bytes, as: UTF8.self))
+        }
+    }
+
+    /// Expressions that parse are bound and evaluated against a row of edge values: every answer
+    /// is a value or a plan error, never a trap (overflow, a bad index, a division by zero).
+    @Test func boundExpressionsNeverTrap() {
+        let schema = RowSchema([
+            .init("A", .integer), .init("B", .bigint), .init("X", .double), .init("S", .string),
+            .init("D", .decimal(precision: 38, scale: 10)), .init("T", .array(.integer)), .init("TS", .timestamp),
+        ])
+        let rows: [[SQLValue]] = [
+            [.integer(.min), .bigint(.min), .double(.infinity), .string(""), .decimal(Decimal(string: "-9999999999999999999999999999.9999999999")!), .array([]), .timestamp(.min)],
+            [.integer(.max), .bigint(.max), .double(.nan), .string("%_%"), .decimal(0), .array([.integer(-1)]), .timestamp(.max)],
+            [.null, .null, .null, .null, .null, .null, .null],
+        ]
+        let atoms = ["a", "b", "x", "s", "d", "t", "ts", "0", "-1", "2147483647", "9223372036854775807", "-9223372036854775808",
+                     "1.5", "1e308", "'2024-02-29'", "NULL", "t[b]", "t[-2147483648]"]
+        let operators = ["+", "-", "*", "/", "%", "=", "<", "||", "AND", "OR"]
+        let functions = ["ABS", "ROUND", "FLOOR", "CEIL", "LEN", "UCASE", "SUBSTRING", "CAST"]
+        var random = SeededRandom(seed: Self.seed &+ 3)
+        func pick(_ list: [String]) -> String { list[Int(random.next() % UInt64(list.count))] }
+        for _ in 0..<4000 {
+            var text = pick(atoms)
+            for _ in 0..<Int(random.next() % 4) {
+                switch random.next() % 4 {
+                case 0: text = "\(pick(functions))(\(text))"
+                case 1: text = "CAST(\(text) AS \(pick(["INT", "BIGINT", "DOUBLE", "DECIMAL(5, 2)", "STRING", "DATE", "TIMESTAMP"])))"
+                case 2: text = "SUBSTRING(\(text), \(pick(atoms)), \(pick(atoms)))"
+                default: text = "(\(text) \(pick(operators)) \(pick(atoms)))"
+                }
+            }
+            guard case .select(let q)? = try? SQLParser.parse("SELECT \(text) FROM s"), case .expression(let e, _) = q.items[0],
+                  let bound = try? ExpressionBinder(schema).bind(e) else { continue }
+            for row in rows { _ = bound.expression.evaluate(row) }
         }
     }
 

@@ -14,8 +14,8 @@ public indirect enum SQLType: Hashable, Sendable, CustomStringConvertible {
     case map(key: SQLType, value: SQLType)
     case structure([SQLField])
 
-    /// The most digits a DECIMAL may have (ksqlDB's limit).
-    public static let maxPrecision = 1000
+    /// The most digits a DECIMAL may have: what the runtime computes exactly (Foundation.Decimal).
+    public static let maxPrecision = 38
 
     /// The type as ksqlDB writes it in `columnTypes` and schemas: `DECIMAL(10, 2)`,
     /// `ARRAY<STRING>`, `MAP<STRING, INTEGER>`, ``STRUCT<`A` INTEGER, `B` STRING>``.
