@@ -30,6 +30,11 @@ final class SidecarAppLedger {
     /// pushes the sidecar still waits for; a stale one is delivered (and counted) but not judged for
     /// order. Written by the pod when its engine abandons a push.
     var abandonedPushes: Set<String> = []
+    /// Whether the dead-letter topic holds a copy of a record now (set by the checker, which reads
+    /// the brokers' logs). A record dead-lettered for good lets its lane move on; when a crash
+    /// rewinds the partition before the commit, it comes back to the app after later records of its
+    /// lane did. That is a redelivery of a settled record, not a reordering, so it is not judged.
+    var hasDeadLetterCopy: (TopicPartition, Int64) -> Bool = { _, _ in false }
 }
 
 /// The fate the simulated app gives a record, from its value alone, so a checker can recompute it:
@@ -183,7 +188,11 @@ final class KafkaSidecarApp: SimProcess {
                 let lane = ordering == .key ? "\(tp)/\(r.key ?? "")" : "\(tp)"
                 if ordering != .none,
                    let (invariant, message) = KafkaSidecarChecks.orderViolation(lane: lane, lastFirstDelivery: ledger.lastFirstDelivery[lane], offset: r.offset) {
-                    host.simulation.violation(invariant, message)
+                    if ledger.hasDeadLetterCopy(tp, r.offset) {
+                        host.simulation.coverage.hit("kafka-sidecar.redelivered-after-dead-letter")
+                    } else {
+                        host.simulation.violation(invariant, message)
+                    }
                 }
                 ledger.lastFirstDelivery[lane] = max(ledger.lastFirstDelivery[lane] ?? -1, r.offset)
             }

@@ -126,6 +126,11 @@ final class KafkaSidecarChecker {
         self.config = config
         self.maxAttempts = maxAttempts
         self.ledger = ledger
+        ledger.hasDeadLetterCopy = { [weak self] tp, offset in
+            guard let self else { return false }
+            self.scanDeadLetters()
+            return self.deadLetteredOffsets[tp]?.contains(offset) == true
+        }
     }
 
     var deadLetterTopic: String { config.topic + ".dlq" }

@@ -34,8 +34,8 @@ struct RecordSlot {
     }
 
     var isFinished: Bool { if case .finished = state { true } else { false } }
-    /// The app is done with it (finished, or only its dead-letter copy is outstanding): it no longer
-    /// holds back later records of its lane.
+    /// The app is done with it (finished, or only its dead-letter copy is outstanding): it is not
+    /// pushed again, though until it is finished it still holds back later records of its lane.
     var isSettledForApp: Bool {
         switch state {
         case .finished, .deadLettering, .deadLetterWaiting: true

@@ -290,7 +290,18 @@ public final class ReactiveConsumer {
         var blockedKeys: Set<[UInt8]> = []
         scan: for i in ledger.indices {
             let slot = ledger[i]
-            if slot.isSettledForApp { continue }
+            if slot.isFinished { continue }
+            if slot.isSettledForApp {
+                // Dead-lettered, its copy not yet acknowledged: a crash now would bring the record
+                // back to the app, so its lane waits for the copy, or a later record of the lane
+                // could reach the app before it. It is not pushed again.
+                switch config.ordering {
+                case .partition: break scan
+                case .key: blockedKeys.insert(slot.record.key ?? [])
+                case .none: break
+                }
+                continue
+            }
             let due: Bool
             if case .waiting(let at) = slot.state { due = at <= now } else { due = false }
             let room = taken.count < config.maxBatchRecords
