@@ -109,6 +109,33 @@ import Testing
         }
     }
 
+    /// Record values from a hostile producer: cut and mutated JSON, DELIMITED lines and KAFKA
+    /// primitives read into a row of every type. Each gets a row or a refusal, never a trap.
+    @Test func hostileRecordsAreReadOrRefusedNeverTrap() throws {
+        let json = try SQLParser.parse("CREATE STREAM s (id INT KEY, a BIGINT, b DECIMAL(5, 2), c ARRAY<MAP<STRING, INT>>, d STRUCT<x TIMESTAMP, y DATE>, e TIME, f BYTES, g DOUBLE) WITH (kafka_topic='s')")
+        let delimited = try SQLParser.parse("CREATE STREAM t (id INT KEY, a BIGINT, b DECIMAL(5, 2), e TIME, g DOUBLE, s STRING) WITH (kafka_topic='t', value_format='DELIMITED')")
+        guard case .createSource(let j) = json, case .createSource(let d) = delimited else { Issue.record("not CREATEs"); return }
+        let sources = [try SourceDescription(j), try SourceDescription(d)]
+        let seeds = [
+            #"{"a":9223372036854775807,"b":"999.99","c":[{"k":2147483647}],"d":{"x":-9223372036854775808,"y":2147483647},"e":86399999,"f":"AAEC","g":1e308}"#,
+            #"1,-9223372036854775808,"-999.99",0,-1e-308,"""""#,
+        ]
+        var random = SeededRandom(seed: Self.seed &+ 4)
+        for _ in 0..<6000 {
+            var bytes = Array(seeds[Int(random.next() % 2)].utf8)
+            for _ in 0..<Int(random.next() % 4) {
+                let at = Int(random.next() % UInt64(bytes.count + 1))
+                switch random.next() % 3 {
+                case 0: if at < bytes.count { bytes.remove(at: at) }
+                case 1: bytes.insert(Array(#"{}[],:"0-.eE\u"#.utf8)[Int(random.next() % 14)], at: at)
+                default: if at < bytes.count { bytes[at] = UInt8(truncatingIfNeeded: random.next()) }
+                }
+            }
+            let key = (0..<Int(random.next() % 6)).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+            for source in sources { _ = try? RowCodec.decode(source, key: key, value: bytes, headers: []) }
+        }
+    }
+
     @Test func everyValidStatementParses() {
         for text in Self.valid {
             for piece in SQLScript.statements(text) {
