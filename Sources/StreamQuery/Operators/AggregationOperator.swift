@@ -1,6 +1,6 @@
-/// Runs an ``AggregationPlan`` over the records of one input partition (one task, as Kafka Streams
-/// has): each record updates its group's accumulators, in every window it falls in, and each
-/// updated group's row is output (`EMIT CHANGES`).
+/// Runs an ``AggregationPlan`` over a query's input records: each record updates its group's
+/// accumulators, in every window it falls in, and each updated group's row is output
+/// (`EMIT CHANGES`).
 ///
 /// Event time is the plan's timestamp column, else the record's timestamp. Stream time is the
 /// highest event time seen. A window closes when stream time reaches its end plus the grace
@@ -35,6 +35,13 @@ public struct AggregationOperator: Sendable {
     /// The earliest moment (in stream time) an open window closes; nil when none is open.
     private var nextClose: Int64?
 
+    /// Whether changed groups are kept for ``takeChanges()`` (a state store reads them; a changed
+    /// group of a closed window stays in memory until it is taken).
+    public var tracksChanges = false
+    /// Groups changed since the last ``takeChanges()``, in the order they first changed.
+    private var changed: [GroupKey] = []
+    private var changedSet: Set<GroupKey> = []
+
     public init(_ plan: AggregationPlan) {
         self.plan = plan
         grace = plan.window.flatMap { $0.grace?.milliseconds } ?? Self.defaultGrace
@@ -44,6 +51,31 @@ public struct AggregationOperator: Sendable {
             case .session(let gap): gap.milliseconds
             }
         }
+    }
+
+    /// An operator resumed from stored state: its groups and its stream time. Windows that closed
+    /// are not taken back into memory (their rows stay in the store).
+    public init(_ plan: AggregationPlan, restoring groups: [GroupKey: Group], streamTime: Int64) {
+        self.init(plan)
+        self.streamTime = streamTime
+        for (key, group) in groups {
+            if let start = key.windowStart, let size = windowSize {
+                let closes = start.adding(size).adding(grace)
+                if closes.isClosed(at: streamTime) { continue }
+                nextClose = min(nextClose ?? closes, closes)
+            }
+            self.groups[key] = group
+        }
+    }
+
+    /// The groups changed since the last call, with their state now, in the order they first
+    /// changed: what a batch writes to the store.
+    public mutating func takeChanges() -> [(GroupKey, Group)] {
+        defer {
+            changed.removeAll()
+            changedSet.removeAll()
+        }
+        return changed.compactMap { key in groups[key].map { (key, $0) } }
     }
 
     /// The changes `input` makes: one output per group (and window) it updated, in window order.
@@ -74,6 +106,7 @@ public struct AggregationOperator: Sendable {
             group.timestamp = max(group.timestamp, time)
             if let output = output(for: key, &group, window: window) { outputs.append(output) }
             groups[key] = group
+            if tracksChanges, changedSet.insert(key).inserted { changed.append(key) }
             if let window {
                 let closes = window.upperBound.adding(grace)
                 nextClose = min(nextClose ?? closes, closes)
@@ -107,13 +140,14 @@ public struct AggregationOperator: Sendable {
     }
 
     /// Drops windows that closed: they can change no more (their rows are in the output already).
+    /// A group changed since the last ``takeChanges()`` stays until it is taken.
     private mutating func evictClosedWindows() {
         guard let close = nextClose, close.isClosed(at: streamTime) else { return }
         nextClose = nil
         for (key, _) in groups {
             guard let start = key.windowStart, let size = windowSize else { continue }
             let closes = start.adding(size).adding(grace)
-            if closes.isClosed(at: streamTime) {
+            if closes.isClosed(at: streamTime) && !changedSet.contains(key) {
                 groups[key] = nil
             } else {
                 nextClose = min(nextClose ?? closes, closes)

@@ -1,9 +1,14 @@
 import MeshCore
 
 /// A persistent query (`CREATE STREAM|TABLE ... AS SELECT`) as records in and records out: each
-/// consumed record is read into its source's row, run through the plan's operator (one per input
-/// partition, as Kafka Streams runs one task per partition), and every output change becomes a
-/// record for the sink topic. Sans-IO: the caller consumes, produces and commits.
+/// consumed record is read into its source's row, run through the plan's operator, and every
+/// output change becomes a record for the sink topic. Sans-IO: the caller consumes, produces and
+/// commits.
+///
+/// An aggregation keeps one operator over all the input partitions the query reads, so a group
+/// whose records are spread over partitions is counted whole. (ksqlDB instead re-partitions the
+/// input by the GROUP BY key through an internal topic, so that each instance owns whole groups;
+/// until that lands here, an aggregation runs in one process that reads every partition.)
 ///
 /// Windowed table rows are keyed as ksqlDB keys them: the key's bytes followed by the window's
 /// start as an 8-byte big-endian integer. The trace context of the input record (`traceparent`,
@@ -17,7 +22,8 @@ public struct PersistentQuery: Sendable {
     public private(set) var refusedRecords: Int64 = 0
     /// The last reason a record was refused, for the query's status.
     public private(set) var lastRefusal: String?
-    private var aggregations: [TopicPartition: AggregationOperator] = [:]
+    /// The aggregation operator, once a record came (the state store reads and restores it).
+    var aggregation: AggregationOperator?
 
     /// The query for `statement`, planned against `catalog`; its sink is described but not added.
     public init(_ statement: CreateAsSelect, catalog: Catalog, number: Int) throws(PlanError) {
@@ -62,9 +68,9 @@ public struct PersistentQuery: Sendable {
         case .projection(let p):
             outputs = ProjectionOperator(p).process(input).map { [$0] } ?? []
         case .aggregation(let a):
-            var op = aggregations.removeValue(forKey: record.topicPartition) ?? AggregationOperator(a)
+            var op = aggregation.take() ?? AggregationOperator(a)
             outputs = op.process(input)
-            aggregations[record.topicPartition] = op
+            aggregation = op
         }
         let trace = record.headers.filter { $0.key == "traceparent" || $0.key == "tracestate" }
         return outputs.map { out in
@@ -76,9 +82,9 @@ public struct PersistentQuery: Sendable {
         }
     }
 
-    /// Late records the query's windows dropped, over all partitions.
-    public var lateRecords: Int64 { aggregations.values.reduce(0) { $0 + $1.lateRecords } }
+    /// Late records the query's windows dropped.
+    public var lateRecords: Int64 { aggregation?.lateRecords ?? 0 }
 
-    /// What the operators hold in memory for `partition` (for tests and the state store to come).
-    public func aggregation(_ partition: TopicPartition) -> AggregationOperator? { aggregations[partition] }
+    /// What the aggregation holds in memory.
+    public var aggregationState: AggregationOperator? { aggregation }
 }
