@@ -75,9 +75,7 @@ public struct PersistentQuery: Sendable {
         let trace = record.headers.filter { $0.key == "traceparent" || $0.key == "tracestate" }
         return outputs.map { out in
             var key = RowCodec.encodeKey(out.key)
-            if let window = out.window, key != nil {
-                key! += (0..<8).reversed().map { UInt8(truncatingIfNeeded: UInt64(bitPattern: window.lowerBound) >> (8 * UInt64($0))) }
-            }
+            if let window = out.window, key != nil { StateCodec.int(window.lowerBound, &key!) }  // 8 bytes, big-endian
             return ProducerRecord(topic: sink.topic, key: key, value: RowCodec.encodeValue(sink.columns, out.values), headers: trace, timestamp: out.timestamp)
         }
     }
