@@ -66,7 +66,7 @@ final class KafkaRESTProducerProcess: SimProcess {
                              body: Array("{\"keyFormat\":\"json\",\"valueFormat\":\"json\",\"records\":[{\"key\":\"k\(sequence % 8)\",\"value\":\"\(name)\"}]}".utf8))
             : ProduceRequest(method: "POST", path: "/topics/\(config.topic)", contentType: "application/vnd.kafka.json.v2+json", correlationId: name,
                              body: Array("{\"records\":[{\"key\":\"k\(sequence % 8)\",\"value\":\"\(name)\",\"headers\":{\"Authorization\":\"Bearer x\"}}]}".utf8))
-        guard case .send(let plan) = ProduceRoutes.decide(request, config: ProduceFrontConfig(), random: &random), let record = plan.records.first else {
+        guard case .send(let plan) = ProduceRoutes.decide(request, config: ProduceFrontConfig(), random: &random), !plan.batch.isEmpty else {
             host.simulation.violation("kafka-sidecar.produce-front", "the REST front refused \(String(decoding: request.body, as: UTF8.self))")
             return
         }
@@ -74,6 +74,7 @@ final class KafkaRESTProducerProcess: SimProcess {
         // from either shape: it lands on one partition and is one lane for keyed ordering. (With a
         // string key in one shape and a JSON one in the other, `k3` and `"k3"` would be two Kafka keys
         // that an app reading the push cannot tell apart.)
+        let record = plan.batch.record(0)
         KafkaProducerProcess.send(record, as: String(decoding: record.value ?? [], as: UTF8.self), by: producer, on: host)
     }
 
@@ -87,7 +88,7 @@ final class KafkaRESTProducerProcess: SimProcess {
         case .answer(let answer):
             host.simulation.violation("kafka-sidecar.produce-front", "\(h.0) \(h.1) \(h.3) was answered \(answer.status), not \(h.4)")
         case .send(let plan):
-            host.simulation.violation("kafka-sidecar.produce-front", "\(h.0) \(h.1) \(h.3) was accepted: \(plan.records.count) record(s) to produce")
+            host.simulation.violation("kafka-sidecar.produce-front", "\(h.0) \(h.1) \(h.3) was accepted: \(plan.batch.count) record(s) to produce")
         case .notProduce:
             host.simulation.violation("kafka-sidecar.produce-front", "\(h.0) \(h.1) was not taken as a produce request")
         }

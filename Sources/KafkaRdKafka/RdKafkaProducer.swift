@@ -74,6 +74,55 @@ public final class RdKafkaProducer: KafkaProducer, @unchecked Sendable {
         }
     }
 
+    /// Packed records in one pass over their one buffer: librdkafka copies each key, value and header
+    /// straight from the spans, with no per-record arrays on the way.
+    public func sendPacked(_ batch: PackedRecords, _ completion: @escaping @Sendable ([Result<RecordMetadata, KafkaError>]) -> Void) {
+        guard !batch.isEmpty else { return completion([]) }
+        let delivery = DeliveryBatch(count: batch.count, completion)
+        do throws(KafkaError) {
+            try client.use("produce") { (rk: OpaquePointer) throws(KafkaError) in
+                let rkt = topics.handle(rk, batch.topic)
+                batch.storage.withUnsafeBytes { storage in
+                    func bytes(_ span: PackedRecords.Span) -> UnsafeRawBufferPointer? {
+                        guard !span.isNull else { return nil }
+                        // A non-null, zero-length span still needs a non-null pointer.
+                        let base = storage.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!
+                        return UnsafeRawBufferPointer(start: base + span.start, count: span.count)
+                    }
+                    for (i, record) in batch.records.enumerated() {
+                        var headers: OpaquePointer?
+                        let count = record.headers.count + batch.shared.count
+                        if count > 0 {
+                            headers = rd_kafka_headers_new(count)
+                            for h in batch.headers[record.headers] { Self.addHeader(headers, h.name, bytes(h.value)) }
+                            for h in batch.shared {
+                                if let value = h.value { value.withUnsafeBytes { Self.addHeader(headers, h.key, $0) } } else { Self.addHeader(headers, h.key, nil) }
+                            }
+                        }
+                        do throws(KafkaError) {
+                            try Self.enqueue(rk, rkt, topic: batch.topic, partition: record.partition < 0 ? nil : record.partition,
+                                             key: bytes(record.key), value: bytes(record.value),
+                                             timestamp: record.timestamp < 0 ? nil : record.timestamp, headers: headers, opaque: delivery.opaque(i))
+                        } catch {
+                            delivery.deliver(i, .failure(error))
+                        }
+                    }
+                }
+            }
+        } catch {
+            let closed = error.code == "client_closed" ? KafkaError(code: "producer_closed", message: "the producer is closed") : error
+            for i in batch.records.indices { delivery.deliver(i, .failure(closed)) }
+        }
+    }
+
+    private static func addHeader(_ headers: OpaquePointer?, _ name: String, _ value: UnsafeRawBufferPointer?) {
+        if let value {
+            _ = rd_kafka_header_add(headers, name, -1, value.baseAddress ?? UnsafeRawPointer(bitPattern: 1), value.count)
+        } else {
+            _ = rd_kafka_header_add(headers, name, -1, nil, 0)
+        }
+    }
+
     /// Enqueues one record, to the cached topic handle `rkt` when there is one (skipping
     /// librdkafka's lookup by name), with `opaque` (its delivery slot) as the message's opaque.
     private static func enqueue(_ rk: OpaquePointer, _ rkt: OpaquePointer?, _ record: ProducerRecord, _ opaque: UnsafeMutableRawPointer) throws(KafkaError) {
@@ -81,43 +130,56 @@ public final class RdKafkaProducer: KafkaProducer, @unchecked Sendable {
         if !record.headers.isEmpty {
             headers = rd_kafka_headers_new(record.headers.count)
             for h in record.headers {
-                if let value = h.value {
-                    value.withUnsafeBytes { _ = rd_kafka_header_add(headers, h.key, -1, $0.baseAddress ?? UnsafeRawPointer(bitPattern: 1), $0.count) }
-                } else {
-                    _ = rd_kafka_header_add(headers, h.key, -1, nil, 0)
+                if let value = h.value { value.withUnsafeBytes { addHeader(headers, h.key, $0) } } else { addHeader(headers, h.key, nil) }
+            }
+        }
+        let outcome = withBytes(record.key) { key in
+            withBytes(record.value) { value in
+                Result { () throws(KafkaError) in
+                    try enqueue(rk, rkt, topic: record.topic, partition: record.partition, key: key, value: value, timestamp: record.timestamp,
+                                headers: headers, opaque: opaque)
                 }
             }
         }
-        let error: OpaquePointer? = record.topic.withCString { topic in
-            withBytes(record.key) { key in
-                withBytes(record.value) { value in
-                    // At most 8 fields, built on the stack: no allocation per record.
-                    withUnsafeTemporaryAllocation(of: rd_kafka_vu_t.self, capacity: 8) { vus in
-                        var n = 0
-                        func add(_ type: rd_kafka_vtype_t, _ fill: (inout rd_kafka_vu_t) -> Void) {
-                            var v = rd_kafka_vu_t()
-                            v.vtype = type
-                            fill(&v)
-                            vus.initializeElement(at: n, to: v)
-                            n += 1
-                        }
-                        if let rkt { add(RD_KAFKA_VTYPE_RKT) { $0.u.ptr = UnsafeMutableRawPointer(rkt) } } else { add(RD_KAFKA_VTYPE_TOPIC) { $0.u.cstr = topic } }
-                        if let p = record.partition { add(RD_KAFKA_VTYPE_PARTITION) { $0.u.i32 = p } }
-                        if let key { add(RD_KAFKA_VTYPE_KEY) { $0.u.mem.ptr = UnsafeMutableRawPointer(mutating: key.baseAddress); $0.u.mem.size = key.count } }
-                        if let value { add(RD_KAFKA_VTYPE_VALUE) { $0.u.mem.ptr = UnsafeMutableRawPointer(mutating: value.baseAddress); $0.u.mem.size = value.count } }
-                        add(RD_KAFKA_VTYPE_MSGFLAGS) { $0.u.i = RD_KAFKA_MSG_F_COPY }
-                        add(RD_KAFKA_VTYPE_OPAQUE) { $0.u.ptr = opaque }
-                        if let ts = record.timestamp { add(RD_KAFKA_VTYPE_TIMESTAMP) { $0.u.i64 = ts } }
-                        if let headers { add(RD_KAFKA_VTYPE_HEADERS) { $0.u.headers = headers } }
-                        return rd_kafka_produceva(rk, vus.baseAddress, n)
-                    }
-                }
+        try outcome.get()
+    }
+
+    /// Enqueues one record from raw parts; librdkafka copies the key and value and takes the headers
+    /// (on failure they are freed here, and the caller delivers the error).
+    private static func enqueue(
+        _ rk: OpaquePointer, _ rkt: OpaquePointer?, topic: String, partition: Int32?, key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?,
+        timestamp: Int64?, headers: OpaquePointer?, opaque: UnsafeMutableRawPointer
+    ) throws(KafkaError) {
+        // At most 8 fields, built on the stack: no allocation per record.
+        let error: OpaquePointer? = withUnsafeTemporaryAllocation(of: rd_kafka_vu_t.self, capacity: 8) { vus in
+            var n = 0
+            func add(_ type: rd_kafka_vtype_t, _ fill: (inout rd_kafka_vu_t) -> Void) {
+                var v = rd_kafka_vu_t()
+                v.vtype = type
+                fill(&v)
+                vus.initializeElement(at: n, to: v)
+                n += 1
+            }
+            if let p = partition { add(RD_KAFKA_VTYPE_PARTITION) { $0.u.i32 = p } }
+            if let key { add(RD_KAFKA_VTYPE_KEY) { $0.u.mem.ptr = UnsafeMutableRawPointer(mutating: key.baseAddress); $0.u.mem.size = key.count } }
+            if let value { add(RD_KAFKA_VTYPE_VALUE) { $0.u.mem.ptr = UnsafeMutableRawPointer(mutating: value.baseAddress); $0.u.mem.size = value.count } }
+            add(RD_KAFKA_VTYPE_MSGFLAGS) { $0.u.i = RD_KAFKA_MSG_F_COPY }
+            add(RD_KAFKA_VTYPE_OPAQUE) { $0.u.ptr = opaque }
+            if let timestamp { add(RD_KAFKA_VTYPE_TIMESTAMP) { $0.u.i64 = timestamp } }
+            if let headers { add(RD_KAFKA_VTYPE_HEADERS) { $0.u.headers = headers } }
+            if let rkt {
+                add(RD_KAFKA_VTYPE_RKT) { $0.u.ptr = UnsafeMutableRawPointer(rkt) }
+                return rd_kafka_produceva(rk, vus.baseAddress, n)
+            }
+            return topic.withCString { name in
+                add(RD_KAFKA_VTYPE_TOPIC) { $0.u.cstr = name }
+                return rd_kafka_produceva(rk, vus.baseAddress, n)
             }
         }
         if let error {
             // Not enqueued: we still own the headers, and the caller delivers the failure.
             if let headers { rd_kafka_headers_destroy(headers) }
-            throw KafkaError(consuming: error, context: "produce to \(record.topic)")
+            throw KafkaError(consuming: error, context: "produce to \(topic)")
         }
     }
 

@@ -203,6 +203,21 @@ struct JSONReader {
         return try unescape(raw, at: start)
     }
 
+    /// A string's raw content: the span between its quotes (validated) and whether it holds escapes.
+    /// Without escapes the span's bytes are the string's UTF-8 as they stand, and nothing is copied.
+    mutating func stringContent() throws(Malformed) -> (span: Range<Int>, escaped: Bool) {
+        skipSpace()
+        guard peek == UInt8(ascii: "\"") else { throw fail("expected a string") }
+        let start = index + 1
+        let escaped = try skipString()
+        return (start..<(index - 1), escaped)
+    }
+
+    /// The UTF-8 of a string whose raw content is `span` (from ``stringContent()``), escapes resolved.
+    func unescaped(_ span: Range<Int>) throws(Malformed) -> [UInt8] {
+        try unescape(bytes[span], at: span.lowerBound)
+    }
+
     private func unescape(_ raw: ArraySlice<UInt8>, at offset: Int) throws(Malformed) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(raw.count)
@@ -262,15 +277,19 @@ struct JSONReader {
         return true
     }
 
-    /// A string: no raw control characters, only the escapes JSON defines, valid UTF-8.
-    private mutating func skipString() throws(Malformed) {
+    /// A string: no raw control characters, only the escapes JSON defines, valid UTF-8. Returns
+    /// whether it held an escape.
+    @discardableResult
+    private mutating func skipString() throws(Malformed) -> Bool {
         index += 1
+        var escaped = false
         while let c = peek {
             switch c {
             case UInt8(ascii: "\""):
                 index += 1
-                return
+                return escaped
             case UInt8(ascii: "\\"):
+                escaped = true
                 index += 1
                 guard let e = peek else { throw fail("the string ends early") }
                 index += 1

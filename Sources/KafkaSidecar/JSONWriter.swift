@@ -11,7 +11,19 @@ struct JSONWriter {
 
     mutating func raw(_ other: [UInt8]) { bytes.append(contentsOf: other) }
 
-    mutating func int<T: BinaryInteger>(_ n: T) { bytes.append(contentsOf: String(n).utf8) }
+    /// A decimal integer, written digit by digit (no `String` made for it).
+    mutating func int<T: SignedInteger & FixedWidthInteger>(_ n: T) {
+        let value = Int64(n)
+        if value < 0 { bytes.append(UInt8(ascii: "-")) }
+        // The magnitude is unsigned, so Int64.min has one too.
+        var rest = value.magnitude
+        let start = bytes.count
+        repeat {
+            bytes.append(UInt8(ascii: "0") + UInt8(rest % 10))
+            rest /= 10
+        } while rest > 0
+        bytes[start...].reverse()
+    }
 
     mutating func bool(_ b: Bool) { b ? raw("true") : raw("false") }
 
@@ -130,32 +142,40 @@ enum Base64 {
 
     /// Decodes standard base64 (padding required when the length is not a multiple of 4); `nil` when malformed.
     static func decode(_ text: String) -> [UInt8]? {
-        let input = Array(text.utf8)
-        guard input.count % 4 == 0 else { return nil }
         var out: [UInt8] = []
-        out.reserveCapacity(input.count / 4 * 3)
-        var i = 0
-        while i < input.count {
-            let last = i + 4 == input.count
-            var values: [UInt32] = [0, 0, 0, 0]
+        return decode(Array(text.utf8)[...], into: &out) ? out : nil
+    }
+
+    /// Decodes standard base64 from `input` onto the end of `out`; `false` when malformed (then `out`
+    /// is as it was).
+    static func decode(_ input: ArraySlice<UInt8>, into out: inout [UInt8]) -> Bool {
+        guard input.count % 4 == 0 else { return false }
+        let before = out.count
+        out.reserveCapacity(before + input.count / 4 * 3)
+        var i = input.startIndex
+        while i < input.endIndex {
+            let last = i + 4 == input.endIndex
+            var n: UInt32 = 0
             var pad = 0
             for k in 0..<4 {
                 let c = input[i + k]
+                n <<= 6
                 if c == UInt8(ascii: "=") && last && k >= 2 {
                     pad += 1
                     continue
                 }
-                guard pad == 0 else { return nil }
                 let v = reverse[Int(c)]
-                guard v != 0xFF else { return nil }
-                values[k] = UInt32(v)
+                guard pad == 0, v != 0xFF else {
+                    out.removeSubrange(before...)
+                    return false
+                }
+                n |= UInt32(v)
             }
-            let n = values[0] << 18 | values[1] << 12 | values[2] << 6 | values[3]
             out.append(UInt8(n >> 16 & 0xFF))
             if pad < 2 { out.append(UInt8(n >> 8 & 0xFF)) }
             if pad < 1 { out.append(UInt8(n & 0xFF)) }
             i += 4
         }
-        return out
+        return true
     }
 }

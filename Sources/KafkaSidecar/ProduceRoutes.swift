@@ -45,8 +45,8 @@ public enum ProduceDecision: Sendable {
 
 /// Records to send for one accepted request, and how to answer it.
 public struct ProducePlan: Sendable {
-    public var topic: String
-    public var records: [ProducerRecord]
+    public var topic: String { batch.topic }
+    public var batch: PackedRecords
     public var flavour: ProduceFlavour
     /// `?async=true`: answered 204 before the results are known.
     public var async: Bool
@@ -56,6 +56,12 @@ public struct ProducePlan: Sendable {
 
     /// The answer once every record's result is in (in request order).
     public func answer(_ results: [Result<RecordMetadata, KafkaError>]) -> RESTAnswer {
+        Self.answer(results, topic: topic, flavour: flavour)
+    }
+
+    /// The answer to a request to `topic` in `flavour` once every result is in (a completion can keep
+    /// these two instead of the whole plan and its records).
+    public static func answer(_ results: [Result<RecordMetadata, KafkaError>], topic: String, flavour: ProduceFlavour) -> RESTAnswer {
         let status = ProduceFront.status(results)
         switch flavour {
         case .confluent:
@@ -114,9 +120,9 @@ public enum ProduceRoutes {
         }
         let context = ProduceContext(traceparent: request.traceparent, tracestate: request.tracestate, correlationId: request.correlationId)
         do {
-            let records = try ProduceFront.decode(shape, topic: topic, partition: partition, body: request.body, context: context, config: config,
-                                                  random: &random)
-            return .send(ProducePlan(topic: topic, records: records, flavour: flavour, async: request.query.first("async") == "true"))
+            let batch = try ProduceFront.decode(shape, topic: topic, partition: partition, body: request.body, context: context, config: config,
+                                                random: &random)
+            return .send(ProducePlan(batch: batch, flavour: flavour, async: request.query.first("async") == "true"))
         } catch {
             return .answer(refusal(error, flavour))
         }

@@ -36,13 +36,14 @@ public final class ProduceService: Sendable {
         let started = NIODeadline.now()
         let metrics = self.metrics
         if plan.async {
-            producer.sendBatch(plan.records) { results in metrics.produced(results, since: started) }
+            producer.sendPacked(plan.batch) { results in metrics.produced(results, since: started) }
             return loop.makeSucceededFuture(Self.response(ProducePlan.accepted))
         }
         let promise = loop.makePromise(of: RESTResponse.self)
-        producer.sendBatch(plan.records) { results in
+        let (topic, flavour) = (plan.topic, plan.flavour)
+        producer.sendPacked(plan.batch) { results in
             metrics.produced(results, since: started)
-            promise.succeed(Self.response(plan.answer(results)))
+            promise.succeed(Self.response(ProducePlan.answer(results, topic: topic, flavour: flavour)))
         }
         return promise.futureResult
     }

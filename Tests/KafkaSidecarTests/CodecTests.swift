@@ -104,7 +104,7 @@ import Testing
           {"key":"","value":"s"}]}
         """
         let records = try ProduceFront.decode(.lightMesh, topic: "t", body: Array(body.utf8),
-                                              context: ProduceContext(traceparent: parent, correlationId: "req-1"), random: &random)
+                                              context: ProduceContext(traceparent: parent, correlationId: "req-1"), random: &random).unpacked()
         #expect(records.count == 3)
         let names = records[0].headers.map { $0.key.lowercased() }
         #expect(!names.contains("authorization") && !names.contains("cookie"))
@@ -115,7 +115,7 @@ import Testing
         #expect(header(records[0], "x-traceability-id") == "t-1")
         let trace = try #require(header(records[0], "traceparent"))
         #expect(trace.hasPrefix("00-0af7651916cd43dd8448eb211c80319c-") && !trace.contains("b7ad6b7169203331"))
-        #expect(header(records[1], "traceparent") != trace)  // a new span per record
+        #expect(header(records[1], "traceparent") == trace)  // one span for the request's records
         #expect(records[0].value == Array("{\"x\":1}".utf8))
         #expect(records[1].key == nil && records[1].partition == 1)
         #expect(records[2].key == [])
@@ -123,10 +123,10 @@ import Testing
 
     @Test mutating func confluentShapesAndStrimziExtras() throws {
         let binary = "{\"records\":[{\"key\":\"\(Base64.encode([1, 2]))\",\"value\":\"\(Base64.encode([0xFF]))\",\"headers\":[{\"key\":\"h\",\"value\":\"\(Base64.encode(Array("v".utf8)))\"}],\"timestamp\":1700000000000}]}"
-        let b = try ProduceFront.decode(.confluentBinary, topic: "t", partition: 3, body: Array(binary.utf8), context: ProduceContext(), random: &random)
+        let b = try ProduceFront.decode(.confluentBinary, topic: "t", partition: 3, body: Array(binary.utf8), context: ProduceContext(), random: &random).unpacked()
         #expect(b[0].key == [1, 2] && b[0].value == [0xFF] && b[0].partition == 3 && b[0].timestamp == 1_700_000_000_000)
         #expect(b[0].headers.first == KafkaHeader("h", Array("v".utf8)))
-        let json = try ProduceFront.decode(.confluentJSON, topic: "t", body: Array("{\"records\":[{\"value\":{\"a\":\"b\"}}]}".utf8), context: ProduceContext(), random: &random)
+        let json = try ProduceFront.decode(.confluentJSON, topic: "t", body: Array("{\"records\":[{\"value\":{\"a\":\"b\"}}]}".utf8), context: ProduceContext(), random: &random).unpacked()
         #expect(json[0].key == nil && json[0].value == Array("{\"a\":\"b\"}".utf8))
         #expect(ProduceShape.confluent(contentType: "application/vnd.kafka.binary.v2+json; charset=utf-8") == .confluentBinary)
         #expect(ProduceShape.confluent(contentType: "application/json") == nil)
@@ -177,11 +177,11 @@ import Testing
     @Test mutating func jsonKeysKeepTheirBytes() throws {
         let key = "{\"b\":1,\"a\":[2,{\"d\":null,\"c\":\"\\u00e9\"}]}"
         let body = "{\"records\":[{\"key\":\(key),\"value\":  {\"z\":1, \"y\":2}  }]}"
-        let records = try ProduceFront.decode(.confluentJSON, topic: "t", body: Array(body.utf8), context: ProduceContext(), random: &random)
+        let records = try ProduceFront.decode(.confluentJSON, topic: "t", body: Array(body.utf8), context: ProduceContext(), random: &random).unpacked()
         #expect(records[0].key == Array(key.utf8))
         #expect(records[0].value == Array("{\"z\":1, \"y\":2}".utf8))
         let nulls = try ProduceFront.decode(.confluentJSON, topic: "t", body: Array("{\"records\":[{\"key\":null,\"value\":null}]}".utf8),
-                                            context: ProduceContext(), random: &random)
+                                            context: ProduceContext(), random: &random).unpacked()
         #expect(nulls[0].key == nil && nulls[0].value == nil)
     }
 
@@ -189,7 +189,7 @@ import Testing
     @Test mutating func strimziTextShape() throws {
         #expect(ProduceShape.confluent(contentType: "application/vnd.kafka.text.v2+json") == .confluentText)
         let records = try ProduceFront.decode(.confluentText, topic: "t", body: Array("{\"records\":[{\"key\":\"k\",\"value\":\"caf\\u00e9\"}]}".utf8),
-                                              context: ProduceContext(), random: &random)
+                                              context: ProduceContext(), random: &random).unpacked()
         #expect(records[0].key == Array("k".utf8) && records[0].value == Array("caf\u{e9}".utf8))
     }
 
@@ -210,6 +210,34 @@ import Testing
         #expect(code("[{\"key\":\"traceparent\",\"value\":null},{\"key\":\"TRACEPARENT\",\"value\":null}]", .confluentBinary) == 422)
         #expect(code("[{\"key\":\"x-a\",\"value\":null},{\"key\":\"x-a\",\"value\":null}]", .confluentBinary) == nil)  // repeats of plain names are Kafka's
         #expect(code("{\"x-ok\":\"1\"}") == nil)
+    }
+
+    /// Issue 24: keys and values that stand in the body as sent are spans of it (no copy); escaped
+    /// strings and base64 are decoded after it; the formats may follow the records.
+    @Test mutating func packedRecordsPointIntoTheBody() throws {
+        let body = Array(#"{"records":[{"key":"k1","value":"plain"},{"key":"e\u00e9","value":"x"}],"keyFormat":"string"}"#.utf8)
+        let batch = try ProduceFront.decode(.lightMesh, topic: "t", body: body, context: ProduceContext(correlationId: "c"), random: &random)
+        #expect(batch.records[0].value.start < body.count && batch.records[0].key.start < body.count)
+        #expect(batch.bytes(batch.records[1].key).map(Array.init) == Array("e\u{e9}".utf8) && batch.records[1].key.start >= body.count)
+        #expect(batch.unpacked().map { $0.headers.first { $0.key == "x-correlation-id" }?.value } == [Array("c".utf8), Array("c".utf8)])
+        // A format named after the records reads them again with it.
+        let late = Array(#"{"records":[{"key":"AQI=","value":"a\/8="}],"keyFormat":"binary","valueFormat":"binary"}"#.utf8)
+        let again = try ProduceFront.decode(.lightMesh, topic: "t", body: late, context: ProduceContext(correlationId: "c"), random: &random).unpacked()
+        #expect(again[0].key == [1, 2] && again[0].value == [0x6B, 0xFF])  // "a\/8=": an escaped slash is still base64
+        #expect(again[0].headers.first { $0.key == "x-correlation-id" }?.value == Array("c".utf8))
+    }
+
+    /// Issue 24: the body is read once; when it has more than one problem, the whole-body ones
+    /// (malformed JSON, the top level, the record limit) answer, as a reader that validated first would.
+    @Test mutating func wholeBodyProblemsAnswerFirst() {
+        func code(_ body: String) -> Int? {
+            var r = SeededRandom(seed: 1)
+            do { _ = try ProduceFront.decode(.confluentJSON, topic: "t", body: Array(body.utf8), context: ProduceContext(), random: &r); return nil }
+            catch { return error.errorCode }
+        }
+        #expect(code(#"{"records":[{"value":1,"vaule":2}]} x"#) == 400)
+        #expect(code(#"{"records":[{"value":1,"vaule":2}],"extra":1}"#) == 422)
+        #expect(code(#"{"records":[{"value":1,"vaule":2}]}"#) == 422)
     }
 
     /// Issue 22: producing to Kafka's internal topics is refused unless allowed.

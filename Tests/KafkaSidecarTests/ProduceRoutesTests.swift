@@ -23,9 +23,9 @@ import Testing
 
     @Test func pathsChooseTheShapeAndOtherPathsAreLeftAlone() {
         guard case .send(let confluent) = decide("/topics/orders") else { Issue.record("Confluent path refused"); return }
-        #expect(confluent.flavour == .confluent && confluent.topic == "orders" && confluent.records.count == 1 && !confluent.async)
+        #expect(confluent.flavour == .confluent && confluent.topic == "orders" && confluent.batch.count == 1 && !confluent.async)
         guard case .send(let pinned) = decide("/topics/orders/partitions/3") else { Issue.record("partition path refused"); return }
-        #expect(pinned.records.first?.partition == 3)
+        #expect(pinned.batch.unpacked().first?.partition == 3)
         guard case .send(let light) = decide("/producers/orders", contentType: "application/json",
                                              body: Array(#"{"records":[{"value":"v"}]}"#.utf8)) else {
             Issue.record("light-mesh path refused"); return

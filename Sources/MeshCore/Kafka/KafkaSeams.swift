@@ -14,6 +14,9 @@ public protocol KafkaProducer: AnyObject, Sendable {
     /// record has its result (in the order of `records`). An adapter may do it for less per record
     /// (one completion, one bookkeeping object); the default sends them one by one.
     func sendBatch(_ records: [ProducerRecord], _ completion: @escaping @Sendable ([Result<RecordMetadata, KafkaError>]) -> Void)
+    /// Sends packed records (see ``PackedRecords``) as ``sendBatch(_:_:)`` sends plain ones. An
+    /// adapter may hand the packed bytes over without unpacking them; the default unpacks.
+    func sendPacked(_ batch: PackedRecords, _ completion: @escaping @Sendable ([Result<RecordMetadata, KafkaError>]) -> Void)
     /// Completes when every record sent before the call has completed, or `timeout` passed.
     func flush(timeout: Duration, _ completion: @escaping @Sendable (Result<Void, KafkaError>) -> Void)
     /// Registers the transactional id and fences older producers that used it.
