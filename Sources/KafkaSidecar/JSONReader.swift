@@ -284,6 +284,15 @@ struct JSONReader {
         index += 1
         var escaped = false
         while let c = peek {
+            // The common run first: printable ASCII other than `"` and `\`, in a tight loop.
+            if c >= 0x20 && c < 0x80 && c != UInt8(ascii: "\"") && c != UInt8(ascii: "\\") {
+                index = bytes.withUnsafeBufferPointer { b in
+                    var i = index + 1
+                    while i < b.count, b[i] >= 0x20, b[i] < 0x80, b[i] != UInt8(ascii: "\""), b[i] != UInt8(ascii: "\\") { i += 1 }
+                    return i
+                }
+                continue
+            }
             switch c {
             case UInt8(ascii: "\""):
                 index += 1

@@ -139,12 +139,19 @@ public enum ProduceFront {
     public static func lightMeshAnswer(_ results: [Result<RecordMetadata, KafkaError>]) -> [UInt8] {
         var w = JSONWriter(capacity: 32 + results.count * 72)
         w.raw("{\"results\":[")
+        // Every record of a request goes to one topic: its JSON is written once and copied.
+        var topic: (name: String, json: [UInt8])?
         for (n, result) in results.enumerated() {
             if n > 0 { w.raw(",") }
             switch result {
             case .success(let m):
                 w.raw("{\"topic\":")
-                w.string(m.topicPartition.topic)
+                if topic?.name != m.topicPartition.topic {
+                    var quoted = JSONWriter(capacity: m.topicPartition.topic.utf8.count + 2)
+                    quoted.string(m.topicPartition.topic)
+                    topic = (m.topicPartition.topic, quoted.bytes)
+                }
+                w.raw(topic!.json)
                 w.raw(",\"partition\":")
                 w.int(m.topicPartition.partition)
                 w.raw(",\"offset\":")

@@ -1307,7 +1307,7 @@ enum KafkaSidecarOpenAPI {
         "name": "traceparent",
         "in": "header",
         "required": false,
-        "description": "W3C trace context, continued into a new span per record",
+        "description": "W3C trace context, continued into one new span per request that every record carries",
         "schema": {
           "type": "string"
         }

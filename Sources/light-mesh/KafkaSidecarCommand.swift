@@ -19,8 +19,9 @@ struct KafkaSidecarCommand: AsyncParsableCommand {
             Produce (REST, --listen): POST /producers/{topic} (light-mesh shape), POST /topics/{topic} and \
             /topics/{topic}/partitions/{p} (Confluent REST v2 json.v2 and binary.v2, Strimzi headers and \
             timestamp, ?async=true answers 204). One idempotent producer; per-record results; the inbound \
-            traceparent is continued in a new span per record and X-Correlation-Id carried; Authorization \
-            and Cookie are never copied into records. GET /openapi.json describes it all.
+            traceparent is continued in one new span per request (its records share it) and \
+            X-Correlation-Id carried; Authorization and Cookie are never copied into records. GET \
+            /openapi.json describes it all.
 
             Reactive consumer (with --subscribe and --group): records are POSTed to --app in batches as \
             {"records":[...]}; the app answers {"statuses":[{"id","status":"SUCCESS|RETRY|DEADLETTER|DROP"}]}. \
