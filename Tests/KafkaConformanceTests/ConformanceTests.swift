@@ -75,6 +75,48 @@ extension KafkaLiveSuites {
             }
         }
 
+        /// `sendPacked` (what a REST produce request uses now): records whose keys, values and headers
+        /// are spans of one buffer come out as the plain records they stand for, null and empty
+        /// distinct, each record's own headers before the shared ones.
+        @Test(arguments: worlds)
+        func packedRecordsArriveAsThePlainRecordsTheyStandFor(_ kind: WorldKind) throws {
+            let w = try kind.make()
+            w.createTopic("packed", partitions: 1)
+            let producer = try w.cluster(client: 0).makeProducer(KafkaProducerConfig())
+            var batch = PackedRecords(topic: "packed", storage: bytes("k0v0h0"))
+            batch.shared = [KafkaHeader("traceparent", bytes("tp")), KafkaHeader("none", nil)]
+            var first = PackedRecords.Record()
+            first.key = .init(start: 0, count: 2)
+            first.value = .init(start: 2, count: 2)
+            first.partition = 0
+            first.timestamp = 1_700_000_000_000
+            batch.headers = [PackedRecords.Header("own", .init(start: 4, count: 2)), PackedRecords.Header("empty", .init(start: 0, count: 0))]
+            first.headers = 0..<2
+            var second = PackedRecords.Record()
+            second.value = batch.append(bytes("decoded"))
+            second.key = .init(start: 3, count: 0)  // empty, not null
+            second.partition = 0
+            batch.records = [first, second]
+            let results = try w.value(.seconds(60)) { (done: @escaping @Sendable (Result<[Result<RecordMetadata, KafkaError>], KafkaError>) -> Void) in
+                producer.sendPacked(batch) { done(.success($0)) }
+            }
+            #expect(try results.map { try $0.get().offset } == [0, 1])
+            var config = KafkaConsumerConfig(groupId: "packed-group")
+            config.resetPolicy = .earliest
+            let consumer = try w.cluster(client: 1).makeConsumer(config)
+            try consumer.subscribe(["packed"])
+            let got = try w.consume(consumer, count: 2).records
+            let expected = batch.unpacked()
+            #expect(expected[1].key == [] && expected[0].headers.map(\.key) == ["own", "empty", "traceparent", "none"])
+            #expect(got.count == 2)
+            for (r, s) in zip(got, expected) {
+                #expect(r.key == s.key)
+                #expect(r.value == s.value)
+                #expect(r.headers == s.headers)
+            }
+            #expect(got[0].timestamp == 1_700_000_000_000)
+        }
+
         @Test(arguments: worlds)
         func sameKeyAlwaysLandsInTheSamePartition(_ kind: WorldKind) throws {
             let w = try kind.make()
