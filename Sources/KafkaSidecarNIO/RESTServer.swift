@@ -269,7 +269,12 @@ final class RESTHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .body(var chunk):
             guard !refused else { return }
             if body.readableBytes + chunk.readableBytes > maxBodyBytes { return refuseTooLarge(context) }
-            body.writeBuffer(&chunk)
+            // A body that arrives in one chunk is kept as it is, not copied.
+            if body.readableBytes == 0 && body.capacity == 0 {
+                body = chunk
+            } else {
+                body.writeBuffer(&chunk)
+            }
         case .end:
             guard let head, !refused else { return }
             self.head = nil
