@@ -40,6 +40,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/vapor/jwt-kit", from: "5.8.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         // Vocabulary and seams shared by production adapters and the simulator.
@@ -73,6 +74,13 @@ let package = Package(
             name: "StreamQuery",
             dependencies: ["MeshCore"],
             path: "Sources/StreamQuery"
+        ),
+        // The subscription-state store on Postgres (postgres-nio): the durable ``SubscriptionStore`` the
+        // continuous queries commit to, one transaction per batch.
+        .target(
+            name: "StatePostgres",
+            dependencies: ["MeshCore", .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "Logging", package: "swift-log")],
+            path: "Sources/StatePostgres"
         ),
         // JWT verification against a JWKS (jwt-kit), for the HTTP sidecar's ingress and the Kafka REST port.
         .target(
@@ -254,6 +262,9 @@ let package = Package(
             path: "Tests/HTTPSidecarNIOTests"
         ),
         .testTarget(name: "StreamQueryTests", dependencies: ["StreamQuery", "MeshCore"], path: "Tests/StreamQueryTests"),
+        // The store contract against the in-memory store and a live Postgres (ci/test starts one and sets
+        // LIGHT_MESH_TEST_POSTGRES; without it the Postgres half is skipped and says so).
+        .testTarget(name: "StatePostgresTests", dependencies: ["StatePostgres", "MeshCore"], path: "Tests/StatePostgresTests"),
         .testTarget(name: "HTTPSidecarTests", dependencies: ["HTTPSidecar", "MeshCore", .product(name: "W3CTraceContext", package: "swift-w3c-trace-context")], path: "Tests/HTTPSidecarTests"),
         // One Kafka conformance suite, run against the simulated cluster and against librdkafka + the embedded broker.
         .testTarget(
