@@ -158,6 +158,7 @@ struct BodyReader {
         // Where `records` starts and the formats it was read with: a format named after the records
         // (light-mesh lets the members come in any order) reads them again.
         var recordsRead: (start: Int, extra: Int, key: ProduceFront.Format, value: ProduceFront.Format)?
+        var keyFormatSeen = false, valueFormatSeen = false
         var first = true
         while let name = try reader.nextMember(first: first) {
             first = false
@@ -166,8 +167,12 @@ struct BodyReader {
                 guard try reader.nextKind() == .array else { throw ProduceRequestError.constraint("'records' must be an array") }
                 recordsRead = (reader.index, extra.count, formats.key, formats.value)
                 try readRecords(formats)
-            case ("keyFormat", .lightMesh): formats.key = try ProduceFront.Format(&reader, name)
-            case ("valueFormat", .lightMesh): formats.value = try ProduceFront.Format(&reader, name)
+            case ("keyFormat", .lightMesh) where !keyFormatSeen:
+                keyFormatSeen = true
+                formats.key = try ProduceFront.Format(&reader, name)
+            case ("valueFormat", .lightMesh) where !valueFormatSeen:
+                valueFormatSeen = true
+                formats.value = try ProduceFront.Format(&reader, name)
             default:
                 throw ProduceRequestError.constraint("'\(name)' is not a field here, or is given twice")
             }

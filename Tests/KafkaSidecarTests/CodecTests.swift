@@ -238,6 +238,14 @@ import Testing
         #expect(code(#"{"records":[{"value":1,"vaule":2}]} x"#) == 400)
         #expect(code(#"{"records":[{"value":1,"vaule":2}],"extra":1}"#) == 422)
         #expect(code(#"{"records":[{"value":1,"vaule":2}]}"#) == 422)
+        // A good body with a top-level member given twice is refused too, not read with the last one.
+        var r = SeededRandom(seed: 1)
+        for body in [#"{"keyFormat":"string","keyFormat":"json","records":[{"value":"a"}]}"#,
+                     #"{"records":[{"value":"a"}],"valueFormat":"string","valueFormat":"string"}"#] {
+            #expect(throws: ProduceRequestError.self) {
+                _ = try ProduceFront.decode(.lightMesh, topic: "t", body: Array(body.utf8), context: ProduceContext(), random: &r)
+            }
+        }
     }
 
     /// Issue 22: producing to Kafka's internal topics is refused unless allowed.
