@@ -69,8 +69,7 @@ public final class RdKafkaProducer: KafkaProducer, @unchecked Sendable {
                 }
             }
         } catch {
-            let closed = error.code == "client_closed" ? KafkaError(code: "producer_closed", message: "the producer is closed") : error
-            for i in records.indices { batch.deliver(i, .failure(closed)) }
+            for i in records.indices { batch.deliver(i, .failure(Self.sendFailure(error))) }
         }
     }
 
@@ -85,6 +84,8 @@ public final class RdKafkaProducer: KafkaProducer, @unchecked Sendable {
                 batch.storage.withUnsafeBytes { storage in
                     func bytes(_ span: PackedRecords.Span) -> UnsafeRawBufferPointer? {
                         guard !span.isNull else { return nil }
+                        // librdkafka reads what this points at: a span outside the storage is a bug, never a read.
+                        precondition(span.start >= 0 && span.start <= storage.count - span.count, "a packed span outside its storage")
                         // A non-null, zero-length span still needs a non-null pointer.
                         let base = storage.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!
                         return UnsafeRawBufferPointer(start: base + span.start, count: span.count)
@@ -110,9 +111,14 @@ public final class RdKafkaProducer: KafkaProducer, @unchecked Sendable {
                 }
             }
         } catch {
-            let closed = error.code == "client_closed" ? KafkaError(code: "producer_closed", message: "the producer is closed") : error
-            for i in batch.records.indices { delivery.deliver(i, .failure(closed)) }
+            for i in batch.records.indices { delivery.deliver(i, .failure(Self.sendFailure(error))) }
         }
+    }
+
+    /// What every record of a batch fails with when the client could not be used: a closed client
+    /// is a closed producer to the caller.
+    private static func sendFailure(_ error: KafkaError) -> KafkaError {
+        error.code == "client_closed" ? KafkaError(code: "producer_closed", message: "the producer is closed") : error
     }
 
     private static func addHeader(_ headers: OpaquePointer?, _ name: String, _ value: UnsafeRawBufferPointer?) {
