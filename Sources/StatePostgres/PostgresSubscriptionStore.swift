@@ -5,8 +5,10 @@ import PostgresNIO
 
 /// ``SubscriptionStore`` on Postgres (postgres-nio): each ``StateBatch`` is one transaction.
 ///
-/// A commit locks what it checks (advisory locks on the names of the rows with preconditions and of
-/// the consumer's offsets, so absent rows are covered too, then `SELECT ... FOR UPDATE`), refuses a failed precondition (`state_conflict`) or an offset that would move
+/// Namespaces and keys are stored as UTF-8 in `bytea` columns, so any key a query makes (a NUL in a
+/// GROUP BY value included) can be held. A commit locks what it checks (advisory locks on the names
+/// of the rows with preconditions and of the consumer's offsets, so absent rows are covered too, then
+/// `SELECT ... FOR UPDATE`), refuses a failed precondition (`state_conflict`) or an offset that would move
 /// back (`offset_regression`) by rolling back, then writes in bulk: one `DELETE` for every row the
 /// batch deletes, one `INSERT ... SELECT FROM unnest(...) ON CONFLICT DO UPDATE` for every row it
 /// puts, one upsert for its offsets. A row's version grows by one per put, as the in-memory store's
@@ -40,7 +42,7 @@ public final class PostgresSubscriptionStore: SubscriptionStore {
         try await run("prepare the state tables") { [rowsTable, offsetsTable, logger, client] in
             try await client.query("""
                 CREATE TABLE IF NOT EXISTS \(unescaped: rowsTable) (
-                  namespace text NOT NULL, key text NOT NULL, value bytea NOT NULL, version bigint NOT NULL,
+                  namespace bytea NOT NULL, key bytea NOT NULL, value bytea NOT NULL, version bigint NOT NULL,
                   PRIMARY KEY (namespace, key))
                 """, logger: logger)
             try await client.query("""
@@ -57,40 +59,33 @@ public final class PostgresSubscriptionStore: SubscriptionStore {
     }
 
     public func commit(_ batch: StateBatch, _ completion: @escaping @Sendable (Result<Void, MeshError>) -> Void) {
-        Task {
-            do throws(MeshError) {
-                try await run("commit a state batch") { [self] in try await apply(batch) }
-                completion(.success(()))
-            } catch {
-                completion(.failure(error))
-            }
-        }
+        answer("commit a state batch", completion) { [self] in try await apply(batch) }
     }
 
     public func rows(namespace: String, _ completion: @escaping @Sendable (Result<[StateRow], MeshError>) -> Void) {
-        Task { [rowsTable, logger, client] in
-            do throws(MeshError) {
-                let rows = try await run("read state rows") { @Sendable () async throws -> [StateRow] in
-                    var out: [StateRow] = []
-                    let found = try await client.query("SELECT key, value, version FROM \(unescaped: rowsTable) WHERE namespace = \(namespace)",
-                                                       logger: logger)
-                    for try await (key, value, version) in found.decode((String, ByteBuffer, Int64).self) {
-                        out.append(StateRow(key: StateKey(namespace, key), value: Array(buffer: value), version: version))
-                    }
-                    return out
-                }
-                completion(.success(rows.sorted { $0.key < $1.key }))
-            } catch {
-                completion(.failure(error))
+        answer("read state rows", completion) { [rowsTable, logger, client] in
+            var out: [StateRow] = []
+            let found = try await client.query("SELECT key, value, version FROM \(unescaped: rowsTable) WHERE namespace = \(Self.text(namespace))",
+                                               logger: logger)
+            for try await (key, value, version) in found.decode((ByteBuffer, ByteBuffer, Int64).self) {
+                out.append(StateRow(key: StateKey(namespace, String(buffer: key)), value: Array(buffer: value), version: version))
             }
+            return out.sorted { $0.key < $1.key }
         }
     }
 
     public func offsets(consumer: String, _ completion: @escaping @Sendable (Result<[PartitionOffset], MeshError>) -> Void) {
+        answer("read stored offsets", completion) { [self] in
+            try await stored(consumer, on: nil).map { PartitionOffset($0.key, $0.value) }.sorted { $0.topicPartition < $1.topicPartition }
+        }
+    }
+
+    /// Runs `body` on a task (through ``run(_:_:)``) and hands its result to `completion`.
+    private func answer<T: Sendable>(_ what: String, _ completion: @escaping @Sendable (Result<T, MeshError>) -> Void,
+                                     _ body: @escaping @Sendable () async throws -> T) {
         Task {
             do throws(MeshError) {
-                let offsets = try await run("read stored offsets") { [self] in try await stored(consumer, on: nil) }
-                completion(.success(offsets.map { PartitionOffset($0.key, $0.value) }.sorted { $0.topicPartition < $1.topicPartition }))
+                completion(.success(try await run(what, body)))
             } catch {
                 completion(.failure(error))
             }
@@ -110,22 +105,25 @@ public final class PostgresSubscriptionStore: SubscriptionStore {
             // Row locks cannot lock a row that is not there yet (a precondition of "absent", a
             // consumer's first offsets): transaction-scoped advisory locks on the names do, taken in
             // one sorted order so two batches cannot deadlock on them.
-            let names = (plan.offsets.isEmpty ? [] : ["offsets/" + batch.consumer])
-                + batch.expectedVersions.keys.map { "row/" + $0.namespace + "/" + $0.key }
+            let locks = Set((plan.offsets.isEmpty ? [] : [Self.lockID("offsets", batch.consumer)])
+                + batch.expectedVersions.keys.map { Self.lockID($0.namespace, $0.key) }).sorted()
             // ci/mutants: postgres-absent-row-unlocked (the next line)
-            if !names.isEmpty {
+            if !locks.isEmpty {
                 try await connection.query("""
-                    SELECT pg_advisory_xact_lock(hashtextextended(n, 0)) FROM unnest(\(names.sorted())::text[]) WITH ORDINALITY AS l(n, i) ORDER BY i
+                    SELECT pg_advisory_xact_lock(n) FROM unnest(\(locks)::bigint[]) WITH ORDINALITY AS l(n, i) ORDER BY i
                     """, logger: logger)
             }
             if !batch.expectedVersions.isEmpty {
                 let keys = batch.expectedVersions.keys.sorted()
                 let found = try await connection.query("""
                     SELECT namespace, key, version FROM \(unescaped: rowsTable)
-                    WHERE (namespace, key) IN (SELECT * FROM unnest(\(keys.map(\.namespace))::text[], \(keys.map(\.key))::text[])) FOR UPDATE
+                    WHERE (namespace, key) IN (SELECT * FROM unnest(\(keys.map { Self.text($0.namespace) })::bytea[], \(keys.map { Self.text($0.key) })::bytea[]))
+                    FOR UPDATE
                     """, logger: logger)
                 var actual: [StateKey: Int64] = [:]
-                for try await (namespace, key, version) in found.decode((String, String, Int64).self) { actual[StateKey(namespace, key)] = version }
+                for try await (namespace, key, version) in found.decode((ByteBuffer, ByteBuffer, Int64).self) {
+                    actual[StateKey(String(buffer: namespace), String(buffer: key))] = version
+                }
                 for key in keys where (actual[key] ?? 0) != batch.expectedVersions[key]! {
                     throw Refusal(error: MeshError(code: "state_conflict",
                                                    message: "\(key.namespace)/\(key.key) is at version \(actual[key] ?? 0), expected \(batch.expectedVersions[key]!)"))
@@ -140,14 +138,16 @@ public final class PostgresSubscriptionStore: SubscriptionStore {
             if !plan.deletes.isEmpty {
                 try await connection.query("""
                     DELETE FROM \(unescaped: rowsTable)
-                    WHERE (namespace, key) IN (SELECT * FROM unnest(\(plan.deletes.map(\.namespace))::text[], \(plan.deletes.map(\.key))::text[]))
+                    WHERE (namespace, key) IN (SELECT * FROM unnest(\(plan.deletes.map { Self.text($0.namespace) })::bytea[],
+                                                                    \(plan.deletes.map { Self.text($0.key) })::bytea[]))
                     """, logger: logger)
             }
             if !plan.puts.isEmpty {
                 let values = plan.puts.map { ByteBuffer(bytes: $0.value) }
                 try await connection.query("""
                     INSERT INTO \(unescaped: rowsTable) AS r (namespace, key, value, version)
-                    SELECT * FROM unnest(\(plan.puts.map(\.key.namespace))::text[], \(plan.puts.map(\.key.key))::text[], \(values)::bytea[],
+                    SELECT * FROM unnest(\(plan.puts.map { Self.text($0.key.namespace) })::bytea[], \(plan.puts.map { Self.text($0.key.key) })::bytea[],
+                                         \(values)::bytea[],
                                          \(plan.puts.map(\.count))::bigint[])
                     ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, version = r.version + excluded.version
                     """, logger: logger)
@@ -161,6 +161,20 @@ public final class PostgresSubscriptionStore: SubscriptionStore {
                     """, logger: logger)
             }
         }
+    }
+
+    /// A namespace or key as stored: its UTF-8 in a `bytea` (a `text` column refuses NUL, and a key
+    /// made of data, such as a GROUP BY value, may hold one).
+    static func text(_ s: String) -> ByteBuffer { ByteBuffer(string: s) }
+
+    /// The advisory lock of a name: 64-bit FNV-1a of its two parts (a collision only makes two batches
+    /// wait for each other).
+    static func lockID(_ a: String, _ b: String) -> Int64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in a.utf8 + [0] + b.utf8 {
+            hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3
+        }
+        return Int64(bitPattern: hash)
     }
 
     /// The offsets stored for `consumer`, locked for the transaction when read on `connection`.

@@ -59,6 +59,12 @@ func offsets(_ store: any SubscriptionStore, _ consumer: String) async throws ->
         let t = try await rows(store, "t")
         #expect(t.map(\.key.key) == ["a", "b"] && t.map(\.value) == [[1], [2]] && t.map(\.version) == [1, 1])
         #expect(try await rows(store, "other").map(\.value) == [[]])
+        // Keys are data (a GROUP BY value): a NUL or any Unicode is held as it is.
+        var odd = StateBatch()
+        odd.writes = [.put(StateKey("n\u{0}s", "k\u{0}é🙂"), [5])]
+        odd.expectedVersions = [StateKey("n\u{0}s", "k\u{0}é🙂"): 0]
+        try await commit(store, odd).get()
+        #expect(try await rows(store, "n\u{0}s").map(\.key) == [StateKey("n\u{0}s", "k\u{0}é🙂")])
         #expect(try await offsets(store, "q1") == [PartitionOffset(TopicPartition("in", 0), 10), PartitionOffset(TopicPartition("in", 1), 3)])
         #expect(try await offsets(store, "q2").isEmpty)
     }
