@@ -131,7 +131,8 @@ struct EndpointHealthModel {
         endpoints[i].gatewayErrors = 0
     }
 
-    /// An attempt on `address` was cancelled (its app left): a probe's slot is free again.
+    /// An attempt on `address` was cancelled (its app left, or a probe was cut off by its request's
+    /// deadline before its attempt timeout): a probe's slot is free again.
     mutating func released(_ address: MeshAddress, probe: Bool) {
         guard probe, let i = endpoints.firstIndex(where: { $0.address == address }),
               case .halfOpen(let n) = endpoints[i].breaker else { return }

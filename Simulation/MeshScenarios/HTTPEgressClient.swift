@@ -37,6 +37,8 @@ final class HTTPEgressClient: SimProcess {
         var stream: StreamID
         /// Whether the reference model counted this attempt as a half-open probe.
         var modelProbe = false
+        /// When it was sent.
+        var sentAt: MeshInstant
     }
     private enum Purpose {
         /// An exchange timer, for the app connection (engine) that armed it: a later connection on the
@@ -350,7 +352,7 @@ final class HTTPEgressClient: SimProcess {
         connection.attempt = (slot, id)
         connection.pending += bytes
         connections[stream] = connection
-        attempts[slot] = Attempt(id: id, endpoint: pick.address, stream: stream, modelProbe: probe)
+        attempts[slot] = Attempt(id: id, endpoint: pick.address, stream: stream, modelProbe: probe, sentAt: host.now)
         flushPending(stream, host)
         armLinkTimer(stream, host)
     }
@@ -380,7 +382,14 @@ final class HTTPEgressClient: SimProcess {
         attempts[slot] = nil
         switch reason {
         case .appLeft: model.released(a.endpoint, probe: a.modelProbe)
-        case .attemptTimedOut, .deadlinePassed: model.ended(a.endpoint, .gatewayError, now: host.now)
+        case .attemptTimedOut: model.ended(a.endpoint, .gatewayError, now: host.now)
+        case .deadlinePassed:
+            // The model's rule: a probe that never had its whole attempt timeout says nothing.
+            if a.modelProbe && host.now - a.sentAt < config.attemptTimeout {
+                model.released(a.endpoint, probe: true)
+            } else {
+                model.ended(a.endpoint, .gatewayError, now: host.now)
+            }
         case .retryingAfterAnswer: break  // heard at the head
         }
         drop(a.stream, abortive: true, host)

@@ -135,12 +135,43 @@ import Testing
         #expect(probe.nextAttempt(pool: &pool, now: later, random: &random) != .send(again, token: nil), "a cancelled request starts no attempt")
     }
 
+    @Test func aProbeCutOffByItsRequestsDeadlineIsReleasedNotJudged() {
+        var pool = UpstreamPool(UpstreamPool.Config(), endpoints: [a])
+        var random = SeededRandom(seed: 3)
+        openBreaker(&pool, &random)
+        let later = MeshInstant.zero + .seconds(60)
+        // The oldest waiting request takes the probe with 5 ms left of its deadline.
+        var late = EgressRequest(method: "GET", deadline: later + .milliseconds(5), usesToken: false)
+        guard case .send(let pick, _) = late.nextAttempt(pool: &pool, now: later, random: &random), pick.isProbe else {
+            Issue.record("no probe"); return
+        }
+        let cut = late.deadlinePassed(pool: &pool, now: later + .milliseconds(5), attemptTimeout: .milliseconds(100))
+        #expect(cut.events.isEmpty, "a probe that never had its attempt timeout reopens nothing")
+        #expect(pool.isQuiescent)
+        // The next request gets the probe, and its answer closes the breaker.
+        var next = EgressRequest(method: "GET", deadline: later + .seconds(1), usesToken: false)
+        guard case .send(let again, _) = next.nextAttempt(pool: &pool, now: later + .milliseconds(6), random: &random), again.isProbe else {
+            Issue.record("the probe slot stayed taken"); return
+        }
+        let closed = next.responseHead(status: 200, sentToken: nil, pool: &pool, now: later + .milliseconds(7), random: &random)
+        #expect(closed.events == [.breakerClosed(a)])
+        // A probe that had its whole attempt timeout is judged: the breaker opens again.
+        var other = UpstreamPool(UpstreamPool.Config(), endpoints: [a])
+        openBreaker(&other, &random)
+        var slow = EgressRequest(method: "GET", deadline: later + .milliseconds(100), usesToken: false)
+        guard case .send(let p2, _) = slow.nextAttempt(pool: &other, now: later, random: &random), p2.isProbe else {
+            Issue.record("no second probe"); return
+        }
+        let judged = slow.deadlinePassed(pool: &other, now: later + .milliseconds(100), attemptTimeout: .milliseconds(100))
+        #expect(judged.events.contains(.breakerOpened(a)))
+    }
+
     @Test func aPassedDeadlineEndsTheAttemptAsATimeout() {
         var pool = UpstreamPool(UpstreamPool.Config(), endpoints: [a])
         var random = SeededRandom(seed: 2)
         var r = EgressRequest(method: "GET", deadline: .zero + .seconds(2), usesToken: false)
         guard case .send = r.nextAttempt(pool: &pool, now: .zero, random: &random) else { Issue.record("no attempt"); return }
-        let conclusion = r.deadlinePassed(pool: &pool, now: .zero + .seconds(2))
+        let conclusion = r.deadlinePassed(pool: &pool, now: .zero + .seconds(2), attemptTimeout: .seconds(1))
         #expect(conclusion.next == .giveUp(.noTimeLeft, .gatewayError(.responseTimeout)))
         #expect(pool.isQuiescent)
         #expect(pool.endpoints[0].outlier.gatewayErrors == 1, "the timed-out attempt counts against its endpoint")

@@ -74,7 +74,8 @@ public struct EgressExchange: Sendable {
     public enum AbandonReason: Hashable, Sendable {
         /// The attempt timeout passed before an answer's head.
         case attemptTimedOut
-        /// The whole request's deadline passed while it was under way.
+        /// The whole request's deadline passed while it was under way (a half-open probe cut off
+        /// before its attempt timeout was released without a verdict).
         case deadlinePassed
         /// Its answer's head came and is retried (a retriable status): the rest is not read.
         case retryingAfterAnswer
@@ -255,10 +256,11 @@ public struct EgressExchange: Sendable {
         }
     }
 
-    /// The whole request ran out of time: the attempt under way is recorded as a timeout and dropped.
+    /// The whole request ran out of time: the attempt under way is recorded as a timeout (a probe cut
+    /// short is released, see ``EgressRequest/deadlinePassed(pool:now:attemptTimeout:)``) and dropped.
     private mutating func deadlinePassed(_ actions: inout [Action], pool: inout UpstreamPool, now: MeshInstant) {
         let attempting = phase == .attempting
-        let conclusion = request.deadlinePassed(pool: &pool, now: now)
+        let conclusion = request.deadlinePassed(pool: &pool, now: now, attemptTimeout: settings.attemptTimeout)
         record(conclusion, &actions)
         if attempting { actions.append(.abandonAttempt(.deadlinePassed)) }
         end(&actions, refusal: Refusal(status: 504, code: "request_timeout", message: "\(settings.service) did not answer within \(settings.deadline)",

@@ -12,8 +12,9 @@ import MeshCore
 /// `nextAttempt`. `.answer`, `.noEndpoint` and `.giveUp` end the request.
 ///
 /// Every attempt ends in the pool exactly once, whatever happens around it: by its response head,
-/// by its failure, by ``deadlinePassed(pool:now:)`` (the whole request ran out of time: recorded as a
-/// timeout, answered 504 `request_timeout`) or by ``cancel(pool:now:)`` (the app went away or the
+/// by its failure, by ``deadlinePassed(pool:now:attemptTimeout:)`` (the whole request ran out of time:
+/// recorded as a timeout, answered 504 `request_timeout`; a half-open probe cut off before it had its
+/// attempt timeout is released instead) or by ``cancel(pool:now:)`` (the app went away or the
 /// sidecar stopped: the attempt is released without a verdict, so a half-open probe slot is freed
 /// instead of staying taken for good). Once ended, the request starts no more attempts.
 public struct EgressRequest: Sendable {
@@ -116,13 +117,24 @@ public struct EgressRequest: Sendable {
 
     /// The whole request ran out of time: the attempt under way (if any) is recorded as a timeout
     /// on its endpoint, and the request ends (answer 504 `request_timeout`).
-    public mutating func deadlinePassed(pool: inout UpstreamPool, now: MeshInstant) -> Conclusion {
+    ///
+    /// A half-open probe is judged only if it had its full `attemptTimeout` (nil: the transport
+    /// keeps it, so never). Cut off sooner, it is released without a verdict. The waiting request
+    /// that takes a probe is often the oldest, with only a few milliseconds left. Judging its
+    /// deadline would reopen the breaker of an endpoint that had recovered, every cycle, for good.
+    public mutating func deadlinePassed(pool: inout UpstreamPool, now: MeshInstant, attemptTimeout: Duration?) -> Conclusion {
         guard !isOver else { return Conclusion(next: .giveUp(.noTimeLeft, .gatewayError(.responseTimeout)), events: []) }
         isOver = true
         var events: [UpstreamPool.Event] = []
         if let c = current {
             current = nil
-            events = pool.record(c.pick.address, .gatewayError(.responseTimeout), latency: now - c.sentAt, now: now)
+            let ran = now - c.sentAt
+            // ci/mutants: probe-cut-judged (the next line)
+            if c.pick.isProbe && !(attemptTimeout.map { ran >= $0 } ?? false) {
+                pool.release(c.pick)
+            } else {
+                events = pool.record(c.pick.address, .gatewayError(.responseTimeout), latency: ran, now: now)
+            }
         }
         return Conclusion(next: .giveUp(.noTimeLeft, .gatewayError(.responseTimeout)), events: events)
     }
