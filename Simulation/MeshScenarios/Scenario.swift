@@ -24,6 +24,9 @@ public struct Scenario: Sendable {
             /// A Kafka sidecar pod serving the dead-letter endpoints over REST (the production job and
             /// routes), and the operator's script that replays through it (with a kafka-sidecar).
             case kafkaDeadLetterSidecar = "kafka-deadletter-sidecar", kafkaReplayClient = "kafka-replay-client"
+            /// A pod running the production continuous-query runner over the producers' topic, its
+            /// state in a simulated database (the stream-query workload).
+            case streamQuery = "stream-query"
             case httpUpstream = "http-upstream", httpClient = "http-client", httpTokenServer = "http-token-server"
             /// The ingress workload: a sidecar pod running the production ingress decisions, its app,
             /// and clients (a group named `internal…` calls from 10.0.0.0/8, others from 192.0.2.0/24).
@@ -111,7 +114,8 @@ public struct Scenario: Sendable {
         let roles = Set(s.hosts.map(\.role))
         let echo = roles.contains(.echoServer) || roles.contains(.echoClient)
         let pull = roles.contains(.kafkaPullSidecar) || roles.contains(.kafkaPullApp)
-        let kafka = roles.contains(.kafkaProducer) || roles.contains(.kafkaConsumer) || roles.contains(.kafkaSidecar) || pull
+        let streamQuery = roles.contains(.streamQuery)
+        let kafka = roles.contains(.kafkaProducer) || roles.contains(.kafkaConsumer) || roles.contains(.kafkaSidecar) || pull || streamQuery
         let sidecar = roles.contains(.kafkaSidecar)
         let replay = roles.contains(.kafkaDeadLetterSidecar) || roles.contains(.kafkaReplayClient)
         if replay && !(sidecar && s.hosts.filter({ $0.role == .kafkaDeadLetterSidecar }).map(\.count) == [1]
@@ -143,8 +147,12 @@ public struct Scenario: Sendable {
         if echo && !(roles.contains(.echoServer) && roles.contains(.echoClient)) {
             throw ConfigError(key: "hosts", "the echo workload needs an echo-server and an echo-client group")
         }
-        if kafka && !(roles.contains(.kafkaProducer) && (roles.contains(.kafkaConsumer) || sidecar || pull)) {
-            throw ConfigError(key: "hosts", "the kafka workload needs a kafka-producer group and a kafka-consumer, kafka-sidecar or kafka-pull-sidecar group")
+        if kafka && !(roles.contains(.kafkaProducer) && (roles.contains(.kafkaConsumer) || sidecar || pull || streamQuery)) {
+            throw ConfigError(key: "hosts", "the kafka workload needs a kafka-producer group and a kafka-consumer, kafka-sidecar, kafka-pull-sidecar or stream-query group")
+        }
+        if streamQuery && s.hosts.filter({ $0.role == .streamQuery }).map(\.count) != [1] {
+            // One runner reads every partition (no repartitioning yet): a second would count twice.
+            throw ConfigError(key: "hosts", "the stream-query workload runs one stream-query host")
         }
         let pullSidecars = s.hosts.filter { $0.role == .kafkaPullSidecar }.map(\.count).reduce(0, +)
         let pullApps = s.hosts.filter { $0.role == .kafkaPullApp }.map(\.count).reduce(0, +)
@@ -220,6 +228,7 @@ public struct Scenario: Sendable {
             if sidecar { invariants += KafkaSidecarChecker.invariants }
             if pull { invariants += KafkaPullChecker.invariants }
             if replay { invariants += DeadLetterReplayChecker.invariants }
+            if streamQuery { invariants += StreamQueryChecker.invariants }
             s.invariants = invariants
         } else if top.has("kafka") {
             throw ConfigError(key: "kafka", "given, but no kafka-producer / kafka-consumer hosts")

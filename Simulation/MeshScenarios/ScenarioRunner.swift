@@ -103,6 +103,7 @@ public enum ScenarioRunner {
         var sidecarChecker: KafkaSidecarChecker?
         var pullChecker: KafkaPullChecker?
         var replayChecker: DeadLetterReplayChecker?
+        var streamQueryChecker: StreamQueryChecker?
         if let config = scenario.kafka {
             var kc = SimKafkaConfig()
             kc.requestTimeout = .milliseconds(500)
@@ -183,6 +184,18 @@ public enum ScenarioRunner {
                     sim.addHost(named: "\(group.name)-\(i)") { _ in KafkaConsumerProcess(kafka: kafka, config: config, ledger: ledger) }
                 }
             }
+            if scenario.hosts.contains(where: { $0.role == .streamQuery }) {
+                kafka.createTopic(StreamQueryWorkload.sinkTopic, partitions: StreamQueryWorkload.sinkPartitions)
+                let database = SimStateDatabase()
+                let queryLedger = StreamQueryLedger()
+                for group in scenario.hosts where group.role == .streamQuery {
+                    let faults = sim.faults!
+                    sim.addHost(named: "\(group.name)-0") { _ in
+                        StreamQueryPod(kafka: kafka, database: database, config: config, faults: faults, ledger: queryLedger)
+                    }
+                }
+                streamQueryChecker = StreamQueryChecker(sim: sim, kafka: kafka, config: config, database: database, ledger: queryLedger)
+            }
             kafkaRun = (kafka, config, ledger)
         }
         sim.crashObservers.append { [unowned sim] host in sim.history.abandon(process: host.name, at: sim.now) }
@@ -205,6 +218,7 @@ public enum ScenarioRunner {
         if !sim.isStopped, let replayChecker { replayChecker.checkEnd() }
         if !sim.isStopped, let sidecarChecker { sidecarChecker.checkEnd() }
         if !sim.isStopped, let pullChecker { pullChecker.checkEnd() }
+        if !sim.isStopped, let streamQueryChecker { streamQueryChecker.checkEnd() }
         for (host, client) in httpClients where !sim.isStopped && host.isUp { client()?.checkQuiescent(host) }
 
         var ok = 0, failed = 0, unknown = 0

@@ -11,6 +11,12 @@ import MeshCore
 /// stored positions, so the records of a batch the store did not keep come again, and the outputs
 /// it did keep (the outbox, see ``QueryStateTask``) are sent again.
 ///
+/// An output the sink refuses is sent again with every later output of its key, so no change of a
+/// key lands after a later one of the same key (a reader may keep the highest outbox sequence per
+/// key, or take the log's order as a compacted table does). Outputs still on their way when a
+/// rebuild starts are not sent again (unless they follow a refused output of their key): under a
+/// backlog, sending the whole outbox at every rebuild would multiply the producer's queue.
+///
 /// Every poll, commit and load carries a ticket; an answer with a ticket that is no longer awaited
 /// (it was asked before a rebuild) is dropped. Records polled before a seek would otherwise skip the
 /// records between the stored position and theirs.
@@ -19,7 +25,10 @@ import MeshCore
 /// - `.stopped`: not started, or halted for good (the stored state does not read back).
 /// - `.loading`: the store's rows and offsets were asked for. → running (loaded), backingOff (failed)
 /// - `.polling`: a poll is out. → committing (records, or acknowledged outputs to delete), polling (nothing)
-/// - `.committing`: a batch's state is out to the store. → polling (committed, outputs sent), backingOff (failed)
+/// - `.committing`: a batch's state is out to the store. → polling (committed, outputs sent),
+///   throttled (committed, too many outputs on their way), backingOff (the commit failed or went
+///   unanswered)
+/// - `.throttled`: no poll out until the sink answered half of the outputs on their way. → polling
 /// - `.backingOff`: waiting to load again after a failure. → loading
 public struct QueryRunner: Sendable {
     /// How the runner paces itself.
@@ -31,20 +40,20 @@ public struct QueryRunner: Sendable {
         /// The wait before loading again after a failed load or commit (doubles to ``maxBackoff``).
         public var backoff: Duration = .milliseconds(50)
         public var maxBackoff: Duration = .seconds(2)
-        /// The wait before sending again the outputs the sink refused.
-        public var resendDelay: Duration = .milliseconds(100)
+        /// Most outputs on their way to the sink at once. Past it the runner stops polling until
+        /// half of them are answered: input is read no faster than the sink takes the outputs, so
+        /// the outbox and the producer's queue stay bounded.
+        public var maxOutputsInFlight: Int = 10_000
         public init() {}
     }
 
     public enum Phase: Hashable, Sendable {
-        case stopped, loading, polling, committing, backingOff
+        case stopped, loading, polling, committing, throttled, backingOff
     }
 
     public enum Timer: Hashable, Sendable {
         /// Load the state again after a failure.
         case reload
-        /// Send again the outputs the sink has not acknowledged.
-        case resend
     }
 
     public enum Event: Sendable {
@@ -85,7 +94,26 @@ public struct QueryRunner: Sendable {
     private var ticket: UInt64 = 0
     private var pending: [OutboxEntry] = []
     private var backoff: Duration
-    private var resendArmed = false
+    /// An output handed to the sink that it has not answered for yet.
+    private struct Awaiting {
+        /// Copies on their way (a resend after a refusal may add one).
+        var copies: Int
+        var key: [UInt8]?
+    }
+    /// Outputs on their way to the sink, by sequence. Kept across rebuilds: a rebuilt task does not
+    /// send them again (they are ahead in the producer's queue, in order).
+    private var awaiting: [Int64: Awaiting] = [:]
+    /// Copies of outputs on their way to the sink (a resend after a refusal may add a second one).
+    public private(set) var inFlight = 0
+    /// Outputs the sink acknowledged whose outbox rows no committed batch has deleted yet. Kept
+    /// across rebuilds: the rebuilt task hears of them, so their rows are deleted, not sent again
+    /// (sent again, an old change would land after a later change of its key).
+    private var acknowledged: Set<Int64> = []
+    /// The deletes of the batch being committed.
+    private var deleting: [Int64] = []
+    /// Per key, the lowest output the sink refused while there was no task: the next load sends
+    /// it and every later output of its key again, on their way or not.
+    private var refusedDuringRebuild: [[UInt8]?: Int64] = [:]
 
     public init(_ query: PersistentQuery, partitions: [TopicPartition], settings: Settings = Settings()) {
         self.query = query
@@ -112,15 +140,22 @@ public struct QueryRunner: Sendable {
                     phase = .stopped
                     return [.halt("the stored state of \(query.id) does not read back: \(error.message)")]
                 }
-                task = built
+                var ready = built
+                acknowledged = acknowledged.filter { ready.holds($0) }  // the others' deletes were applied
+                for sequence in acknowledged.sorted() { ready.delivered(sequence) }
+                task = ready
                 backoff = settings.backoff
                 var targets: [TopicPartition: SeekTarget] = [:]
                 for tp in partitions { targets[tp] = built.positions[tp].map { .offset($0) } ?? .beginning }
                 // ci/mutants: runner-no-seek-back (the next line)
                 var actions: [Action] = [.seek(targets)]
-                // What the store kept but the sink may not have had: again, in order, before anything new.
-                let outbox = built.outbox
-                if !outbox.isEmpty { actions.append(.send(outbox)) }
+                // What the store kept but the sink may not have had: again, in order, before anything
+                // new; not what is still on its way, unless it follows a refused output of its key.
+                let outbox = ready.outbox.filter { entry in
+                    awaiting[entry.sequence] == nil || refusedDuringRebuild[entry.record.key].map { entry.sequence >= $0 } ?? false
+                }
+                refusedDuringRebuild = [:]
+                actions += send(outbox)
                 return actions + poll()
             }
         case .polled(let t, let records):
@@ -130,6 +165,7 @@ public struct QueryRunner: Sendable {
             let batch = current.process(records)
             task = current
             pending = batch.outputs
+            deleting = batch.deleted
             phase = .committing
             ticket += 1
             return [.commit(ticket: ticket, batch.state)]
@@ -137,35 +173,61 @@ public struct QueryRunner: Sendable {
             guard phase == .committing, t == ticket else { return [] }
             guard case .success = result else { return backOff() }
             commits += 1
+            acknowledged.subtract(deleting)
+            deleting = []
             let outputs = pending
             pending = []
-            return (outputs.isEmpty ? [] : [.send(outputs)]) + poll()
+            let sent = send(outputs)
+            guard inFlight < settings.maxOutputsInFlight else {
+                phase = .throttled
+                return sent
+            }
+            return sent + poll()
         case .sent(let sequence, let result):
+            guard var waiting = awaiting[sequence] else { return [] }
+            inFlight -= 1
+            waiting.copies -= 1
+            awaiting[sequence] = waiting.copies > 0 ? waiting : nil
             switch result {
             case .success:
+                // ci/mutants: runner-forgets-acknowledgements (the next line)
+                acknowledged.insert(sequence)
                 task?.delivered(sequence)
-                return []
+                guard phase == .throttled, inFlight <= settings.maxOutputsInFlight / 2 else { return [] }
+                return poll()
             case .failure:
-                // The entry stays in the outbox; the whole outbox goes again shortly (a reader drops
-                // what it already had by its sequence).
-                guard !resendArmed else { return [] }
-                resendArmed = true
-                return [.armTimer(.resend, after: settings.resendDelay)]
+                // Another copy is still on its way, behind this one: its answer counts.
+                guard waiting.copies == 0 else { return [] }
+                guard let current = task else {
+                    refusedDuringRebuild[waiting.key] = min(refusedDuringRebuild[waiting.key] ?? .max, sequence)
+                    return []
+                }
+                guard current.holds(sequence) else { return [] }  // another copy was acknowledged
+                // The refused output again, and every later output of its key after it: sending it
+                // alone would land it after a later change of its key, and a reader that takes the
+                // log's order (a compacted table) would keep the older value.
+                // ci/mutants: runner-resend-refused-alone (the next line)
+                let again = current.outbox.filter { $0.record.key == waiting.key && $0.sequence >= sequence }
+                return send(again)
             }
         case .timerFired(.reload):
             guard phase == .backingOff else { return [] }
             return load()
-        case .timerFired(.resend):
-            resendArmed = false
-            guard phase == .polling || phase == .committing, let outbox = task?.outbox, !outbox.isEmpty else { return [] }
-            return [.send(outbox)]
         }
+    }
+
+    private mutating func send(_ entries: [OutboxEntry]) -> [Action] {
+        guard !entries.isEmpty else { return [] }
+        for entry in entries { awaiting[entry.sequence, default: Awaiting(copies: 0, key: entry.record.key)].copies += 1 }
+        inFlight += entries.count
+        return [.send(entries)]
     }
 
     private mutating func load() -> [Action] {
         phase = .loading
         task = nil
         pending = []
+        deleting = []
         ticket += 1
         return [.loadState(ticket: ticket, namespace: query.id)]
     }

@@ -6,6 +6,8 @@ import MeshCore
 public struct QueryBatch: Sendable {
     /// The batch's outputs, in order; send them once ``state`` is committed.
     public var outputs: [OutboxEntry]
+    /// The acknowledged outputs whose outbox rows ``state`` deletes.
+    public var deleted: [Int64] = []
     public var state: StateBatch
 }
 
@@ -113,6 +115,7 @@ public struct QueryStateTask: Sendable {
         var state = StateBatch()
         state.consumer = namespace
         for sequence in acknowledged { state.writes.append(.delete(StateKey(namespace, OutboxEntry.rowKey(sequence)))) }
+        let deleted = acknowledged
         acknowledged = []
         if !outputs.isEmpty {
             for entry in outputs {
@@ -137,8 +140,11 @@ public struct QueryStateTask: Sendable {
             }
             query.aggregation = op
         }
-        return QueryBatch(outputs: outputs, state: state)
+        return QueryBatch(outputs: outputs, deleted: deleted, state: state)
     }
+
+    /// Whether the output with `sequence` is in the outbox, not yet acknowledged.
+    public func holds(_ sequence: Int64) -> Bool { unacknowledged[sequence] != nil }
 
     /// The sink acknowledged the output with `sequence`: the next batch deletes its outbox row.
     /// An unknown sequence (acknowledged twice, or from before a rebuild) changes nothing.
