@@ -208,11 +208,23 @@ let package = Package(
             path: "Simulation/MeshScenarios",
             swiftSettings: simulatorSpeed
         ),
+        // Runs persistent queries in production: the QueryRunner's actions on a Kafka consumer and
+        // producer (through the seams) and the subscription store, confined to a NIO event loop.
+        .target(
+            name: "StreamQueryNIO",
+            dependencies: [
+                "MeshCore", "StreamQuery",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/StreamQueryNIO"
+        ),
         // The composition root: the only target that links both product code and the simulator.
         .executableTarget(
             name: "light-mesh",
             dependencies: [
                 "MeshCore", "MeshConfig", "MeshScenarios", "KafkaRdKafka", "HTTPSidecar", "HTTPSidecarEngines", "HTTPClientNIO", "HTTPSidecarNIO", "SidecarAuth", "KafkaSidecar", "KafkaSidecarNIO",
+                "StreamQuery", "StreamQueryNIO", "StatePostgres",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -33,6 +33,11 @@ public struct PostgresStoreSettings: Hashable, Sendable {
         database = path.isEmpty ? nil : path
     }
 
+    /// Refuses settings the store could not use (today: a table prefix that cannot name tables).
+    public func validate() throws(MeshError) {
+        if let problem = tablePrefixProblem { throw problem }
+    }
+
     /// Why `tablePrefix` cannot name tables, or `nil`: it is spliced into SQL, so only `[a-z_][a-z0-9_]*`.
     var tablePrefixProblem: MeshError? {
         let bytes = Array(tablePrefix.utf8)

@@ -14,7 +14,7 @@ struct LightMesh: AsyncParsableCommand {
               light-mesh broker --brokers 3 --topic orders:6
               light-mesh sim swarm fixtures/scenarios/http-endpoints.yaml --seeds 200
             """,
-        subcommands: [Up.self, HTTPSidecarCommand.self, KafkaSidecarCommand.self, Broker.self, Sim.self]
+        subcommands: [Up.self, HTTPSidecarCommand.self, KafkaSidecarCommand.self, StreamQueryCommand.self, Broker.self, Sim.self]
     )
 }
 
