@@ -98,13 +98,14 @@ public struct QueryStateTask: Sendable {
     public mutating func process(_ records: [ConsumerRecord]) -> QueryBatch {
         var outputs: [OutboxEntry] = []
         var touched: [TopicPartition] = []
+        let queryHeader = KafkaHeader(OutboxEntry.queryHeader, Array(namespace.utf8))
         for record in records {
             let tp = record.topicPartition
             // Counted before a crash: the stored offset is past it.
             // ci/mutants: state-replay-double-counts (the next line)
             if let next = positions[tp], record.offset < next { continue }
             for var out in query.process(record) {
-                out.headers.append(KafkaHeader(OutboxEntry.queryHeader, Array(namespace.utf8)))
+                out.headers.append(queryHeader)
                 out.headers.append(KafkaHeader(OutboxEntry.sequenceHeader, Array(String(nextSequence).utf8)))
                 outputs.append(OutboxEntry(sequence: nextSequence, record: out))
                 nextSequence += 1
