@@ -158,13 +158,15 @@ final class StreamQueryPod: SimProcess {
             for entry in entries {
                 if entry.sequence <= ledger.highestSent { host.simulation.coverage.hit("stream-query.redelivered") }
                 ledger.highestSent = max(ledger.highestSent, entry.sequence)
-                let sequence = entry.sequence
-                producer.send(entry.record) { result in
+            }
+            // One call per action, as the production driver makes it.
+            producer.sendBatch(entries.map(\.record)) { results in
+                for (entry, result) in zip(entries, results) {
                     if case .failure(let e) = result {
-                        me.value.1.log("stream-query.send-failed", sequence, 0, e.code)
+                        me.value.1.log("stream-query.send-failed", entry.sequence, 0, e.code)
                         me.value.1.simulation.coverage.hit("stream-query.output-refused")
                     }
-                    deliver(.sent(sequence: sequence, result.map { _ in () }))
+                    deliver(.sent(sequence: entry.sequence, result.map { _ in () }))
                 }
             }
         case .armTimer(let timer, let delay):

@@ -113,12 +113,14 @@ public final class QueryDriver: @unchecked Sendable {
                 deliver(.committed(ticket: ticket, result))
             }
         case .send(let entries):
-            for entry in entries {
-                let sequence = entry.sequence
-                producer.send(entry.record) { [self] result in
-                    if case .failure(let e) = result { logger.warning("the sink refused an output", metadata: ["sequence": "\(sequence)", "error": "\(e)"]) }
-                    deliver(.sent(sequence: sequence, result.map { _ in () }))
+            producer.sendBatch(entries.map(\.record)) { [self] results in
+                let answers = zip(entries, results).map { entry, result -> QueryRunner.Event in
+                    if case .failure(let e) = result {
+                        logger.warning("the sink refused an output", metadata: ["sequence": "\(entry.sequence)", "error": "\(e)"])
+                    }
+                    return .sent(sequence: entry.sequence, result.map { _ in () })
                 }
+                loop.execute { for answer in answers { self.apply(answer) } }
             }
         case .armTimer(let timer, let delay):
             loop.scheduleTask(in: .nanoseconds(delay.nanoseconds)) { self.apply(.timerFired(timer)) }
