@@ -86,7 +86,7 @@ final class StreamQueryChecker {
                 }
                 entry.offset = 0
                 if let seen = bySequence[sequence], seen != entry {
-                    return sim.violation("stream-query.redelivery-identical", "outbox sequence \(sequence) came as two different records")
+                    return sim.violation("stream-query.redelivery-identical", "outbox sequence \(sequence) came as two different records: \(Self.describe(seen)) and \(Self.describe(entry))")
                 }
                 bySequence[sequence] = entry
             }
@@ -117,6 +117,11 @@ final class StreamQueryChecker {
             let wrong = recount.keys.sorted().first { counted[$0] != recount[$0] } ?? "?"
             return sim.violation("stream-query.exact-count", "\(wrong) is counted \(counted[wrong] ?? 0), the input log holds \(recount[wrong] ?? 0)")
         }
+    }
+
+    /// A sink record's key and value, for a message.
+    static func describe(_ entry: SimLogEntry) -> String {
+        "\(String(decoding: entry.key ?? [], as: UTF8.self))=\(String(decoding: entry.value ?? [], as: UTF8.self))"
     }
 
     /// `N` of a sink value `{"N":5}`.

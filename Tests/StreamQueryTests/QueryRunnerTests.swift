@@ -155,4 +155,41 @@ import Testing
         let firstDifference = got.indices.first { $0 < expected.count && got[$0] != expected[$0] }
         #expect(firstDifference == nil, "sequence \(firstDifference.map { got[$0].sequence } ?? -1) differs from the uninterrupted run")
     }
+
+    /// Throttled with three outputs of one key on their way: the first is refused, so all three go
+    /// again; the first copies of the other two and the second of the first are delivered, and the
+    /// last answers are refusals of copies whose outputs were already delivered. The runner must
+    /// poll again: no answer is left to wake it.
+    @Test func aThrottledRunnerPollsAgainWhenItsLastAnswersAreRefusalsOfDeliveredOutputs() throws {
+        var settings = QueryRunner.Settings()
+        settings.maxOutputsInFlight = 2
+        var runner = QueryRunner(try states.query(), partitions: [TopicPartition("pv", 0)], settings: settings)
+        func ticket(_ actions: [QueryRunner.Action]) -> UInt64? {
+            for case .poll(let t, _, _) in actions { return t }
+            for case .commit(let t, _) in actions { return t }
+            for case .loadState(let t, _) in actions { return t }
+            return nil
+        }
+        var t = try #require(ticket(runner.handle(.started)))
+        t = try #require(ticket(runner.handle(.stateLoaded(ticket: t, .success(([], []))))))
+        let records = (0..<3).map { i in
+            ConsumerRecord(topicPartition: TopicPartition("pv", 0), offset: Int64(i), key: nil,
+                           value: Array(#"{"userid":"u1","page":"p","amount":1.0}"#.utf8), headers: [], timestamp: Int64(i))
+        }
+        t = try #require(ticket(runner.handle(.polled(ticket: t, records))))
+        let committed = runner.handle(.committed(ticket: t, .success(())))
+        guard case .send(let outputs)? = committed.first, outputs.count == 3 else { Issue.record("not three outputs: \(committed)"); return }
+        #expect(runner.phase == .throttled)
+        let (s0, s1, s2) = (outputs[0].sequence, outputs[1].sequence, outputs[2].sequence)
+        let refused = KafkaError(code: "timed_out", message: "no")
+        guard case .send(let again)? = runner.handle(.sent(sequence: s0, .failure(refused))).first else { Issue.record("no resend"); return }
+        #expect(again.map(\.sequence) == [s0, s1, s2], "the refused output and its key's later ones go again")
+        #expect(runner.handle(.sent(sequence: s1, .success(()))).isEmpty)
+        #expect(runner.handle(.sent(sequence: s2, .success(()))).isEmpty)
+        #expect(runner.handle(.sent(sequence: s0, .success(()))).isEmpty)
+        var last = runner.handle(.sent(sequence: s1, .failure(refused)))
+        last += runner.handle(.sent(sequence: s2, .failure(refused)))
+        #expect(ticket(last) != nil && runner.phase == .polling, "still throttled after every answer: \(last)")
+        #expect(runner.inFlight == 0)
+    }
 }

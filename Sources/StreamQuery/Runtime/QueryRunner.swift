@@ -23,7 +23,7 @@ import MeshCore
 ///
 /// Phases (``phase``):
 /// - `.stopped`: not started, or halted for good (the stored state does not read back).
-/// - `.loading`: the store's rows and offsets were asked for. → running (loaded), backingOff (failed)
+/// - `.loading`: the store's rows and offsets were asked for. → polling (loaded), backingOff (failed)
 /// - `.polling`: a poll is out. → committing (records, or acknowledged outputs to delete), polling (nothing)
 /// - `.committing`: a batch's state is out to the store. → polling (committed, outputs sent),
 ///   throttled (committed, too many outputs on their way), backingOff (the commit failed or went
@@ -133,20 +133,19 @@ public struct QueryRunner: Sendable {
             case .failure:
                 return backOff()
             case .success(let state):
-                let built: QueryStateTask
+                var ready: QueryStateTask
                 do {
-                    built = try QueryStateTask(query, rows: state.rows, offsets: state.offsets)
+                    ready = try QueryStateTask(query, rows: state.rows, offsets: state.offsets)
                 } catch {
                     phase = .stopped
                     return [.halt("the stored state of \(query.id) does not read back: \(error.message)")]
                 }
-                var ready = built
                 acknowledged = acknowledged.filter { ready.holds($0) }  // the others' deletes were applied
                 for sequence in acknowledged.sorted() { ready.delivered(sequence) }
                 task = ready
                 backoff = settings.backoff
                 var targets: [TopicPartition: SeekTarget] = [:]
-                for tp in partitions { targets[tp] = built.positions[tp].map { .offset($0) } ?? .beginning }
+                for tp in partitions { targets[tp] = ready.positions[tp].map { .offset($0) } ?? .beginning }
                 // ci/mutants: runner-no-seek-back (the next line)
                 var actions: [Action] = [.seek(targets)]
                 // What the store kept but the sink may not have had: again, in order, before anything
@@ -188,28 +187,36 @@ public struct QueryRunner: Sendable {
             inFlight -= 1
             waiting.copies -= 1
             awaiting[sequence] = waiting.copies > 0 ? waiting : nil
+            var actions: [Action] = []
             switch result {
             case .success:
                 // ci/mutants: runner-forgets-acknowledgements (the next line)
                 acknowledged.insert(sequence)
                 task?.delivered(sequence)
-                guard phase == .throttled, inFlight <= settings.maxOutputsInFlight / 2 else { return [] }
-                return poll()
+            case .failure where waiting.copies > 0:
+                break  // another copy is still on its way, behind this one: its answer counts
             case .failure:
-                // Another copy is still on its way, behind this one: its answer counts.
-                guard waiting.copies == 0 else { return [] }
                 guard let current = task else {
                     refusedDuringRebuild[waiting.key] = min(refusedDuringRebuild[waiting.key] ?? .max, sequence)
                     return []
                 }
-                guard current.holds(sequence) else { return [] }  // another copy was acknowledged
+                guard current.holds(sequence) else { break }  // another copy was acknowledged
                 // The refused output again, and every later output of its key after it: sending it
                 // alone would land it after a later change of its key, and a reader that takes the
                 // log's order (a compacted table) would keep the older value.
+                // Not the outputs of the batch being committed: they go out after its commit, and a
+                // refused commit gives their sequences to the outputs of the records processed again.
+                // ci/mutants: runner-resends-uncommitted (the next line)
+                let committedBelow = pending.first?.sequence ?? .max
                 // ci/mutants: runner-resend-refused-alone (the next line)
-                let again = current.outbox.filter { $0.record.key == waiting.key && $0.sequence >= sequence }
-                return send(again)
+                let again = current.outbox.filter { $0.record.key == waiting.key && $0.sequence >= sequence && $0.sequence < committedBelow }
+                actions = send(again)
             }
+            // Whatever the answer, a throttled runner polls again once half are answered: the last
+            // answers may all be refusals of outputs another copy already delivered.
+            // ci/mutants: runner-throttle-waits-for-success (the next line)
+            if phase == .throttled, inFlight <= settings.maxOutputsInFlight / 2 { actions += poll() }
+            return actions
         case .timerFired(.reload):
             guard phase == .backingOff else { return [] }
             return load()
